@@ -1,0 +1,254 @@
+"""Binding written arguments to a signature and converting each value to its kind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from archdsl import ir
+from archdsl.diagnostics import Diagnostic, did_you_mean, error
+from archdsl.signatures import INITS, Param
+from archdsl.syntax import Arg, Value
+
+
+class BindError(Exception):
+    """Carries the diagnostic of a bad argument."""
+
+    def __init__(self, diagnostic: Diagnostic):
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
+
+
+def fail(code: str, span: ir.Span, message: str, hint: str = "") -> BindError:
+    """A BindError with an error diagnostic."""
+    return BindError(error(code, span, message, hint))
+
+
+def bind(callee: str, args: tuple[Arg, ...], params: tuple[Param, ...], span: ir.Span) -> dict:
+    """Match positional and keyword arguments to `params`; convert each; check required ones."""
+    bound: dict[str, Any] = {}
+    names = [p.name for p in params]
+    by_name = {p.name: p for p in params}
+    seen_keyword = False
+    for index, arg in enumerate(args):
+        if arg.key is None:
+            if seen_keyword:
+                raise fail("E016", arg.span, f"positional argument after a keyword in `{callee}`")
+            if index >= len(params):
+                raise fail(
+                    "E016",
+                    arg.span,
+                    f"`{callee}` takes at most {len(params)} positional argument(s), got {len(args)}",
+                    f"arguments in order: {', '.join(names) or 'none'}",
+                )
+            param = params[index]
+        else:
+            seen_keyword = True
+            if arg.key not in by_name:
+                choices = names or ["(no arguments)"]
+                raise fail(
+                    "E003",
+                    arg.span,
+                    f"`{callee}` has no argument `{arg.key}`",
+                    did_you_mean(arg.key, choices),
+                )
+            param = by_name[arg.key]
+        if param.name in bound:
+            raise fail("E016", arg.span, f"argument `{param.name}` of `{callee}` given twice")
+        bound[param.name] = convert(param, arg.value, callee)
+    for p in params:
+        if p.required and p.name not in bound:
+            raise fail(
+                "E005",
+                span,
+                f"`{callee}` needs argument `{p.name}`",
+                f"write it as `{p.name}=...` or in position {names.index(p.name) + 1}",
+            )
+    return bound
+
+
+def convert(param: Param, v: Value, callee: str) -> Any:
+    """Convert one written value to what `param.kind` asks for."""
+    kind = param.kind
+    where = f"`{param.name}` of `{callee}`"
+    if kind.startswith("choice:"):
+        return _choice(v, kind[len("choice:") :].split("|"), where)
+    return CONVERTERS[kind](v, where)
+
+
+def _number(v: Value, where: str) -> float:
+    if v.kind != "number":
+        raise fail("E004", v.span, f"{where} must be a number, not {_describe(v)}")
+    return v.value
+
+
+def _int(v: Value, where: str) -> int:
+    if v.kind != "number" or not isinstance(v.value, int):
+        raise fail("E004", v.span, f"{where} must be a whole number, not {_describe(v)}")
+    return v.value
+
+
+def _count(v: Value, where: str) -> int:
+    n = _int(v, where)
+    if n <= 0:
+        raise fail("E006", v.span, f"{where} must be positive, got {n}")
+    return n
+
+
+def _opt_int(v: Value, where: str) -> int | None:
+    if v.kind == "name" and v.value == "none":
+        return None
+    n = _int(v, where)
+    if n < 0:
+        raise fail("E006", v.span, f"{where} must not be negative, got {n}")
+    return n
+
+
+def _nonneg(v: Value, where: str) -> float:
+    x = _number(v, where)
+    if x < 0:
+        raise fail("E006", v.span, f"{where} must not be negative, got {x}")
+    return x
+
+
+def _pair(v: Value, where: str) -> tuple[int, int]:
+    if v.kind == "dims" and len(v.value) == 2:
+        h, w = v.value
+    elif v.kind == "number" and isinstance(v.value, int):
+        h = w = v.value
+    else:
+        raise fail("E004", v.span, f"{where} must be a whole number or H x W, not {_describe(v)}")
+    if h <= 0 or w <= 0:
+        raise fail("E006", v.span, f"{where} must be positive, got {h} x {w}")
+    return (h, w)
+
+
+def _pad(v: Value, where: str):
+    if v.kind == "name" and v.value in ("same", "valid"):
+        return v.value
+    if v.kind == "dims" and len(v.value) == 2:
+        return tuple(v.value)
+    if v.kind == "number" and isinstance(v.value, int):
+        if v.value < 0:
+            raise fail("E006", v.span, f"{where} must not be negative, got {v.value}")
+        return (v.value, v.value)
+    raise fail(
+        "E004", v.span, f"{where} must be a number, H x W, `same` or `valid`, not {_describe(v)}"
+    )
+
+
+def _bool(v: Value, where: str) -> bool:
+    if v.kind == "name" and v.value in ("true", "false"):
+        return v.value == "true"
+    raise fail("E004", v.span, f"{where} must be `true` or `false`, not {_describe(v)}")
+
+
+def _choice(v: Value, choices: list[str], where: str) -> str:
+    if v.kind == "name" and v.value in choices:
+        return v.value
+    hint = did_you_mean(str(v.value), choices) if v.kind == "name" else ""
+    if not hint:
+        hint = "expected one of: " + ", ".join(f"`{c}`" for c in choices)
+    raise fail("E004", v.span, f"{where} must be one of {', '.join(choices)}, not {_describe(v)}", hint)
+
+
+def _names(v: Value, where: str) -> tuple[str, ...]:
+    items = v.value if v.kind == "list" else (v,)
+    out = []
+    for item in items:
+        if item.kind != "name":
+            raise fail("E004", item.span, f"{where} takes names, not {_describe(item)}")
+        out.append(item.value)
+    return tuple(out)
+
+
+def _numbers(v: Value, where: str, element) -> tuple:
+    if v.kind != "list":
+        raise fail("E004", v.span, f"{where} must be a list such as [1, 2, 3], not {_describe(v)}")
+    return tuple(element(item, where) for item in v.value)
+
+
+def init_value(v: Value, where: str) -> ir.BaseModel:
+    """An initialiser written as a name (`zeros`) or a call (`normal(std=0.01)`)."""
+    if v.kind not in ("name", "call") or v.value not in INITS:
+        if v.kind in ("name", "call"):
+            raise fail(
+                "E004",
+                v.span,
+                f"{where}: unknown initialiser `{v.value}`",
+                did_you_mean(v.value, INITS),
+            )
+        raise fail("E004", v.span, f"{where} must be an initialiser, not {_describe(v)}")
+    values = bind(v.value, v.args, INITS[v.value], v.span)
+    return build_init(v.value, values, v.span)
+
+
+def build_init(name: str, values: dict, span: ir.Span):
+    """The IR initialiser for a bound call."""
+    if name == "zeros":
+        return ir.Constant(value=0.0)
+    if name == "ones":
+        return ir.Constant(value=1.0)
+    if name == "normal" and values["std"] <= 0:
+        raise fail("E006", span, f"`normal` needs a positive std, got {values['std']}")
+    if name == "uniform" and values["high"] <= values["low"]:
+        raise fail("E004", span, "`uniform` needs low < high")
+    cls = INIT_CLASSES[name]
+    return validated(cls, values, span, name)
+
+
+def _bias(v: Value, where: str):
+    """`true`, `false`, or an initialiser (which implies `true`)."""
+    if v.kind == "name" and v.value in ("true", "false"):
+        return v.value == "true"
+    return init_value(v, where)
+
+
+def validated(cls, values: dict, span: ir.Span, what: str):
+    """Build a pydantic model, turning its validation errors into an E004 diagnostic."""
+    from pydantic import ValidationError
+
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise fail("E004", span, f"`{field}` of `{what}`: {first['msg'].lower()}") from None
+
+
+def _describe(v: Value) -> str:
+    """How a written value reads in a message."""
+    if v.kind == "dims":
+        return "`" + " x ".join(str(d) for d in v.value) + "`"
+    if v.kind == "list":
+        return "a list"
+    if v.kind == "call":
+        return f"`{v.value}(...)`"
+    return f"`{v.value}`"
+
+
+INIT_CLASSES = {
+    "normal": ir.Normal,
+    "uniform": ir.Uniform,
+    "constant": ir.Constant,
+    "he_normal": ir.HeNormal,
+    "he_uniform": ir.HeUniform,
+    "glorot_normal": ir.GlorotNormal,
+    "glorot_uniform": ir.GlorotUniform,
+    "fan_in_uniform": ir.FanInUniform,
+}
+
+CONVERTERS = {
+    "float": _number,
+    "nonneg": _nonneg,
+    "int": _int,
+    "opt_int": _opt_int,
+    "count": _count,
+    "pair": _pair,
+    "pad": _pad,
+    "bool": _bool,
+    "bias": _bias,
+    "init": init_value,
+    "names": _names,
+    "ints": lambda v, w: _numbers(v, w, _count),
+    "floats": lambda v, w: _numbers(v, w, _number),
+}

@@ -1,0 +1,97 @@
+"""Graph-level checks: duplicate and undefined names, cycles, unused statements, source order."""
+
+from __future__ import annotations
+
+from archdsl import ir
+from archdsl.diagnostics import Diagnostic, did_you_mean, error, warning
+
+
+def resolve(graph: ir.Graph) -> tuple[list[ir.Statement], list[Diagnostic]]:
+    """Statements in an order where every input comes first, plus naming diagnostics."""
+    diagnostics: list[Diagnostic] = []
+    defined: dict[str, ir.Span] = {}
+    for name, span in [(i.name, i.span) for i in graph.inputs] + [
+        (s.name, s.span) for s in graph.statements
+    ]:
+        if name in defined:
+            first = defined[name]
+            diagnostics.append(
+                error("E009", span, f"`{name}` is already defined on line {first.line}", "rename one of them")
+            )  # fmt: skip
+        else:
+            defined[name] = span
+    for stmt in graph.statements:
+        for name in stmt.inputs:
+            if name not in defined:
+                diagnostics.append(
+                    error("E010", stmt.span, f"`{stmt.name}` reads `{name}`, which is not defined",
+                          did_you_mean(name, defined))
+                )  # fmt: skip
+    if diagnostics:
+        return [], diagnostics
+    order, cycle = _topological(graph)
+    if cycle:
+        path = " -> ".join(s.name for s in cycle) + f" -> {cycle[0].name}"
+        return [], [error("E011", cycle[0].span, f"statements form a cycle: {path}",
+                          "a statement cannot (even indirectly) read its own output")]  # fmt: skip
+    return order, _unused(graph)
+
+
+def _topological(graph: ir.Graph) -> tuple[list[ir.Statement], list[ir.Statement]]:
+    """Kahn's algorithm in source order; returns (order, a cycle if one exists)."""
+    by_name = {s.name: s for s in graph.statements}
+    pending = {s.name: {n for n in s.inputs if n in by_name} for s in graph.statements}
+    readers: dict[str, list[str]] = {name: [] for name in by_name}
+    for s in graph.statements:
+        for n in set(s.inputs):
+            if n in by_name:
+                readers[n].append(s.name)
+    ready = [s.name for s in graph.statements if not pending[s.name]]
+    order: list[ir.Statement] = []
+    while ready:
+        name = ready.pop(0)
+        order.append(by_name[name])
+        for reader in readers[name]:
+            pending[reader].discard(name)
+            if not pending[reader]:
+                ready.append(reader)
+    if len(order) == len(graph.statements):
+        return order, []
+    return order, _find_cycle(by_name, {n for n, p in pending.items() if p})
+
+
+def _find_cycle(by_name: dict, stuck: set[str]) -> list[ir.Statement]:
+    """Walk inputs among the stuck statements until a name repeats."""
+    start = min(stuck, key=lambda n: by_name[n].span.line)
+    path, seen = [start], {start: 0}
+    while True:
+        nxt = next(n for n in by_name[path[-1]].inputs if n in stuck)
+        if nxt in seen:
+            cycle = path[seen[nxt] :]
+            return [by_name[n] for n in reversed(cycle)]
+        seen[nxt] = len(path)
+        path.append(nxt)
+
+
+def _unused(graph: ir.Graph) -> list[Diagnostic]:
+    """Statements and inputs whose values never reach the output."""
+    by_name = {s.name: s for s in graph.statements}
+    live, stack = set(), [graph.output]
+    while stack:
+        name = stack.pop()
+        if name in live:
+            continue
+        live.add(name)
+        if name in by_name:
+            stack.extend(by_name[name].inputs)
+    out = []
+    for s in graph.statements:
+        if s.name not in live:
+            out.append(
+                warning("W103", s.span, f"`{s.name}` is computed but never reaches the output `{graph.output}`",
+                        "use it (e.g. in `concat`/`add` or with `from`) or delete it")
+            )  # fmt: skip
+    for i in graph.inputs:
+        if i.name not in live:
+            out.append(warning("W103", i.span, f"input `{i.name}` is never read", "read it or delete it"))
+    return out

@@ -1,0 +1,367 @@
+"""Syntax tree to IR: declarations, names, op arguments, initialiser defaults, the train recipe."""
+
+from __future__ import annotations
+
+import keyword
+
+from archdsl import ir
+from archdsl.binding import BindError, bind, convert, fail, init_value, validated
+from archdsl.diagnostics import Diagnostic, did_you_mean, error
+from archdsl.signatures import (
+    AUGMENTS,
+    LEARNED,
+    LOSSES,
+    MULTI_INPUT,
+    OPS,
+    OPTIMIZERS,
+    SCHEDULES,
+    Param,
+)
+from archdsl.syntax import (
+    Element,
+    InitDecl,
+    InputDecl,
+    ModelDecl,
+    Module,
+    Setting,
+    StatementNode,
+    TrainBlock,
+    Value,
+)
+
+IDENTIFIER_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+LANGUAGE_WORDS = {"model", "input", "init", "train", "from", "expect", "true", "false", "none"}
+# Attributes of torch.nn.Module / keras.Model that a layer name would shadow in generated code.
+FRAMEWORK_MEMBERS = {
+    "forward", "training", "parameters", "buffers", "modules", "children", "state_dict",
+    "load_state_dict", "to", "cuda", "cpu", "eval", "train", "apply", "zero_grad", "type",
+    "float", "double", "half", "register_buffer", "named_parameters", "call", "build",
+    "layers", "weights", "inputs", "outputs", "compile", "fit", "predict", "summary", "name",
+    "self", "super", "nn", "torch", "keras", "ops", "x", "F", "reset_parameters",
+}  # fmt: skip
+DEFAULT_WEIGHT_INIT = ir.GlorotUniform()
+DEFAULT_BIAS_INIT = ir.Constant(value=0.0)
+INIT_TARGETS = ("weight", "bias")
+
+
+def unsafe_identifier(name: str) -> str | None:
+    """Why `name` cannot become a Python identifier in generated code, or None."""
+    if not name or name[0].isdigit() or not set(name) <= IDENTIFIER_CHARS:
+        return "only ASCII letters, digits and `_` are allowed, not starting with a digit"
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name):
+        return "it is a Python keyword"
+    if name in LANGUAGE_WORDS:
+        return "it is a word of the .arch language"
+    if name.startswith("__"):
+        return "names starting with `__` are reserved"
+    if name in FRAMEWORK_MEMBERS:
+        return "generated code uses it (a framework method or a local name)"
+    return None
+
+
+class _Lowering:
+    """Walks a Module once, collecting diagnostics instead of stopping at the first problem."""
+
+    def __init__(self, module: Module):
+        self.module = module
+        self.diagnostics: list[Diagnostic] = []
+        self.defaults: dict[tuple[str, ...], object] = {}
+
+    def run(self) -> ir.Graph | None:
+        items = self.module.items
+        model = self._model(items)
+        inputs = self._inputs(items)
+        self._init_defaults(items)
+        statements = self._statements(items, inputs)
+        train = self._train(items)
+        if any(d.severity == "error" for d in self.diagnostics) or model is None or not inputs:
+            return None
+        return ir.Graph(
+            name=model.name,
+            file=self.module.file,
+            inputs=tuple(inputs),
+            statements=tuple(statements),
+            train=train,
+            output=statements[-1].name if statements else inputs[-1].name,
+        )
+
+    def _report(self, d: Diagnostic) -> None:
+        self.diagnostics.append(d)
+
+    def _name_ok(self, name: str, span: ir.Span, what: str) -> bool:
+        why = unsafe_identifier(name)
+        if why:
+            self._report(error("E015", span, f"{what} `{name}` cannot be used: {why}", _rename_hint(name)))
+        return why is None
+
+    def _model(self, items) -> ModelDecl | None:
+        decls = [i for i in items if isinstance(i, ModelDecl)]
+        if not decls:
+            self._report(
+                error("E017", _file_start(self.module.file), "the spec has no `model NAME` line",
+                      "start the file with e.g. `model AlexNet`")
+            )  # fmt: skip
+            return None
+        for extra in decls[1:]:
+            self._report(error("E017", extra.span, "a second `model` declaration", "keep one"))
+        self._name_ok(decls[0].name, decls[0].name_span, "model name")
+        return decls[0]
+
+    def _inputs(self, items) -> list[ir.Input]:
+        decls = [i for i in items if isinstance(i, InputDecl)]
+        if not decls:
+            self._report(
+                error("E017", _file_start(self.module.file), "the spec has no `input` declaration",
+                      "add e.g. `input image: 3 x 227 x 227`")
+            )  # fmt: skip
+        inputs = []
+        for d in decls:
+            if not self._name_ok(d.name, d.name_span, "input name"):
+                continue
+            if len(d.dims) not in (1, 3):
+                self._report(
+                    error("E004", d.dims_span, f"input `{d.name}` has {len(d.dims)} dimension(s)",
+                          "write C x H x W for images or a single number for features")
+                )  # fmt: skip
+                continue
+            bad = [x for x in d.dims if not isinstance(x, int) or x <= 0]
+            if bad:
+                self._report(
+                    error("E006", d.dims_span, f"input `{d.name}` has a non-positive or fractional size {bad[0]}")
+                )  # fmt: skip
+                continue
+            inputs.append(ir.Input(name=d.name, shape=d.dims, span=d.span))
+        return inputs
+
+    def _init_defaults(self, items) -> None:
+        for d in (i for i in items if isinstance(i, InitDecl)):
+            try:
+                self.defaults[self._init_target(d)] = init_value(d.value, "the default initialiser")
+            except BindError as exc:
+                self._report(exc.diagnostic)
+
+    def _init_target(self, d: InitDecl) -> tuple[str, ...]:
+        target = d.target
+        valid = [(t,) for t in INIT_TARGETS] + [(k, t) for k in LEARNED for t in INIT_TARGETS]
+        if target not in valid:
+            choices = [".".join(v) for v in valid]
+            raise fail(
+                "E003",
+                d.target_span,
+                f"cannot set a default initialiser for `{'.'.join(target)}`",
+                did_you_mean(".".join(target), choices),
+            )
+        return target
+
+    def _statements(self, items, inputs: list[ir.Input]) -> list[ir.Statement]:
+        out: list[ir.Statement] = []
+        previous = inputs[0].name if inputs else None
+        for node in (i for i in items if isinstance(i, StatementNode)):
+            stmt = self._statement(node, previous)
+            if stmt is not None:
+                out.append(stmt)
+            previous = node.name
+        return out
+
+    def _statement(self, node: StatementNode, previous: str | None) -> ir.Statement | None:
+        ok = self._name_ok(node.name, node.name_span, "statement name")
+        inputs: tuple[str, ...] = (previous,) if previous else ()
+        if node.source:
+            inputs = (node.source[0],)
+        ops = []
+        for index, element in enumerate(node.elements):
+            try:
+                if element.name in MULTI_INPUT:
+                    inputs = self._multi_inputs(node, element, index)
+                ops.append(self._op(element))
+            except BindError as exc:
+                self._report(exc.diagnostic)
+                ok = False
+        expect = None
+        if node.expect:
+            dims, span = node.expect
+            if any(not isinstance(x, int) or x <= 0 for x in dims):
+                self._report(error("E006", span, "`expect` sizes must be positive whole numbers"))
+                ok = False
+            expect = dims
+        if not ok or not inputs:
+            return None
+        return ir.Statement(
+            name=node.name,
+            span=node.span,
+            inputs=inputs,
+            ops=tuple(ops),
+            expect=expect,
+            expect_span=node.expect[1] if node.expect else None,
+        )
+
+    def _multi_inputs(self, node: StatementNode, element: Element, index: int) -> tuple[str, ...]:
+        """The named inputs of a leading concat/add."""
+        if index != 0:
+            raise fail(
+                "E004",
+                element.span,
+                f"`{element.name}` must start its statement: it takes named inputs",
+                f"write `{node.name} = {element.name}(a, b) |> ...`",
+            )
+        if node.source:
+            raise fail(
+                "E004", node.source[1], f"`{element.name}` names its inputs; `from` is not needed"
+            )
+        names = []
+        for arg in element.args:
+            if arg.key is not None or arg.value.kind != "name":
+                raise fail(
+                    "E004",
+                    arg.span,
+                    f"`{element.name}` takes the names of earlier statements or inputs",
+                    f"e.g. `{element.name}(branch1, branch2)`",
+                )
+            names.append(arg.value.value)
+        if len(names) < 2:
+            raise fail("E005", element.span, f"`{element.name}` needs at least two inputs")
+        return tuple(names)
+
+    def _op(self, element: Element):
+        name = element.name
+        if name not in OPS:
+            raise fail("E002", element.name_span, f"unknown op `{name}`", did_you_mean(name, OPS))
+        args = () if name in MULTI_INPUT else element.args
+        values = bind(name, args, OPS[name], element.span)
+        return build_op(name, values, element.span, self.defaults)
+
+    def _train(self, items) -> ir.Train:
+        blocks = [i for i in items if isinstance(i, TrainBlock)]
+        for extra in blocks[1:]:
+            self._report(error("E017", extra.span, "a second `train` section", "merge them into one"))
+        if not blocks:
+            return ir.Train()
+        block = blocks[0]
+        fields: dict = {"span": block.span}
+        seen: set[str] = set()
+        for setting in block.settings:
+            try:
+                if setting.key in seen:
+                    raise fail("E016", setting.key_span, f"train setting `{setting.key}` given twice")
+                seen.add(setting.key)
+                fields[setting.key] = _setting(setting)
+            except BindError as exc:
+                self._report(exc.diagnostic)
+        try:
+            return validated(ir.Train, fields, block.span, "train")
+        except BindError as exc:
+            self._report(exc.diagnostic)
+            return ir.Train()
+
+
+def build_op(name: str, values: dict, span: ir.Span, defaults: dict):
+    """The IR op for a bound element, with initialiser defaults filled in."""
+    values = dict(values)
+    if name in ("maxpool", "avgpool"):
+        values.setdefault("stride", values["kernel"])
+    if name in LEARNED:
+        bias = values.pop("bias", True)
+        values["bias"] = bias is not False
+        values["bias_init"] = bias if not isinstance(bias, bool) else _default(defaults, name, "bias")
+        values["weight_init"] = values.pop("weight", None) or _default(defaults, name, "weight")
+    if name in ("relu", "relu6", "tanh", "sigmoid"):
+        return ir.Activation(op=name, span=span)
+    return validated(OP_CLASSES[name], {**values, "span": span}, span, name)
+
+
+def _default(defaults: dict, kind: str, target: str):
+    """The initialiser for `kind.target`: per-kind default, then global, then built-in."""
+    builtin = DEFAULT_WEIGHT_INIT if target == "weight" else DEFAULT_BIAS_INIT
+    return defaults.get((kind, target), defaults.get((target,), builtin))
+
+
+def _setting(s: Setting):
+    """One train setting, validated into its IR value."""
+    key, v = s.key, s.value
+    if key in ("batch", "epochs"):
+        return convert(_PARAM_COUNT, v, key)
+    if key == "augment":
+        items = v.value if v.kind == "list" else (v,)
+        return tuple(_recipe_call(item, AUGMENTS, "augmentation", AUGMENT_CLASSES) for item in items)
+    tables = {
+        "optimizer": (OPTIMIZERS, OPTIMIZER_CLASSES),
+        "schedule": (SCHEDULES, SCHEDULE_CLASSES),
+        "loss": (LOSSES, LOSS_CLASSES),
+    }
+    if key not in tables:
+        raise fail(
+            "E019", s.key_span, f"unknown train setting `{key}`", did_you_mean(key, (*tables, "batch", "epochs", "augment"))
+        )
+    table, classes = tables[key]
+    return _recipe_call(v, table, key, classes)
+
+
+def _recipe_call(v: Value, table: dict, what: str, classes: dict):
+    """`sgd(lr=0.01)`, `hflip`, ... -> the IR model."""
+    if v.kind not in ("name", "call") or v.value not in table:
+        shown = v.value if v.kind in ("name", "call") else "this value"
+        hint = did_you_mean(str(v.value), table) if v.kind in ("name", "call") else ""
+        raise fail("E019", v.span, f"unknown {what} `{shown}`", hint or "expected one of: " + ", ".join(table))
+    values = bind(v.value, v.args, table[v.value], v.span)
+    cls = classes[v.value]
+    if cls is ir.Adam:
+        values["name"] = v.value
+    return validated(cls, values, v.span, v.value)
+
+
+def _rename_hint(name: str) -> str:
+    """Suggest a safe alternative name."""
+    cleaned = "".join(c if c in IDENTIFIER_CHARS else "_" for c in name).strip("_") or "layer"
+    if cleaned[0].isdigit():
+        cleaned = "l" + cleaned
+    candidate = cleaned if unsafe_identifier(cleaned) is None else f"{cleaned}_layer"
+    return f"rename it, e.g. `{candidate}`"
+
+
+def _file_start(file: str) -> ir.Span:
+    """A span at the first character of the file."""
+    return ir.Span(file=file, line=1, column=1, end_line=1, end_column=2)
+
+
+def lower(module: Module) -> tuple[ir.Graph | None, list[Diagnostic]]:
+    """Lower a parsed module to a Graph (None when it has errors) plus diagnostics."""
+    lowering = _Lowering(module)
+    graph = lowering.run()
+    return graph, lowering.diagnostics
+
+
+_PARAM_COUNT = Param("value", "count")
+
+OP_CLASSES = {
+    "conv": ir.Conv,
+    "maxpool": ir.MaxPool,
+    "avgpool": ir.AvgPool,
+    "global_avgpool": ir.GlobalAvgPool,
+    "adaptive_avgpool": ir.AdaptiveAvgPool,
+    "lrn": ir.LRN,
+    "batchnorm": ir.BatchNorm,
+    "dropout": ir.Dropout,
+    "flatten": ir.Flatten,
+    "dense": ir.Dense,
+    "leaky_relu": ir.LeakyRelu,
+    "softmax": ir.Softmax,
+    "resize": ir.Resize,
+    "concat": ir.Concat,
+    "add": ir.Add,
+}
+OPTIMIZER_CLASSES = {"sgd": ir.SGD, "adam": ir.Adam, "adamw": ir.Adam}
+SCHEDULE_CLASSES = {
+    "on_plateau": ir.OnPlateau,
+    "step": ir.StepDecay,
+    "multistep": ir.MultiStep,
+    "cosine": ir.Cosine,
+    "none": ir.NoSchedule,
+}
+LOSS_CLASSES = {"cross_entropy": ir.CrossEntropy}
+AUGMENT_CLASSES = {
+    "random_crop": ir.RandomCrop,
+    "center_crop": ir.CenterCrop,
+    "hflip": ir.HFlip,
+    "pca_lighting": ir.PCALighting,
+    "normalize": ir.Normalize,
+}

@@ -1,0 +1,321 @@
+"""Text to syntax tree: the lark grammar, a Transformer into small dataclasses, syntax errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from archdsl.diagnostics import Diagnostic, error
+from archdsl.ir import Span
+
+GRAMMAR = Path(__file__).with_name("grammar.lark")
+
+READABLE = {
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "DIMS": "a shape such as 3 x 227 x 227",
+    "FROM_KW": "`from`",
+    "$END": "the end of the file",
+}
+
+
+@dataclass(frozen=True)
+class Value:
+    """A literal or call as written: kind is number, dims, name, call or list."""
+
+    kind: str
+    value: Any
+    span: Span
+    args: tuple["Arg", ...] = ()
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument; `key` is None when it is positional."""
+
+    key: str | None
+    value: Value
+    span: Span
+
+
+@dataclass(frozen=True)
+class Element:
+    """One op application in a pipeline: `name` or `name(args)`."""
+
+    name: str
+    span: Span
+    name_span: Span
+    args: tuple[Arg, ...]
+
+
+@dataclass(frozen=True)
+class StatementNode:
+    """`name = a |> b ... [from x] [expect C x H x W]`."""
+
+    name: str
+    name_span: Span
+    span: Span
+    elements: tuple[Element, ...]
+    source: tuple[str, Span] | None
+    expect: tuple[tuple[int, ...], Span] | None
+
+
+@dataclass(frozen=True)
+class ModelDecl:
+    """`model NAME`."""
+
+    name: str
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True)
+class InputDecl:
+    """`input NAME: C x H x W`."""
+
+    name: str
+    span: Span
+    name_span: Span
+    dims: tuple[int, ...]
+    dims_span: Span
+
+
+@dataclass(frozen=True)
+class InitDecl:
+    """`init [kind.]target = initialiser`."""
+
+    target: tuple[str, ...]
+    span: Span
+    target_span: Span
+    value: Value
+
+
+@dataclass(frozen=True)
+class Setting:
+    """`key = value` inside `train { }`."""
+
+    key: str
+    span: Span
+    key_span: Span
+    value: Value
+
+
+@dataclass(frozen=True)
+class TrainBlock:
+    """`train { settings }`."""
+
+    settings: tuple[Setting, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Module:
+    """A parsed file: its top-level items in source order."""
+
+    file: str
+    items: tuple[Any, ...]
+
+
+class SyntaxFailure(Exception):
+    """Raised with the diagnostic of the first syntax error."""
+
+    def __init__(self, diagnostic: Diagnostic):
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    """The LALR parser, built once per process (lark caches its tables on disk)."""
+    return Lark(
+        GRAMMAR.read_text(encoding="utf-8"),
+        parser="lalr",
+        propagate_positions=True,
+        maybe_placeholders=False,
+        cache=True,
+    )
+
+
+def _dims(text: str) -> tuple[int, ...]:
+    """'3 x 227 x 227' -> (3, 227, 227)."""
+    return tuple(int(p) for p in text.replace("X", "x").split("x"))
+
+
+class _ToNodes(Transformer):
+    """One small method per grammar rule, each keeping its source span."""
+
+    def __init__(self, file: str):
+        super().__init__()
+        self.file = file
+
+    def _tok(self, t: Token) -> Span:
+        return Span(
+            file=self.file, line=t.line, column=t.column, end_line=t.end_line, end_column=t.end_column
+        )
+
+    def _meta(self, meta) -> Span:
+        return Span(
+            file=self.file,
+            line=meta.line,
+            column=meta.column,
+            end_line=meta.end_line,
+            end_column=meta.end_column,
+        )
+
+    def start(self, items):
+        return Module(self.file, tuple(items))
+
+    @v_args(meta=True)
+    def model_decl(self, meta, c):
+        return ModelDecl(str(c[0]), self._meta(meta), self._tok(c[0]))
+
+    @v_args(meta=True)
+    def input_decl(self, meta, c):
+        dims, dims_span = c[1]
+        return InputDecl(str(c[0]), self._meta(meta), self._tok(c[0]), dims, dims_span)
+
+    @v_args(meta=True)
+    def init_decl(self, meta, c):
+        target, target_span = c[0]
+        return InitDecl(target, self._meta(meta), target_span, c[1])
+
+    @v_args(meta=True)
+    def init_target(self, meta, c):
+        return tuple(str(t) for t in c), self._meta(meta)
+
+    @v_args(meta=True)
+    def statement(self, meta, c):
+        name, pipeline, rest = c[0], c[1], c[2:]
+        source = next((r[1] for r in rest if r[0] == "source"), None)
+        expect = next((r[1] for r in rest if r[0] == "expect"), None)
+        return StatementNode(
+            str(name), self._tok(name), self._meta(meta), pipeline, source, expect
+        )
+
+    def source(self, c):
+        return ("source", (str(c[0]), self._tok(c[0])))
+
+    def expectation(self, c):
+        return ("expect", c[0])
+
+    def pipeline(self, c):
+        return tuple(c)
+
+    @v_args(meta=True)
+    def element(self, meta, c):
+        args = c[1] if len(c) > 1 else ()
+        return Element(str(c[0]), self._meta(meta), self._tok(c[0]), args)
+
+    def call_args(self, c):
+        return c[0] if c else ()
+
+    def arglist(self, c):
+        return tuple(c)
+
+    @v_args(meta=True)
+    def positional_arg(self, meta, c):
+        return Arg(None, c[0], self._meta(meta))
+
+    @v_args(meta=True)
+    def keyword_arg(self, meta, c):
+        return Arg(c[0], c[1], self._meta(meta))
+
+    def key(self, c):
+        return str(c[0])
+
+    @v_args(meta=True)
+    def train_block(self, meta, c):
+        return TrainBlock(tuple(c), self._meta(meta))
+
+    @v_args(meta=True)
+    def setting(self, meta, c):
+        return Setting(str(c[0]), self._meta(meta), self._tok(c[0]), c[1])
+
+    def number(self, c):
+        text = str(c[0])
+        is_int = not any(ch in text for ch in ".eE")
+        return Value("number", int(text) if is_int else float(text), self._tok(c[0]))
+
+    def dims_value(self, c):
+        return Value("dims", _dims(str(c[0])), self._tok(c[0]))
+
+    def name(self, c):
+        return Value("name", str(c[0]), self._tok(c[0]))
+
+    @v_args(meta=True)
+    def call(self, meta, c):
+        return Value("call", str(c[0]), self._meta(meta), c[1] if len(c) > 1 else ())
+
+    @v_args(meta=True)
+    def list(self, meta, c):
+        return Value("list", tuple(c), self._meta(meta))
+
+    def dims(self, c):
+        tok = c[0]
+        return _dims(str(tok)) if tok.type == "DIMS" else (_single_dim(str(tok)),), self._tok(tok)
+
+
+def _single_dim(text: str) -> int | float:
+    """A single dimension written as a plain number (a non-integer is rejected later)."""
+    return int(text) if text.lstrip("+-").isdigit() else float(text)
+
+
+def parse(text: str, file: str) -> Module:
+    """Parse source text into a Module, or raise SyntaxFailure."""
+    try:
+        tree = _parser().parse(text)
+    except UnexpectedInput as exc:
+        raise SyntaxFailure(_syntax_diagnostic(exc, text, file)) from None
+    return _ToNodes(file).transform(tree)
+
+
+def _expected(names) -> str:
+    """Readable list of the terminals the parser would have accepted."""
+    lark = _parser()
+    words = []
+    for name in sorted(names):
+        if name in READABLE:
+            words.append(READABLE[name])
+            continue
+        try:
+            words.append(f"`{lark.get_terminal(name).pattern.value}`")
+        except KeyError:
+            words.append(name)
+    return ", ".join(sorted(set(words)))
+
+
+def _syntax_diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
+    """Turn a lark exception into an E001 diagnostic with what was expected."""
+    line, column = max(exc.line, 1), max(exc.column, 1)
+    width = 1
+    if isinstance(exc, UnexpectedToken):
+        got = "the end of the file" if exc.token.type == "$END" else f"`{exc.token}`"
+        width = max(1, len(str(exc.token))) if exc.token.type != "$END" else 1
+        if exc.token.type == "$END":
+            line, column = _end_position(text)
+        expected = _expected(exc.accepts or exc.expected)
+        message = f"unexpected {got}"
+    elif isinstance(exc, UnexpectedCharacters):
+        got = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
+        message = f"unexpected character `{got}`"
+        expected = _expected(exc.allowed or ())
+    elif isinstance(exc, UnexpectedEOF):
+        line, column = _end_position(text)
+        message = "unexpected end of file"
+        expected = _expected(exc.expected)
+    else:
+        message, expected = str(exc), ""
+    span = Span(file=file, line=line, column=column, end_line=line, end_column=column + width)
+    hint = f"expected {expected}" if expected else ""
+    return error("E001", span, f"syntax error: {message}", hint)
+
+
+def _end_position(text: str) -> tuple[int, int]:
+    """Line and column just past the last non-blank character."""
+    lines = text.rstrip().splitlines() or [""]
+    return len(lines), len(lines[-1]) + 1
