@@ -148,7 +148,9 @@ def _choice(v: Value, choices: list[str], where: str) -> str:
     hint = did_you_mean(str(v.value), choices) if v.kind == "name" else ""
     if not hint:
         hint = "expected one of: " + ", ".join(f"`{c}`" for c in choices)
-    raise fail("E004", v.span, f"{where} must be one of {', '.join(choices)}, not {_describe(v)}", hint)
+    raise fail(
+        "E004", v.span, f"{where} must be one of {', '.join(choices)}, not {_describe(v)}", hint
+    )
 
 
 def _names(v: Value, where: str) -> tuple[str, ...]:

@@ -24,7 +24,9 @@ class Checked:
     @property
     def ok(self) -> bool:
         """True when there is a graph and no error."""
-        return self.graph is not None and self.report is not None and not has_errors(self.diagnostics)
+        return (
+            self.graph is not None and self.report is not None and not has_errors(self.diagnostics)
+        )
 
 
 def check_source(source: str, file: str) -> Checked:

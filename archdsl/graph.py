@@ -16,24 +16,39 @@ def resolve(graph: ir.Graph) -> tuple[list[ir.Statement], list[Diagnostic]]:
         if name in defined:
             first = defined[name]
             diagnostics.append(
-                error("E009", span, f"`{name}` is already defined on line {first.line}", "rename one of them")
-            )  # fmt: skip
+                error(
+                    "E009",
+                    span,
+                    f"`{name}` is already defined on line {first.line}",
+                    "rename one of them",
+                )
+            )
         else:
             defined[name] = span
     for stmt in graph.statements:
         for name in stmt.inputs:
             if name not in defined:
                 diagnostics.append(
-                    error("E010", stmt.span, f"`{stmt.name}` reads `{name}`, which is not defined",
-                          did_you_mean(name, defined))
-                )  # fmt: skip
+                    error(
+                        "E010",
+                        stmt.span,
+                        f"`{stmt.name}` reads `{name}`, which is not defined",
+                        did_you_mean(name, defined),
+                    )
+                )
     if diagnostics:
         return [], diagnostics
     order, cycle = _topological(graph)
     if cycle:
         path = " -> ".join(s.name for s in cycle) + f" -> {cycle[0].name}"
-        return [], [error("E011", cycle[0].span, f"statements form a cycle: {path}",
-                          "a statement cannot (even indirectly) read its own output")]  # fmt: skip
+        return [], [
+            error(
+                "E011",
+                cycle[0].span,
+                f"statements form a cycle: {path}",
+                "a statement cannot (even indirectly) read its own output",
+            )
+        ]
     return order, _unused(graph)
 
 
@@ -88,10 +103,16 @@ def _unused(graph: ir.Graph) -> list[Diagnostic]:
     for s in graph.statements:
         if s.name not in live:
             out.append(
-                warning("W103", s.span, f"`{s.name}` is computed but never reaches the output `{graph.output}`",
-                        "use it (e.g. in `concat`/`add` or with `from`) or delete it")
-            )  # fmt: skip
+                warning(
+                    "W103",
+                    s.span,
+                    f"`{s.name}` is computed but never reaches the output `{graph.output}`",
+                    "use it (e.g. in `concat`/`add` or with `from`) or delete it",
+                )
+            )
     for i in graph.inputs:
         if i.name not in live:
-            out.append(warning("W103", i.span, f"input `{i.name}` is never read", "read it or delete it"))
+            out.append(
+                warning("W103", i.span, f"input `{i.name}` is never read", "read it or delete it")
+            )
     return out

@@ -8,7 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFlo
 
 Pair = tuple[PositiveInt, PositiveInt]
 Shape = tuple[PositiveInt, ...]
-Padding = Union[Literal["same", "valid"], tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]]]
+Padding = Union[
+    Literal["same", "valid"], tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]]
+]
 Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
@@ -88,7 +90,14 @@ class FanInUniform(Frozen):
 
 
 Init = Annotated[
-    Union[Normal, Uniform, Constant, HeNormal, HeUniform, GlorotNormal, GlorotUniform, FanInUniform],
+    Normal
+    | Uniform
+    | Constant
+    | HeNormal
+    | HeUniform
+    | GlorotNormal
+    | GlorotUniform
+    | FanInUniform,
     Field(discriminator="kind"),
 ]
 
@@ -242,24 +251,22 @@ class Add(Frozen):
 
 
 Op = Annotated[
-    Union[
-        Conv,
-        MaxPool,
-        AvgPool,
-        GlobalAvgPool,
-        AdaptiveAvgPool,
-        LRN,
-        BatchNorm,
-        Dropout,
-        Flatten,
-        Dense,
-        Activation,
-        LeakyRelu,
-        Softmax,
-        Resize,
-        Concat,
-        Add,
-    ],
+    Conv
+    | MaxPool
+    | AvgPool
+    | GlobalAvgPool
+    | AdaptiveAvgPool
+    | LRN
+    | BatchNorm
+    | Dropout
+    | Flatten
+    | Dense
+    | Activation
+    | LeakyRelu
+    | Softmax
+    | Resize
+    | Concat
+    | Add,
     Field(discriminator="op"),
 ]
 
@@ -403,12 +410,12 @@ class Normalize(Frozen):
     std: tuple[PositiveFloat, ...] = (0.229, 0.224, 0.225)
 
 
-Optimizer = Annotated[Union[SGD, Adam], Field(discriminator="name")]
+Optimizer = Annotated[SGD | Adam, Field(discriminator="name")]
 Schedule = Annotated[
-    Union[OnPlateau, StepDecay, MultiStep, Cosine, NoSchedule], Field(discriminator="name")
+    OnPlateau | StepDecay | MultiStep | Cosine | NoSchedule, Field(discriminator="name")
 ]
 Augment = Annotated[
-    Union[RandomCrop, CenterCrop, HFlip, PCALighting, Normalize], Field(discriminator="name")
+    RandomCrop | CenterCrop | HFlip | PCALighting | Normalize, Field(discriminator="name")
 ]
 
 

@@ -33,12 +33,48 @@ IDENTIFIER_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123
 LANGUAGE_WORDS = {"model", "input", "init", "train", "from", "expect", "true", "false", "none"}
 # Attributes of torch.nn.Module / keras.Model that a layer name would shadow in generated code.
 FRAMEWORK_MEMBERS = {
-    "forward", "training", "parameters", "buffers", "modules", "children", "state_dict",
-    "load_state_dict", "to", "cuda", "cpu", "eval", "train", "apply", "zero_grad", "type",
-    "float", "double", "half", "register_buffer", "named_parameters", "call", "build",
-    "layers", "weights", "inputs", "outputs", "compile", "fit", "predict", "summary", "name",
-    "self", "super", "nn", "torch", "keras", "ops", "x", "F", "reset_parameters",
-}  # fmt: skip
+    "forward",
+    "training",
+    "parameters",
+    "buffers",
+    "modules",
+    "children",
+    "state_dict",
+    "load_state_dict",
+    "to",
+    "cuda",
+    "cpu",
+    "eval",
+    "train",
+    "apply",
+    "zero_grad",
+    "type",
+    "float",
+    "double",
+    "half",
+    "register_buffer",
+    "named_parameters",
+    "call",
+    "build",
+    "layers",
+    "weights",
+    "inputs",
+    "outputs",
+    "compile",
+    "fit",
+    "predict",
+    "summary",
+    "name",
+    "self",
+    "super",
+    "nn",
+    "torch",
+    "keras",
+    "ops",
+    "x",
+    "F",
+    "reset_parameters",
+}
 DEFAULT_WEIGHT_INIT = ir.GlorotUniform()
 DEFAULT_BIAS_INIT = ir.Constant(value=0.0)
 INIT_TARGETS = ("weight", "bias")
@@ -91,16 +127,22 @@ class _Lowering:
     def _name_ok(self, name: str, span: ir.Span, what: str) -> bool:
         why = unsafe_identifier(name)
         if why:
-            self._report(error("E015", span, f"{what} `{name}` cannot be used: {why}", _rename_hint(name)))
+            self._report(
+                error("E015", span, f"{what} `{name}` cannot be used: {why}", _rename_hint(name))
+            )
         return why is None
 
     def _model(self, items) -> ModelDecl | None:
         decls = [i for i in items if isinstance(i, ModelDecl)]
         if not decls:
             self._report(
-                error("E017", _file_start(self.module.file), "the spec has no `model NAME` line",
-                      "start the file with e.g. `model AlexNet`")
-            )  # fmt: skip
+                error(
+                    "E017",
+                    _file_start(self.module.file),
+                    "the spec has no `model NAME` line",
+                    "start the file with e.g. `model AlexNet`",
+                )
+            )
             return None
         for extra in decls[1:]:
             self._report(error("E017", extra.span, "a second `model` declaration", "keep one"))
@@ -111,24 +153,36 @@ class _Lowering:
         decls = [i for i in items if isinstance(i, InputDecl)]
         if not decls:
             self._report(
-                error("E017", _file_start(self.module.file), "the spec has no `input` declaration",
-                      "add e.g. `input image: 3 x 227 x 227`")
-            )  # fmt: skip
+                error(
+                    "E017",
+                    _file_start(self.module.file),
+                    "the spec has no `input` declaration",
+                    "add e.g. `input image: 3 x 227 x 227`",
+                )
+            )
         inputs = []
         for d in decls:
             if not self._name_ok(d.name, d.name_span, "input name"):
                 continue
             if len(d.dims) not in (1, 3):
                 self._report(
-                    error("E004", d.dims_span, f"input `{d.name}` has {len(d.dims)} dimension(s)",
-                          "write C x H x W for images or a single number for features")
-                )  # fmt: skip
+                    error(
+                        "E004",
+                        d.dims_span,
+                        f"input `{d.name}` has {len(d.dims)} dimension(s)",
+                        "write C x H x W for images or a single number for features",
+                    )
+                )
                 continue
             bad = [x for x in d.dims if not isinstance(x, int) or x <= 0]
             if bad:
                 self._report(
-                    error("E006", d.dims_span, f"input `{d.name}` has a non-positive or fractional size {bad[0]}")
-                )  # fmt: skip
+                    error(
+                        "E006",
+                        d.dims_span,
+                        f"input `{d.name}` has a non-positive or fractional size {bad[0]}",
+                    )
+                )
                 continue
             inputs.append(ir.Input(name=d.name, shape=d.dims, span=d.span))
         return inputs
@@ -233,7 +287,9 @@ class _Lowering:
     def _train(self, items) -> ir.Train:
         blocks = [i for i in items if isinstance(i, TrainBlock)]
         for extra in blocks[1:]:
-            self._report(error("E017", extra.span, "a second `train` section", "merge them into one"))
+            self._report(
+                error("E017", extra.span, "a second `train` section", "merge them into one")
+            )
         if not blocks:
             return ir.Train()
         block = blocks[0]
@@ -242,7 +298,9 @@ class _Lowering:
         for setting in block.settings:
             try:
                 if setting.key in seen:
-                    raise fail("E016", setting.key_span, f"train setting `{setting.key}` given twice")
+                    raise fail(
+                        "E016", setting.key_span, f"train setting `{setting.key}` given twice"
+                    )
                 seen.add(setting.key)
                 fields[setting.key] = _setting(setting)
             except BindError as exc:
@@ -262,7 +320,9 @@ def build_op(name: str, values: dict, span: ir.Span, defaults: dict):
     if name in LEARNED:
         bias = values.pop("bias", True)
         values["bias"] = bias is not False
-        values["bias_init"] = bias if not isinstance(bias, bool) else _default(defaults, name, "bias")
+        values["bias_init"] = (
+            bias if not isinstance(bias, bool) else _default(defaults, name, "bias")
+        )
         values["weight_init"] = values.pop("weight", None) or _default(defaults, name, "weight")
     if name in ("relu", "relu6", "tanh", "sigmoid"):
         return ir.Activation(op=name, span=span)
@@ -282,7 +342,9 @@ def _setting(s: Setting):
         return convert(_PARAM_COUNT, v, key)
     if key == "augment":
         items = v.value if v.kind == "list" else (v,)
-        return tuple(_recipe_call(item, AUGMENTS, "augmentation", AUGMENT_CLASSES) for item in items)
+        return tuple(
+            _recipe_call(item, AUGMENTS, "augmentation", AUGMENT_CLASSES) for item in items
+        )
     tables = {
         "optimizer": (OPTIMIZERS, OPTIMIZER_CLASSES),
         "schedule": (SCHEDULES, SCHEDULE_CLASSES),
@@ -290,7 +352,10 @@ def _setting(s: Setting):
     }
     if key not in tables:
         raise fail(
-            "E019", s.key_span, f"unknown train setting `{key}`", did_you_mean(key, (*tables, "batch", "epochs", "augment"))
+            "E019",
+            s.key_span,
+            f"unknown train setting `{key}`",
+            did_you_mean(key, (*tables, "batch", "epochs", "augment")),
         )
     table, classes = tables[key]
     return _recipe_call(v, table, key, classes)
@@ -301,7 +366,12 @@ def _recipe_call(v: Value, table: dict, what: str, classes: dict):
     if v.kind not in ("name", "call") or v.value not in table:
         shown = v.value if v.kind in ("name", "call") else "this value"
         hint = did_you_mean(str(v.value), table) if v.kind in ("name", "call") else ""
-        raise fail("E019", v.span, f"unknown {what} `{shown}`", hint or "expected one of: " + ", ".join(table))
+        raise fail(
+            "E019",
+            v.span,
+            f"unknown {what} `{shown}`",
+            hint or "expected one of: " + ", ".join(table),
+        )
     values = bind(v.value, v.args, table[v.value], v.span)
     cls = classes[v.value]
     if cls is ir.Adam:

@@ -112,7 +112,9 @@ def resolve_padding(pad, size: int, kernel: int, stride: int, dilation: int = 1)
     return (pad, pad)
 
 
-def window_out(size: int, kernel: int, stride: int, before: int, after: int, dilation: int, ceil: bool) -> int:
+def window_out(
+    size: int, kernel: int, stride: int, before: int, after: int, dilation: int, ceil: bool
+) -> int:
     """Output length of a sliding window; ceil mode drops a last window starting in the padding."""
     span = size + before + after - (dilation * (kernel - 1) + 1)
     if span < 0:
@@ -161,9 +163,12 @@ def _windowed(op, shape: Shape, channels: int, what: str) -> Out:
     warns = list(_tiling_warning(op, what, notes))
     if h == 1 and w == 1 and max(op.kernel) > 1:
         warns.append(
-            ("W102", f"{what} {_kxk(op.kernel)} runs on a 1x1 map: every tap but one sees only padding",
-             "the maps collapsed earlier (check the strides before this layer), or use a 1x1 kernel")
-        )  # fmt: skip
+            (
+                "W102",
+                f"{what} {_kxk(op.kernel)} runs on a 1x1 map: every tap but one sees only padding",
+                "the maps collapsed earlier (check the strides before this layer), or use a 1x1 kernel",
+            )
+        )
     return Out(out.shape, out.formula, tuple(warns))
 
 
@@ -172,17 +177,21 @@ def _tiling_warning(op, what: str, notes):
     if op.ceil or all(n[0] <= 0 for n in notes):
         return
     same_axes = notes[0] == notes[1]
-    axes = [("rows and columns", notes[0])] if same_axes else [
-        (label, n) for label, n in (("rows", notes[0]), ("columns", notes[1])) if n[0] > 0
-    ]
-    for label, (lost, size, k, s, before, after, effective) in axes:
+    axes = (
+        [("rows and columns", notes[0])]
+        if same_axes
+        else [(label, n) for label, n in (("rows", notes[0]), ("columns", notes[1])) if n[0] > 0]
+    )
+    for label, (lost, size, _k, s, before, after, effective) in axes:
         exact = (size + before + after - effective) / s + 1
         smaller, larger = size - lost, size + (s - lost)
         extra = s - lost
         if extra % 2 == 0:
             pad_hint = f"pad={before + extra // 2}"
         else:
-            pad_hint = f"padding {before + extra // 2} before and {after + extra - extra // 2} after"
+            pad_hint = (
+                f"padding {before + extra // 2} before and {after + extra - extra // 2} after"
+            )
         yield (
             "W101",
             f"{what} {_kxk(op.kernel)} at stride {s} does not tile its {size}-pixel input: "
@@ -200,7 +209,11 @@ def _kxk(kernel: tuple[int, int]) -> str:
 def _need_rank(shape: Shape, rank: int, what: str) -> None:
     if len(shape) != rank:
         described = "a C x H x W map" if rank == 3 else "a flat vector"
-        hint = "add `flatten` before it" if rank == 1 else "it needs a spatial input; move it before `flatten`"
+        hint = (
+            "add `flatten` before it"
+            if rank == 1
+            else "it needs a spatial input; move it before `flatten`"
+        )
         raise ShapeError("E018", f"{what} needs {described}, got {_fmt(shape)}", hint)
 
 
@@ -214,7 +227,9 @@ def conv_shape(op: ir.Conv, shapes: list[Shape]) -> Out:
     c = shape[0]
     for count, what in ((c, "input channels"), (op.filters, "filters")):
         if count % op.groups:
-            divisors = [g for g in range(1, min(c, op.filters) + 1) if c % g == 0 and op.filters % g == 0]
+            divisors = [
+                g for g in range(1, min(c, op.filters) + 1) if c % g == 0 and op.filters % g == 0
+            ]
             raise ShapeError(
                 "E008",
                 f"groups={op.groups} does not divide the {count} {what}",
@@ -288,7 +303,9 @@ def concat_shape(op, shapes: list[Shape]) -> Out:
                 f"concat inputs differ beyond channels: {' and '.join(_fmt(s) for s in shapes)}",
                 "concat joins along channels; spatial sizes must be equal",
             )
-    return Out((sum(s[0] for s in shapes), *first[1:]), " + ".join(str(s[0]) for s in shapes) + " channels")
+    return Out(
+        (sum(s[0] for s in shapes), *first[1:]), " + ".join(str(s[0]) for s in shapes) + " channels"
+    )
 
 
 def add_shape(op, shapes: list[Shape]) -> Out:
@@ -367,26 +384,42 @@ def infer(graph: ir.Graph) -> Report:
 
 def _statement(stmt: ir.Statement, shapes: list[Shape], report: Report) -> Shape | None:
     """Run one statement's chain; record layers and diagnostics; its output shape or None."""
-    for op, label in zip(stmt.ops, op_labels(stmt)):
+    for op, label in zip(stmt.ops, op_labels(stmt), strict=True):
         try:
             out = SHAPE_RULES[op.op](op, shapes)
         except ShapeError as exc:
-            report.diagnostics.append(error(exc.code, op.span, f"{stmt.name}: {exc.message}", exc.hint))
+            report.diagnostics.append(
+                error(exc.code, op.span, f"{stmt.name}: {exc.message}", exc.hint)
+            )
             return None
         for code, message, hint in out.warnings:
             report.diagnostics.append(warning(code, op.span, f"{stmt.name}: {message}", hint))
         trainable, frozen, macs = count(op, shapes[0], out.shape)
         report.layers.append(
-            Layer(f"{stmt.name}.{label}", stmt.name, op.op, shapes[0], out.shape,
-                  trainable, frozen, macs, out.formula, op.span)
-        )  # fmt: skip
+            Layer(
+                f"{stmt.name}.{label}",
+                stmt.name,
+                op.op,
+                shapes[0],
+                out.shape,
+                trainable,
+                frozen,
+                macs,
+                out.formula,
+                op.span,
+            )
+        )
         shapes = [out.shape]
     shape = shapes[0]
     if stmt.expect is not None and tuple(stmt.expect) != shape:
         report.diagnostics.append(
-            error("E014", stmt.expect_span, f"`{stmt.name}` gives {_fmt(shape)}, but `expect` says {_fmt(stmt.expect)}",
-                  f"fix the layers above or write `expect {_fmt(shape)}`")
-        )  # fmt: skip
+            error(
+                "E014",
+                stmt.expect_span,
+                f"`{stmt.name}` gives {_fmt(shape)}, but `expect` says {_fmt(stmt.expect)}",
+                f"fix the layers above or write `expect {_fmt(shape)}`",
+            )
+        )
     return shape
 
 
@@ -396,11 +429,14 @@ def _softmax_note(graph: ir.Graph) -> list[Diagnostic]:
         return []
     last = next(s for s in graph.statements if s.name == graph.output)
     return [
-        info("I201", last.ops[-1].span,
-             "the model ends in softmax and trains with cross-entropy: training uses the logits "
-             "before the softmax, and the softmax is applied only for inference",
-             "nothing to do; this is how the generated code keeps the loss numerically stable")
-    ]  # fmt: skip
+        info(
+            "I201",
+            last.ops[-1].span,
+            "the model ends in softmax and trains with cross-entropy: training uses the logits "
+            "before the softmax, and the softmax is applied only for inference",
+            "nothing to do; this is how the generated code keeps the loss numerically stable",
+        )
+    ]
 
 
 def _fmt(shape) -> str:

@@ -84,8 +84,22 @@ OPTIMIZERS: dict[str, tuple[Param, ...]] = {
         "rule:choice:paper|torch",
         "no_decay:names",
     ),
-    "adam": _sig("lr:float", "beta1:float", "beta2:float", "eps:float", "weight_decay:float", "no_decay:names"),
-    "adamw": _sig("lr:float", "beta1:float", "beta2:float", "eps:float", "weight_decay:float", "no_decay:names"),
+    "adam": _sig(
+        "lr:float",
+        "beta1:float",
+        "beta2:float",
+        "eps:float",
+        "weight_decay:float",
+        "no_decay:names",
+    ),
+    "adamw": _sig(
+        "lr:float",
+        "beta1:float",
+        "beta2:float",
+        "eps:float",
+        "weight_decay:float",
+        "no_decay:names",
+    ),
 }
 
 SCHEDULES: dict[str, tuple[Param, ...]] = {

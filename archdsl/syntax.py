@@ -31,7 +31,7 @@ class Value:
     kind: str
     value: Any
     span: Span
-    args: tuple["Arg", ...] = ()
+    args: tuple[Arg, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,11 @@ class _ToNodes(Transformer):
 
     def _tok(self, t: Token) -> Span:
         return Span(
-            file=self.file, line=t.line, column=t.column, end_line=t.end_line, end_column=t.end_column
+            file=self.file,
+            line=t.line,
+            column=t.column,
+            end_line=t.end_line,
+            end_column=t.end_column,
         )
 
     def _meta(self, meta) -> Span:
@@ -193,9 +197,7 @@ class _ToNodes(Transformer):
         name, pipeline, rest = c[0], c[1], c[2:]
         source = next((r[1] for r in rest if r[0] == "source"), None)
         expect = next((r[1] for r in rest if r[0] == "expect"), None)
-        return StatementNode(
-            str(name), self._tok(name), self._meta(meta), pipeline, source, expect
-        )
+        return StatementNode(str(name), self._tok(name), self._meta(meta), pipeline, source, expect)
 
     def source(self, c):
         return ("source", (str(c[0]), self._tok(c[0])))

@@ -1,0 +1,66 @@
+"""Initialisers resolved to concrete distributions, so every backend draws from the same one."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from archdsl import ir
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A concrete distribution: normal(a=mean, b=std), uniform(a=low, b=high) or constant(a)."""
+
+    kind: str
+    a: float
+    b: float = 0.0
+    rule: str = ""
+
+
+def fans(op, input_shape: tuple[int, ...]) -> tuple[int, int]:
+    """(fan_in, fan_out) of a conv or dense weight, as PyTorch and Keras compute them."""
+    if op.op == "conv":
+        taps = op.kernel[0] * op.kernel[1]
+        return (input_shape[0] // op.groups) * taps, op.filters * taps
+    return input_shape[0], op.units
+
+
+def resolve(init, fan_in: int, fan_out: int) -> Distribution:
+    """The distribution an initialiser means for a tensor with these fans."""
+    if isinstance(init, ir.Normal):
+        return Distribution(
+            "normal", init.mean, init.std, f"normal(mean={init.mean}, std={init.std})"
+        )
+    if isinstance(init, ir.Uniform):
+        return Distribution("uniform", init.low, init.high, f"uniform({init.low}, {init.high})")
+    if isinstance(init, ir.Constant):
+        return Distribution("constant", init.value, rule=f"constant({init.value})")
+    if isinstance(init, (ir.HeNormal, ir.HeUniform)):
+        fan = fan_in if init.mode == "fan_in" else fan_out
+        if isinstance(init, ir.HeNormal):
+            return Distribution(
+                "normal", 0.0, math.sqrt(2.0 / fan), f"he_normal, {init.mode}={fan}"
+            )
+        bound = math.sqrt(6.0 / fan)
+        return Distribution("uniform", -bound, bound, f"he_uniform, {init.mode}={fan}")
+    if isinstance(init, ir.GlorotNormal):
+        std = math.sqrt(2.0 / (fan_in + fan_out))
+        return Distribution("normal", 0.0, std, f"glorot_normal, fans {fan_in}+{fan_out}")
+    if isinstance(init, ir.GlorotUniform):
+        bound = math.sqrt(6.0 / (fan_in + fan_out))
+        return Distribution("uniform", -bound, bound, f"glorot_uniform, fans {fan_in}+{fan_out}")
+    if isinstance(init, ir.FanInUniform):
+        bound = init.scale / math.sqrt(fan_in)
+        return Distribution("uniform", -bound, bound, f"fan_in_uniform, fan_in={fan_in}")
+    raise TypeError(f"unknown initialiser {init!r}")
+
+
+def layer_distributions(
+    op, input_shape: tuple[int, ...]
+) -> tuple[Distribution, Distribution | None]:
+    """(weight, bias or None) distributions of a conv or dense op; biases use the weight's fans."""
+    fan_in, fan_out = fans(op, input_shape)
+    weight = resolve(op.weight_init, fan_in, fan_out)
+    bias = resolve(op.bias_init, fan_in, fan_out) if op.bias else None
+    return weight, bias

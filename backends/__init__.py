@@ -1,0 +1,1 @@
+"""Emitters and runtimes of the archdsl targets."""

@@ -1,0 +1,1 @@
+"""Framework-free runtime modules copied into every backend's output."""

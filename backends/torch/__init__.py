@@ -1,0 +1,1 @@
+"""The PyTorch target: emitter.py writes model.py; runtime/ is copied verbatim."""
