@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
 Pair = tuple[PositiveInt, PositiveInt]
 Shape = tuple[PositiveInt, ...]
-Padding = Union[
-    Literal["same", "valid"], tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]]
-]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+Padding = Literal["same", "valid"] | tuple[NonNegativeInt, NonNegativeInt]
 Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
