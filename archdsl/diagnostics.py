@@ -34,6 +34,7 @@ CATALOGUE: dict[str, str] = {
     "W101": "window does not tile its input",
     "W102": "spatial size collapsed to 1x1 before a larger kernel",
     "W103": "unused statement",
+    "W104": "maps collapsed to 1x1 by windows before flatten",
     "I201": "softmax before a cross-entropy loss: trained on logits",
 }
 

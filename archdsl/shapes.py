@@ -196,10 +196,18 @@ def _tiling_warning(op, what: str, notes):
             "W101",
             f"{what} {_kxk(op.kernel)} at stride {s} does not tile its {size}-pixel input: "
             f"({size} + {before + after} - {effective}) / {s} + 1 = {exact:g}, "
-            f"so the last {lost} {label} are never read",
+            f"so {_unread(lost, label)} never read",
             f"an input of {larger} (or {smaller}) would tile exactly; so would {pad_hint}, "
             f"or `ceil=true`",
         )
+
+
+def _unread(lost: int, label: str) -> str:
+    """'the last row and column are', 'the last 3 rows are', ..."""
+    if lost == 1:
+        singular = label.replace("rows", "row").replace("columns", "column")
+        return f"the last {singular} {'are' if ' and ' in label else 'is'}"
+    return f"the last {lost} {label} are"
 
 
 def _kxk(kernel: tuple[int, int]) -> str:
@@ -319,6 +327,8 @@ def add_shape(op, shapes: list[Shape]) -> Out:
     return Out(shapes[0])
 
 
+WINDOWED = ("conv", "maxpool", "avgpool")
+
 SHAPE_RULES = {
     "conv": conv_shape,
     "maxpool": pool_shape,
@@ -371,10 +381,12 @@ def infer(graph: ir.Graph) -> Report:
         return report
     report.order = order
     known: dict[str, Shape] = {i.name: i.shape for i in graph.inputs}
+    origin: dict[str, str] = {i.name: "input" for i in graph.inputs}
     for stmt in order:
         if any(name not in known for name in stmt.inputs):
             continue  # an input failed earlier; its error is already reported
-        shape = _statement(stmt, [known[n] for n in stmt.inputs], report)
+        shaper = origin[stmt.inputs[0]]
+        shape, origin[stmt.name] = _statement(stmt, [known[n] for n in stmt.inputs], shaper, report)
         if shape is not None:
             known[stmt.name] = shape
             report.outputs[stmt.name] = shape
@@ -382,8 +394,13 @@ def infer(graph: ir.Graph) -> Report:
     return report
 
 
-def _statement(stmt: ir.Statement, shapes: list[Shape], report: Report) -> Shape | None:
-    """Run one statement's chain; record layers and diagnostics; its output shape or None."""
+def _statement(
+    stmt: ir.Statement, shapes: list[Shape], shaper: str, report: Report
+) -> tuple[Shape | None, str]:
+    """Run one statement's chain; record layers and diagnostics; its output shape (or None).
+
+    `shaper` is the op that last changed the spatial size, carried along to spot W104.
+    """
     for op, label in zip(stmt.ops, op_labels(stmt), strict=True):
         try:
             out = SHAPE_RULES[op.op](op, shapes)
@@ -391,7 +408,11 @@ def _statement(stmt: ir.Statement, shapes: list[Shape], report: Report) -> Shape
             report.diagnostics.append(
                 error(exc.code, op.span, f"{stmt.name}: {exc.message}", exc.hint)
             )
-            return None
+            return None, shaper
+        if op.op == "flatten" and shapes[0][1:] == (1, 1) and shaper in WINDOWED:
+            report.diagnostics.append(_collapsed(stmt, shapes[0], op.span))
+        if len(shapes[0]) == 3 and out.shape[1:] != shapes[0][1:]:
+            shaper = op.op
         for code, message, hint in out.warnings:
             report.diagnostics.append(warning(code, op.span, f"{stmt.name}: {message}", hint))
         trainable, frozen, macs = count(op, shapes[0], out.shape)
@@ -420,7 +441,19 @@ def _statement(stmt: ir.Statement, shapes: list[Shape], report: Report) -> Shape
                 f"fix the layers above or write `expect {_fmt(shape)}`",
             )
         )
-    return shape
+    return shape, shaper
+
+
+def _collapsed(stmt: ir.Statement, shape: Shape, span: ir.Span) -> Diagnostic:
+    """W104: flatten of a map that strided windows squeezed to C x 1 x 1."""
+    return warning(
+        "W104",
+        span,
+        f"{stmt.name}: the maps shrank to {_fmt(shape)} before flatten, "
+        f"so the layers after it see only {shape[0]} features",
+        "if you expected more features, check the padding and strides above "
+        "(`archdsl shapes` shows where the maps shrink)",
+    )
 
 
 def _softmax_note(graph: ir.Graph) -> list[Diagnostic]:
