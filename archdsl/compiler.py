@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 
 from archdsl import ir
@@ -31,6 +32,17 @@ class Checked:
 
 def check_source(source: str, file: str) -> Checked:
     """Parse, lower and infer shapes; never raises on bad input."""
+    paused = gc.isenabled()
+    gc.disable()  # the front end builds many small acyclic objects: collecting is pure cost
+    try:
+        return _check(source, file)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _check(source: str, file: str) -> Checked:
+    """check_source without the garbage-collector pause."""
     result = Checked(source, file)
     try:
         module = parse(source, file)

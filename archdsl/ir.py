@@ -22,6 +22,8 @@ class Frozen(BaseModel):
 class Span(Frozen):
     """Where a construct stands in its source file (1-based line and column)."""
 
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True, from_attributes=True)
+
     file: str
     line: int
     column: int

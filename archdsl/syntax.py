@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from archdsl.diagnostics import Diagnostic, error
@@ -22,6 +23,17 @@ READABLE = {
     "FROM_KW": "`from`",
     "$END": "the end of the file",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Pos:
+    """A cheap source span for syntax nodes; the IR validates it into `ir.Span`."""
+
+    file: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
 
 
 @dataclass(frozen=True)
@@ -131,13 +143,12 @@ class SyntaxFailure(Exception):
 
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    """The LALR parser, built once per process (lark caches its tables on disk)."""
+    """The LALR parser, running the transformer as it parses (no intermediate tree)."""
     return Lark(
         GRAMMAR.read_text(encoding="utf-8"),
         parser="lalr",
-        propagate_positions=True,
         maybe_placeholders=False,
-        cache=True,
+        transformer=_ToNodes(),
     )
 
 
@@ -146,120 +157,120 @@ def _dims(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in text.replace("X", "x").split("x"))
 
 
+def _pos(item) -> Pos:
+    """The span of a token, a node, or a tuple of them."""
+    if isinstance(item, Token):
+        return Pos(_FILE.name, item.line, item.column, item.end_line, item.end_column)
+    if isinstance(item, Pos):
+        return item
+    if isinstance(item, tuple):
+        return _around(item)
+    return item.span
+
+
+def _around(items) -> Pos:
+    """From the start of the first item to the end of the last."""
+    first, last = _pos(items[0]), _pos(items[-1])
+    return Pos(first.file, first.line, first.column, last.end_line, last.end_column)
+
+
+class _File:
+    """The file being parsed, for the spans built while lark parses it (guarded by a lock)."""
+
+    name = "<spec>"
+
+
+_FILE = _File()
+
+
 class _ToNodes(Transformer):
-    """One small method per grammar rule, each keeping its source span."""
-
-    def __init__(self, file: str):
-        super().__init__()
-        self.file = file
-
-    def _tok(self, t: Token) -> Span:
-        return Span(
-            file=self.file,
-            line=t.line,
-            column=t.column,
-            end_line=t.end_line,
-            end_column=t.end_column,
-        )
-
-    def _meta(self, meta) -> Span:
-        return Span(
-            file=self.file,
-            line=meta.line,
-            column=meta.column,
-            end_line=meta.end_line,
-            end_column=meta.end_column,
-        )
+    """One small method per grammar rule, run while parsing, each keeping its source span."""
 
     def start(self, items):
-        return Module(self.file, tuple(items))
+        return Module(_FILE.name, tuple(items))
 
-    @v_args(meta=True)
-    def model_decl(self, meta, c):
-        return ModelDecl(str(c[0]), self._meta(meta), self._tok(c[0]))
+    def model_decl(self, c):
+        return ModelDecl(str(c[1]), _around(c), _pos(c[1]))
 
-    @v_args(meta=True)
-    def input_decl(self, meta, c):
-        dims, dims_span = c[1]
-        return InputDecl(str(c[0]), self._meta(meta), self._tok(c[0]), dims, dims_span)
+    def input_decl(self, c):
+        dims, dims_span = c[2]
+        return InputDecl(str(c[1]), _around((c[0], dims_span)), _pos(c[1]), dims, dims_span)
 
-    @v_args(meta=True)
-    def init_decl(self, meta, c):
-        target, target_span = c[0]
-        return InitDecl(target, self._meta(meta), target_span, c[1])
+    def init_decl(self, c):
+        target, target_span = c[1]
+        return InitDecl(target, _around((c[0], c[2])), target_span, c[2])
 
-    @v_args(meta=True)
-    def init_target(self, meta, c):
-        return tuple(str(t) for t in c), self._meta(meta)
+    def init_target(self, c):
+        return tuple(str(t) for t in c), _around(c)
 
-    @v_args(meta=True)
-    def statement(self, meta, c):
+    def statement(self, c):
         name, pipeline, rest = c[0], c[1], c[2:]
         source = next((r[1] for r in rest if r[0] == "source"), None)
         expect = next((r[1] for r in rest if r[0] == "expect"), None)
-        return StatementNode(str(name), self._tok(name), self._meta(meta), pipeline, source, expect)
+        end = rest[-1][1][1] if rest else pipeline
+        return StatementNode(str(name), _pos(name), _around((name, end)), pipeline, source, expect)
 
     def source(self, c):
-        return ("source", (str(c[0]), self._tok(c[0])))
+        return ("source", (str(c[1]), _pos(c[1])))
 
     def expectation(self, c):
-        return ("expect", c[0])
+        return ("expect", c[1])
 
     def pipeline(self, c):
         return tuple(c)
 
-    @v_args(meta=True)
-    def element(self, meta, c):
-        args = c[1] if len(c) > 1 else ()
-        return Element(str(c[0]), self._meta(meta), self._tok(c[0]), args)
+    def element(self, c):
+        if len(c) == 1:
+            return Element(str(c[0]), _pos(c[0]), _pos(c[0]), ())
+        args, parens = c[1]
+        return Element(str(c[0]), _around((c[0], parens)), _pos(c[0]), args)
 
     def call_args(self, c):
-        return c[0] if c else ()
+        return (c[1] if len(c) == 3 else ()), _around(c)
 
     def arglist(self, c):
         return tuple(c)
 
-    @v_args(meta=True)
-    def positional_arg(self, meta, c):
-        return Arg(None, c[0], self._meta(meta))
+    def positional_arg(self, c):
+        return Arg(None, c[0], c[0].span)
 
-    @v_args(meta=True)
-    def keyword_arg(self, meta, c):
-        return Arg(c[0], c[1], self._meta(meta))
+    def keyword_arg(self, c):
+        key, value = c
+        return Arg(str(key), value, _around((key, value)))
 
     def key(self, c):
-        return str(c[0])
+        return c[0]
 
-    @v_args(meta=True)
-    def train_block(self, meta, c):
-        return TrainBlock(tuple(c), self._meta(meta))
+    def train_block(self, c):
+        return TrainBlock(tuple(c[2:-1]), _around(c))
 
-    @v_args(meta=True)
-    def setting(self, meta, c):
-        return Setting(str(c[0]), self._meta(meta), self._tok(c[0]), c[1])
+    def setting(self, c):
+        return Setting(str(c[0]), _around(c), _pos(c[0]), c[1])
 
     def number(self, c):
         text = str(c[0])
         is_int = not any(ch in text for ch in ".eE")
-        return Value("number", int(text) if is_int else float(text), self._tok(c[0]))
+        return Value("number", int(text) if is_int else float(text), _pos(c[0]))
 
     def dims_value(self, c):
-        return Value("dims", _dims(str(c[0])), self._tok(c[0]))
+        return Value("dims", _dims(str(c[0])), _pos(c[0]))
 
     def name(self, c):
-        return Value("name", str(c[0]), self._tok(c[0]))
+        return Value("name", str(c[0]), _pos(c[0]))
 
-    @v_args(meta=True)
-    def call(self, meta, c):
-        return Value("call", str(c[0]), self._meta(meta), c[1] if len(c) > 1 else ())
+    def call(self, c):
+        args, parens = c[1]
+        return Value("call", str(c[0]), _around((c[0], parens)), args)
 
-    @v_args(meta=True)
-    def list(self, meta, c):
-        return Value("list", tuple(c), self._meta(meta))
+    def list(self, c):
+        return Value("list", tuple(c[1:-1]), _around(c))
 
     def dims(self, c):
         tok = c[0]
-        return _dims(str(tok)) if tok.type == "DIMS" else (_single_dim(str(tok)),), self._tok(tok)
+        return _dims(str(tok)) if tok.type == "DIMS" else (_single_dim(str(tok)),), _pos(tok)
+
+
+_LOCK = threading.Lock()
 
 
 def _single_dim(text: str) -> int | float:
@@ -269,11 +280,12 @@ def _single_dim(text: str) -> int | float:
 
 def parse(text: str, file: str) -> Module:
     """Parse source text into a Module, or raise SyntaxFailure."""
-    try:
-        tree = _parser().parse(text)
-    except UnexpectedInput as exc:
-        raise SyntaxFailure(_syntax_diagnostic(exc, text, file)) from None
-    return _ToNodes(file).transform(tree)
+    with _LOCK:
+        _FILE.name = file
+        try:
+            return _parser().parse(text)
+        except UnexpectedInput as exc:
+            raise SyntaxFailure(_syntax_diagnostic(exc, text, file)) from None
 
 
 def _expected(names) -> str:
@@ -296,7 +308,7 @@ def _syntax_diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic
     line, column = max(exc.line, 1), max(exc.column, 1)
     width = 1
     if isinstance(exc, UnexpectedToken):
-        got = "the end of the file" if exc.token.type == "$END" else f"`{exc.token}`"
+        got = "end of file" if exc.token.type == "$END" else f"`{exc.token}`"
         width = max(1, len(str(exc.token))) if exc.token.type != "$END" else 1
         if exc.token.type == "$END":
             line, column = _end_position(text)
