@@ -31,50 +31,15 @@ from archdsl.syntax import (
 
 IDENTIFIER_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 LANGUAGE_WORDS = {"model", "input", "init", "train", "from", "expect", "true", "false", "none"}
-# Attributes of torch.nn.Module / keras.Model that a layer name would shadow in generated code.
+# torch.nn.Module attributes a layer attribute would shadow, and module names the generated
+# code imports (a local variable of that name would hide the module).
 FRAMEWORK_MEMBERS = {
-    "forward",
-    "training",
-    "parameters",
-    "buffers",
-    "modules",
-    "children",
-    "state_dict",
-    "load_state_dict",
-    "to",
-    "cuda",
-    "cpu",
-    "eval",
-    "train",
-    "apply",
-    "zero_grad",
-    "type",
-    "float",
-    "double",
-    "half",
-    "register_buffer",
-    "named_parameters",
-    "call",
-    "build",
-    "layers",
-    "weights",
-    "inputs",
-    "outputs",
-    "compile",
-    "fit",
-    "predict",
-    "summary",
-    "name",
-    "self",
-    "super",
-    "nn",
-    "torch",
-    "keras",
-    "ops",
-    "x",
-    "F",
-    "reset_parameters",
-}
+    "forward", "training", "parameters", "buffers", "modules", "children", "state_dict",
+    "load_state_dict", "to", "cuda", "cpu", "eval", "train", "apply", "zero_grad", "type",
+    "float", "double", "half", "register_buffer", "named_parameters", "named_modules",
+    "add_module", "get_submodule", "extra_repr", "compile", "reset_parameters", "self",
+    "super", "torch", "nn", "F", "keras", "ops", "np", "math",
+}  # fmt: skip
 DEFAULT_WEIGHT_INIT = ir.GlorotUniform()
 DEFAULT_BIAS_INIT = ir.Constant(value=0.0)
 INIT_TARGETS = ("weight", "bias")

@@ -214,7 +214,8 @@ class _ToNodes(Transformer):
         return ("source", (str(c[1]), _pos(c[1])))
 
     def expectation(self, c):
-        return ("expect", c[1])
+        dims, dims_span = c[1]
+        return ("expect", (dims, _around((c[0], dims_span))))
 
     def pipeline(self, c):
         return tuple(c)
