@@ -185,20 +185,19 @@ def _tiling_warning(op, what: str, notes):
     for label, (lost, size, _k, s, before, after, effective) in axes:
         exact = (size + before + after - effective) / s + 1
         smaller, larger = size - lost, size + (s - lost)
-        extra = s - lost
-        if extra % 2 == 0:
-            pad_hint = f"pad={before + extra // 2}"
-        else:
-            pad_hint = (
-                f"padding {before + extra // 2} before and {after + extra - extra // 2} after"
-            )
+        tiling_pad = next(
+            (p for p in range(before + 1, before + s + 1) if (size + 2 * p - effective) % s == 0),
+            None,
+        )
+        remedies = [f"`pad={tiling_pad}`"] if tiling_pad is not None and before == after else []
+        remedies.append("`ceil=true` (rounding up, as Caffe pools and cuda-convnet convs do)")
         yield (
             "W101",
             f"{what} {_kxk(op.kernel)} at stride {s} does not tile its {size}-pixel input: "
             f"({size} + {before + after} - {effective}) / {s} + 1 = {exact:g}, "
             f"so {_unread(lost, label)} never read",
-            f"an input of {larger} (or {smaller}) would tile exactly; so would {pad_hint}, "
-            f"or `ceil=true`",
+            f"an input of {larger} (or {smaller}) would tile exactly; so would "
+            + " or ".join(remedies),
         )
 
 
