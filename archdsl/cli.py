@@ -38,8 +38,10 @@ def _color(stream) -> bool:
     return stream.isatty() and "NO_COLOR" not in os.environ
 
 
-def _print_diagnostics(checked: Checked, stream=sys.stderr) -> None:
+def _print_diagnostics(checked: Checked, stream=sys.stderr, notes: bool = True) -> None:
     for d in checked.diagnostics:
+        if d.severity == "info" and not notes:
+            continue
         print(render(d, checked.source, _color(stream)), file=stream)
 
 
@@ -103,7 +105,7 @@ def cmd_shapes(args) -> int:
             data = report_format.as_data(checked.report, checked.diagnostics, args.batch)
         print(json.dumps(data, indent=2))
         return _exit_code(checked)
-    _print_diagnostics(checked)
+    _print_diagnostics(checked, notes=False)
     if checked.report is not None and _exit_code(checked) == EXIT_OK:
         render_fn = (
             report_format.as_markdown if args.format == "markdown" else report_format.as_table

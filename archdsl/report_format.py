@@ -5,7 +5,7 @@ from __future__ import annotations
 from archdsl.diagnostics import Diagnostic
 from archdsl.shapes import Report
 
-MAC_NOTE = "MACs: multiply-accumulates of conv and dense layers per example; bias adds excluded"
+MAC_NOTE = "conv and dense multiply-accumulates; bias adds excluded"
 
 
 def _shape(shape) -> str:
@@ -84,7 +84,7 @@ def _totals(report: Report, batch: int) -> list[str]:
     return [
         f"total params: {report.total_params:,} (trainable {report.trainable_params:,}, "
         f"non-trainable {frozen:,})",
-        f"total MACs: {report.total_macs:,} per example ({MAC_NOTE.split(': ', 1)[1]})",
+        f"total MACs: {report.total_macs:,} per example ({MAC_NOTE})",
         f"activations: {report.total_activations:,} values per example; "
         f"{activation_bytes(report, batch) / 2**20:,.1f} MiB in float32 at batch {batch}",
     ]
