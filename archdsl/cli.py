@@ -161,6 +161,41 @@ def cmd_train(args) -> int:
     return subprocess.call(cmd)
 
 
+def cmd_weights(args) -> int:
+    """List the portable tensors a spec's model has, or check a weight file against them."""
+    from archdsl.weights import WeightFileError, compare, expected_tensors, npz_shapes
+
+    checked = _load(args.file)
+    if not checked.ok:
+        _print_diagnostics(checked)
+        return EXIT_ERRORS
+    expected = expected_tensors(checked.report)
+    if not args.weights:
+        for name, shape in expected.items():
+            print(f"{name:<40} {' x '.join(map(str, shape))}")
+        print(f"{len(expected)} tensors, {checked.report.total_params:,} values")
+        return EXIT_OK
+    path = Path(args.weights)
+    if not path.is_file():
+        raise UsageError(f"{args.weights}: no such file")
+    try:
+        found = npz_shapes(path)
+    except WeightFileError as exc:
+        raise UsageError(str(exc)) from None
+    result = compare(expected, found)
+    for name in result.missing:
+        print(f"missing   {name} (expected {' x '.join(map(str, expected[name]))})")
+    for name in result.extra:
+        print(f"extra     {name} ({' x '.join(map(str, found[name][0]))}): not in {args.file}")
+    for name, want, got in result.mismatched:
+        print(
+            f"mismatch  {name}: expected {' x '.join(map(str, want))}, found {' x '.join(map(str, got))}"
+        )
+    verdict = "matches" if result.ok else "does not match"
+    print(f"{args.weights} {verdict} {args.file}: {result.matched} of {len(expected)} tensors fit")
+    return EXIT_OK if result.ok else EXIT_ERRORS
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per verb."""
     p = argparse.ArgumentParser(
@@ -185,6 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("file", nargs="?", metavar="FILE")
     i.add_argument("--schema", action="store_true", help="print the IR's JSON Schema instead")
     i.set_defaults(func=cmd_ir)
+
+    w = sub.add_parser(
+        "weights", help="the portable weight layout of a spec, or check an .npz file"
+    )
+    w.add_argument("file", metavar="FILE")
+    w.add_argument("weights", nargs="?", metavar="WEIGHTS.npz", help="a weight file to check")
+    w.set_defaults(func=cmd_weights)
 
     for name, helptext, func in (
         ("compile", "emit a standalone model.py and train.py", cmd_compile),

@@ -1,0 +1,104 @@
+"""The portable weight layout: which tensors a spec's model has, and checking an .npz against it.
+
+Layout (both backends read and write it): one .npz file, one array per tensor, float32, keyed
+`statement.op.param` with the names of reports (`conv1.conv.weight`):
+  conv   weight (filters, in_channels / groups, kh, kw), bias (filters,)
+  dense  weight (units, inputs), bias (units,); a dense layer fed by `flatten` of a C x H x W map
+         takes its inputs in C, H, W order (PyTorch's), whatever the backend's own order
+  batchnorm weight (scale), bias (shift), running_mean, running_var, all (channels,)
+Reading the file needs no framework: .npz is a zip of .npy files whose headers are parsed here.
+"""
+
+from __future__ import annotations
+
+import ast
+import struct
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from archdsl.shapes import Report
+
+
+def expected_tensors(report: Report) -> dict[str, tuple[int, ...]]:
+    """Every tensor of the model, by portable name, with its shape."""
+    tensors: dict[str, tuple[int, ...]] = {}
+    layers = report.by_statement()
+    for stmt in report.graph.statements:
+        for op, layer in zip(stmt.ops, layers.get(stmt.name, []), strict=False):
+            tensors.update(_op_tensors(op, layer.name, layer.input_shape[0]))
+    return tensors
+
+
+def _op_tensors(op, name: str, channels: int) -> dict[str, tuple[int, ...]]:
+    """The tensors of one op fed by `channels` channels (or features)."""
+    if op.op == "conv":
+        out = {f"{name}.weight": (op.filters, channels // op.groups, *op.kernel)}
+        return out | ({f"{name}.bias": (op.filters,)} if op.bias else {})
+    if op.op == "dense":
+        out = {f"{name}.weight": (op.units, channels)}
+        return out | ({f"{name}.bias": (op.units,)} if op.bias else {})
+    if op.op == "batchnorm":
+        return {
+            f"{name}.{p}": (channels,) for p in ("weight", "bias", "running_mean", "running_var")
+        }
+    return {}
+
+
+class WeightFileError(Exception):
+    """The file is not a readable .npz of arrays."""
+
+
+def npz_shapes(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """{name: (shape, dtype)} of every array in an .npz, read from the .npy headers only."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return {
+                info.filename.removesuffix(".npy"): _npy_header(z.open(info))
+                for info in z.infolist()
+                if info.filename.endswith(".npy")
+            }
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise WeightFileError(f"{path}: not a readable .npz file ({exc})") from None
+
+
+def _npy_header(f) -> tuple[tuple[int, ...], str]:
+    """Shape and dtype from an .npy stream's header."""
+    magic = f.read(8)
+    if magic[:6] != b"\x93NUMPY":
+        raise WeightFileError("an array in the file is not in .npy format")
+    size_format = "<H" if magic[6] == 1 else "<I"
+    (length,) = struct.unpack(size_format, f.read(struct.calcsize(size_format)))
+    try:
+        header = ast.literal_eval(f.read(length).decode("latin1"))
+        return tuple(header["shape"]), str(header["descr"])
+    except (ValueError, SyntaxError, KeyError) as exc:
+        raise WeightFileError(f"an .npy header cannot be read ({exc})") from None
+
+
+@dataclass
+class Comparison:
+    """How a weight file differs from what a spec's model needs."""
+
+    missing: list[str]
+    extra: list[str]
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]]
+    matched: int
+
+    @property
+    def ok(self) -> bool:
+        """True when the file holds exactly the model's tensors with the right shapes."""
+        return not (self.missing or self.extra or self.mismatched)
+
+
+def compare(expected: dict[str, tuple[int, ...]], found: dict[str, tuple]) -> Comparison:
+    """Missing, extra and wrongly shaped tensors."""
+    missing = [n for n in expected if n not in found]
+    extra = sorted(n for n in found if n not in expected)
+    mismatched = [
+        (n, expected[n], tuple(found[n][0]))
+        for n in expected
+        if n in found and tuple(found[n][0]) != expected[n]
+    ]
+    matched = len(expected) - len(missing) - len(mismatched)
+    return Comparison(missing, extra, mismatched, matched)
