@@ -36,6 +36,7 @@ CATALOGUE: dict[str, str] = {
     "W103": "unused statement",
     "W104": "maps collapsed to 1x1 by windows before flatten",
     "I201": "softmax before a cross-entropy loss: trained on logits",
+    "I202": "LRN after a grouped conv mixes the groups (the two-tower net would not)",
 }
 
 

@@ -285,7 +285,11 @@ class Input(Frozen):
 
 
 class Statement(Frozen):
-    """A named statement: a chain of ops fed by one or more earlier tensors."""
+    """A named statement: a chain of ops fed by one or more earlier tensors.
+
+    Inside `towers N { }` a statement becomes N statements `NAME_t0`... with `tower` set; reading
+    it from outside the block reads `NAME`, the concatenation of its towers.
+    """
 
     name: str
     span: Span
@@ -293,6 +297,8 @@ class Statement(Frozen):
     ops: tuple[Op, ...]
     expect: Shape | None = None
     expect_span: Span | None = None
+    tower: NonNegativeInt | None = None
+    towers: PositiveInt = 1
 
 
 # ----------------------------------------------------------------------------- training recipe

@@ -25,9 +25,11 @@ from archdsl.syntax import (
     Module,
     Setting,
     StatementNode,
+    TowersBlock,
     TrainBlock,
     Value,
 )
+from archdsl.towers import MERGE, expand_towers
 
 IDENTIFIER_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 LANGUAGE_WORDS = {"model", "input", "init", "train", "from", "expect", "true", "false", "none"}
@@ -175,15 +177,43 @@ class _Lowering:
     def _statements(self, items, inputs: list[ir.Input]) -> list[ir.Statement]:
         out: list[ir.Statement] = []
         previous = inputs[0].name if inputs else None
-        for node in (i for i in items if isinstance(i, StatementNode)):
-            stmt = self._statement(node, previous)
-            if stmt is not None:
-                out.append(stmt)
-            previous = node.name
-        return out
+        for item in items:
+            if isinstance(item, TowersBlock):
+                count = self._tower_count(item)
+                nodes = item.statements
+            elif isinstance(item, StatementNode):
+                count, nodes = 1, (item,)
+            else:
+                continue
+            for node in nodes:
+                stmt = self._statement(node, previous, count)
+                if stmt is not None:
+                    out.append(stmt)
+                previous = node.name
+        try:
+            return expand_towers(out)
+        except BindError as exc:
+            self._report(exc.diagnostic)
+            return out
 
-    def _statement(self, node: StatementNode, previous: str | None) -> ir.Statement | None:
-        ok = self._name_ok(node.name, node.name_span, "statement name")
+    def _tower_count(self, block: TowersBlock) -> int:
+        """N of `towers N`: a whole number of at least 2 (0 marks it invalid)."""
+        n = block.count
+        if not isinstance(n, int) or n < 2:
+            self._report(
+                error(
+                    "E006",
+                    block.count_span,
+                    f"`towers` needs a whole number of at least 2, not {n}",
+                )
+            )
+            return 0
+        return n
+
+    def _statement(
+        self, node: StatementNode, previous: str | None, towers: int
+    ) -> ir.Statement | None:
+        ok = self._name_ok(node.name, node.name_span, "statement name") and towers > 0
         inputs: tuple[str, ...] = (previous,) if previous else ()
         if node.source:
             inputs = (node.source[0],)
@@ -192,6 +222,9 @@ class _Lowering:
             try:
                 if element.name in MULTI_INPUT:
                     inputs = self._multi_inputs(node, element, index)
+                if element.name == MERGE:
+                    ops.append(_merge(element, index, towers))
+                    continue
                 ops.append(self._op(element))
             except BindError as exc:
                 self._report(exc.diagnostic)
@@ -212,6 +245,7 @@ class _Lowering:
             ops=tuple(ops),
             expect=expect,
             expect_span=node.expect[1] if node.expect else None,
+            towers=max(towers, 1),
         )
 
     def _multi_inputs(self, node: StatementNode, element: Element, index: int) -> tuple[str, ...]:
@@ -275,6 +309,20 @@ class _Lowering:
         except BindError as exc:
             self._report(exc.diagnostic)
             return ir.Train()
+
+
+def _merge(element: Element, index: int, towers: int) -> ir.Concat:
+    """`merge`: the concatenation of every tower of the statement's input."""
+    if towers < 2:
+        raise fail(
+            "E004",
+            element.span,
+            "`merge` only makes sense inside `towers N { }`",
+            "outside a towers block, reading a towered statement already joins its towers",
+        )
+    if index != 0 or element.args:
+        raise fail("E004", element.span, "`merge` takes no arguments and must start its statement")
+    return ir.Concat(span=element.span)
 
 
 def build_op(name: str, values: dict, span: ir.Span, defaults: dict):

@@ -390,6 +390,7 @@ def infer(graph: ir.Graph) -> Report:
             known[stmt.name] = shape
             report.outputs[stmt.name] = shape
     report.diagnostics.extend(_softmax_note(graph))
+    report.diagnostics.extend(_grouped_lrn_notes(graph))
     return report
 
 
@@ -453,6 +454,29 @@ def _collapsed(stmt: ir.Statement, shape: Shape, span: ir.Span) -> Diagnostic:
         "if you expected more features, check the padding and strides above "
         "(`archdsl shapes` shows where the maps shrink)",
     )
+
+
+def _grouped_lrn_notes(graph: ir.Graph) -> list[Diagnostic]:
+    """I202: LRN after a grouped conv normalises across the groups; two towers would not."""
+    notes = []
+    for stmt in graph.statements:
+        groups = 1
+        for op in stmt.ops:
+            if op.op in ("conv", "dense", "concat", "add"):
+                groups = getattr(op, "groups", 1)
+            elif op.op == "lrn" and groups > 1:
+                notes.append(
+                    info(
+                        "I202",
+                        op.span,
+                        f"{stmt.name}: this LRN's window crosses the boundaries between the {groups} "
+                        f"channel groups of the conv before it; in the paper's {groups}-tower net "
+                        "each tower normalises only its own channels",
+                        "for the paper's form write the layers inside `towers "
+                        f"{groups} {{ ... }}` (see specs/alexnet_two_tower.arch)",
+                    )
+                )
+    return notes
 
 
 def _softmax_note(graph: ir.Graph) -> list[Diagnostic]:

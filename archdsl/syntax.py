@@ -21,6 +21,7 @@ READABLE = {
     "NUMBER": "a number",
     "DIMS": "a shape such as 3 x 227 x 227",
     "FROM_KW": "`from`",
+    "TOWERS": "`towers`",
     "$END": "the end of the file",
 }
 
@@ -123,6 +124,16 @@ class TrainBlock:
 
     settings: tuple[Setting, ...]
     span: Span
+
+
+@dataclass(frozen=True)
+class TowersBlock:
+    """`towers N { statements }`: each statement runs once per tower."""
+
+    count: int | float
+    count_span: Pos
+    statements: tuple[StatementNode, ...]
+    span: Pos
 
 
 @dataclass(frozen=True)
@@ -244,6 +255,10 @@ class _ToNodes(Transformer):
 
     def train_block(self, c):
         return TrainBlock(tuple(c[2:-1]), _around(c))
+
+    def towers_block(self, c):
+        count = _single_dim(str(c[1]))
+        return TowersBlock(count, _pos(c[1]), tuple(c[3:-1]), _around(c))
 
     def setting(self, c):
         return Setting(str(c[0]), _around(c), _pos(c[0]), c[1])
