@@ -217,6 +217,10 @@ def validated(cls, values: dict, span: ir.Span, what: str):
         raise fail("E004", span, f"`{field}` of `{what}`: {first['msg'].lower()}") from None
 
 
+def _describe_fail(v: Value, where: str):
+    raise fail("E004", v.span, f"{where} must be a name, not {_describe(v)}")
+
+
 def _describe(v: Value) -> str:
     """How a written value reads in a message."""
     if v.kind == "dims":
@@ -240,6 +244,8 @@ INIT_CLASSES = {
 }
 
 CONVERTERS = {
+    "value": lambda v, w: v,
+    "name": lambda v, w: v if v.kind == "name" else _describe_fail(v, w),
     "float": _number,
     "nonneg": _nonneg,
     "int": _int,

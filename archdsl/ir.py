@@ -299,6 +299,7 @@ class Statement(Frozen):
     expect_span: Span | None = None
     tower: NonNegativeInt | None = None
     towers: PositiveInt = 1
+    via: str | None = None
 
 
 # ----------------------------------------------------------------------------- training recipe

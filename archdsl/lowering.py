@@ -6,6 +6,7 @@ import keyword
 
 from archdsl import ir
 from archdsl.binding import BindError, bind, convert, fail, init_value, validated
+from archdsl.blocks import BlockExpander, check_block
 from archdsl.diagnostics import Diagnostic, did_you_mean, error
 from archdsl.signatures import (
     AUGMENTS,
@@ -18,6 +19,7 @@ from archdsl.signatures import (
     Param,
 )
 from archdsl.syntax import (
+    BlockDef,
     Element,
     InitDecl,
     InputDecl,
@@ -69,12 +71,14 @@ class _Lowering:
         self.module = module
         self.diagnostics: list[Diagnostic] = []
         self.defaults: dict[tuple[str, ...], object] = {}
+        self.expander = BlockExpander({})
 
     def run(self) -> ir.Graph | None:
         items = self.module.items
         model = self._model(items)
         inputs = self._inputs(items)
         self._init_defaults(items)
+        self.expander = BlockExpander(self._blocks(items))
         statements = self._statements(items, inputs)
         train = self._train(items)
         if any(d.severity == "error" for d in self.diagnostics) or model is None or not inputs:
@@ -174,8 +178,26 @@ class _Lowering:
             )
         return target
 
+    def _blocks(self, items) -> dict[str, BlockDef]:
+        """Block definitions by name, their signatures checked."""
+        blocks: dict[str, BlockDef] = {}
+        for block in (i for i in items if isinstance(i, BlockDef)):
+            try:
+                check_block(block)
+            except BindError as exc:
+                self._report(exc.diagnostic)
+                continue
+            if block.name in blocks:
+                self._report(
+                    error("E009", block.name_span, f"block `{block.name}` is defined twice")
+                )
+            elif self._name_ok(block.name, block.name_span, "block name"):
+                blocks[block.name] = block
+        return blocks
+
     def _statements(self, items, inputs: list[ir.Input]) -> list[ir.Statement]:
         out: list[ir.Statement] = []
+        aliases: dict[str, str] = {}
         previous = inputs[0].name if inputs else None
         for item in items:
             if isinstance(item, TowersBlock):
@@ -186,10 +208,23 @@ class _Lowering:
             else:
                 continue
             for node in nodes:
-                stmt = self._statement(node, previous, count)
-                if stmt is not None:
-                    out.append(stmt)
-                previous = node.name
+                if not self._name_ok(node.name, node.name_span, "statement name"):
+                    continue
+                try:
+                    expanded = self.expander.expand(node, previous)
+                except BindError as exc:
+                    self._report(exc.diagnostic)
+                    previous = node.name
+                    continue
+                for plain, via in expanded.nodes:
+                    stmt = self._statement(plain, previous, count, via)
+                    if stmt is not None:
+                        out.append(stmt)
+                    previous = plain.name
+                if expanded.output != node.name:
+                    aliases[node.name] = expanded.output
+                previous = expanded.output or previous
+        out = [_unalias(s, aliases) for s in out]
         try:
             return expand_towers(out)
         except BindError as exc:
@@ -211,9 +246,9 @@ class _Lowering:
         return n
 
     def _statement(
-        self, node: StatementNode, previous: str | None, towers: int
+        self, node: StatementNode, previous: str | None, towers: int, via: str | None = None
     ) -> ir.Statement | None:
-        ok = self._name_ok(node.name, node.name_span, "statement name") and towers > 0
+        ok = towers > 0
         inputs: tuple[str, ...] = (previous,) if previous else ()
         if node.source:
             inputs = (node.source[0],)
@@ -227,7 +262,7 @@ class _Lowering:
                     continue
                 ops.append(self._op(element))
             except BindError as exc:
-                self._report(exc.diagnostic)
+                self._report(_located(exc.diagnostic, via))
                 ok = False
         expect = None
         if node.expect:
@@ -246,6 +281,7 @@ class _Lowering:
             expect=expect,
             expect_span=node.expect[1] if node.expect else None,
             towers=max(towers, 1),
+            via=via,
         )
 
     def _multi_inputs(self, node: StatementNode, element: Element, index: int) -> tuple[str, ...]:
@@ -309,6 +345,20 @@ class _Lowering:
         except BindError as exc:
             self._report(exc.diagnostic)
             return ir.Train()
+
+
+def _unalias(stmt: ir.Statement, aliases: dict[str, str]) -> ir.Statement:
+    """Read a block-call statement's value where its name is read."""
+    if not any(n in aliases for n in stmt.inputs):
+        return stmt
+    return stmt.model_copy(update={"inputs": tuple(aliases.get(n, n) for n in stmt.inputs)})
+
+
+def _located(d: Diagnostic, via: str | None) -> Diagnostic:
+    """A diagnostic from inside a block, naming the call it came through."""
+    if via is None:
+        return d
+    return Diagnostic(d.code, d.severity, d.span, f"{d.message} ({via})", d.hint)
 
 
 def _merge(element: Element, index: int, towers: int) -> ir.Concat:

@@ -157,8 +157,8 @@ def _windowed(op, shape: Shape, channels: int, what: str) -> Out:
                 "use a smaller kernel or stride, add padding, or feed a larger input",
             )
         outs.append(o)
-        lost = size + before + after - ((o - 1) * s + effective)
-        notes.append((lost, size, k, s, before, after, effective))
+        unread = size + before + after - ((o - 1) * s + effective)
+        notes.append((max(unread - after, 0), size, k, s, before, after, effective))
     out = Out((channels, outs[0], outs[1]), "; ".join(dict.fromkeys(formulas)))
     warns = list(_tiling_warning(op, what, notes))
     if h == 1 and w == 1 and max(op.kernel) > 1:
@@ -173,7 +173,7 @@ def _windowed(op, shape: Shape, channels: int, what: str) -> Out:
 
 
 def _tiling_warning(op, what: str, notes):
-    """W101 when a floor-rounded window leaves rows or columns unread."""
+    """W101 when a floor-rounded window leaves input rows or columns (not padding) unread."""
     if op.ceil or all(n[0] <= 0 for n in notes):
         return
     same_axes = notes[0] == notes[1]
@@ -405,16 +405,14 @@ def _statement(
         try:
             out = SHAPE_RULES[op.op](op, shapes)
         except ShapeError as exc:
-            report.diagnostics.append(
-                error(exc.code, op.span, f"{stmt.name}: {exc.message}", exc.hint)
-            )
+            report.diagnostics.append(error(exc.code, op.span, _where(stmt, exc.message), exc.hint))
             return None, shaper
         if op.op == "flatten" and shapes[0][1:] == (1, 1) and shaper in WINDOWED:
             report.diagnostics.append(_collapsed(stmt, shapes[0], op.span))
         if len(shapes[0]) == 3 and out.shape[1:] != shapes[0][1:]:
             shaper = op.op
         for code, message, hint in out.warnings:
-            report.diagnostics.append(warning(code, op.span, f"{stmt.name}: {message}", hint))
+            report.diagnostics.append(warning(code, op.span, _where(stmt, message), hint))
         trainable, frozen, macs = count(op, shapes[0], out.shape)
         report.layers.append(
             Layer(
@@ -442,6 +440,12 @@ def _statement(
             )
         )
     return shape, shaper
+
+
+def _where(stmt: ir.Statement, message: str) -> str:
+    """A message prefixed with its statement and, inside a block, the call it came through."""
+    via = f" ({stmt.via})" if stmt.via else ""
+    return f"{stmt.name}: {message}{via}"
 
 
 def _collapsed(stmt: ir.Statement, shape: Shape, span: ir.Span) -> Diagnostic:

@@ -12,7 +12,6 @@ from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from archdsl.diagnostics import Diagnostic, error
-from archdsl.ir import Span
 
 GRAMMAR = Path(__file__).with_name("grammar.lark")
 
@@ -22,13 +21,19 @@ READABLE = {
     "DIMS": "a shape such as 3 x 227 x 227",
     "FROM_KW": "`from`",
     "TOWERS": "`towers`",
+    "BLOCK": "`block`",
+    "IF": "`if`",
+    "ELSE": "`else`",
+    "NOT": "`not`",
+    "CMP": "a comparison",
+    "ADDOP": "`+` or `-`",
     "$END": "the end of the file",
 }
 
 
 @dataclass(frozen=True, slots=True)
 class Pos:
-    """A cheap source span for syntax nodes; the IR validates it into `ir.Span`."""
+    """A cheap source span for syntax nodes; the IR validates it into `ir.Pos`."""
 
     file: str
     line: int
@@ -43,7 +48,7 @@ class Value:
 
     kind: str
     value: Any
-    span: Span
+    span: Pos
     args: tuple[Arg, ...] = ()
 
 
@@ -53,29 +58,31 @@ class Arg:
 
     key: str | None
     value: Value
-    span: Span
+    span: Pos
 
 
 @dataclass(frozen=True)
 class Element:
-    """One op application in a pipeline: `name` or `name(args)`."""
+    """One op or block application in a pipeline: `name`, `name(args)`, `name(args) * N`."""
 
     name: str
-    span: Span
-    name_span: Span
+    span: Pos
+    name_span: Pos
     args: tuple[Arg, ...]
+    repeat: tuple[int | float, Pos] | None = None
 
 
 @dataclass(frozen=True)
 class StatementNode:
-    """`name = a |> b ... [from x] [expect C x H x W]`."""
+    """`name = a |> b ... [from x] [expect C x H x W] [if condition]`."""
 
     name: str
-    name_span: Span
-    span: Span
+    name_span: Pos
+    span: Pos
     elements: tuple[Element, ...]
-    source: tuple[str, Span] | None
-    expect: tuple[tuple[int, ...], Span] | None
+    source: tuple[str, Pos] | None
+    expect: tuple[tuple[int, ...], Pos] | None
+    condition: Value | None = None
 
 
 @dataclass(frozen=True)
@@ -83,8 +90,8 @@ class ModelDecl:
     """`model NAME`."""
 
     name: str
-    span: Span
-    name_span: Span
+    span: Pos
+    name_span: Pos
 
 
 @dataclass(frozen=True)
@@ -92,10 +99,10 @@ class InputDecl:
     """`input NAME: C x H x W`."""
 
     name: str
-    span: Span
-    name_span: Span
+    span: Pos
+    name_span: Pos
     dims: tuple[int, ...]
-    dims_span: Span
+    dims_span: Pos
 
 
 @dataclass(frozen=True)
@@ -103,8 +110,8 @@ class InitDecl:
     """`init [kind.]target = initialiser`."""
 
     target: tuple[str, ...]
-    span: Span
-    target_span: Span
+    span: Pos
+    target_span: Pos
     value: Value
 
 
@@ -113,8 +120,8 @@ class Setting:
     """`key = value` inside `train { }`."""
 
     key: str
-    span: Span
-    key_span: Span
+    span: Pos
+    key_span: Pos
     value: Value
 
 
@@ -123,7 +130,7 @@ class TrainBlock:
     """`train { settings }`."""
 
     settings: tuple[Setting, ...]
-    span: Span
+    span: Pos
 
 
 @dataclass(frozen=True)
@@ -134,6 +141,27 @@ class TowersBlock:
     count_span: Pos
     statements: tuple[StatementNode, ...]
     span: Pos
+
+
+@dataclass(frozen=True)
+class BlockParam:
+    """`name[: type][= default]` in a block's signature."""
+
+    name: str
+    type: str | None
+    default: Value | None
+    span: Pos
+
+
+@dataclass(frozen=True)
+class BlockDef:
+    """`block NAME(params) { statements }`: a parameterised fragment of graph."""
+
+    name: str
+    span: Pos
+    name_span: Pos
+    params: tuple[BlockParam, ...]
+    statements: tuple[StatementNode, ...]
 
 
 @dataclass(frozen=True)
@@ -216,10 +244,55 @@ class _ToNodes(Transformer):
 
     def statement(self, c):
         name, pipeline, rest = c[0], c[1], c[2:]
-        source = next((r[1] for r in rest if r[0] == "source"), None)
-        expect = next((r[1] for r in rest if r[0] == "expect"), None)
-        end = rest[-1][1][1] if rest else pipeline
-        return StatementNode(str(name), _pos(name), _around((name, end)), pipeline, source, expect)
+        clauses = dict(rest)
+        last = rest[-1][1] if rest else None
+        end = pipeline if last is None else (last.span if isinstance(last, Value) else last[1])
+        return StatementNode(
+            str(name),
+            _pos(name),
+            _around((name, end)),
+            pipeline,
+            clauses.get("source"),
+            clauses.get("expect"),
+            clauses.get("condition"),
+        )
+
+    def condition(self, c):
+        return ("condition", c[1])
+
+    def repetition(self, c):
+        return ("repeat", (_single_dim(str(c[1])), _around(c)))
+
+    def block_def(self, c):
+        params = c[3] if len(c) > 3 and isinstance(c[3], tuple) else ()
+        body = tuple(x for x in c if isinstance(x, StatementNode))
+        return BlockDef(str(c[1]), _around(c), _pos(c[1]), params, body)
+
+    def block_params(self, c):
+        return tuple(c)
+
+    def block_param(self, c):
+        kind = str(c[1]) if len(c) > 1 and isinstance(c[1], Token) else None
+        default = c[-1] if isinstance(c[-1], Value) else None
+        return BlockParam(str(c[0]), kind, default, _around(c))
+
+    def conditional(self, c):
+        return Value("conditional", (c[0], c[2], c[4]), _around((c[0], c[4])))
+
+    def compare(self, c):
+        return Value("compare", (str(c[1]), c[0], c[2]), _around((c[0], c[2])))
+
+    def binary(self, c):
+        return Value("binary", (str(c[1]), c[0], c[2]), _around((c[0], c[2])))
+
+    def negate(self, c):
+        return Value("negate", (str(c[0]), c[1]), _around(c))
+
+    def logical_not(self, c):
+        return Value("not", (c[1],), _around(c))
+
+    def paren(self, c):
+        return c[1]
 
     def source(self, c):
         return ("source", (str(c[1]), _pos(c[1])))
@@ -232,10 +305,11 @@ class _ToNodes(Transformer):
         return tuple(c)
 
     def element(self, c):
-        if len(c) == 1:
-            return Element(str(c[0]), _pos(c[0]), _pos(c[0]), ())
-        args, parens = c[1]
-        return Element(str(c[0]), _around((c[0], parens)), _pos(c[0]), args)
+        repeat = c[-1][1] if isinstance(c[-1], tuple) and c[-1][0] == "repeat" else None
+        call = c[1] if len(c) > 1 and c[1] is not None and c[1][0] != "repeat" else None
+        args = call[0] if call else ()
+        end = repeat[1] if repeat else (call[1] if call else c[0])
+        return Element(str(c[0]), _around((c[0], end)), _pos(c[0]), args, repeat)
 
     def call_args(self, c):
         return (c[1] if len(c) == 3 else ()), _around(c)
@@ -340,7 +414,7 @@ def _syntax_diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic
         expected = _expected(exc.expected)
     else:
         message, expected = str(exc), ""
-    span = Span(file=file, line=line, column=column, end_line=line, end_column=column + width)
+    span = Pos(file=file, line=line, column=column, end_line=line, end_column=column + width)
     hint = f"expected {expected}" if expected else ""
     return error("E001", span, f"syntax error: {message}", hint)
 

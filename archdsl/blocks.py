@@ -1,0 +1,216 @@
+"""Blocks: expanding calls of `block NAME(params) { ... }` into plain, predictably named statements.
+
+A statement whose pipeline calls blocks (`layer2 = bottleneck(128, stride=2) |> bottleneck(128) * 3`)
+becomes the statements of each call, named `layer2_0_conv1`, `layer2_1_conv1`, ... (a single call
+without repetition is not numbered: `inception3a_branch1`). Inside a block, `in` is the call's
+input, `index` is the repetition index, parameters are substituted into arguments, and a statement
+with `if CONDITION` exists only when the condition holds. Values are evaluated here, so lowering
+sees literals only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from archdsl.binding import bind, convert, fail
+from archdsl.diagnostics import did_you_mean
+from archdsl.expressions import evaluate, evaluate_args, truth
+from archdsl.signatures import MULTI_INPUT, OPS, Param
+from archdsl.syntax import Arg, BlockDef, Element, Pos, StatementNode, Value
+
+BLOCK_INPUT = "in"
+INDEX = "index"
+PARAM_KINDS = {"int": "int", "float": "float", "bool": "bool", "size": "pair", "name": "name"}
+
+
+@dataclass
+class Expanded:
+    """The plain statements a statement stands for, and which of them holds its value."""
+
+    nodes: list[tuple[StatementNode, str | None]] = field(default_factory=list)
+    output: str = ""
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """Where a block body is being expanded: names, parameters, the call chain for messages."""
+
+    prefix: str
+    input: str
+    block_input: str
+    env: dict
+    via: str | None
+    stack: tuple[str, ...]
+
+
+class BlockExpander:
+    """Expands statements against a table of block definitions."""
+
+    def __init__(self, blocks: dict[str, BlockDef]):
+        self.blocks = blocks
+
+    def expand(self, node: StatementNode, previous: str | None) -> Expanded:
+        """A top-level statement: unchanged (values folded) unless it calls blocks."""
+        scope = _Scope("", previous or "", previous or "", {}, None, ())
+        if node.condition is not None and not truth(node.condition, {}, "`if`"):
+            return Expanded(output=previous or "")
+        return self._statement(node, node.name, scope, explicit_input=False)
+
+    def _statement(
+        self, node: StatementNode, name: str, scope: _Scope, explicit_input: bool, local=None
+    ) -> Expanded:
+        """One statement in `scope`: its calls expanded, or its ops with evaluated arguments."""
+        calls = [e for e in node.elements if e.name in self.blocks]
+        if not calls:
+            return Expanded(
+                [(self._plain(node, name, scope, explicit_input, local), scope.via)], name
+            )
+        if len(calls) != len(node.elements):
+            first_op = next(e for e in node.elements if e.name not in self.blocks)
+            raise fail(
+                "E004",
+                first_op.span,
+                f"`{name}` mixes block calls and ops",
+                "put the ops in a statement of their own before or after the block calls",
+            )
+        source = self._source(node, scope, explicit_input, local)
+        numbered = len(calls) > 1 or calls[0].repeat is not None
+        out = Expanded(output=source)
+        index = 0
+        for call in calls:
+            for i in range(_repeat_count(call)):
+                prefix = f"{name}_{index}" if numbered else name
+                body = self._call(call, prefix, out.output, i, scope)
+                out.nodes += body.nodes
+                out.output = body.output
+                index += 1
+        if node.expect is not None and out.nodes:
+            last, via = out.nodes[-1]
+            out.nodes[-1] = (replace(last, expect=node.expect), via)
+        return out
+
+    def _source(self, node: StatementNode, scope: _Scope, explicit: bool, local) -> str:
+        """The name a statement reads: its `from`, else the scope's running input."""
+        if node.source is None:
+            return scope.input
+        return self._resolve(node.source[0], node.source[1], scope, local)
+
+    def _plain(
+        self, node: StatementNode, name: str, scope: _Scope, explicit: bool, local
+    ) -> StatementNode:
+        """An op statement with arguments evaluated and, inside a block, names rewritten."""
+        elements = tuple(self._element(e, scope, local) for e in node.elements)
+        source = node.source
+        if scope.prefix and not (elements and elements[0].name in MULTI_INPUT):
+            src = self._source(node, scope, explicit, local)
+            source = (src, node.source[1] if node.source else node.span)
+        return replace(node, name=name, elements=elements, source=source, condition=None)
+
+    def _element(self, e: Element, scope: _Scope, local) -> Element:
+        """An op application with its arguments evaluated (and input names resolved)."""
+        if e.name in MULTI_INPUT and scope.prefix:
+            args = tuple(
+                replace(
+                    a,
+                    value=replace(
+                        a.value, value=self._resolve(a.value.value, a.span, scope, local)
+                    ),
+                )
+                if a.key is None and a.value.kind == "name"
+                else a
+                for a in e.args
+            )
+            return replace(e, args=args)
+        if e.repeat is not None:
+            raise fail(
+                "E004",
+                e.repeat[1],
+                f"`* N` repeats blocks; `{e.name}` is an op",
+                "write the op N times",
+            )
+        return replace(e, args=evaluate_args(e.args, scope.env))
+
+    def _resolve(self, name: str, span: Pos, scope: _Scope, local) -> str:
+        """A name read inside a block: `in`, or a statement of the same block."""
+        if not scope.prefix:
+            return name
+        if name == BLOCK_INPUT:
+            return scope.block_input
+        if local is not None and name in local:
+            return local[name]
+        known = [BLOCK_INPUT, *(local or {})]
+        raise fail(
+            "E010",
+            span,
+            f"`{name}` is not defined in this block ({scope.via})",
+            "a block reads only `in`, its parameters and its own statements; "
+            + did_you_mean(name, known),
+        )
+
+    def _call(self, call: Element, prefix: str, source: str, index: int, outer: _Scope) -> Expanded:
+        """The statements of one call of a block."""
+        block = self.blocks[call.name]
+        if call.name in outer.stack:
+            chain = " -> ".join((*outer.stack, call.name))
+            raise fail("E011", call.span, f"block `{call.name}` calls itself: {chain}")
+        env = {**outer.env, INDEX: Value("number", index, call.span)}
+        args = evaluate_args(call.args, env)
+        bound = self._bind(block, args, call)
+        where = f"{call.span.file}:{call.span.line}:{call.span.column}"
+        via = f"in block `{block.name}` called at {where}"
+        env = {**bound, INDEX: env[INDEX]}
+        scope = _Scope(prefix, source, source, env, via, (*outer.stack, call.name))
+        local: dict[str, str] = {}
+        out = Expanded(output=source)
+        for inner in block.statements:
+            if inner.condition is not None and not truth(inner.condition, scope.env, "`if`"):
+                continue
+            running = replace(scope, input=out.output)
+            body = self._statement(inner, f"{prefix}_{inner.name}", running, True, local)
+            local[inner.name] = body.output
+            out.nodes += body.nodes
+            out.output = body.output
+        if not out.nodes:
+            raise fail(
+                "E004", call.span, f"block `{block.name}` produced no statements for this call"
+            )
+        return out
+
+    def _bind(self, block: BlockDef, args: tuple[Arg, ...], call: Element) -> dict[str, Value]:
+        """Parameters of a call as values, type-checked, defaults filled in."""
+        params = tuple(Param(p.name, "value", p.default is None) for p in block.params)
+        bound = bind(block.name, args, params, call.span)
+        for p in block.params:
+            if p.name not in bound:
+                bound[p.name] = evaluate(p.default, {})
+            if p.type is not None:
+                convert(Param(p.name, PARAM_KINDS[p.type]), bound[p.name], block.name)
+        return bound
+
+
+def check_block(block: BlockDef) -> None:
+    """Signature checks: parameter types exist, names do not shadow ops, `in` or `index`."""
+    if block.name in OPS:
+        raise fail("E009", block.name_span, f"block `{block.name}` has the name of an op")
+    seen = set()
+    for p in block.params:
+        if p.type is not None and p.type not in PARAM_KINDS:
+            raise fail(
+                "E004",
+                p.span,
+                f"unknown parameter type `{p.type}`",
+                did_you_mean(p.type, PARAM_KINDS),
+            )
+        if p.name in (BLOCK_INPUT, INDEX) or p.name in seen:
+            raise fail("E009", p.span, f"parameter `{p.name}` is reserved or repeated")
+        seen.add(p.name)
+
+
+def _repeat_count(call: Element) -> int:
+    """How many times `* N` repeats a call (1 without it)."""
+    if call.repeat is None:
+        return 1
+    n, span = call.repeat
+    if not isinstance(n, int) or n < 1:
+        raise fail("E006", span, f"`* N` needs a positive whole number, not {n}")
+    return n

@@ -1,0 +1,97 @@
+"""Evaluating argument expressions (`planes * 4`, `2 if index == 0 else 1`) to literal values."""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import replace
+
+from archdsl.binding import fail
+from archdsl.syntax import Arg, Value
+
+LITERAL_KINDS = ("number", "dims", "name")
+ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul, "//": operator.floordiv}
+COMPARISONS = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+def evaluate(v: Value, env: dict[str, Value]) -> Value:
+    """`v` with parameters substituted and expressions computed, located where it was written."""
+    if v.kind == "name":
+        bound = env.get(v.value)
+        return replace(bound, span=v.span) if bound is not None else v
+    if v.kind in ("number", "dims"):
+        return v
+    if v.kind == "call":
+        return replace(v, args=evaluate_args(v.args, env))
+    if v.kind == "list":
+        return replace(v, value=tuple(evaluate(item, env) for item in v.value))
+    return _compute(v, env)
+
+
+def evaluate_args(args: tuple[Arg, ...], env: dict[str, Value]) -> tuple[Arg, ...]:
+    """Every argument evaluated."""
+    return tuple(replace(a, value=evaluate(a.value, env)) for a in args)
+
+
+def truth(v: Value, env: dict[str, Value], what: str) -> bool:
+    """A condition's value: `true` or `false` after evaluation."""
+    result = evaluate(v, env)
+    if result.kind == "name" and result.value in ("true", "false"):
+        return result.value == "true"
+    raise fail("E004", v.span, f"{what} must be `true` or `false`, got {_show(result)}")
+
+
+def _compute(v: Value, env: dict[str, Value]) -> Value:
+    """Binary, comparison, negation, `not` and conditional expressions."""
+    if v.kind == "conditional":
+        then, cond, otherwise = v.value
+        return evaluate(then if truth(cond, env, "the condition") else otherwise, env)
+    if v.kind == "not":
+        return _bool(not truth(v.value[0], env, "the operand of `not`"), v)
+    if v.kind == "negate":
+        sign, operand = v.value
+        x = _number(evaluate(operand, env), sign)
+        return Value("number", -x if sign == "-" else x, v.span)
+    op, left, right = v.value
+    a, b = evaluate(left, env), evaluate(right, env)
+    if v.kind == "compare":
+        if op in ("==", "!="):
+            return _bool(COMPARISONS[op](_literal(a), _literal(b)), v)
+        return _bool(COMPARISONS[op](_number(a, op), _number(b, op)), v)
+    x, y = _number(a, op), _number(b, op)
+    if op == "//" and (y == 0 or not isinstance(x, int) or not isinstance(y, int)):
+        raise fail("E004", v.span, "`//` needs whole numbers and a non-zero divisor")
+    return Value("number", ARITHMETIC[op](x, y), v.span)
+
+
+def _literal(v: Value):
+    """A value's comparable content."""
+    if v.kind not in LITERAL_KINDS:
+        raise fail("E004", v.span, f"cannot compare {_show(v)}")
+    return v.value
+
+
+def _number(v: Value, op: str) -> int | float:
+    """A numeric operand of `op`."""
+    if v.kind != "number":
+        raise fail("E004", v.span, f"`{op}` needs numbers, got {_show(v)}")
+    return v.value
+
+
+def _bool(flag: bool, v: Value) -> Value:
+    return Value("name", "true" if flag else "false", v.span)
+
+
+def _show(v: Value) -> str:
+    """How a value reads in a message."""
+    if v.kind in ("number", "name"):
+        return f"`{v.value}`"
+    if v.kind == "dims":
+        return "`" + " x ".join(map(str, v.value)) + "`"
+    return f"a {v.kind}"
