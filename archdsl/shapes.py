@@ -158,7 +158,9 @@ def _windowed(op, shape: Shape, channels: int, what: str) -> Out:
             )
         outs.append(o)
         unread = size + before + after - ((o - 1) * s + effective)
-        notes.append((max(unread - after, 0), size, k, s, before, after, effective))
+        # a window smaller than its stride skips pixels by design (strided 1x1 projections)
+        skipped = 0 if effective < s else max(unread - after, 0)
+        notes.append((skipped, size, k, s, before, after, effective))
     out = Out((channels, outs[0], outs[1]), "; ".join(dict.fromkeys(formulas)))
     warns = list(_tiling_warning(op, what, notes))
     if h == 1 and w == 1 and max(op.kernel) > 1:
