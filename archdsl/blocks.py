@@ -54,17 +54,13 @@ class BlockExpander:
         scope = _Scope("", previous or "", previous or "", {}, None, ())
         if node.condition is not None and not truth(node.condition, {}, "`if`"):
             return Expanded(output=previous or "")
-        return self._statement(node, node.name, scope, explicit_input=False)
+        return self._statement(node, node.name, scope)
 
-    def _statement(
-        self, node: StatementNode, name: str, scope: _Scope, explicit_input: bool, local=None
-    ) -> Expanded:
+    def _statement(self, node: StatementNode, name: str, scope: _Scope, local=None) -> Expanded:
         """One statement in `scope`: its calls expanded, or its ops with evaluated arguments."""
         calls = [e for e in node.elements if e.name in self.blocks]
         if not calls:
-            return Expanded(
-                [(self._plain(node, name, scope, explicit_input, local), scope.via)], name
-            )
+            return Expanded([(self._plain(node, name, scope, local), scope.via)], name)
         if len(calls) != len(node.elements):
             first_op = next(e for e in node.elements if e.name not in self.blocks)
             raise fail(
@@ -73,7 +69,7 @@ class BlockExpander:
                 f"`{name}` mixes block calls and ops",
                 "put the ops in a statement of their own before or after the block calls",
             )
-        source = self._source(node, scope, explicit_input, local)
+        source = self._source(node, scope, local)
         numbered = len(calls) > 1 or calls[0].repeat is not None
         out = Expanded(output=source)
         index = 0
@@ -89,20 +85,18 @@ class BlockExpander:
             out.nodes[-1] = (replace(last, expect=node.expect), via)
         return out
 
-    def _source(self, node: StatementNode, scope: _Scope, explicit: bool, local) -> str:
+    def _source(self, node: StatementNode, scope: _Scope, local) -> str:
         """The name a statement reads: its `from`, else the scope's running input."""
         if node.source is None:
             return scope.input
         return self._resolve(node.source[0], node.source[1], scope, local)
 
-    def _plain(
-        self, node: StatementNode, name: str, scope: _Scope, explicit: bool, local
-    ) -> StatementNode:
+    def _plain(self, node: StatementNode, name: str, scope: _Scope, local) -> StatementNode:
         """An op statement with arguments evaluated and, inside a block, names rewritten."""
         elements = tuple(self._element(e, scope, local) for e in node.elements)
         source = node.source
         if scope.prefix and not (elements and elements[0].name in MULTI_INPUT):
-            src = self._source(node, scope, explicit, local)
+            src = self._source(node, scope, local)
             source = (src, node.source[1] if node.source else node.span)
         return replace(node, name=name, elements=elements, source=source, condition=None)
 
@@ -166,7 +160,7 @@ class BlockExpander:
             if inner.condition is not None and not truth(inner.condition, scope.env, "`if`"):
                 continue
             running = replace(scope, input=out.output)
-            body = self._statement(inner, f"{prefix}_{inner.name}", running, True, local)
+            body = self._statement(inner, f"{prefix}_{inner.name}", running, local)
             local[inner.name] = body.output
             out.nodes += body.nodes
             out.output = body.output
