@@ -1,0 +1,200 @@
+"""Image augmentation in NumPy: resizing, crops, flips, PCA lighting and normalisation."""
+
+from functools import partial
+
+import numpy as np
+from PIL import Image
+
+# Krizhevsky et al. (2012) lighting noise: ImageNet RGB covariance eigen-pairs on [0, 1] pixels,
+# as published with fb.resnet.torch; the columns of EIGVEC are the eigenvectors.
+EIGVAL = np.array([0.2175, 0.0188, 0.0045])
+EIGVEC = np.array(
+    [
+        [-0.5675, 0.7192, 0.4009],
+        [-0.5808, -0.0045, -0.8140],
+        [-0.5836, -0.6948, 0.4203],
+    ]
+)
+CROPS = ("random_crop", "center_crop")
+LUMA = np.array([0.299, 0.587, 0.114])
+
+
+def sample_rng(seed, epoch, index):
+    """Return the augmentation generator of one sample: a pure function of (seed, epoch, index)."""
+    return np.random.default_rng([seed, 0, epoch, index])
+
+
+def to_float(img):
+    """Scale uint8 pixels to float32 in [0, 1]; float images pass through."""
+    return img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img
+
+
+def to_gray(img):
+    """Convert a uint8 HxWx3 RGB image to HxWx1 luma (ITU-R 601, as Pillow's "L")."""
+    return (img.astype(np.float32) @ LUMA + 0.5).astype(np.uint8)[..., None]
+
+
+def resize(img, hw):
+    """Resize an HxWxC image (uint8 or float32) to hw with Pillow's bilinear filter."""
+    h, w = hw
+    if img.shape[:2] == (h, w):
+        return img
+    bands = [Image.fromarray(np.ascontiguousarray(img[..., c])) for c in range(img.shape[2])]
+    resized = [np.asarray(b.resize((w, h), Image.Resampling.BILINEAR)) for b in bands]
+    return np.stack(resized, axis=-1)
+
+
+def resize_shorter(img, size):
+    """Resize so the shorter side is size, keeping the aspect ratio."""
+    h, w = img.shape[:2]
+    if h <= w:
+        return resize(img, (size, max(1, round(w * size / h))))
+    return resize(img, (max(1, round(h * size / w)), size))
+
+
+def center_crop(img, size):
+    """Crop the central size x size window (offsets rounded down)."""
+    h, w = img.shape[:2]
+    top, left = (h - size) // 2, (w - size) // 2
+    return img[top : top + size, left : left + size]
+
+
+def random_crop(img, size, rng):
+    """Crop a size x size window at a uniformly random position."""
+    h, w = img.shape[:2]
+    top, left = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
+    return img[top : top + size, left : left + size]
+
+
+def hflip(img, rng):
+    """Mirror left-right with probability 0.5."""
+    return img[:, ::-1] if rng.random() < 0.5 else img
+
+
+def pca_lighting(img, alpha):
+    """Add sum_i alpha_i * eigval_i * eigvec_i to every pixel of a [0, 1] RGB image."""
+    return to_float(img) + (EIGVEC @ (alpha * EIGVAL)).astype(np.float32)
+
+
+def normalize(img, mean, std):
+    """Subtract the channel mean and divide by the channel std ([0, 1] pixels)."""
+    mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+    return (to_float(img) - mean) / std
+
+
+def ten_crop(img, size):
+    """Return the four corner and the centre size x size crops and their mirrors: 10xHxWxC."""
+    h, w = img.shape[:2]
+    corners = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size)]
+    crops = [img[t : t + size, x : x + size] for t, x in corners] + [center_crop(img, size)]
+    return np.stack(crops + [c[:, ::-1] for c in crops])
+
+
+def step(fn, **kwargs):
+    """A deterministic pipeline step: fn(img, **kwargs), ignoring the generator."""
+    return partial(_apply, fn, kwargs)
+
+
+def _apply(fn, kwargs, img, rng):
+    """Call a deterministic step."""
+    return fn(img, **kwargs)
+
+
+def _random_crop(img, rng, size):
+    """Random crop step."""
+    return random_crop(img, size, rng)
+
+
+def _pca_lighting(img, rng, std):
+    """PCA lighting step with alpha ~ N(0, std) per eigenvector."""
+    return pca_lighting(img, rng.normal(0.0, std, 3))
+
+
+class Pipeline:
+    """A picklable sequence of steps img, rng -> img ending in a contiguous float32 array."""
+
+    def __init__(self, steps):
+        """Keep the steps."""
+        self.steps = steps
+
+    def __call__(self, img, rng=None):
+        """Apply every step in order; random steps draw from rng (default: a fresh generator)."""
+        rng = np.random.default_rng() if rng is None else rng
+        for fn in self.steps:
+            img = fn(img, rng)
+        return np.ascontiguousarray(to_float(img), dtype=np.float32)
+
+
+def crop_entry(augment, input_hw):
+    """Return the random/center crop entry (or None), checking it produces input_hw."""
+    crops = [e for e in augment if e["name"] in CROPS]
+    if len(crops) > 1:
+        raise ValueError(f"augment has {len(crops)} crop entries; use at most one")
+    if not crops:
+        return None
+    crop = crops[0]
+    if (crop["size"], crop["size"]) != tuple(input_hw):
+        raise ValueError(f"{crop['name']} size {crop['size']} does not give the input {input_hw}")
+    if crop.get("from", crop["size"]) < crop["size"]:
+        raise ValueError(f"{crop['name']} from={crop['from']} is smaller than size={crop['size']}")
+    return crop
+
+
+def check_channels(augment, channels):
+    """Reject entries that do not fit the number of image channels."""
+    for entry in augment:
+        if entry["name"] == "pca_lighting" and channels != 3:
+            raise ValueError(f"pca_lighting needs RGB input, not {channels} channel(s)")
+        if entry["name"] == "normalize" and not len(entry["mean"]) == len(entry["std"]) == channels:
+            raise ValueError(f"normalize needs {channels} mean and std values: {entry}")
+
+
+def train_steps(entry):
+    """The steps of one TRAIN["augment"] entry."""
+    name = entry["name"]
+    if name in CROPS:
+        size = entry["size"]
+        if name == "random_crop":
+            crop = partial(_random_crop, size=size)
+        else:
+            crop = step(center_crop, size=size)
+        return [step(resize_shorter, size=entry.get("from", size)), crop]
+    if name == "hflip":
+        return [hflip]
+    if name == "pca_lighting":
+        return [partial(_pca_lighting, std=entry["std"])]
+    if name == "normalize":
+        return [step(normalize, mean=entry["mean"], std=entry["std"])]
+    raise ValueError(f"unknown augment {name!r}")
+
+
+def eval_steps(augment, crop, input_hw, tencrop):
+    """Resize shorter side to `from`, centre (or ten) crop, then normalize as in training."""
+    if crop is None and tencrop:
+        raise ValueError("ten-crop evaluation needs a random_crop or center_crop entry")
+    if crop is None:
+        steps = [step(resize, hw=tuple(input_hw))]
+    else:
+        size = crop["size"]
+        steps = [step(resize_shorter, size=crop.get("from", size))]
+        steps.append(step(ten_crop if tencrop else center_crop, size=size))
+    norm = [e for e in augment if e["name"] == "normalize"]
+    return steps + [step(normalize, mean=e["mean"], std=e["std"]) for e in norm]
+
+
+def build_pipeline(augment, input_hw, train, channels=3, tencrop=False):
+    """Turn TRAIN["augment"] into a callable (uint8 HxWx3, rng) -> float32 HxWxC image.
+
+    Training applies the entries in order (with a resize to input_hw first when there is no
+    crop entry); evaluation resizes, centre-crops (or ten-crops: 10xHxWxC) and normalizes.
+    """
+    crop = crop_entry(augment, input_hw)
+    check_channels(augment, channels)
+    steps = [step(to_gray)] if channels == 1 else []
+    if not train:
+        return Pipeline(steps + eval_steps(augment, crop, input_hw, tencrop))
+    if crop is None:
+        steps.append(step(resize, hw=tuple(input_hw)))
+    for entry in augment:
+        steps += train_steps(entry)
+    return Pipeline(steps)

@@ -1,0 +1,90 @@
+"""ImageFolder data: root/train/<class>/* and root/val/<class>/*, checked before training."""
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+IMAGE_EXTENSIONS = tuple(".bmp .gif .jpeg .jpg .pgm .png .ppm .tif .tiff .webp".split())
+LAYOUT = "DIR/train/<class>/*.jpg and DIR/val/<class>/*.jpg"
+
+
+class DataError(Exception):
+    """A problem with the user's data, reported as one line without a traceback."""
+
+
+def list_classes(split_dir):
+    """Return {class name: sorted image paths} of one split folder."""
+    if not split_dir.is_dir():
+        raise DataError(f"{split_dir}: split folder not found; expected the layout {LAYOUT}")
+    class_dirs = sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not class_dirs:
+        raise DataError(
+            f"{split_dir}: no class folders; put each class's images in {split_dir}/<class>/"
+        )
+    classes = {}
+    for class_dir in class_dirs:
+        files = sorted(
+            p for p in class_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+        )
+        if not files:
+            raise DataError(
+                f"{class_dir}: class folder has no images ({', '.join(IMAGE_EXTENSIONS)}); "
+                "add images or remove the folder"
+            )
+        classes[class_dir.name] = files
+    return classes
+
+
+def labelled(classes, names):
+    """Flatten {class: paths} into [(path string, label)] with labels from the order of names."""
+    return [(str(path), label) for label, name in enumerate(names) for path in classes[name]]
+
+
+def scan_imagefolder(root, num_classes):
+    """Return (train items, val items, class names); items are (path, label) pairs."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: data folder not found; --data expects {LAYOUT}")
+    train = list_classes(root / "train")
+    names = sorted(train)
+    if len(names) != num_classes:
+        raise DataError(
+            f"{root / 'train'}: {len(names)} class folders but the model has {num_classes} "
+            "outputs; make the folder count match the spec's last layer"
+        )
+    val = list_classes(root / "val")
+    if sorted(val) != names:
+        only_train, only_val = sorted(set(names) - set(val)), sorted(set(val) - set(names))
+        raise DataError(
+            f"{root / 'val'}: class folders differ from train/ (only in train: {only_train}, "
+            f"only in val: {only_val}); use the same class folder names in both splits"
+        )
+    return labelled(train, names), labelled(val, names), names
+
+
+def load_image(path):
+    """Decode an image file fully into a uint8 HxWx3 RGB array; bad files raise DataError."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return np.asarray(img.convert("RGB"))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise DataError(f"{path}: cannot read image ({err}); remove or replace the file") from None
+
+
+class ImageFolderDataset:
+    """Items from scan_imagefolder, decoded on access."""
+
+    def __init__(self, items):
+        """Keep the (path, label) pairs."""
+        self.items = items
+
+    def __len__(self):
+        """Number of images."""
+        return len(self.items)
+
+    def __getitem__(self, i):
+        """Return (uint8 HxWx3 image, label)."""
+        path, label = self.items[i]
+        return load_image(path), label

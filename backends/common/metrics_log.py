@@ -1,0 +1,139 @@
+"""Per-epoch metrics (metrics.csv, metrics.png), atomic file writes and a progress bar."""
+
+import csv
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+FIELDS = tuple(
+    "epoch step lr train_loss val_loss val_error val_top5_error images_per_s seconds".split()
+)
+UMASK = os.umask(0o022)
+os.umask(UMASK)
+
+
+def atomic_write(path, write_fn, binary=True):
+    """Call write_fn(file) on a temp file in path's folder, fsync it, then rename it to path."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, 0o666 & ~UMASK)
+        with os.fdopen(fd, "wb" if binary else "w", newline=None if binary else "") as f:
+            write_fn(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def read_csv(path):
+    """Read a metrics.csv back as a list of {field: string} rows."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+class MetricsLog:
+    """The rows of OUT/metrics.csv, one per epoch; missing fields are left blank."""
+
+    def __init__(self, out_dir, rows=()):
+        """Log into out_dir, starting from earlier rows (e.g. from a checkpoint)."""
+        self.out_dir = Path(out_dir)
+        self.rows = [dict(r) for r in rows]
+
+    def append(self, **row):
+        """Add one epoch's row (a subset of FIELDS)."""
+        unknown = set(row) - set(FIELDS)
+        if unknown:
+            raise ValueError(f"unknown metrics fields {sorted(unknown)}; known: {FIELDS}")
+        self.rows.append(row)
+
+    def write(self, rows=None):
+        """Write OUT/metrics.csv atomically (replacing the rows first if given); full precision."""
+        if rows is not None:
+            self.rows = [dict(r) for r in rows]
+
+        def write_rows(f):
+            writer = csv.DictWriter(f, fieldnames=FIELDS, restval="")
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+        atomic_write(self.out_dir / "metrics.csv", write_rows, binary=False)
+
+    def plot(self, png_path=None):
+        """Draw loss and top-1/top-5 error curves per epoch (default OUT/metrics.png; Agg)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
+
+        fig = Figure(figsize=(10, 4), layout="constrained")
+        loss_ax, err_ax = fig.subplots(1, 2)
+        self.curves(loss_ax, ("train_loss", "val_loss"), 1.0)
+        self.curves(err_ax, ("val_error", "val_top5_error"), 100.0)
+        loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
+        err_ax.set(xlabel="epoch", ylabel="error (%)", title="validation error")
+        for ax in (loss_ax, err_ax):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        path = png_path or self.out_dir / "metrics.png"
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+
+    def curves(self, ax, keys, scale):
+        """Plot the given fields against the epoch, skipping blank values."""
+        for key in keys:
+            points = [(r["epoch"], scale * float(r[key])) for r in self.rows if r.get(key) != ""]
+            if points:
+                ax.plot(*zip(*points, strict=True), marker=".", label=key)
+                ax.legend()
+        ax.grid(alpha=0.3)
+
+
+class ProgressBar:
+    """A dependency-free progress bar: \\r updates on a TTY, a line every `every_s` otherwise."""
+
+    def __init__(self, total, prefix="", stream=None, enabled=True, every_s=30.0):
+        """Count towards total steps; disabled bars (e.g. on ranks > 0) print nothing."""
+        self.total, self.prefix, self.enabled = total, prefix, enabled
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.every_s = 0.1 if self.tty else every_s
+        self.start = self.last = time.monotonic()
+        self.first = None
+
+    def update(self, position, **fields):
+        """Move to position; field values may be zero-argument callables, called only when drawn."""
+        now = time.monotonic()
+        if self.first is None:
+            self.first = (position - 1, self.start)
+        finished = self.tty and position >= self.total
+        if not self.enabled or (now - self.last < self.every_s and not finished):
+            return
+        self.last = now
+        values = {k: v() if callable(v) else v for k, v in fields.items()}
+        self.draw(position, " ".join(f"{k} {v:.4g}" for k, v in values.items()), now)
+
+    def draw(self, position, text, now):
+        """Render one state of the bar."""
+        frac = position / self.total if self.total else 1.0
+        filled = int(20 * min(frac, 1.0))
+        done, since = self.first
+        rate = (position - done) / max(now - since, 1e-9)
+        line = f"{self.prefix} {position}/{self.total} [{'#' * filled}{'.' * (20 - filled)}]"
+        line = f"{line} {100 * frac:3.0f}% {rate:.2f} it/s {text}".rstrip()
+        self.stream.write(f"\r{line}\x1b[K" if self.tty else line + "\n")
+        self.stream.flush()
+
+    def close(self, text=""):
+        """Clear the bar's line on a TTY, then write text (if any) as a line of its own."""
+        if not self.enabled:
+            return
+        if self.tty:
+            self.stream.write("\r\x1b[K")
+        if text:
+            self.stream.write(text + "\n")
+        self.stream.flush()

@@ -1,0 +1,135 @@
+"""Keras 3 layers the generated models need beyond keras.layers (keras.ops only, channels-last)."""
+
+import math
+
+import keras
+from keras import ops
+
+
+def _pair(value):
+    """An int or a pair as a pair of ints."""
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+def _pads(padding):
+    """An int, (h, w) or ((top, bottom), (left, right)) as ((top, bottom), (left, right))."""
+    if isinstance(padding, int):
+        return ((padding, padding), (padding, padding))
+    return tuple(_pair(p) for p in padding)
+
+
+def pool_geometry(size, kernel, stride, before, after, ceil_mode):
+    """PyTorch's pooled length and the extra trailing padding that a ceil-mode window reads."""
+    span = size + before + after - kernel
+    out = (math.ceil(span / stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + before:
+        out -= 1
+    extra = max((out - 1) * stride + kernel - (size + before + after), 0)
+    return out, extra
+
+
+@keras.saving.register_keras_serializable(package="archdsl")
+class LocalResponseNorm(keras.layers.Layer):
+    """The paper's LRN, b = a / (k + alpha * sum of a^2 over `size` channels)^beta (no 1/size)."""
+
+    def __init__(self, size, alpha=1e-4, beta=0.75, k=2.0, groups=1, **kwargs):
+        """groups > 1 keeps the window inside each of `groups` equal channel blocks (towers)."""
+        super().__init__(**kwargs)
+        self.size, self.alpha, self.beta, self.k, self.groups = size, alpha, beta, k, groups
+
+    def call(self, x):
+        """Normalise over a channel window centred as PyTorch/Caffe centre it, within each group."""
+        x32 = ops.cast(x, "float32")
+        shape = ops.shape(x32)
+        width = shape[-1] // self.groups
+        sq = ops.reshape(ops.square(x32), (-1, *shape[1:-1], self.groups, width))
+        pad = [[0, 0]] * (len(shape) - 1) + [[0, 0], [self.size // 2, (self.size - 1) // 2]]
+        padded = ops.pad(sq, pad)
+        total = sum(padded[..., i : i + width] for i in range(self.size))
+        scale = ops.power(self.k + self.alpha * ops.reshape(total, (-1, *shape[1:])), self.beta)
+        return ops.cast(x32 / scale, self.compute_dtype)
+
+    def get_config(self):
+        """Constructor arguments, for saving."""
+        config = super().get_config()
+        config.update(
+            size=self.size, alpha=self.alpha, beta=self.beta, k=self.k, groups=self.groups
+        )
+        return config
+
+
+class _PaddedPool2D(keras.layers.Layer):
+    """A 2-D pool with PyTorch's explicit padding and ceil_mode, on channels-last input."""
+
+    def __init__(self, pool_size, strides=None, padding=0, ceil_mode=False, **kwargs):
+        """padding: int, (h, w) or ((top, bottom), (left, right)); strides default to pool_size."""
+        super().__init__(**kwargs)
+        self.pool_size = _pair(pool_size)
+        self.strides = _pair(strides if strides is not None else pool_size)
+        self.padding = _pads(padding)
+        self.ceil_mode = ceil_mode
+
+    def _trailing(self, x):
+        """Extra (bottom, right) padding so that VALID pooling gives PyTorch's output size."""
+        dims = zip(ops.shape(x)[1:3], self.pool_size, self.strides, self.padding, strict=True)
+        return tuple(pool_geometry(n, k, s, *p, self.ceil_mode)[1] for n, k, s, p in dims)
+
+    def _pool(self, x, method):
+        """VALID pooling with this layer's window."""
+        return method(x, self.pool_size, self.strides, padding="valid")
+
+    def get_config(self):
+        """Constructor arguments, for saving."""
+        config = super().get_config()
+        config.update(
+            pool_size=self.pool_size,
+            strides=self.strides,
+            padding=self.padding,
+            ceil_mode=self.ceil_mode,
+        )
+        return config
+
+
+def _pad_hw(x, pads, value):
+    """Pad the two spatial axes of an NHWC tensor with a constant."""
+    return ops.pad(x, [[0, 0], list(pads[0]), list(pads[1]), [0, 0]], constant_values=value)
+
+
+@keras.saving.register_keras_serializable(package="archdsl")
+class PaddedMaxPool2D(_PaddedPool2D):
+    """torch.nn.MaxPool2D(kernel, stride, padding, ceil_mode): padding never wins the max."""
+
+    def call(self, x):
+        """Pad with -inf (explicit and ceil-mode padding alike), then VALID max pooling."""
+        bottom, right = self._trailing(x)
+        (top, pad_b), (left, pad_r) = self.padding
+        x = _pad_hw(x, ((top, pad_b + bottom), (left, pad_r + right)), float("-inf"))
+        return self._pool(x, ops.max_pool)
+
+
+@keras.saving.register_keras_serializable(package="archdsl")
+class PaddedAvgPool2D(_PaddedPool2D):
+    """torch.nn.AvgPool2D(kernel, stride, padding, ceil_mode, count_include_pad)."""
+
+    def __init__(
+        self, pool_size, strides=None, padding=0, ceil_mode=False, count_include_pad=True, **kwargs
+    ):
+        """count_include_pad: the divisor counts explicit padding (torch's default)."""
+        super().__init__(pool_size, strides, padding, ceil_mode, **kwargs)
+        self.count_include_pad = count_include_pad
+
+    def call(self, x):
+        """Window mean; the divisor counts explicit padding if asked, never the ceil overhang."""
+        trailing = self._trailing(x)
+        overhang = tuple((0, t) for t in trailing)
+        ones = ops.ones((1, *ops.shape(x)[1:3], 1), dtype=x.dtype)
+        mask = _pad_hw(ones, self.padding, 1.0 if self.count_include_pad else 0.0)
+        sums = self._pool(_pad_hw(_pad_hw(x, self.padding, 0.0), overhang, 0.0), ops.average_pool)
+        counts = self._pool(_pad_hw(mask, overhang, 0.0), ops.average_pool)
+        return sums / counts
+
+    def get_config(self):
+        """Constructor arguments, for saving."""
+        config = super().get_config()
+        config.update(count_include_pad=self.count_include_pad)
+        return config

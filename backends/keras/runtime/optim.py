@@ -1,0 +1,109 @@
+"""Keras 3 optimizers with the spec's weight-decay rules and its no_decay parameter groups."""
+
+import keras
+from keras import ops
+
+NORM_LAYERS = (
+    keras.layers.BatchNormalization,
+    keras.layers.LayerNormalization,
+    keras.layers.GroupNormalization,
+)
+
+
+class _CoupledDecay:
+    """Adds weight_decay * w to the gradient of every decayed variable before the update rule."""
+
+    def __init__(self, *args, weight_decay=0.0, **kwargs):
+        """weight_decay: the L2 coefficient lambda; the parent optimizer decays nothing itself."""
+        super().__init__(*args, **kwargs)
+        self.coupled_decay = float(weight_decay)
+
+    def decayed(self, gradient, variable):
+        """The gradient plus the L2 term, unless the variable is excluded from decay."""
+        gradient = ops.cast(gradient, variable.dtype)
+        if not self.coupled_decay or not self._use_weight_decay(variable):
+            return gradient
+        return gradient + ops.cast(self.coupled_decay, variable.dtype) * variable
+
+    def update_step(self, gradient, variable, learning_rate):
+        """The parent's update rule on the decayed gradient."""
+        super().update_step(self.decayed(gradient, variable), variable, learning_rate)
+
+    def get_config(self):
+        """Constructor arguments, for saving."""
+        config = super().get_config()
+        config["weight_decay"] = self.coupled_decay
+        return config
+
+
+class _DecaySGD(_CoupledDecay, keras.optimizers.SGD):
+    """Keras's SGD with coupled weight decay and the spec's defaults."""
+
+    def __init__(
+        self, learning_rate=0.01, momentum=0.9, weight_decay=0.0, nesterov=False, **kwargs
+    ):
+        """weight_decay: lambda, added to the gradient before the momentum rule."""
+        super().__init__(
+            learning_rate=learning_rate,
+            momentum=float(momentum),
+            nesterov=nesterov,
+            weight_decay=weight_decay,
+            **kwargs,
+        )
+
+
+@keras.saving.register_keras_serializable(package="archdsl")
+class PaperSGD(_DecaySGD):
+    """The paper's SGD: v <- mu*v - lambda*lr*w - lr*g ; w <- w + v (decay through the momentum)."""
+
+    # Keras's SGD keeps the velocity as a displacement, so a new lr affects only new gradients;
+    # nesterov=True gives w <- w + mu*v_new - lambda*lr*w - lr*g.
+
+
+@keras.saving.register_keras_serializable(package="archdsl")
+class TorchSGD(_DecaySGD):
+    """torch.optim.SGD: b <- mu*b + (g + lambda*w) ; w <- w - lr*b (lr changes rescale steps)."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        """One torch-style step; the buffer holds gradients, not displacements."""
+        gradient = self.decayed(gradient, variable)
+        learning_rate = ops.cast(learning_rate, variable.dtype)
+        if self.momentum == 0:
+            self.assign_sub(variable, learning_rate * gradient)
+            return
+        buf = self.momentums[self._get_variable_index(variable)]
+        self.assign(buf, ops.cast(self.momentum, variable.dtype) * buf + gradient)
+        step = gradient + self.momentum * buf if self.nesterov else buf
+        self.assign_sub(variable, learning_rate * step)
+
+
+@keras.saving.register_keras_serializable(package="archdsl")
+class L2Adam(_CoupledDecay, keras.optimizers.Adam):
+    """torch.optim.Adam: weight decay as L2 added to the gradient (Keras's Adam decouples it)."""
+
+
+def _layers(layer):
+    """The layer and every layer nested in it, depth first."""
+    yield layer
+    for child in getattr(layer, "layers", []):
+        yield from _layers(child)
+
+
+def no_decay_variables(model, no_decay):
+    """The trainable variables in the spec's no_decay groups: "bias" and/or "norm"."""
+    found = {}
+    if "bias" in no_decay:
+        found.update((id(v), v) for v in model.trainable_variables if v.path.endswith("bias"))
+    if "norm" in no_decay:
+        for layer in _layers(model):
+            if isinstance(layer, NORM_LAYERS):
+                found.update((id(v), v) for v in layer.trainable_variables)
+    return list(found.values())
+
+
+def exclude_from_decay(optimizer, model, no_decay):
+    """Exclude the no_decay groups from the optimizer's weight decay; returns the optimizer."""
+    excluded = no_decay_variables(model, no_decay)
+    if excluded:
+        optimizer.exclude_from_weight_decay(var_list=excluded)
+    return optimizer

@@ -1,0 +1,477 @@
+"""Train the sibling model.py with Keras 3 on TensorFlow: `python train.py --help`.
+
+Flags and outputs match the PyTorch trainer. Data parallel: `--devices N` mirrors the model over
+N GPUs with tf.distribute.MirroredStrategy (without GPUs, over N logical CPU devices, which is
+only good for testing); --batch-size is the global batch, split across the replicas.
+
+Reproducible and resumable: the data order is a function of (seed, epoch), a sample's
+augmentation of (seed, epoch, index), and dropout draws from seed generators whose state is saved
+with the weights. OUT/last.npz is written atomically after every epoch, every --save-every steps
+and on Ctrl-C, so --resume after a crash or a kill continues exactly where it left off (bit for
+bit on the CPU).
+"""
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import time
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import keras
+import model as spec
+import numpy as np
+import tensorflow as tf
+from augment import build_pipeline, sample_rng
+from imagefolder import DataError, ImageFolderDataset, scan_imagefolder
+from metrics_log import MetricsLog, ProgressBar, atomic_write
+from synthetic import SyntheticImages
+
+CHECKPOINT = "last.npz"
+
+
+class UsageError(Exception):
+    """A bad flag, device or checkpoint, reported as one line without a traceback."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C after the checkpoint was saved."""
+
+
+def parse_args(argv=None):
+    """Command-line flags; defaults come from the spec's train section."""
+    p = argparse.ArgumentParser(description=f"Train {spec.MODEL_NAME} from {spec.SPEC}.")
+    p.add_argument("--data", type=Path, help="ImageFolder root: DIR/train/<class>/*, DIR/val/...")
+    p.add_argument(
+        "--synthetic-per-class",
+        type=int,
+        default=100,
+        metavar="N",
+        help="without --data: synthetic training images per class (val: N // 5)",
+    )
+    p.add_argument("--epochs", type=int, default=spec.TRAIN["epochs"])
+    p.add_argument("--batch-size", type=int, default=spec.TRAIN["batch"], help="global batch")
+    p.add_argument("--lr", type=float, help="initial learning rate (default: the spec's)")
+    p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps in all")
+    p.add_argument(
+        "--save-every",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="also checkpoint every STEPS optimizer steps (0: once per epoch)",
+    )
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--devices", type=int, default=1, help="data-parallel replicas (mirrored)")
+    p.add_argument("--amp", action="store_true", help="mixed_float16 with float32 logits and loss")
+    p.add_argument("--channels-last", action="store_true", help="accepted; Keras always is")
+    p.add_argument("--compile", action="store_true", help="XLA-compile the steps (jit_compile)")
+    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="threads")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("runs"))
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="",
+        metavar="PATH",
+        help=f"continue from a checkpoint (default: OUT/{CHECKPOINT})",
+    )
+    p.add_argument("--ten-crop", action="store_true", help="validate on 10 crops per image")
+    return p.parse_args(argv)
+
+
+def replica_devices(flag, count):
+    """The device names for --device and --devices, splitting the CPU when it must."""
+    if count < 1:
+        raise UsageError(f"--devices {count}: need at least one")
+    gpus = tf.config.list_physical_devices("GPU")
+    if flag == "cuda" and not gpus:
+        raise UsageError("--device cuda: no GPU is visible to TensorFlow; use --device cpu")
+    if flag == "cpu" and gpus:
+        tf.config.set_visible_devices([], "GPU")
+        gpus = []
+    if gpus:
+        if count > len(gpus):
+            raise UsageError(f"--devices {count}: only {len(gpus)} GPU(s) visible")
+        return [f"/gpu:{i}" for i in range(count)]
+    if count > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        logical = [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
+        tf.config.set_logical_device_configuration(cpu, logical)
+    return [f"/cpu:{i}" for i in range(count)]
+
+
+def make_strategy(devices):
+    """MirroredStrategy over several devices, OneDeviceStrategy for one."""
+    if len(devices) == 1:
+        return tf.distribute.OneDeviceStrategy(devices[0])
+    return tf.distribute.MirroredStrategy(devices)
+
+
+def datasets(args):
+    """(train, val) of (uint8 HxWx3, label): ImageFolder or the synthetic images."""
+    if args.data is not None:
+        train, val, _ = scan_imagefolder(args.data, spec.NUM_CLASSES)
+        return ImageFolderDataset(train), ImageFolderDataset(val)
+    hw, per_class = spec.INPUT_SHAPE[:2], args.synthetic_per_class
+    try:
+        train = SyntheticImages(spec.NUM_CLASSES, hw, "train", per_class)
+        val = SyntheticImages(spec.NUM_CLASSES, hw, "val", max(1, per_class // 5))
+    except ValueError as err:
+        raise UsageError(f"{err}; pass --data DIR") from None
+    return train, val
+
+
+class Loader:
+    """Numpy batches of one epoch, loaded by a thread pool one batch ahead of training."""
+
+    def __init__(self, data, pipeline, seed, workers):
+        """data: (uint8 image, label) items; pipeline: (image, rng) -> float32 array."""
+        self.data, self.pipeline, self.seed = data, pipeline, seed
+        self.pool = ThreadPoolExecutor(max(1, workers))
+
+    def sample(self, epoch, index):
+        """Item `index` augmented with the generator of (seed, epoch, index)."""
+        image, label = self.data[index]
+        return self.pipeline(image, sample_rng(self.seed, epoch, index)), label
+
+    def batch(self, epoch, indices):
+        """(float32 images, int32 labels) of the given items."""
+        samples = list(self.pool.map(lambda i: self.sample(epoch, int(i)), indices))
+        return np.stack([s[0] for s in samples]), np.array([s[1] for s in samples], "int32")
+
+    def batches(self, epoch, order, size, first=0):
+        """Yield the batches of `order` in chunks of size, from chunk `first` on."""
+        chunks = [order[i : i + size] for i in range(first * size, len(order), size)]
+        with ThreadPoolExecutor(1) as ahead:
+            pending = None
+            for chunk in chunks:
+                ready, pending = pending, ahead.submit(self.batch, epoch, chunk)
+                if ready is not None:
+                    yield ready.result()
+            if pending is not None:
+                yield pending.result()
+
+
+def distribute(strategy, batch):
+    """Split a numpy batch across the strategy's replicas (unequal parts allowed)."""
+    parts = [np.array_split(array, strategy.num_replicas_in_sync) for array in batch]
+    return strategy.experimental_distribute_values_from_function(
+        lambda ctx: tuple(part[ctx.replica_id_in_sync_group] for part in parts)
+    )
+
+
+def make_train_step(strategy, net, optimizer, smoothing, jit):
+    """A compiled step: forward, mean cross-entropy over the global batch, one update."""
+    classes = spec.NUM_CLASSES
+
+    def replica_step(x, y):
+        context = tf.distribute.get_replica_context()
+        count = context.all_reduce("sum", tf.cast(tf.shape(y)[0], tf.float32))
+        with tf.GradientTape() as tape:
+            logits = tf.cast(net(x, training=True), tf.float32)
+            losses = keras.losses.categorical_crossentropy(
+                tf.one_hot(y, classes), logits, from_logits=True, label_smoothing=smoothing
+            )
+            scaled = optimizer.scale_loss(tf.reduce_sum(losses) / count)
+        grads = tape.gradient(scaled, net.trainable_variables)
+        optimizer.apply(grads, net.trainable_variables)
+        return tf.reduce_sum(losses)
+
+    @tf.function(reduce_retracing=True, jit_compile=jit)
+    def step(batch):
+        return strategy.reduce("sum", strategy.run(replica_step, batch), axis=None)
+
+    return step
+
+
+def make_eval_step(strategy, net, jit):
+    """A compiled step: summed loss (no smoothing), top-1 and top-5 hits; 5-D input = crops."""
+    top = min(5, spec.NUM_CLASSES)
+
+    def replica_step(x, y):
+        crops = x.shape[1] if len(x.shape) == 5 else 1
+        logits = net(tf.reshape(x, (-1, *x.shape[-3:])), training=False)
+        logp = tf.nn.log_softmax(tf.cast(logits, tf.float32))
+        logp = tf.reshape(logp, (tf.shape(y)[0], crops, spec.NUM_CLASSES))
+        logp = tf.reduce_logsumexp(logp, axis=1) - math.log(crops)  # log of the mean softmax
+        hits = tf.math.top_k(logp, top).indices == y[:, None]
+        loss = -tf.reduce_sum(tf.gather(logp, y, batch_dims=1))
+        return (
+            loss,
+            tf.reduce_sum(tf.cast(hits[:, 0], tf.float32)),
+            tf.reduce_sum(tf.cast(tf.reduce_any(hits, axis=1), tf.float32)),
+        )
+
+    @tf.function(reduce_retracing=True, jit_compile=jit)
+    def step(batch):
+        sums = strategy.run(replica_step, batch)
+        return tf.stack([strategy.reduce("sum", value, axis=None) for value in sums])
+
+    return step
+
+
+class StopFlag:
+    """The first Ctrl-C asks for a checkpoint at the next step; a second one aborts."""
+
+    def __init__(self):
+        """Install the SIGINT handler."""
+        self.requested = False
+        signal.signal(signal.SIGINT, self.handle)
+
+    def handle(self, signum, frame):
+        """Record the request and restore the default handler."""
+        self.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print("\nCtrl-C: checkpointing after this step (Ctrl-C again aborts)", file=sys.stderr)
+
+
+def variable_arrays(net, optimizer):
+    """{"model/00000": array, ..., "optimizer/00000": array, ...} in variable order."""
+    arrays = {}
+    for prefix, variables in (("model", net.variables), ("optimizer", optimizer.variables)):
+        for i, v in enumerate(variables):
+            arrays[f"{prefix}/{i:05d}"] = keras.ops.convert_to_numpy(v)
+    return arrays
+
+
+def assign_arrays(arrays, net, optimizer, path):
+    """Assign variable_arrays() output back, checking that every shape fits."""
+    for prefix, variables in (("model", net.variables), ("optimizer", optimizer.variables)):
+        saved = [arrays[key] for key in sorted(arrays) if key.startswith(f"{prefix}/")]
+        if [a.shape for a in saved] != [tuple(v.shape) for v in variables]:
+            raise UsageError(
+                f"{path}: the checkpoint's {prefix} variables do not match this {prefix} "
+                "(another spec or optimizer, or a different --amp?)"
+            )
+        for variable, value in zip(variables, saved, strict=True):
+            variable.assign(value)
+
+
+def read_checkpoint(path):
+    """(arrays, meta) of a checkpoint written by Trainer.save()."""
+    if not path.is_file():
+        raise UsageError(f"{path}: no checkpoint to resume from; run without --resume first")
+    try:
+        with np.load(path) as f:
+            arrays = dict(f)
+        return arrays, json.loads(str(arrays.pop("meta")))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        raise UsageError(f"{path}: unreadable checkpoint ({err})") from None
+
+
+class Trainer:
+    """One training run: model, optimizer, schedule, data and progress."""
+
+    def __init__(self, args):
+        """Build everything, restoring a checkpoint for --resume."""
+        self.args, self.stop = args, StopFlag()
+        if spec.TRAIN["loss"]["name"] != "cross_entropy":
+            raise UsageError(f"loss {spec.TRAIN['loss']['name']!r}: this trainer has cross_entropy")
+        self.devices = replica_devices(args.device, args.devices)
+        self.strategy = make_strategy(self.devices)
+        self.train_set, self.val_set = datasets(args)
+        self.train_data = self.loader(self.train_set, train=True)
+        self.val_data = self.loader(self.val_set, train=False)
+        self.state = {"epoch": 0, "batches_done": 0, "global_step": 0}
+        self.loss_sum, self.seen = 0.0, 0
+        self.log = MetricsLog(args.out)
+        keras.utils.set_random_seed(args.seed)
+        if args.amp:
+            keras.mixed_precision.set_dtype_policy("mixed_float16")
+        self.build()
+        if args.resume is not None:
+            self.restore(Path(args.resume) if args.resume else args.out / CHECKPOINT)
+
+    def loader(self, data, train):
+        """A Loader with the spec's training or evaluation pipeline."""
+        hw, channels = spec.INPUT_SHAPE[:2], spec.INPUT_SHAPE[2]
+        tencrop = self.args.ten_crop and not train
+        try:
+            pipeline = build_pipeline(spec.TRAIN["augment"], hw, train, channels, tencrop=tencrop)
+        except ValueError as err:
+            raise UsageError(f"augment: {err}") from None
+        return Loader(data, pipeline, self.args.seed, self.args.workers)
+
+    def build(self):
+        """Model, optimizer (loss-scaled under --amp), schedule and compiled steps."""
+        smoothing = spec.TRAIN["loss"].get("label_smoothing", 0.0)
+        with self.strategy.scope():
+            self.net = spec.build_model()
+            self.optimizer = spec.build_optimizer(self.net, lr=self.args.lr)
+            self.scheduler = spec.build_scheduler(self.optimizer)
+            if self.args.amp:
+                self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
+            self.optimizer.build(self.net.trainable_variables)
+        jit = self.args.compile and self.strategy.num_replicas_in_sync == 1
+        if self.args.compile and not jit:
+            print(
+                "warning: --compile: no XLA across several replicas (as in Keras)", file=sys.stderr
+            )
+        self.train_step = make_train_step(self.strategy, self.net, self.optimizer, smoothing, jit)
+        self.eval_step = make_eval_step(self.strategy, self.net, jit)
+
+    def steps_per_epoch(self):
+        """Optimizer steps in a full epoch (the last partial batch is dropped)."""
+        n = len(self.train_set)
+        return n // self.args.batch_size if n >= self.args.batch_size else 1
+
+    def out_of_steps(self):
+        """Whether --max-steps is used up."""
+        limit = self.args.max_steps
+        return limit is not None and self.state["global_step"] >= limit
+
+    def epoch_order(self, epoch):
+        """This epoch's training items: a permutation drawn from (seed, epoch), full batches."""
+        order = np.random.default_rng([self.args.seed, 2, epoch]).permutation(len(self.train_set))
+        return order[: self.steps_per_epoch() * self.args.batch_size]
+
+    def train_epoch(self, epoch):
+        """Train from the saved position to the epoch's end, --max-steps or Ctrl-C."""
+        st, batch = self.state, self.args.batch_size
+        bar = ProgressBar(self.steps_per_epoch(), f"epoch {epoch + 1}/{self.args.epochs}")
+        batches = self.train_data.batches(epoch, self.epoch_order(epoch), batch, st["batches_done"])
+        for x, y in batches:
+            if self.out_of_steps() or self.stop.requested:
+                break
+            self.loss_sum += float(self.train_step(distribute(self.strategy, (x, y))))
+            self.seen += len(y)
+            st["batches_done"] += 1
+            st["global_step"] += 1
+            bar.update(st["batches_done"], loss=self.loss_sum / self.seen)
+            if self.args.save_every and st["global_step"] % self.args.save_every == 0:
+                self.save()
+        bar.close()
+
+    def validate(self):
+        """Validation loss (no label smoothing), top-1 and top-5 error over the whole val set."""
+        size = max(1, self.args.batch_size // 10) if self.args.ten_crop else self.args.batch_size
+        totals = np.zeros(3)
+        for batch in self.val_data.batches(0, np.arange(len(self.val_set)), size):
+            totals += self.eval_step(distribute(self.strategy, batch)).numpy()
+        loss, top1, top5 = totals / len(self.val_set)
+        return {"val_loss": loss, "val_error": 1 - top1, "val_top5_error": 1 - top5}
+
+    def lr(self):
+        """The optimizer's current learning rate (a float32 variable: 7 significant digits)."""
+        return float(f"{float(keras.ops.convert_to_numpy(self.optimizer.learning_rate)):.7g}")
+
+    def save(self):
+        """Write OUT/last.npz (weights, optimizer, schedule, position, metrics) and metrics.csv."""
+        meta = {
+            "model_name": spec.MODEL_NAME,
+            "state": self.state,
+            "train_loss_sum": self.loss_sum,
+            "train_seen": self.seen,
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "metrics": self.log.rows,
+            "seed": self.args.seed,
+        }
+        arrays = {**variable_arrays(self.net, self.optimizer), "meta": np.array(json.dumps(meta))}
+        atomic_write(self.args.out / CHECKPOINT, lambda f: np.savez(f, **arrays))
+        self.log.write()
+
+    def restore(self, path):
+        """Load a checkpoint written by save()."""
+        arrays, meta = read_checkpoint(path)
+        if meta["model_name"] != spec.MODEL_NAME:
+            raise UsageError(f"{path}: checkpoint of {meta['model_name']}, not {spec.MODEL_NAME}")
+        if meta["seed"] != self.args.seed:
+            raise UsageError(f"{path}: written with --seed {meta['seed']}, not {self.args.seed}")
+        assign_arrays(arrays, self.net, self.optimizer, path)
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(meta["scheduler"])
+        self.state = meta["state"]
+        self.loss_sum, self.seen = meta["train_loss_sum"], meta["train_seen"]
+        self.log = MetricsLog(self.args.out, meta["metrics"])
+        self.log.write()
+
+    def end_epoch(self, epoch, train_seconds, images, start):
+        """Validate, step the schedule, log and checkpoint a finished epoch."""
+        metrics = {"train_loss": self.loss_sum / max(self.seen, 1), **self.validate()}
+        lr = self.lr()
+        if self.scheduler is not None:
+            self.scheduler.step_epoch(metrics)
+        row = dict(epoch=epoch + 1, step=self.state["global_step"], lr=lr, **metrics)
+        row.update(images_per_s=images / max(train_seconds, 1e-9))
+        row.update(seconds=time.perf_counter() - start)
+        self.log.append(**row)
+        self.state.update(epoch=epoch + 1, batches_done=0)
+        self.loss_sum, self.seen = 0.0, 0
+        self.save()
+        print(
+            f"epoch {epoch + 1}/{self.args.epochs}  step {row['step']}  lr {lr:.4g}  "
+            f"train_loss {row['train_loss']:.4f}  val_loss {row['val_loss']:.4f}  "
+            f"top-1 err {100 * row['val_error']:.2f}%  "
+            f"top-5 err {100 * row['val_top5_error']:.2f}%  "
+            f"{row['images_per_s']:.0f} img/s  {row['seconds']:.1f}s",
+            flush=True,
+        )
+
+    def run_epoch(self, epoch):
+        """Train and (unless interrupted mid-epoch) finish one epoch."""
+        start = time.perf_counter()
+        seen_before = self.seen
+        self.train_epoch(epoch)
+        train_seconds = time.perf_counter() - start
+        if self.stop.requested:
+            self.save()
+            raise Interrupted
+        self.end_epoch(epoch, train_seconds, self.seen - seen_before, start)
+
+    def header(self):
+        """Describe the run."""
+        params = sum(math.prod(v.shape) for v in self.net.trainable_variables)
+        source = f"ImageFolder {self.args.data}" if self.args.data else "synthetic"
+        replicas = self.strategy.num_replicas_in_sync
+        print(
+            f"{spec.MODEL_NAME} ({spec.SPEC}): {params:,} parameters; {len(self.train_set)} train "
+            f"/ {len(self.val_set)} val images ({source}); {replicas} replica(s) on "
+            f"{', '.join(self.devices)}; global batch {self.args.batch_size}; from epoch "
+            f"{self.state['epoch'] + 1}, step {self.state['global_step']}",
+            flush=True,
+        )
+
+    def run(self):
+        """Train to --epochs or --max-steps; returns the model."""
+        self.header()
+        try:
+            while self.state["epoch"] < self.args.epochs and not self.out_of_steps():
+                self.run_epoch(self.state["epoch"])
+        finally:
+            self.log.write()
+            self.log.plot()
+        return self.net
+
+
+def train(args):
+    """Run a training; returns the trained model."""
+    if keras.backend.backend() != "tensorflow":
+        raise UsageError("this trainer needs the TensorFlow backend: KERAS_BACKEND=tensorflow")
+    return Trainer(args).run()
+
+
+def main(argv=None):
+    """Entry point: exit 0 when done, 2 on bad data or flags, 130 on Ctrl-C."""
+    args = parse_args(argv)
+    try:
+        train(args)
+    except (DataError, UsageError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except Interrupted:
+        print(
+            f"interrupted: saved {args.out / CHECKPOINT}; continue with --resume", file=sys.stderr
+        )
+        return 130
+    except KeyboardInterrupt:
+        print("aborted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""LocalResponseNorm and the PyTorch-style padded pools against NumPy references."""
+
+import math
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+
+def lrn_reference(x, size, alpha, beta, k):
+    """The paper's LRN on channels-last x, window c - size//2 .. c + (size-1)//2, no 1/size."""
+    channels = x.shape[-1]
+    out = np.empty_like(x)
+    for c in range(channels):
+        lo, hi = max(0, c - size // 2), min(channels, c + (size - 1) // 2 + 1)
+        out[..., c] = x[..., c] / (k + alpha * (x[..., lo:hi] ** 2).sum(-1)) ** beta
+    return out
+
+
+@pytest.fixture(scope="module")
+def layers(load):
+    """The runtime's layers module."""
+    return load("layers")
+
+
+@pytest.fixture(scope="module")
+def activations():
+    """Random NHWC activations large enough that alpha vs alpha/size matters."""
+    return np.random.default_rng(0).normal(scale=40.0, size=(2, 5, 4, 12)).astype("float32")
+
+
+@pytest.mark.parametrize("size", [5, 4])
+def test_lrn_matches_paper_formula(layers, activations, size):
+    got = np.asarray(layers.LocalResponseNorm(size, 1e-4, 0.75, 2.0)(activations))
+    np.testing.assert_allclose(got, lrn_reference(activations, size, 1e-4, 0.75, 2.0), rtol=1e-5)
+    torch_style = lrn_reference(activations, size, 1e-4 / size, 0.75, 2.0)
+    assert not np.allclose(got, torch_style, rtol=1e-2)
+
+
+def test_lrn_groups_keep_halves_apart(layers, activations):
+    got = np.asarray(layers.LocalResponseNorm(5, 1e-4, 0.75, 2.0, groups=2)(activations))
+    halves = [lrn_reference(h, 5, 1e-4, 0.75, 2.0) for h in np.split(activations, 2, axis=-1)]
+    np.testing.assert_allclose(got, np.concatenate(halves, axis=-1), rtol=1e-5)
+
+
+def test_layers_survive_a_saved_model(layers, activations, tmp_path):
+    inputs = keras.Input(activations.shape[1:])
+    x = layers.LocalResponseNorm(3, 1e-3, 0.5, 1.0, groups=2, name="lrn")(inputs)
+    x = layers.PaddedMaxPool2D(2, 1, padding=((1, 0), (0, 1)), ceil_mode=True, name="max")(x)
+    x = layers.PaddedAvgPool2D(3, 2, padding=1, ceil_mode=True, count_include_pad=False)(x)
+    model = keras.Model(inputs, x)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert loaded.get_layer("lrn").get_config()["alpha"] == 1e-3
+    assert loaded.get_layer("max").padding == ((1, 0), (0, 1))
+    np.testing.assert_allclose(np.asarray(loaded(activations)), np.asarray(model(activations)))
+
+
+def torch_out(n, k, s, p, ceil):
+    """Output length by PyTorch's pooling formula."""
+    out = (math.ceil if ceil else math.floor)((n + 2 * p - k) / s) + 1
+    return out - 1 if ceil and (out - 1) * s >= n + p else out
+
+
+def pool_reference(x, k, s, p, ceil, mode, count_include_pad=True):
+    """PyTorch's max_pool2d / avg_pool2d on NHWC x, written from its kernel's loops."""
+    n_h, n_w = x.shape[1:3]
+    out = np.empty(
+        (x.shape[0], torch_out(n_h, k, s, p, ceil), torch_out(n_w, k, s, p, ceil), x.shape[3]),
+        "float32",
+    )
+    for i in range(out.shape[1]):
+        for j in range(out.shape[2]):
+            hs, ws = i * s - p, j * s - p
+            he, we = min(hs + k, n_h + p), min(ws + k, n_w + p)
+            padded_count = (he - hs) * (we - ws)
+            hs, ws, he, we = max(hs, 0), max(ws, 0), min(he, n_h), min(we, n_w)
+            window = x[:, hs:he, ws:we, :]
+            if mode == "max":
+                out[:, i, j] = window.max(axis=(1, 2))
+            else:
+                count = padded_count if count_include_pad else (he - hs) * (we - ws)
+                out[:, i, j] = window.sum(axis=(1, 2)) / count
+    return out
+
+
+POOLS = [  # (input, kernel, stride, pad, ceil, expected output)
+    (13, 3, 2, 0, True, 6),
+    (14, 3, 2, 0, True, 7),
+    (55, 3, 2, 0, True, 27),
+    (8, 3, 2, 1, True, 5),
+    (6, 2, 2, 1, True, 4),
+    (7, 3, 2, 1, False, 4),
+    (14, 3, 2, 0, False, 6),
+]
+
+
+@pytest.mark.parametrize(("n", "k", "s", "p", "ceil", "expected"), POOLS)
+def test_padded_max_pool(layers, n, k, s, p, ceil, expected):
+    x = np.random.default_rng(n).normal(size=(2, n, n, 3)).astype("float32") - 3.0
+    got = np.asarray(layers.PaddedMaxPool2D(k, s, padding=p, ceil_mode=ceil)(x))
+    assert got.shape == (2, expected, expected, 3)
+    np.testing.assert_allclose(got, pool_reference(x, k, s, p, ceil, "max"), rtol=1e-6)
+
+
+@pytest.mark.parametrize("include", [True, False])
+@pytest.mark.parametrize(("n", "k", "s", "p", "ceil", "expected"), POOLS)
+def test_padded_avg_pool(layers, n, k, s, p, ceil, expected, include):
+    x = np.random.default_rng(n).normal(size=(2, n, n, 3)).astype("float32") + 2.0
+    pool = layers.PaddedAvgPool2D(k, s, padding=p, ceil_mode=ceil, count_include_pad=include)
+    got = np.asarray(pool(x))
+    assert got.shape == (2, expected, expected, 3)
+    want = pool_reference(x, k, s, p, ceil, "avg", include)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_asymmetric_pool_padding(layers):
+    x = np.random.default_rng(1).normal(size=(1, 6, 6, 2)).astype("float32") - 3.0
+    got = np.asarray(layers.PaddedMaxPool2D(2, 2, padding=((1, 0), (0, 1)))(x))
+    padded = np.pad(x, [(0, 0), (1, 0), (0, 1), (0, 0)], constant_values=-np.inf)
+    want = padded[:, :6, :6].reshape(1, 3, 2, 3, 2, 2).max(axis=(2, 4))
+    np.testing.assert_allclose(got, want)
