@@ -1,0 +1,546 @@
+"""Train the sibling model.py with PyTorch: `python train.py --help`.
+
+Data parallel: `torchrun --nproc_per_node N train.py ...` runs DistributedDataParallel (gloo on
+the CPU, nccl on CUDA); --batch-size is the global batch, split evenly across the processes, and
+only rank 0 prints and writes files.
+
+Reproducible and resumable: the data order is a function of (seed, epoch), a sample's
+augmentation of (seed, epoch, index) and the dropout masks of (seed, rank, step). OUT/last.pt is
+written atomically after every epoch, every --save-every steps and on Ctrl-C, so --resume after a
+crash or a kill continues exactly where the checkpoint left off (bit for bit on the CPU).
+"""
+
+import argparse
+import math
+import os
+import pickle
+import random
+import signal
+import sys
+import time
+from contextlib import nullcontext
+from itertools import islice
+from pathlib import Path
+
+import model as spec
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from augment import build_pipeline, sample_rng
+from imagefolder import DataError, ImageFolderDataset, scan_imagefolder
+from metrics_log import MetricsLog, ProgressBar, atomic_write
+from synthetic import SyntheticImages
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+
+CHECKPOINT = "last.pt"
+STOP_CHECK_EVERY = 10  # steps between the ranks' agreement on Ctrl-C under torchrun
+
+
+class UsageError(Exception):
+    """A bad flag, device or checkpoint, reported as one line without a traceback."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C after the checkpoint was saved."""
+
+
+def parse_args(argv=None):
+    """Command-line flags; defaults come from the spec's train section."""
+    p = argparse.ArgumentParser(description=f"Train {spec.MODEL_NAME} from {spec.SPEC}.")
+    p.add_argument("--data", type=Path, help="ImageFolder root: DIR/train/<class>/*, DIR/val/...")
+    p.add_argument(
+        "--synthetic-per-class",
+        type=int,
+        default=100,
+        metavar="N",
+        help="without --data: synthetic training images per class (val: N // 5)",
+    )
+    p.add_argument("--epochs", type=int, default=spec.TRAIN["epochs"])
+    p.add_argument("--batch-size", type=int, default=spec.TRAIN["batch"], help="global batch")
+    p.add_argument("--lr", type=float, help="initial learning rate (default: the spec's)")
+    p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps in all")
+    p.add_argument(
+        "--save-every",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="also checkpoint every STEPS optimizer steps (0: once per epoch)",
+    )
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--amp", action="store_true", help="CUDA bf16 autocast (fp16 + GradScaler)")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("runs"))
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="",
+        metavar="PATH",
+        help=f"continue from a checkpoint (default: OUT/{CHECKPOINT})",
+    )
+    p.add_argument("--ten-crop", action="store_true", help="validate on 10 crops per image")
+    return p.parse_args(argv)
+
+
+def pick_device(flag, local_rank):
+    """The torch device for --device and this process's local rank."""
+    if flag == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available; use --device cpu")
+    if flag == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    torch.cuda.set_device(local_rank)
+    torch.backends.cudnn.benchmark = True  # fastest kernels; CUDA runs are not bit-reproducible
+    return torch.device("cuda", local_rank)
+
+
+def setup_distributed(flag):
+    """Return (rank, world size, device), joining the process group under torchrun."""
+    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    device = pick_device(flag, int(os.environ.get("LOCAL_RANK", "0")))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return rank, world, device
+
+
+def datasets(args):
+    """(train, val, class names) of (uint8 HxWx3, label): ImageFolder or the synthetic images."""
+    if args.data is not None:
+        train, val, classes = scan_imagefolder(args.data, spec.NUM_CLASSES)
+        return ImageFolderDataset(train), ImageFolderDataset(val), classes
+    hw, per_class = spec.INPUT_SHAPE[1:], args.synthetic_per_class
+    try:
+        train = SyntheticImages(spec.NUM_CLASSES, hw, "train", per_class)
+        val = SyntheticImages(spec.NUM_CLASSES, hw, "val", max(1, per_class // 5))
+    except ValueError as err:
+        raise UsageError(f"{err}; pass --data DIR") from None
+    return train, val, []
+
+
+def amp_setup(amp, device, lead):
+    """(autocast dtype or None, GradScaler): bf16 where supported, else fp16 with loss scaling."""
+    if amp and device.type != "cuda" and lead:
+        print("warning: --amp needs CUDA; training in float32 on the CPU", file=sys.stderr)
+    if not amp or device.type != "cuda":
+        return None, torch.amp.GradScaler(device.type, enabled=False)
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return dtype, torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+
+
+def step_seed(seed, rank, step):
+    """The torch seed of one optimizer step on one rank (dropout and other layer randomness)."""
+    return int(np.random.SeedSequence([seed, 1, rank, step]).generate_state(1, np.uint64)[0])
+
+
+def ignore_sigint(worker_id):
+    """DataLoader workers leave Ctrl-C to the main process, which checkpoints first."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def one_line(err):
+    """The message of a DataError, also when it was raised inside a DataLoader worker."""
+    last = str(err).strip().splitlines()[-1]
+    return last.split("DataError: ", 1)[-1]
+
+
+def rng_states(device):
+    """The python, numpy, torch and (on a CUDA device) CUDA generator states."""
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+    }
+
+
+def set_rng_states(states, device):
+    """Restore rng_states()."""
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(states["cuda"], device)
+
+
+class Augmented(torch.utils.data.Dataset):
+    """(epoch, index) -> (float32 image, label) through a pipeline, reproducibly random."""
+
+    def __init__(self, data, pipeline, seed):
+        """Wrap a dataset of (uint8 HxWx3, label)."""
+        self.data, self.pipeline, self.seed = data, pipeline, seed
+
+    def __len__(self):
+        """Number of images."""
+        return len(self.data)
+
+    def __getitem__(self, key):
+        """Augment image `index` with the generator of (seed, epoch, index)."""
+        epoch, index = key
+        image, label = self.data[index]
+        return self.pipeline(image, sample_rng(self.seed, epoch, index)), label
+
+
+class EpochSampler:
+    """(epoch, index) keys of this rank's shard of one epoch, after skipping `skip` of them."""
+
+    def __init__(self, sampler, epoch, skip):
+        """sampler: a DistributedSampler over the training set."""
+        self.sampler, self.epoch, self.skip = sampler, epoch, skip
+
+    def __iter__(self):
+        """Shuffle as a function of (seed, epoch) and yield the keys."""
+        self.sampler.set_epoch(self.epoch)
+        return ((self.epoch, i) for i in islice(self.sampler, self.skip, None))
+
+    def __len__(self):
+        """Keys left in the epoch."""
+        return len(self.sampler) - self.skip
+
+
+class StopFlag:
+    """The first Ctrl-C asks for a checkpoint at the next step; a second one aborts."""
+
+    def __init__(self):
+        """Install the SIGINT handler."""
+        self.requested = False
+        self.previous = signal.signal(signal.SIGINT, self.handle)
+
+    def handle(self, signum, frame):
+        """Record the request and restore the default handler."""
+        self.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print("\nCtrl-C: checkpointing after this step (Ctrl-C again aborts)", file=sys.stderr)
+
+    def close(self):
+        """Put back the handler that was there before."""
+        signal.signal(signal.SIGINT, self.previous)
+
+
+class Trainer:
+    """One training run: model, optimizer, schedule, data and progress."""
+
+    def __init__(self, args):
+        """Build everything, restoring a checkpoint for --resume."""
+        self.args = args
+        self.rank, self.world, self.device = setup_distributed(args.device)
+        self.lead = self.rank == 0
+        if args.batch_size % self.world:
+            raise UsageError(f"--batch-size {args.batch_size} is not divisible by {self.world}")
+        if spec.TRAIN["loss"]["name"] != "cross_entropy":
+            raise UsageError(f"loss {spec.TRAIN['loss']['name']!r}: this trainer has cross_entropy")
+        self.batch = args.batch_size // self.world
+        train, val, self.classes = datasets(args)
+        self.train_set, self.val_set = self.augmented(train, True), self.augmented(val, False)
+        self.train_sampler = DistributedSampler(train, self.world, self.rank, seed=args.seed)
+        torch.manual_seed(args.seed)
+        self.net = self.build_net()
+        self.optimizer = spec.build_optimizer(self.net, lr=args.lr)
+        self.scheduler = spec.build_scheduler(self.optimizer)
+        self.amp_dtype, self.scaler = amp_setup(args.amp, self.device, self.lead)
+        smoothing = spec.TRAIN["loss"].get("label_smoothing", 0.0)
+        self.criterion = torch.nn.CrossEntropyLoss(label_smoothing=smoothing)
+        self.state = {"epoch": 0, "batches_done": 0, "global_step": 0}
+        self.loss_sum, self.seen = 0.0, 0
+        self.log = MetricsLog(args.out)
+        if args.resume is not None:
+            self.restore(Path(args.resume) if args.resume else args.out / CHECKPOINT)
+        self.eval_net, self.train_net = self.wrap_net()
+        self.stop = StopFlag()
+
+    def augmented(self, data, train):
+        """The dataset with the spec's training or evaluation pipeline."""
+        channels, hw = spec.INPUT_SHAPE[0], spec.INPUT_SHAPE[1:]
+        try:
+            pipeline = build_pipeline(
+                spec.TRAIN["augment"], hw, train, channels, tencrop=self.args.ten_crop and not train
+            )
+        except ValueError as err:
+            raise UsageError(f"augment: {err}") from None
+        return Augmented(data, pipeline, self.args.seed)
+
+    def build_net(self):
+        """The spec's model on the device (channels-last if asked)."""
+        fmt = torch.channels_last if self.args.channels_last else torch.preserve_format
+        return spec.build_model().to(self.device, memory_format=fmt)
+
+    def wrap_net(self):
+        """(evaluation net, training net): compiled and DDP-wrapped as the flags ask."""
+        net = torch.compile(self.net) if self.args.compile else self.net
+        if self.world == 1:
+            return net, net
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return net, DistributedDataParallel(net, device_ids=ids)
+
+    def loader(self, dataset, sampler, batch, drop_last):
+        """A DataLoader that leaves the global torch generator untouched."""
+        return DataLoader(
+            dataset,
+            batch_size=batch,
+            sampler=sampler,
+            drop_last=drop_last,
+            num_workers=self.args.workers,
+            pin_memory=self.device.type == "cuda",
+            worker_init_fn=ignore_sigint,
+            generator=torch.Generator(),
+        )
+
+    def to_input(self, x):
+        """NHWC float batch -> NCHW on the device, in the requested memory format."""
+        fmt = torch.channels_last if self.args.channels_last else torch.contiguous_format
+        return (
+            x.to(self.device, non_blocking=True).permute(0, 3, 1, 2).contiguous(memory_format=fmt)
+        )
+
+    def autocast(self):
+        """Mixed-precision context for --amp on CUDA."""
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def steps_per_epoch(self):
+        """Optimizer steps in a full epoch on each rank."""
+        n = len(self.train_sampler)
+        return n // self.batch if n >= self.batch else 1
+
+    def out_of_steps(self):
+        """Whether --max-steps is used up."""
+        limit = self.args.max_steps
+        return limit is not None and self.state["global_step"] >= limit
+
+    def train_step(self, x, y):
+        """One optimizer step; returns the batch's mean loss (a device tensor)."""
+        torch.manual_seed(step_seed(self.args.seed, self.rank, self.state["global_step"]))
+        x, y = self.to_input(x), y.to(self.device, non_blocking=True)
+        with self.autocast():
+            loss = self.criterion(self.train_net(x), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.detach()
+
+    def train_epoch(self, epoch):
+        """Train from the saved position to the epoch's end, --max-steps or Ctrl-C."""
+        st = self.state
+        sampler = EpochSampler(self.train_sampler, epoch, st["batches_done"] * self.batch)
+        drop_last = len(self.train_sampler) >= self.batch
+        batches = self.loader(self.train_set, sampler, self.batch, drop_last)
+        prefix = f"epoch {epoch + 1}/{self.args.epochs}"
+        bar = ProgressBar(self.steps_per_epoch(), prefix, enabled=self.lead)
+        self.train_net.train()
+        self.loss_sum = torch.as_tensor(self.loss_sum, dtype=torch.float64, device=self.device)
+        for x, y in batches:
+            self.loss_sum += self.train_step(x, y).double() * len(y)
+            self.seen += len(y)
+            st["batches_done"] += 1
+            st["global_step"] += 1
+            bar.update(st["batches_done"], loss=lambda: self.loss_sum.item() / self.seen)
+            if self.args.save_every and st["global_step"] % self.args.save_every == 0:
+                self.save()
+            if self.out_of_steps() or self.stop_agreed(st["global_step"] % STOP_CHECK_EVERY == 0):
+                break
+        bar.close()
+
+    def stop_agreed(self, check):
+        """Whether Ctrl-C was pressed; under torchrun the ranks agree only when check is true."""
+        if self.world == 1:
+            return self.stop.requested
+        if not check:
+            return False
+        flag = torch.tensor([float(self.stop.requested)], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def sync_buffers(self):
+        """Give every rank rank 0's buffers (BatchNorm statistics) before validation."""
+        if self.world > 1:
+            for buf in self.net.buffers():
+                dist.broadcast(buf, 0)
+
+    @torch.no_grad()
+    def eval_batch(self, x, y):
+        """[summed loss, top-1 hits, top-5 hits, count] of one batch (10-crop: mean softmax)."""
+        y = y.to(self.device, non_blocking=True)
+        crops = x.shape[1] if self.args.ten_crop else 1
+        with self.autocast():
+            logits = self.eval_net(self.to_input(x.flatten(0, 1) if crops > 1 else x))
+        logp = torch.log_softmax(logits.float(), dim=-1).view(len(y), crops, -1)
+        logp = torch.logsumexp(logp, dim=1) - math.log(crops)
+        hits = logp.topk(min(5, logp.shape[-1]), dim=-1).indices == y[:, None]
+        loss = F.nll_loss(logp, y, reduction="sum")
+        counts = [hits[:, 0].sum(), hits.any(dim=1).sum(), torch.tensor(len(y), device=y.device)]
+        return torch.stack([loss.double(), *(c.double() for c in counts)])
+
+    def validate(self):
+        """Validation loss (no label smoothing), top-1 and top-5 error over the whole val set."""
+        self.eval_net.eval()
+        shard = [(0, i) for i in range(self.rank, len(self.val_set), self.world)]
+        batch = max(1, self.batch // 10) if self.args.ten_crop else self.batch
+        totals = torch.zeros(4, dtype=torch.float64, device=self.device)
+        for x, y in self.loader(self.val_set, shard, batch, drop_last=False):
+            totals += self.eval_batch(x, y)
+        if self.world > 1:
+            dist.all_reduce(totals)
+        loss, top1, top5, n = totals.tolist()
+        return {"val_loss": loss / n, "val_error": 1 - top1 / n, "val_top5_error": 1 - top5 / n}
+
+    def progress(self):
+        """(train loss sum, images) of the epoch so far over all ranks."""
+        loss_sum = torch.as_tensor(self.loss_sum, dtype=torch.float64, device=self.device)
+        totals = torch.stack([loss_sum, torch.full_like(loss_sum, self.seen)])
+        if self.world > 1:
+            dist.all_reduce(totals)
+        loss_sum, seen = totals.tolist()
+        return loss_sum, int(seen)
+
+    def checkpoint(self, loss_sum, seen):
+        """Everything --resume needs, as one picklable dict."""
+        sched = self.scheduler.state_dict() if self.scheduler is not None else None
+        return {
+            "model_name": spec.MODEL_NAME,
+            "model": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": sched,
+            "scaler": self.scaler.state_dict(),
+            "state": dict(self.state),
+            "train_loss_sum": loss_sum,
+            "train_seen": seen,
+            "metrics": self.log.rows,
+            "rng": rng_states(self.device),
+            "classes": self.classes,
+            "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(self.args).items()},
+        }
+
+    def save(self):
+        """Write OUT/last.pt and metrics.csv atomically (rank 0); all ranks must call this."""
+        ckpt = self.checkpoint(*self.progress())
+        if self.lead:
+            atomic_write(self.args.out / CHECKPOINT, lambda f: torch.save(ckpt, f))
+            self.log.write()
+
+    def restore(self, path):
+        """Load a checkpoint written by save()."""
+        if not path.is_file():
+            raise UsageError(f"{path}: no checkpoint to resume from; run without --resume first")
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
+            raise UsageError(f"{path}: unreadable checkpoint ({err})") from None
+        if ckpt["model_name"] != spec.MODEL_NAME:
+            raise UsageError(f"{path}: checkpoint of {ckpt['model_name']}, not {spec.MODEL_NAME}")
+        try:
+            self.net.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        except (RuntimeError, ValueError) as err:
+            first = str(err).strip().splitlines()[0]
+            raise UsageError(f"{path}: checkpoint does not fit this model ({first})") from None
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        if ckpt["scaler"]:
+            self.scaler.load_state_dict(ckpt["scaler"])
+        self.state = dict(ckpt["state"])
+        if self.lead:
+            self.loss_sum, self.seen = ckpt["train_loss_sum"], ckpt["train_seen"]
+            self.log = MetricsLog(self.args.out, ckpt["metrics"])
+            self.log.write()
+        set_rng_states(ckpt["rng"], self.device)
+
+    def end_epoch(self, epoch, train_seconds, images, start):
+        """Validate, step the schedule, log and checkpoint a finished epoch."""
+        self.sync_buffers()
+        loss_sum, seen = self.progress()
+        metrics = {"train_loss": loss_sum / max(seen, 1), **self.validate()}
+        lr = self.optimizer.param_groups[0]["lr"]
+        if self.scheduler is not None:
+            self.scheduler.step_epoch(metrics)
+        row = dict(epoch=epoch + 1, step=self.state["global_step"], lr=lr, **metrics)
+        row.update(images_per_s=images * self.world / max(train_seconds, 1e-9))
+        row.update(seconds=time.perf_counter() - start)
+        self.log.append(**row)
+        self.state.update(epoch=epoch + 1, batches_done=0)
+        self.loss_sum, self.seen = 0.0, 0
+        self.save()
+        self.say(
+            f"epoch {epoch + 1}/{self.args.epochs}  step {row['step']}  lr {lr:.4g}  "
+            f"train_loss {row['train_loss']:.4f}  val_loss {row['val_loss']:.4f}  "
+            f"top-1 err {100 * row['val_error']:.2f}%  top-5 err {100 * row['val_top5_error']:.2f}%  "
+            f"{row['images_per_s']:.0f} img/s  {row['seconds']:.1f}s"
+        )
+
+    def run_epoch(self, epoch):
+        """Train and (unless interrupted mid-epoch) finish one epoch."""
+        start = time.perf_counter()
+        seen_before = self.seen
+        self.train_epoch(epoch)
+        train_seconds = time.perf_counter() - start
+        if self.stop_agreed(True):
+            self.save()
+            raise Interrupted
+        self.end_epoch(epoch, train_seconds, self.seen - seen_before, start)
+
+    def say(self, text):
+        """Print on rank 0."""
+        if self.lead:
+            print(text, flush=True)
+
+    def header(self):
+        """Describe the run."""
+        params = sum(p.numel() for p in self.net.parameters())
+        source = f"ImageFolder {self.args.data}" if self.args.data else "synthetic"
+        self.say(
+            f"{spec.MODEL_NAME} ({spec.SPEC}): {params:,} parameters; {len(self.train_set)} train / "
+            f"{len(self.val_set)} val images ({source}); {self.world} process(es) on "
+            f"{self.device}; global batch {self.args.batch_size}; from epoch "
+            f"{self.state['epoch'] + 1}, step {self.state['global_step']}"
+        )
+
+    def finish(self):
+        """Write metrics.csv and metrics.png (rank 0)."""
+        if self.lead:
+            self.log.write()
+            self.log.plot()
+
+    def run(self):
+        """Train to --epochs or --max-steps; returns the (unwrapped) model."""
+        self.header()
+        try:
+            while self.state["epoch"] < self.args.epochs and not self.out_of_steps():
+                self.run_epoch(self.state["epoch"])
+        finally:
+            self.stop.close()
+            self.finish()
+        return self.net
+
+
+def train(args):
+    """Run a training; returns the trained model (also under torchrun, on every rank)."""
+    return Trainer(args).run()
+
+
+def main(argv=None):
+    """Entry point: exit 0 when done, 2 on bad data or flags, 130 on Ctrl-C."""
+    args = parse_args(argv)
+    try:
+        train(args)
+    except (DataError, UsageError) as err:
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        return 2
+    except Interrupted:
+        print(
+            f"interrupted: saved {args.out / CHECKPOINT}; continue with --resume", file=sys.stderr
+        )
+        return 130
+    except KeyboardInterrupt:
+        print("aborted", file=sys.stderr)
+        return 130
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

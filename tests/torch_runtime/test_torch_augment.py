@@ -1,0 +1,168 @@
+"""Augmentation: PCA lighting, crops, flips, normalisation and the pipelines, by hand."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+NORM = {"name": "normalize", "mean": [0.5, 0.25, 0.0], "std": [0.5, 0.25, 1.0]}
+
+
+@pytest.fixture
+def aug(load):
+    """The augment module."""
+    return load("augment")
+
+
+def image(h, w):
+    """A uint8 HxWx3 image whose pixels are all different (mod 256)."""
+    return (np.arange(h * w * 3).reshape(h, w, 3) % 256).astype(np.uint8)
+
+
+def test_pca_lighting_adds_the_published_eigen_combination(aug):
+    img = np.full((2, 3, 3), 0.5, np.float32)
+    out = aug.pca_lighting(img, np.array([1.0, 0.0, 0.0]))
+    # 0.2175 * first eigenvector (-0.5675, -0.5808, -0.5836)
+    assert np.allclose(out - img, [-0.12343125, -0.126324, -0.126933], atol=1e-7)
+    out = aug.pca_lighting(img, np.array([0.5, -2.0, 4.0]))
+    red = -0.5675 * 0.5 * 0.2175 + 0.7192 * -2 * 0.0188 + 0.4009 * 4 * 0.0045
+    green = -0.5808 * 0.5 * 0.2175 + -0.0045 * -2 * 0.0188 + -0.8140 * 4 * 0.0045
+    blue = -0.5836 * 0.5 * 0.2175 + -0.6948 * -2 * 0.0188 + 0.4203 * 4 * 0.0045
+    assert np.allclose(out - img, [red, green, blue], atol=1e-7)
+    assert np.allclose([red, green, blue], [-0.08154135, -0.0776448, -0.02977662])
+
+
+def test_pca_lighting_works_on_unit_scaled_uint8(aug):
+    img = np.full((1, 1, 3), 255, np.uint8)
+    assert np.allclose(aug.pca_lighting(img, np.zeros(3)), 1.0)
+
+
+def test_eval_pipeline_centre_crops_and_normalizes(aug):
+    img = image(4, 6)
+    crop = {"name": "random_crop", "size": 4, "from": 4}
+    pipe = aug.build_pipeline([crop, {"name": "hflip"}, NORM], (4, 4), train=False)
+    out = pipe(img)
+    expected = (img[:, 1:5].astype(np.float32) / 255 - [0.5, 0.25, 0.0]) / [0.5, 0.25, 1.0]
+    assert out.dtype == np.float32 and out.shape == (4, 4, 3)
+    assert np.allclose(out, expected, atol=1e-6)
+
+
+def test_eval_pipeline_without_crop_resizes_to_the_input(aug):
+    img = np.full((10, 30, 3), 200, np.uint8)
+    out = aug.build_pipeline([], (8, 6), train=False)(img)
+    assert out.shape == (8, 6, 3) and np.allclose(out, 200 / 255)
+
+
+def test_train_pipeline_matches_the_steps_done_by_hand(aug):
+    img = image(6, 9)
+    entries = [
+        {"name": "random_crop", "size": 4, "from": 6},
+        {"name": "hflip"},
+        {"name": "pca_lighting", "std": 0.1},
+        NORM,
+    ]
+    pipe = aug.build_pipeline(entries, (4, 4), train=True)
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        top, left = rng.integers(0, 3), rng.integers(0, 6)
+        x = img[top : top + 4, left : left + 4]
+        x = x[:, ::-1] if rng.random() < 0.5 else x
+        alpha = rng.normal(0.0, 0.1, 3)
+        x = x / 255.0 + aug.EIGVEC @ (alpha * aug.EIGVAL)
+        x = (x - [0.5, 0.25, 0.0]) / [0.5, 0.25, 1.0]
+        assert np.allclose(pipe(img, np.random.default_rng(seed)), x, atol=1e-5)
+
+
+def test_random_crop_and_flip_vary_over_samples(aug):
+    img = image(4, 6)
+    pipe = aug.build_pipeline([{"name": "random_crop", "size": 4}, {"name": "hflip"}], (4, 4), True)
+    windows = {k: img[:, k : k + 4] / 255 for k in range(3)}
+    seen = set()
+    for seed in range(100):
+        out = pipe(img, aug.sample_rng(0, 0, seed))
+        matches = [
+            (k, flip)
+            for k, w in windows.items()
+            for flip in (0, 1)
+            if np.allclose(out, w[:, ::-1] if flip else w)
+        ]
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert seen == {(k, f) for k in range(3) for f in (0, 1)}
+
+
+def test_sample_rng_is_a_function_of_seed_epoch_index(aug):
+    draw = lambda *key: aug.sample_rng(*key).random(4)  # noqa: E731
+    assert np.array_equal(draw(1, 2, 3), draw(1, 2, 3))
+    assert not np.array_equal(draw(1, 2, 3), draw(1, 3, 3))
+    assert not np.array_equal(draw(1, 2, 3), draw(1, 2, 4))
+    assert not np.array_equal(draw(1, 2, 3), draw(2, 2, 3))
+
+
+def test_resize_shorter_keeps_aspect_and_values(aug):
+    assert aug.resize_shorter(np.zeros((40, 60, 3), np.uint8), 32).shape == (32, 48, 3)
+    assert aug.resize_shorter(np.zeros((60, 40, 3), np.uint8), 32).shape == (48, 32, 3)
+    flat = np.full((5, 7, 3), 0.25, np.float32)
+    out = aug.resize_shorter(flat, 10)
+    assert out.shape == (10, 14, 3) and out.dtype == np.float32 and np.allclose(out, 0.25)
+    ramp = np.tile(np.arange(0, 256, 32, dtype=np.uint8)[None, :, None], (8, 1, 3))
+    up = aug.resize(ramp, (8, 16))
+    assert np.all(np.diff(up[0, :, 0].astype(int)) >= 0)  # bilinear keeps a ramp monotone
+
+
+def test_ten_crop_takes_corners_centre_and_mirrors(aug):
+    img = image(5, 5)
+    crops = aug.ten_crop(img, 3)
+    assert crops.shape == (10, 3, 3, 3)
+    expected = [img[0:3, 0:3], img[0:3, 2:5], img[2:5, 0:3], img[2:5, 2:5], img[1:4, 1:4]]
+    for i, e in enumerate(expected):
+        assert np.array_equal(crops[i], e)
+        assert np.array_equal(crops[i + 5], e[:, ::-1])
+
+
+def test_ten_crop_eval_pipeline(aug):
+    img = image(5, 7)
+    crop = {"name": "center_crop", "size": 3, "from": 5}
+    out = aug.build_pipeline([crop, NORM], (3, 3), train=False, tencrop=True)(img)
+    assert out.shape == (10, 3, 3, 3)
+    centre = (img[1:4, 2:5] / 255 - [0.5, 0.25, 0.0]) / [0.5, 0.25, 1.0]
+    assert np.allclose(out[4], centre, atol=1e-6)
+
+
+def test_gray_input(aug):
+    img = np.zeros((4, 4, 3), np.uint8)
+    img[..., 1] = 100
+    out = aug.build_pipeline([], (4, 4), train=False, channels=1)(img)
+    assert out.shape == (4, 4, 1) and np.allclose(out, round(0.587 * 100) / 255)
+
+
+def test_pipeline_pickles(aug):
+    entries = [{"name": "center_crop", "size": 4, "from": 5}, {"name": "pca_lighting", "std": 0.1}]
+    pipe = aug.build_pipeline(entries, (4, 4), train=True)
+    img = image(5, 8)
+    again = pickle.loads(pickle.dumps(pipe))
+    rng = lambda: np.random.default_rng(1)  # noqa: E731
+    assert np.array_equal(again(img, rng()), pipe(img, rng()))
+
+
+@pytest.mark.parametrize(
+    ("entries", "kwargs", "message"),
+    [
+        ([{"name": "random_crop", "size": 5}], {}, "does not give the input"),
+        ([{"name": "random_crop", "size": 4, "from": 3}], {}, "smaller than size"),
+        (
+            [{"name": "random_crop", "size": 4}, {"name": "center_crop", "size": 4}],
+            {},
+            "at most one",
+        ),
+        ([{"name": "cutout"}], {}, "unknown augment"),
+        ([{"name": "pca_lighting", "std": 0.1}], {"channels": 1}, "needs RGB"),
+        ([{"name": "normalize", "mean": [0.5], "std": [0.5]}], {}, "3 mean and std"),
+        ([], {"train": False, "tencrop": True}, "needs a random_crop"),
+    ],
+)
+def test_bad_augment_lists_are_rejected(aug, entries, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        aug.build_pipeline(entries, (4, 4), **{"train": True, **kwargs})

@@ -1,0 +1,97 @@
+"""metrics.csv, metrics.png, atomic writes and the progress bar."""
+
+import io
+
+import pytest
+
+pytest.importorskip("torch")
+
+
+@pytest.fixture
+def mlog(load):
+    """The metrics_log module."""
+    return load("metrics_log")
+
+
+def row(epoch):
+    """A full metrics row."""
+    return dict(
+        epoch=epoch,
+        step=10 * epoch,
+        lr=0.01,
+        train_loss=2.0 / epoch,
+        val_loss=2.5 / epoch,
+        val_error=0.5 / epoch,
+        val_top5_error=0.1 / epoch,
+        images_per_s=123.4,
+        seconds=1.5,
+    )
+
+
+def test_atomic_write_replaces_or_keeps_the_old_file(mlog, tmp_path):
+    path = tmp_path / "f.txt"
+    mlog.atomic_write(path, lambda f: f.write("old"), binary=False)
+
+    def broken(f):
+        f.write("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        mlog.atomic_write(path, broken, binary=False)
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+    mlog.atomic_write(path, lambda f: f.write(b"new"))
+    assert path.read_bytes() == b"new"
+
+
+def test_csv_round_trip_with_full_precision(mlog, tmp_path):
+    log = mlog.MetricsLog(tmp_path)
+    log.append(**row(1))
+    log.append(**row(3))
+    log.write()
+    rows = mlog.read_csv(tmp_path / "metrics.csv")
+    assert list(rows[0]) == list(mlog.FIELDS)
+    assert float(rows[1]["train_loss"]) == 2.0 / 3 and rows[1]["epoch"] == "3"
+    again = mlog.MetricsLog(tmp_path, [row(1)])
+    again.write([row(2)])
+    assert [r["epoch"] for r in mlog.read_csv(tmp_path / "metrics.csv")] == ["2"]
+
+
+def test_rows_reject_unknown_fields_and_allow_missing_ones(mlog, tmp_path):
+    log = mlog.MetricsLog(tmp_path)
+    with pytest.raises(ValueError, match="unknown"):
+        log.append(epoch=1, accuracy=0.5)
+    log.append(epoch=1, val_error=0.25)
+    log.write()
+    assert mlog.read_csv(tmp_path / "metrics.csv")[0]["train_loss"] == ""
+
+
+def test_plot_writes_a_png(mlog, tmp_path):
+    log = mlog.MetricsLog(tmp_path, [row(1), row(2), row(3)])
+    log.plot()
+    assert (tmp_path / "metrics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    log.plot(tmp_path / "other.png")
+    assert (tmp_path / "other.png").stat().st_size > 1000
+
+
+def test_progress_bar_prints_lines_when_not_a_tty(mlog):
+    stream = io.StringIO()
+    bar = mlog.ProgressBar(4, "epoch 1/2", stream=stream, every_s=0.0)
+    calls = []
+    bar.update(1, loss=lambda: calls.append(1) or 2.5)
+    bar.update(2, loss=1.25)
+    bar.close("done")
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("epoch 1/2 1/4 [#####...............]  25%")
+    assert lines[0].endswith("loss 2.5") and lines[1].endswith("loss 1.25")
+    assert lines[2] == "done" and calls == [1]
+
+
+def test_progress_bar_is_lazy_and_silent_when_disabled(mlog):
+    stream = io.StringIO()
+    quiet = mlog.ProgressBar(4, stream=stream, enabled=False, every_s=0.0)
+    quiet.update(1, loss=lambda: pytest.fail("evaluated a field of a disabled bar"))
+    quiet.close("done")
+    slow = mlog.ProgressBar(4, stream=stream, every_s=3600.0)
+    slow.update(1, loss=lambda: pytest.fail("evaluated a field that is not drawn"))
+    assert stream.getvalue() == ""
