@@ -1,0 +1,546 @@
+"""Keras 3 `model.py` from a checked graph: plain string building, no framework import."""
+
+from __future__ import annotations
+
+import keyword
+from dataclasses import dataclass
+
+from archdsl.backends.keras.pysource import (
+    Call,
+    Code,
+    Pair,
+    Seq,
+    literal,
+    num,
+    statement,
+    string,
+    tup,
+)
+
+from archdsl import ir
+from archdsl.initializers import Distribution, layer_distributions
+from archdsl.naming import op_labels
+from archdsl.shapes import Layer, Report, Shape, resolve_padding, trailing_softmax
+
+RUNTIME = {
+    "LocalResponseNorm": "layers",
+    "PaddedAvgPool2D": "layers",
+    "PaddedMaxPool2D": "layers",
+    "L2Adam": "optim",
+    "PaperSGD": "optim",
+    "TorchSGD": "optim",
+    "exclude_from_decay": "optim",
+    "Cosine": "schedules",
+    "MultiStep": "schedules",
+    "OnPlateau": "schedules",
+    "StepDecay": "schedules",
+}
+ADAPTIVE = "_AdaptiveAvgPool2D"
+# Names build_model's body reads: a spec name equal to one gets a trailing `_` as a variable.
+RESERVED = {"keras", "INPUT_SHAPE", "MODEL_NAME", ADAPTIVE, *RUNTIME}
+TRAIN_ORDER = ("batch", "epochs", "loss", "optimizer", "schedule", "augment")
+BODY = 4  # indentation of a function body
+SPLIT = ("# The archdsl runtime, copied beside this file:", "# isort: split")
+
+ADAPTIVE_CLASS = f'''class {ADAPTIVE}(keras.layers.Layer):
+    """PyTorch's AdaptiveAvgPool2d, channels-last: bin i spans floor(i*n/m) to ceil((i+1)*n/m)."""
+
+    def __init__(self, size, **kwargs):
+        super().__init__(**kwargs)
+        self.size = tuple(size)
+
+    @staticmethod
+    def averages(n, m):
+        """The m x n matrix that averages each of PyTorch's m bins of n cells."""
+        bins = [(i * n // m, -(-(i + 1) * n // m)) for i in range(m)]
+        return [[float(a <= j < b) / (b - a) for j in range(n)] for a, b in bins]
+
+    def call(self, x):
+        """Average every bin: a matrix product over rows, then one over columns."""
+        h, w = self.size
+        rows = keras.ops.convert_to_tensor(self.averages(x.shape[1], h), x.dtype)
+        cols = keras.ops.convert_to_tensor(self.averages(x.shape[2], w), x.dtype)
+        return keras.ops.einsum("ih,nhwc,jw->nijc", rows, x, cols)
+
+    def get_config(self):
+        """Constructor arguments, for saving."""
+        return {{**super().get_config(), "size": self.size}}'''
+
+OPTIMIZER_DOCS = {
+    "paper": "The paper's SGD: v <- mu*v - wd*lr*w - lr*g; w <- w + v (decay via momentum).",
+    "torch": "torch.optim.SGD's rule: b <- mu*b + g + wd*w; w <- w - lr*b.",
+    "adam": "Adam with weight decay added to the gradient (L2), as torch.optim.Adam.",
+    "adamw": "AdamW: weight decay decoupled from the gradient, as torch.optim.AdamW.",
+}
+SCHEDULER_DOCS = {
+    "on_plateau": "Multiply the learning rate by `factor` when the metric stops improving.",
+    "step": "Multiply the learning rate by `gamma` every `step_size` epochs.",
+    "multistep": "Multiply the learning rate by `gamma` at each milestone epoch.",
+    "cosine": "Anneal the learning rate along a half cosine to `min_lr` over all epochs.",
+    "none": "No schedule (None): the learning rate stays constant.",
+}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One layer of build_model: its constructor call and its output shape (C, H, W order)."""
+
+    layer: Call
+    shape: Shape
+
+
+# ----------------------------------------------------------------------------- arguments
+
+
+def _name(name: str) -> Pair:
+    return Pair("name", string(name))
+
+
+def _size(pair: tuple[int, int]) -> Code:
+    """An int when both sides agree (Keras's shorthand), else an (h, w) tuple."""
+    return num(pair[0]) if pair[0] == pair[1] else tup(pair)
+
+
+def _pads(pads) -> Seq:
+    """((top, bottom), (left, right))."""
+    return Seq("()", tuple(tup(p) for p in pads))
+
+
+def _initializer(dist: Distribution) -> Call:
+    """The resolved distribution as an untruncated Keras initialiser."""
+    if dist.kind == "normal":
+        args = (Pair("mean", num(dist.a)), Pair("stddev", num(dist.b)))
+        return Call("keras.initializers.RandomNormal", args)
+    if dist.kind == "uniform":
+        args = (Pair("minval", num(dist.a)), Pair("maxval", num(dist.b)))
+        return Call("keras.initializers.RandomUniform", args)
+    return Call("keras.initializers.Constant", (num(dist.a),))
+
+
+def _initializers(op, layer: Layer) -> list[Pair]:
+    """kernel_initializer and, with a bias, bias_initializer (or use_bias=False)."""
+    weight, bias = layer_distributions(op, layer.input_shape)
+    args = [Pair("kernel_initializer", _initializer(weight))]
+    if bias is None:
+        return [Pair("use_bias", "False"), *args]
+    return [*args, Pair("bias_initializer", _initializer(bias))]
+
+
+# ----------------------------------------------------------------------------- windows
+
+
+def _geometry(op, layer: Layer) -> tuple[tuple[tuple[int, int], ...], tuple[int, ...]]:
+    """(before, after) padding per axis, and the extra trailing cells a ceil-mode window reads."""
+    dilation = getattr(op, "dilation", (1, 1))
+    pads, extra = [], []
+    for a in (0, 1):
+        size, out = layer.input_shape[1 + a], layer.output_shape[1 + a]
+        kernel, stride = op.kernel[a], op.stride[a]
+        pad = op.pad if isinstance(op.pad, str) else op.pad[a]
+        before, after = resolve_padding(pad, size, kernel, stride, dilation[a])
+        reach = (out - 1) * stride + dilation[a] * (kernel - 1) + 1
+        pads.append((before, after))
+        extra.append(max(reach - (size + before + after), 0))
+    return tuple(pads), tuple(extra)
+
+
+def _conv(op: ir.Conv, layer: Layer, name: str) -> list[Step]:
+    """[ZeroPadding2D] + Conv2D [+ a 1x1 strided max pool where Keras refuses stride+dilation]."""
+    pads, extra = _geometry(op, layer)
+    split = max(op.stride) > 1 and max(op.dilation) > 1
+    same = op.pad == "same" and not any(extra) and not split
+    steps, shape = [], layer.input_shape
+    padded = tuple((b, a + e) for (b, a), e in zip(pads, extra, strict=True))
+    if not same and any(map(any, padded)):
+        shape = (shape[0], shape[1] + sum(padded[0]), shape[2] + sum(padded[1]))
+        pad = Call("keras.layers.ZeroPadding2D", (_pads(padded), _name(f"{name}.pad")))
+        steps.append(Step(pad, shape))
+    args = [num(op.filters), _size(op.kernel)]
+    if op.stride != (1, 1) and not split:
+        args.append(Pair("strides", _size(op.stride)))
+    if same:
+        args.append(Pair("padding", string("same")))
+    if op.dilation != (1, 1):
+        args.append(Pair("dilation_rate", _size(op.dilation)))
+    if op.groups > 1:
+        args.append(Pair("groups", num(op.groups)))
+    conv = Call("keras.layers.Conv2D", (*args, *_initializers(op, layer), _name(name)))
+    if not split:
+        return [*steps, Step(conv, layer.output_shape)]
+    dense = [shape[1 + a] - op.dilation[a] * (op.kernel[a] - 1) for a in (0, 1)]
+    stride = Call(
+        "keras.layers.MaxPooling2D",
+        ("1", Pair("strides", _size(op.stride)), _name(f"{name}.stride")),
+    )
+    return [*steps, Step(conv, (op.filters, *dense)), Step(stride, layer.output_shape)]
+
+
+def _window(op) -> tuple[Code, Pair]:
+    return _size(op.kernel), Pair("strides", _size(op.stride))
+
+
+def _padded_args(op, pads) -> list[Pair]:
+    """padding= and ceil_mode= of the runtime's PyTorch-style pools, where not the default."""
+    args = [Pair("padding", _pads(pads))] if any(map(any, pads)) else []
+    return args + ([Pair("ceil_mode", "True")] if op.ceil else [])
+
+
+def _same(op) -> list[Pair]:
+    return [Pair("padding", string("same"))] if op.pad == "same" else []
+
+
+def _maxpool(op: ir.MaxPool, layer: Layer, name: str) -> list[Step]:
+    """Keras's pool where it agrees (padding never wins there); else the runtime's -inf pad."""
+    pads, extra = _geometry(op, layer)
+    if not any(extra) and (op.pad == "same" or not any(map(any, pads))):
+        call = Call("keras.layers.MaxPooling2D", (*_window(op), *_same(op), _name(name)))
+    else:
+        call = Call("PaddedMaxPool2D", (*_window(op), *_padded_args(op, pads), _name(name)))
+    return [Step(call, layer.output_shape)]
+
+
+def _avgpool(op: ir.AvgPool, layer: Layer, name: str) -> list[Step]:
+    """Keras's pool where it agrees (its `same` excludes padding); else the runtime's."""
+    pads, extra = _geometry(op, layer)
+    exclusive_same = op.pad == "same" and not op.count_pad
+    if not any(extra) and (exclusive_same or not any(map(any, pads))):
+        call = Call("keras.layers.AveragePooling2D", (*_window(op), *_same(op), _name(name)))
+    else:
+        count = Pair("count_include_pad", repr(op.count_pad))
+        args = (*_window(op), *_padded_args(op, pads), count, _name(name))
+        call = Call("PaddedAvgPool2D", args)
+    return [Step(call, layer.output_shape)]
+
+
+def _uniform_bins(size: int, out: int) -> tuple[int, int] | None:
+    """(window, stride) when PyTorch's adaptive bins are one sliding window, else None."""
+    bins = [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
+    widths = {end - start for start, end in bins}
+    strides = {b[0] - a[0] for a, b in zip(bins, bins[1:], strict=False)}
+    if len(widths) != 1 or len(strides) > 1 or 0 in strides:
+        return None
+    width = widths.pop()
+    return width, strides.pop() if strides else width
+
+
+def _adaptive(op: ir.AdaptiveAvgPool, layer: Layer, name: str) -> list[Step]:
+    """A plain AveragePooling2D when the bins tile evenly, else the private adaptive layer."""
+    windows = [_uniform_bins(layer.input_shape[1 + a], op.size[a]) for a in (0, 1)]
+    if None in windows:
+        return [Step(Call(ADAPTIVE, (tup(op.size), _name(name))), layer.output_shape)]
+    kernel, stride = zip(*windows, strict=True)
+    args = (_size(kernel), Pair("strides", _size(stride)), _name(name))
+    return [Step(Call("keras.layers.AveragePooling2D", args), layer.output_shape)]
+
+
+# ----------------------------------------------------------------------------- other layers
+
+
+def _simple(func: str, *args: Code):
+    """A builder for a layer whose arguments do not depend on the op."""
+    return lambda op, layer, name: [Step(Call(func, (*args, _name(name))), layer.output_shape)]
+
+
+def _layer(func: str, args):
+    """A builder for a layer whose arguments are a function of the op."""
+    return lambda op, layer, name: [Step(Call(func, (*args(op), _name(name))), layer.output_shape)]
+
+
+def _dense(op: ir.Dense, layer: Layer, name: str) -> list[Step]:
+    args = (num(op.units), *_initializers(op, layer), _name(name))
+    return [Step(Call("keras.layers.Dense", args), layer.output_shape)]
+
+
+def _lrn_args(op: ir.LRN) -> tuple[Code, ...]:
+    return (
+        num(op.size),
+        Pair("alpha", num(op.alpha)),
+        Pair("beta", num(op.beta)),
+        Pair("k", num(op.k)),
+    )
+
+
+def _batchnorm_args(op: ir.BatchNorm) -> tuple[Code, ...]:
+    """Keras's momentum is the old statistic's weight; the IR's (PyTorch's) the new one's."""
+    return Pair("momentum", num(1 - op.momentum)), Pair("epsilon", num(op.eps))
+
+
+def _resize_args(op: ir.Resize) -> tuple[Code, ...]:
+    return num(op.size[0]), num(op.size[1]), Pair("interpolation", string(op.mode))
+
+
+LAYERS = {
+    "conv": _conv,
+    "maxpool": _maxpool,
+    "avgpool": _avgpool,
+    "global_avgpool": _simple("keras.layers.GlobalAveragePooling2D", Pair("keepdims", "True")),
+    "adaptive_avgpool": _adaptive,
+    "lrn": _layer("LocalResponseNorm", _lrn_args),
+    "batchnorm": _layer("keras.layers.BatchNormalization", _batchnorm_args),
+    "dropout": _layer("keras.layers.Dropout", lambda op: (num(op.p),)),
+    "flatten": _simple("keras.layers.Flatten"),
+    "dense": _dense,
+    "relu": _simple("keras.layers.ReLU"),
+    "relu6": _simple("keras.layers.ReLU", Pair("max_value", num(6.0))),
+    "tanh": _simple("keras.layers.Activation", string("tanh")),
+    "sigmoid": _simple("keras.layers.Activation", string("sigmoid")),
+    "leaky_relu": _layer(
+        "keras.layers.LeakyReLU", lambda op: (Pair("negative_slope", num(op.slope)),)
+    ),
+    "softmax": _simple("keras.layers.Softmax", Pair("axis", "-1")),
+    "resize": _layer("keras.layers.Resizing", _resize_args),
+    "concat": _simple("keras.layers.Concatenate", Pair("axis", "-1")),
+    "add": _simple("keras.layers.Add"),
+}
+
+
+# ----------------------------------------------------------------------------- build_model
+
+
+def _keras_shape(shape: Shape) -> Shape:
+    """An IR shape in Keras's channels-last order: (H, W, C) for maps."""
+    return (*shape[1:], shape[0]) if len(shape) == 3 else tuple(shape)
+
+
+def _hwc(shape: Shape) -> str:
+    """A shape comment: H x W x C for maps."""
+    return " x ".join(str(d) for d in _keras_shape(shape))
+
+
+def _identifier(name: str) -> str:
+    """A name pasted into code (variables, comments, docstrings); the front end checked it."""
+    if not name.isidentifier() or not name.isascii() or keyword.iskeyword(name):
+        raise ValueError(f"{name!r} is not a safe Python identifier")
+    return name
+
+
+def _variables(graph: ir.Graph) -> dict[str, str]:
+    """A Python variable per input and statement: its name, or name_ where build_model reads it."""
+    names = [_identifier(n.name) for n in (*graph.inputs, *graph.statements)]
+    taken = set(names) | RESERVED
+    variables = {}
+    for name in names:
+        var = name
+        while name in RESERVED and var in taken:
+            var += "_"
+        taken.add(var)
+        variables[name] = var
+    return variables
+
+
+def _live(graph: ir.Graph) -> set[str]:
+    """Statements and inputs whose values reach the output."""
+    by_name = {s.name: s for s in graph.statements}
+    live, stack = set(), [graph.output]
+    while stack:
+        name = stack.pop()
+        if name not in live:
+            live.add(name)
+            stack.extend(by_name[name].inputs if name in by_name else ())
+    return live
+
+
+def _input_lines(graph: ir.Graph, variables: dict[str, str]) -> list[str]:
+    lines = []
+    for index, inp in enumerate(graph.inputs):
+        shape = "INPUT_SHAPE" if index == 0 else tup(_keras_shape(inp.shape))
+        call = Call("keras.Input", (Pair("shape", shape), _name(inp.name)))
+        lines.append(statement(call, BODY, f"{variables[inp.name]} = ", _hwc(inp.shape)))
+    return lines
+
+
+def _statement_lines(stmt, layers, value: dict[str, str], var: str, softmax_last: bool):
+    """The lines of one statement, and every layer call in it; updates `value`."""
+    lines, calls = [], []
+    current: Code = (
+        value[stmt.inputs[0]]
+        if len(stmt.inputs) == 1
+        else Seq("[]", tuple(value[n] for n in stmt.inputs))
+    )
+    for index, (op, label, layer) in enumerate(zip(stmt.ops, op_labels(stmt), layers, strict=True)):
+        if softmax_last and index == len(stmt.ops) - 1:
+            lines.append(
+                f"{' ' * BODY}# {layer.name}: applied by predict(); the model outputs logits"
+            )
+            continue
+        for step in LAYERS[op.op](op, layer, f"{stmt.name}.{label}"):
+            code = Call(step.layer, (current,))
+            lines.append(statement(code, BODY, f"{var} = ", _hwc(step.shape)))
+            calls.append(step.layer)
+            current = var
+    value[stmt.name] = current
+    return lines, calls
+
+
+def _build_model(graph: ir.Graph, report: Report) -> tuple[str, list[Call]]:
+    """build_model()'s text and every layer call in it."""
+    variables = _variables(graph)
+    value = {i.name: variables[i.name] for i in graph.inputs}
+    live, by_statement = _live(graph), report.by_statement()
+    softmax = trailing_softmax(graph)
+    blocks, calls = ["\n".join(_input_lines(graph, variables))], []
+    for stmt in report.order:
+        if stmt.name not in live:
+            blocks.append(f"{' ' * BODY}# {stmt.name} never reaches the output: not built")
+            continue
+        last = softmax and stmt.name == graph.output
+        lines, more = _statement_lines(
+            stmt, by_statement[stmt.name], value, variables[stmt.name], last
+        )
+        blocks.append("\n".join(lines))
+        calls += more
+    inputs = [variables[i.name] for i in graph.inputs]
+    model_inputs = inputs[0] if len(inputs) == 1 else Seq("[]", tuple(inputs))
+    model = Call("keras.Model", (model_inputs, value[graph.output], Pair("name", "MODEL_NAME")))
+    blocks.append(statement(model, BODY, "return "))
+    doc = f"{graph.name} as a functional keras.Model, channels-last; it outputs logits."
+    return _function("build_model()", doc, "\n\n".join(blocks)), calls
+
+
+# ----------------------------------------------------------------------------- recipe
+
+
+def _optimizer_call(opt) -> Call:
+    """The optimizer's constructor; the learning rate may be overridden by the caller."""
+    lr = Pair("learning_rate", f"{num(opt.lr)} if lr is None else lr")
+    decay = Pair("weight_decay", num(opt.weight_decay))
+    if opt.name == "sgd":
+        cls = "PaperSGD" if opt.rule == "paper" else "TorchSGD"
+        momentum = Pair("momentum", num(opt.momentum))
+        return Call(cls, (lr, momentum, decay, Pair("nesterov", repr(opt.nesterov))))
+    cls = "L2Adam" if opt.name == "adam" else "keras.optimizers.AdamW"
+    betas = Pair("beta_1", num(opt.beta1)), Pair("beta_2", num(opt.beta2))
+    return Call(cls, (lr, *betas, Pair("epsilon", num(opt.eps)), decay))
+
+
+def _build_optimizer(opt) -> tuple[str, list[Call]]:
+    """build_optimizer()'s text and its calls."""
+    call = _optimizer_call(opt)
+    doc = OPTIMIZER_DOCS[opt.rule if opt.name == "sgd" else opt.name]
+    signature = "build_optimizer(model, lr=None)"
+    if not opt.no_decay:
+        return _function(signature, doc, statement(call, BODY, "return ")), [call]
+    exclude = Call("exclude_from_decay", ("optimizer", "model", literal(list(opt.no_decay))))
+    body = [statement(call, BODY, "optimizer = "), statement(exclude, BODY, "return ")]
+    return _function(signature, doc, "\n".join(body)), [call, exclude]
+
+
+def _scheduler_call(train: ir.Train) -> Call | None:
+    """The runtime schedule's constructor, or None for a constant rate."""
+    s = train.schedule
+    if s.name == "none":
+        return None
+    if s.name == "on_plateau":
+        keys = ("factor", "patience", "metric", "max_drops", "min_delta")
+        return Call("OnPlateau", ("optimizer", *(Pair(k, literal(getattr(s, k))) for k in keys)))
+    if s.name == "step":
+        args = (Pair("step_size", num(s.step_size)), Pair("gamma", num(s.gamma)))
+        return Call("StepDecay", ("optimizer", *args))
+    if s.name == "multistep":
+        args = (Pair("milestones", literal(list(s.milestones))), Pair("gamma", num(s.gamma)))
+        return Call("MultiStep", ("optimizer", *args))
+    args = (Pair("epochs", num(train.epochs)), Pair("min_lr", num(s.min_lr)))
+    return Call("Cosine", ("optimizer", *args))
+
+
+def _build_scheduler(train: ir.Train) -> tuple[str, list[Call]]:
+    """build_scheduler()'s text and its calls."""
+    call = _scheduler_call(train)
+    doc = SCHEDULER_DOCS[train.schedule.name]
+    if call is None:  # the docstring alone: the function returns None
+        return _function("build_scheduler(optimizer)", doc, ""), []
+    return _function("build_scheduler(optimizer)", doc, statement(call, BODY, "return ")), [call]
+
+
+def _train_data(train: ir.Train) -> dict:
+    """The train section as plain data, in CONTRACT.md's key order."""
+    data = train.model_dump(mode="python", by_alias=True, exclude={"span"})
+    keys = [k for k in TRAIN_ORDER if k in data] + [k for k in data if k not in TRAIN_ORDER]
+    return {k: data[k] for k in keys}
+
+
+# ----------------------------------------------------------------------------- the module
+
+
+def _function(signature: str, doc: str, body: str) -> str:
+    text = f'def {signature}:\n{" " * BODY}"""{doc}"""'
+    return f"{text}\n{body}" if body else text
+
+
+def _callees(codes) -> set[str]:
+    """Every name called anywhere in the trees."""
+    found, stack = set(), list(codes)
+    while stack:
+        code = stack.pop()
+        if isinstance(code, Call):
+            if isinstance(code.func, str):
+                found.add(code.func)
+            stack += [code.func, *code.args]
+        elif isinstance(code, Seq):
+            stack += code.items
+        elif isinstance(code, Pair):
+            stack.append(code.value)
+    return found
+
+
+def _imports(used: set[str]) -> str:
+    """`import keras`, then the runtime imports in an isort block of their own."""
+    # isort calls the runtime first- or third-party depending on where it runs: keep it apart.
+    lines = []
+    for module in sorted(set(RUNTIME.values())):
+        names = sorted((n for n in used if RUNTIME.get(n) == module), key=_isort_key)
+        if names:
+            lines.append(f"from {module} import {', '.join(names)}")
+    return "\n".join(["import keras", "", *SPLIT, *lines]) if lines else "import keras"
+
+
+def _isort_key(name: str) -> tuple[int, str]:
+    """Classes before functions, then case-insensitive (ruff's isort defaults)."""
+    return (0 if name[:1].isupper() else 1, name.lower())
+
+
+def _constants(graph: ir.Graph, report: Report, spec_name: str) -> str:
+    first = graph.inputs[0]
+    output = report.outputs.get(graph.output) or next(
+        i.shape for i in graph.inputs if i.name == graph.output
+    )
+    lines = [
+        statement(string(graph.name), 0, "MODEL_NAME = "),
+        statement(string(spec_name), 0, "SPEC = "),
+        statement(tup(_keras_shape(first.shape)), 0, "INPUT_SHAPE = "),
+        f"NUM_CLASSES = {num(output[0])}",
+        statement(literal(_train_data(graph.train)), 0, "TRAIN = "),
+    ]
+    return "\n".join(lines)
+
+
+def _predict(graph: ir.Graph) -> str:
+    if trailing_softmax(graph):
+        doc = "Class probabilities: the spec's trailing softmax on the model's logits."
+        body = "return keras.ops.softmax(model(x, training=False), axis=-1)"
+    else:
+        doc = "The model's outputs: the spec ends without a softmax."
+        body = "return model(x, training=False)"
+    return _function("predict(model, x)", doc, " " * BODY + body)
+
+
+def render_model(graph: ir.Graph, report: Report, spec_name: str) -> str:
+    """The text of model.py (see backends/CONTRACT.md) for a graph that checked cleanly."""
+    _identifier(graph.name)
+    model, calls = _build_model(graph, report)
+    optimizer, optimizer_calls = _build_optimizer(graph.train.optimizer)
+    scheduler, scheduler_calls = _build_scheduler(graph.train)
+    used = _callees([*calls, *optimizer_calls, *scheduler_calls])
+    header = (
+        f"# Generated by archdsl from {string(spec_name)}: edit the spec and recompile.\n"
+        f'"""{graph.name} for Keras 3: the network, its initialisers and its training recipe."""'
+    )
+    parts = [
+        f"{header}\n\n{_imports(used)}\n\n{_constants(graph, report, spec_name)}",
+        *([ADAPTIVE_CLASS] if ADAPTIVE in used else []),
+        model,
+        _predict(graph),
+        optimizer,
+        scheduler,
+    ]
+    return "\n\n\n".join(parts) + "\n"
