@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from archdsl import ir
@@ -23,8 +24,17 @@ def fail(code: str, span: ir.Span, message: str, hint: str = "") -> BindError:
     return BindError(error(code, span, message, hint))
 
 
-def bind(callee: str, args: tuple[Arg, ...], params: tuple[Param, ...], span: ir.Span) -> dict:
-    """Match positional and keyword arguments to `params`; convert each; check required ones."""
+def bind(
+    callee: str,
+    args: tuple[Arg, ...],
+    params: tuple[Param, ...],
+    span: ir.Span,
+    spans: dict | None = None,
+) -> dict:
+    """Match positional and keyword arguments to `params`; convert each; check required ones.
+
+    `spans`, when given, receives where each bound argument's value was written.
+    """
     bound: dict[str, Any] = {}
     names = [p.name for p in params]
     by_name = {p.name: p for p in params}
@@ -55,6 +65,8 @@ def bind(callee: str, args: tuple[Arg, ...], params: tuple[Param, ...], span: ir
         if param.name in bound:
             raise fail("E016", arg.span, f"argument `{param.name}` of `{callee}` given twice")
         bound[param.name] = convert(param, arg.value, callee)
+        if spans is not None:
+            spans[param.name] = arg.value.span
     for p in params:
         if p.required and p.name not in bound:
             raise fail(
@@ -78,6 +90,8 @@ def convert(param: Param, v: Value, callee: str) -> Any:
 def _number(v: Value, where: str) -> float:
     if v.kind != "number":
         raise fail("E004", v.span, f"{where} must be a number, not {_describe(v)}")
+    if not math.isfinite(v.value):
+        raise fail("E004", v.span, f"{where} must be a finite number")
     return v.value
 
 
@@ -87,10 +101,15 @@ def _int(v: Value, where: str) -> int:
     return v.value
 
 
+MAX_SIZE = 2**31 - 1
+
+
 def _count(v: Value, where: str) -> int:
     n = _int(v, where)
     if n <= 0:
         raise fail("E006", v.span, f"{where} must be positive, got {n}")
+    if n > MAX_SIZE:
+        raise fail("E006", v.span, f"{where} is too large ({n}); at most {MAX_SIZE}")
     return n
 
 
@@ -119,6 +138,8 @@ def _pair(v: Value, where: str) -> tuple[int, int]:
         raise fail("E004", v.span, f"{where} must be a whole number or H x W, not {_describe(v)}")
     if h <= 0 or w <= 0:
         raise fail("E006", v.span, f"{where} must be positive, got {h} x {w}")
+    if max(h, w) > MAX_SIZE:
+        raise fail("E006", v.span, f"{where} is too large; at most {MAX_SIZE}")
     return (h, w)
 
 
@@ -202,19 +223,34 @@ def _bias(v: Value, where: str):
     """`true`, `false`, or an initialiser (which implies `true`)."""
     if v.kind == "name" and v.value in ("true", "false"):
         return v.value == "true"
+    if v.kind not in ("name", "call"):
+        raise fail(
+            "E004",
+            v.span,
+            f"{where} must be `true`, `false` or an initialiser, not {_describe(v)}",
+            "e.g. `bias=false` or `bias=constant(1)`",
+        )
     return init_value(v, where)
 
 
-def validated(cls, values: dict, span: ir.Span, what: str):
-    """Build a pydantic model, turning its validation errors into an E004 diagnostic."""
+FIELD_SPELLING = {"weight_init": "weight", "bias_init": "bias", "from_": "from"}
+
+
+def validated(cls, values: dict, span: ir.Span, what: str, spans: dict | None = None):
+    """Build a pydantic model; a validation error becomes E004 at the offending argument."""
     from pydantic import ValidationError
 
     try:
         return cls(**values)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise fail("E004", span, f"`{field}` of `{what}`: {first['msg'].lower()}") from None
+        field = (
+            FIELD_SPELLING.get(str(first["loc"][0]), str(first["loc"][0])) if first["loc"] else ""
+        )
+        where = (spans or {}).get(field, span)
+        got = first.get("input")
+        shown = f", got {got}" if isinstance(got, (int, float)) else ""
+        raise fail("E004", where, f"`{field}` of `{what}`: {first['msg'].lower()}{shown}") from None
 
 
 def _describe_fail(v: Value, where: str):

@@ -20,6 +20,8 @@ from archdsl.syntax import Arg, BlockDef, Element, Pos, StatementNode, Value
 
 BLOCK_INPUT = "in"
 INDEX = "index"
+MAX_REPEAT = 10_000
+MAX_STATEMENTS = 200_000  # a spec that expands further is surely a mistake (nested `* N`)
 PARAM_KINDS = {"int": "int", "float": "float", "bool": "bool", "size": "pair", "name": "name"}
 
 
@@ -48,6 +50,7 @@ class BlockExpander:
 
     def __init__(self, blocks: dict[str, BlockDef]):
         self.blocks = blocks
+        self.emitted = 0
 
     def expand(self, node: StatementNode, previous: str | None) -> Expanded:
         """A top-level statement: unchanged (values folded) unless it calls blocks."""
@@ -156,6 +159,11 @@ class BlockExpander:
         scope = _Scope(prefix, source, source, env, via, (*outer.stack, call.name))
         local: dict[str, str] = {}
         out = Expanded(output=source)
+        self.emitted += len(block.statements)
+        if self.emitted > MAX_STATEMENTS:
+            raise fail(
+                "E004", call.span, f"block calls expand to more than {MAX_STATEMENTS:,} statements"
+            )
         for inner in block.statements:
             if inner.condition is not None and not truth(inner.condition, scope.env, "`if`"):
                 continue
@@ -205,6 +213,6 @@ def _repeat_count(call: Element) -> int:
     if call.repeat is None:
         return 1
     n, span = call.repeat
-    if not isinstance(n, int) or n < 1:
-        raise fail("E006", span, f"`* N` needs a positive whole number, not {n}")
+    if not isinstance(n, int) or not 1 <= n <= MAX_REPEAT:
+        raise fail("E006", span, f"`* N` needs a whole number from 1 to {MAX_REPEAT}, not {n}")
     return n

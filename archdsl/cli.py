@@ -27,7 +27,7 @@ def _read(path: str) -> str:
     if p.is_dir():
         raise UsageError(f"{path}: is a directory, expected a .arch file")
     try:
-        return p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise UsageError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
@@ -38,7 +38,8 @@ def _color(stream) -> bool:
     return stream.isatty() and "NO_COLOR" not in os.environ
 
 
-def _print_diagnostics(checked: Checked, stream=sys.stderr, notes: bool = True) -> None:
+def _print_diagnostics(checked: Checked, stream=None, notes: bool = True) -> None:
+    stream = stream or sys.stderr
     for d in checked.diagnostics:
         if d.severity == "info" and not notes:
             continue

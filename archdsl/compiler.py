@@ -43,6 +43,7 @@ def check_source(source: str, file: str) -> Checked:
 
 def _check(source: str, file: str) -> Checked:
     """check_source without the garbage-collector pause."""
+    source = source.removeprefix("\ufeff")  # a byte-order mark is not part of the spec
     result = Checked(source, file)
     try:
         module = parse(source, file)

@@ -117,10 +117,10 @@ def render(d: Diagnostic, source: str | None, color: bool = False) -> str:
 
 def _excerpt(span: Span, source: str) -> list[str]:
     """The source line of a span with carets under it."""
-    text = source.splitlines()
+    text = source.split("\n")  # lark counts lines at \n only
     if not 1 <= span.line <= len(text):
         return []
-    line = text[span.line - 1].expandtabs(1)
+    line = text[span.line - 1].rstrip("\r").expandtabs(1)
     end = span.end_column if span.end_line == span.line else len(line) + 1
     width = max(1, end - span.column)
     gutter = str(span.line)

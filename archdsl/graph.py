@@ -26,14 +26,15 @@ def resolve(graph: ir.Graph) -> tuple[list[ir.Statement], list[Diagnostic]]:
         else:
             defined[name] = span
     for stmt in graph.statements:
-        for name in stmt.inputs:
+        for name, span in zip(stmt.inputs, _input_spans(stmt), strict=True):
             if name not in defined:
+                candidates = [n for n in defined if n != stmt.name]
                 diagnostics.append(
                     error(
                         "E010",
-                        stmt.span,
+                        span,
                         f"`{stmt.name}` reads `{name}`, which is not defined",
-                        did_you_mean(name, defined),
+                        did_you_mean(name, candidates),
                     )
                 )
     if diagnostics:
@@ -41,15 +42,36 @@ def resolve(graph: ir.Graph) -> tuple[list[ir.Statement], list[Diagnostic]]:
     order, cycle = _topological(graph)
     if cycle:
         path = " -> ".join(s.name for s in cycle) + f" -> {cycle[0].name}"
+        span = _closing_reference(graph, cycle)
         return [], [
             error(
                 "E011",
-                cycle[0].span,
+                span,
                 f"statements form a cycle: {path}",
                 "a statement cannot (even indirectly) read its own output",
             )
         ]
     return order, _unused(graph)
+
+
+def _input_spans(stmt: ir.Statement) -> tuple:
+    """Where each input is named (the statement itself where it is implicit)."""
+    return (
+        stmt.input_spans
+        if len(stmt.input_spans) == len(stmt.inputs)
+        else (stmt.span,) * len(stmt.inputs)
+    )
+
+
+def _closing_reference(graph: ir.Graph, cycle: list[ir.Statement]):
+    """The span of the reference that closes a cycle: one to a statement not yet defined."""
+    position = {s.name: i for i, s in enumerate(graph.statements)}
+    members = {s.name for s in cycle}
+    for stmt in cycle:
+        for name, span in zip(stmt.inputs, _input_spans(stmt), strict=True):
+            if name in members and position[name] >= position[stmt.name]:
+                return span
+    return cycle[0].span
 
 
 def _topological(graph: ir.Graph) -> tuple[list[ir.Statement], list[ir.Statement]]:
@@ -106,7 +128,8 @@ def _unused(graph: ir.Graph) -> list[Diagnostic]:
                 warning(
                     "W103",
                     s.span,
-                    f"`{s.name}` is computed but never reaches the output `{graph.output}`",
+                    f"`{s.name}` is computed but never reaches the output `{graph.output}`"
+                    + (f" ({s.via})" if s.via else ""),
                     "use it (e.g. in `concat`/`add` or with `from`) or delete it",
                 )
             )

@@ -294,6 +294,7 @@ class Statement(Frozen):
     name: str
     span: Span
     inputs: tuple[str, ...]
+    input_spans: tuple[Span, ...] = ()
     ops: tuple[Op, ...]
     expect: Shape | None = None
     expect_span: Span | None = None
@@ -334,7 +335,7 @@ class OnPlateau(Frozen):
 
     name: Literal["on_plateau"] = "on_plateau"
     factor: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
-    patience: Annotated[int, Field(ge=0)] = 1
+    patience: PositiveInt = 1
     metric: Literal["val_error", "val_loss", "val_top5_error"] = "val_error"
     max_drops: Annotated[int, Field(ge=1)] | None = None
     min_delta: NonNegativeFloat = 0.0

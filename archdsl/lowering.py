@@ -8,6 +8,7 @@ from archdsl import ir
 from archdsl.binding import BindError, bind, convert, fail, init_value, validated
 from archdsl.blocks import BlockExpander, check_block
 from archdsl.diagnostics import Diagnostic, did_you_mean, error
+from archdsl.expressions import evaluate
 from archdsl.signatures import (
     AUGMENTS,
     LEARNED,
@@ -44,6 +45,7 @@ FRAMEWORK_MEMBERS = {
     "add_module", "get_submodule", "extra_repr", "compile", "reset_parameters", "self",
     "super", "torch", "nn", "F", "keras", "ops", "np", "math",
 }  # fmt: skip
+MAX_TOWERS = 64
 DEFAULT_WEIGHT_INIT = ir.GlorotUniform()
 DEFAULT_BIAS_INIT = ir.Constant(value=0.0)
 INIT_TARGETS = ("weight", "bias")
@@ -78,9 +80,10 @@ class _Lowering:
         model = self._model(items)
         inputs = self._inputs(items)
         self._init_defaults(items)
+        self.broken_blocks: set[str] = set()
         self.expander = BlockExpander(self._blocks(items))
         statements = self._statements(items, inputs)
-        train = self._train(items)
+        train = self._train(items, inputs[0].shape if inputs else ())
         if any(d.severity == "error" for d in self.diagnostics) or model is None or not inputs:
             return None
         return ir.Graph(
@@ -145,13 +148,15 @@ class _Lowering:
                     )
                 )
                 continue
-            bad = [x for x in d.dims if not isinstance(x, int) or x <= 0]
+            bad = [i for i, x in enumerate(d.dims) if not isinstance(x, int) or x <= 0]
             if bad:
+                size = d.dims[bad[0]]
                 self._report(
                     error(
                         "E006",
-                        d.dims_span,
-                        f"input `{d.name}` has a non-positive or fractional size {bad[0]}",
+                        d.dim_spans[bad[0]] if d.dim_spans else d.dims_span,
+                        f"input `{d.name}` has {_size_kind(size)} size {size}",
+                        "sizes are positive whole numbers, e.g. `3 x 227 x 227`",
                     )
                 )
                 continue
@@ -161,7 +166,8 @@ class _Lowering:
     def _init_defaults(self, items) -> None:
         for d in (i for i in items if isinstance(i, InitDecl)):
             try:
-                self.defaults[self._init_target(d)] = init_value(d.value, "the default initialiser")
+                value = evaluate(d.value, {})
+                self.defaults[self._init_target(d)] = init_value(value, "the default initialiser")
             except BindError as exc:
                 self._report(exc.diagnostic)
 
@@ -186,6 +192,7 @@ class _Lowering:
                 check_block(block)
             except BindError as exc:
                 self._report(exc.diagnostic)
+                self.broken_blocks.add(block.name)
                 continue
             if block.name in blocks:
                 self._report(
@@ -209,6 +216,9 @@ class _Lowering:
                 continue
             for node in nodes:
                 if not self._name_ok(node.name, node.name_span, "statement name"):
+                    continue
+                if any(e.name in self.broken_blocks for e in node.elements):
+                    previous = node.name  # its block's definition error is already reported
                     continue
                 try:
                     expanded = self.expander.expand(node, previous)
@@ -234,12 +244,12 @@ class _Lowering:
     def _tower_count(self, block: TowersBlock) -> int:
         """N of `towers N`: a whole number of at least 2 (0 marks it invalid)."""
         n = block.count
-        if not isinstance(n, int) or n < 2:
+        if not isinstance(n, int) or not 2 <= n <= MAX_TOWERS:
             self._report(
                 error(
                     "E006",
                     block.count_span,
-                    f"`towers` needs a whole number of at least 2, not {n}",
+                    f"`towers` needs a whole number from 2 to {MAX_TOWERS}, not {n}",
                 )
             )
             return 0
@@ -250,13 +260,14 @@ class _Lowering:
     ) -> ir.Statement | None:
         ok = towers > 0
         inputs: tuple[str, ...] = (previous,) if previous else ()
+        input_spans = (node.span,) * len(inputs)
         if node.source:
-            inputs = (node.source[0],)
+            inputs, input_spans = (node.source[0],), (node.source[1],)
         ops = []
         for index, element in enumerate(node.elements):
             try:
                 if element.name in MULTI_INPUT:
-                    inputs = self._multi_inputs(node, element, index)
+                    inputs, input_spans = self._multi_inputs(node, element, index)
                 if element.name == MERGE:
                     ops.append(_merge(element, index, towers))
                     continue
@@ -277,6 +288,7 @@ class _Lowering:
             name=node.name,
             span=node.span,
             inputs=inputs,
+            input_spans=input_spans,
             ops=tuple(ops),
             expect=expect,
             expect_span=node.expect[1] if node.expect else None,
@@ -284,8 +296,8 @@ class _Lowering:
             via=via,
         )
 
-    def _multi_inputs(self, node: StatementNode, element: Element, index: int) -> tuple[str, ...]:
-        """The named inputs of a leading concat/add."""
+    def _multi_inputs(self, node: StatementNode, element: Element, index: int) -> tuple:
+        """The named inputs of a leading concat/add, and where each is written."""
         if index != 0:
             raise fail(
                 "E004",
@@ -297,7 +309,7 @@ class _Lowering:
             raise fail(
                 "E004", node.source[1], f"`{element.name}` names its inputs; `from` is not needed"
             )
-        names = []
+        names, spans = [], []
         for arg in element.args:
             if arg.key is not None or arg.value.kind != "name":
                 raise fail(
@@ -307,19 +319,21 @@ class _Lowering:
                     f"e.g. `{element.name}(branch1, branch2)`",
                 )
             names.append(arg.value.value)
+            spans.append(arg.value.span)
         if len(names) < 2:
             raise fail("E005", element.span, f"`{element.name}` needs at least two inputs")
-        return tuple(names)
+        return tuple(names), tuple(spans)
 
     def _op(self, element: Element):
         name = element.name
         if name not in OPS:
             raise fail("E002", element.name_span, f"unknown op `{name}`", did_you_mean(name, OPS))
         args = () if name in MULTI_INPUT else element.args
-        values = bind(name, args, OPS[name], element.span)
-        return build_op(name, values, element.span, self.defaults)
+        spans: dict = {}
+        values = bind(name, args, OPS[name], element.span, spans)
+        return build_op(name, values, element.span, self.defaults, spans)
 
-    def _train(self, items) -> ir.Train:
+    def _train(self, items, input_shape: tuple[int, ...]) -> ir.Train:
         blocks = [i for i in items if isinstance(i, TrainBlock)]
         for extra in blocks[1:]:
             self._report(
@@ -337,7 +351,7 @@ class _Lowering:
                         "E016", setting.key_span, f"train setting `{setting.key}` given twice"
                     )
                 seen.add(setting.key)
-                fields[setting.key] = _setting(setting)
+                fields[setting.key] = _setting(setting, input_shape)
             except BindError as exc:
                 self._report(exc.diagnostic)
         try:
@@ -345,6 +359,13 @@ class _Lowering:
         except BindError as exc:
             self._report(exc.diagnostic)
             return ir.Train()
+
+
+def _size_kind(size) -> str:
+    """'a negative', 'a zero' or 'a fractional'."""
+    if not isinstance(size, int):
+        return "a fractional"
+    return "a zero" if size == 0 else "a negative"
 
 
 def _unalias(stmt: ir.Statement, aliases: dict[str, str]) -> ir.Statement:
@@ -375,7 +396,7 @@ def _merge(element: Element, index: int, towers: int) -> ir.Concat:
     return ir.Concat(span=element.span)
 
 
-def build_op(name: str, values: dict, span: ir.Span, defaults: dict):
+def build_op(name: str, values: dict, span: ir.Span, defaults: dict, spans: dict | None = None):
     """The IR op for a bound element, with initialiser defaults filled in."""
     values = dict(values)
     if name in ("maxpool", "avgpool"):
@@ -389,7 +410,25 @@ def build_op(name: str, values: dict, span: ir.Span, defaults: dict):
         values["weight_init"] = values.pop("weight", None) or _default(defaults, name, "weight")
     if name in ("relu", "relu6", "tanh", "sigmoid"):
         return ir.Activation(op=name, span=span)
-    return validated(OP_CLASSES[name], {**values, "span": span}, span, name)
+    if name in ("maxpool", "avgpool"):
+        _check_pool_padding(values, spans or {}, span)
+    return validated(OP_CLASSES[name], {**values, "span": span}, span, name, spans)
+
+
+def _check_pool_padding(values: dict, spans: dict, span: ir.Span) -> None:
+    """Explicit pool padding may not exceed half the kernel (PyTorch's rule): else whole
+    windows would see only padding."""
+    pad = values.get("pad", (0, 0))
+    if isinstance(pad, str):
+        return
+    for p, k in zip(pad, values["kernel"], strict=True):
+        if p > k // 2:
+            raise fail(
+                "E004",
+                spans.get("pad", span),
+                f"pool padding {p} is more than half the kernel {k}",
+                f"use pad <= {k // 2}, or `pad=same`",
+            )
 
 
 def _default(defaults: dict, kind: str, target: str):
@@ -398,16 +437,17 @@ def _default(defaults: dict, kind: str, target: str):
     return defaults.get((kind, target), defaults.get((target,), builtin))
 
 
-def _setting(s: Setting):
+def _setting(s: Setting, input_shape: tuple[int, ...]):
     """One train setting, validated into its IR value."""
-    key, v = s.key, s.value
+    key, v = s.key, evaluate(s.value, {})
     if key in ("batch", "epochs"):
-        return convert(_PARAM_COUNT, v, key)
+        return convert(Param(key, "count"), v, "train")
     if key == "augment":
         items = v.value if v.kind == "list" else (v,)
-        return tuple(
-            _recipe_call(item, AUGMENTS, "augmentation", AUGMENT_CLASSES) for item in items
-        )
+        steps = [_recipe_call(item, AUGMENTS, "augmentation", AUGMENT_CLASSES) for item in items]
+        for step, item in zip(steps, items, strict=True):
+            _check_augment(step, item.span, input_shape)
+        return tuple(steps)
     tables = {
         "optimizer": (OPTIMIZERS, OPTIMIZER_CLASSES),
         "schedule": (SCHEDULES, SCHEDULE_CLASSES),
@@ -424,22 +464,54 @@ def _setting(s: Setting):
     return _recipe_call(v, table, key, classes)
 
 
+def _check_augment(step, span, input_shape: tuple[int, ...]) -> None:
+    """Crops must yield the model's input size; normalize needs one value per channel."""
+    if len(input_shape) != 3:
+        raise fail("E019", span, f"`{step.name}` needs an image input (C x H x W)")
+    channels, height, width = input_shape
+    if step.name in ("random_crop", "center_crop"):
+        if (step.size, step.size) != (height, width):
+            raise fail(
+                "E019",
+                span,
+                f"`{step.name}` gives {step.size} x {step.size} crops, but the input is "
+                f"{height} x {width}",
+                f"crop to the input size, e.g. `{step.name}({height}, from={step.from_})`"
+                if height == width
+                else "crops are square; make the input square",
+            )
+        if step.from_ < step.size:
+            raise fail(
+                "E019", span, f"`{step.name}`: `from` ({step.from_}) is smaller than the crop"
+            )
+    if step.name == "normalize" and len(step.mean) not in (1, channels):
+        raise fail(
+            "E019",
+            span,
+            f"`normalize` has {len(step.mean)} means for {channels} channels",
+        )
+    if step.name == "normalize" and len(step.std) != len(step.mean):
+        raise fail("E019", span, "`normalize` needs as many std values as means")
+
+
 def _recipe_call(v: Value, table: dict, what: str, classes: dict):
     """`sgd(lr=0.01)`, `hflip`, ... -> the IR model."""
-    if v.kind not in ("name", "call") or v.value not in table:
-        shown = v.value if v.kind in ("name", "call") else "this value"
-        hint = did_you_mean(str(v.value), table) if v.kind in ("name", "call") else ""
+    if v.kind not in ("name", "call"):
         raise fail(
             "E019",
             v.span,
-            f"unknown {what} `{shown}`",
-            hint or "expected one of: " + ", ".join(table),
+            f"{what} must be one of {', '.join(table)}, not "
+            + (f"`{v.value}`" if v.kind == "number" else f"a {v.kind}"),
+            f"e.g. `{next(iter(table))}`",
         )
-    values = bind(v.value, v.args, table[v.value], v.span)
+    if v.value not in table:
+        raise fail("E019", v.span, f"unknown {what} `{v.value}`", did_you_mean(v.value, table))
+    spans: dict = {}
+    values = bind(v.value, v.args, table[v.value], v.span, spans)
     cls = classes[v.value]
     if cls is ir.Adam:
         values["name"] = v.value
-    return validated(cls, values, v.span, v.value)
+    return validated(cls, values, v.span, v.value, spans)
 
 
 def _rename_hint(name: str) -> str:
@@ -462,8 +534,6 @@ def lower(module: Module) -> tuple[ir.Graph | None, list[Diagnostic]]:
     graph = lowering.run()
     return graph, lowering.diagnostics
 
-
-_PARAM_COUNT = Param("value", "count")
 
 OP_CLASSES = {
     "conv": ir.Conv,

@@ -117,10 +117,8 @@ def window_out(
 ) -> int:
     """Output length of a sliding window; ceil mode drops a last window starting in the padding."""
     span = size + before + after - (dilation * (kernel - 1) + 1)
-    if span < 0:
-        return 0
     if not ceil:
-        return span // stride + 1
+        return span // stride + 1 if span >= 0 else 0
     out = -(-span // stride) + 1
     if (out - 1) * stride >= size + before:
         out -= 1
@@ -437,7 +435,7 @@ def _statement(
             error(
                 "E014",
                 stmt.expect_span,
-                f"`{stmt.name}` gives {_fmt(shape)}, but `expect` says {_fmt(stmt.expect)}",
+                _where(stmt, f"gives {_fmt(shape)}, but `expect` says {_fmt(stmt.expect)}"),
                 f"fix the layers above or write `expect {_fmt(shape)}`",
             )
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -16,6 +17,8 @@ from archdsl.diagnostics import Diagnostic, error
 GRAMMAR = Path(__file__).with_name("grammar.lark")
 
 READABLE = {
+    "__ANON_0": "`|>`",
+    "EXPECT": "`expect`",
     "NAME": "a name",
     "NUMBER": "a number",
     "DIMS": "a shape such as 3 x 227 x 227",
@@ -103,6 +106,7 @@ class InputDecl:
     name_span: Pos
     dims: tuple[int, ...]
     dims_span: Pos
+    dim_spans: tuple[Pos, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -232,8 +236,8 @@ class _ToNodes(Transformer):
         return ModelDecl(str(c[1]), _around(c), _pos(c[1]))
 
     def input_decl(self, c):
-        dims, dims_span = c[2]
-        return InputDecl(str(c[1]), _around((c[0], dims_span)), _pos(c[1]), dims, dims_span)
+        dims, dims_span, parts = c[2]
+        return InputDecl(str(c[1]), _around((c[0], dims_span)), _pos(c[1]), dims, dims_span, parts)
 
     def init_decl(self, c):
         target, target_span = c[1]
@@ -298,7 +302,7 @@ class _ToNodes(Transformer):
         return ("source", (str(c[1]), _pos(c[1])))
 
     def expectation(self, c):
-        dims, dims_span = c[1]
+        dims, dims_span, _ = c[1]
         return ("expect", (dims, _around((c[0], dims_span))))
 
     def pipeline(self, c):
@@ -357,10 +361,23 @@ class _ToNodes(Transformer):
 
     def dims(self, c):
         tok = c[0]
-        return _dims(str(tok)) if tok.type == "DIMS" else (_single_dim(str(tok)),), _pos(tok)
+        span = _pos(tok)
+        if tok.type != "DIMS":
+            return (_single_dim(str(tok)),), span, (span,)
+        return _dims(str(tok)), span, _part_spans(str(tok), span)
 
 
 _LOCK = threading.Lock()
+
+
+def _part_spans(text: str, span: Pos) -> tuple[Pos, ...]:
+    """The span of each number in a one-line `C x H x W` token."""
+    if "\n" in text:
+        return ()
+    return tuple(
+        Pos(span.file, span.line, span.column + m.start(), span.line, span.column + m.end())
+        for m in re.finditer(r"-?[0-9]+", text)
+    )
 
 
 def _single_dim(text: str) -> int | float:
@@ -376,6 +393,16 @@ def parse(text: str, file: str) -> Module:
             return _parser().parse(text)
         except UnexpectedInput as exc:
             raise SyntaxFailure(_syntax_diagnostic(exc, text, file)) from None
+
+
+def _acceptable(exc: UnexpectedCharacters, text: str) -> set[str]:
+    """What the parser accepts where the bad character is (replaying the text before it)."""
+    try:
+        replay = _parser().parse_interactive(text[: exc.pos_in_stream])
+        replay.exhaust_lexer()
+        return set(replay.accepts())
+    except UnexpectedInput:
+        return set(exc.allowed or ())
 
 
 def _expected(names) -> str:
@@ -407,7 +434,7 @@ def _syntax_diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic
     elif isinstance(exc, UnexpectedCharacters):
         got = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
         message = f"unexpected character `{got}`"
-        expected = _expected(exc.allowed or ())
+        expected = _expected(_acceptable(exc, text))
     elif isinstance(exc, UnexpectedEOF):
         line, column = _end_position(text)
         message = "unexpected end of file"
@@ -420,6 +447,6 @@ def _syntax_diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic
 
 
 def _end_position(text: str) -> tuple[int, int]:
-    """Line and column just past the last non-blank character."""
-    lines = text.rstrip().splitlines() or [""]
+    """Line and column just past the last non-blank character (lines end at `\\n` only, as lark counts)."""
+    lines = text.rstrip().split("\n") or [""]
     return len(lines), len(lines[-1]) + 1

@@ -43,9 +43,12 @@ def _one_tower(stmt: ir.Statement, t: int, towered: dict[str, ir.Statement]) -> 
         if source not in towered:
             raise fail("E004", stmt.ops[0].span, f"`merge`: `{source}` has no towers to merge")
         inputs = tuple(tower_name(source, i) for i in range(towered[source].towers))
+        spans = stmt.input_spans[:1] * len(inputs)
     else:
         inputs = tuple(_same_tower(name, t, stmt, towered) for name in stmt.inputs)
-    return stmt.model_copy(update={"name": tower_name(stmt.name, t), "inputs": inputs, "tower": t})
+        spans = stmt.input_spans
+    update = {"name": tower_name(stmt.name, t), "inputs": inputs, "input_spans": spans, "tower": t}
+    return stmt.model_copy(update=update)
 
 
 def _same_tower(name: str, t: int, stmt: ir.Statement, towered: dict) -> str:

@@ -1,7 +1,7 @@
 """Diagnostics beyond code and position: messages, hints, odd inputs, robustness.
 
-The xfail(strict=True) tests are front-end bugs, each with a minimal reproducer; they pass
-(and must then lose their mark) once the bug is fixed.
+Each test here began as a front-end bug with a minimal reproducer (pinned as a strict xfail
+until it was fixed).
 """
 
 from __future__ import annotations
@@ -60,11 +60,6 @@ def test_subprocess_check_of_a_clean_spec_exits_0():
     assert "specs/mini_alexnet.arch: 2 infos" in err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli._print_diagnostics binds `stream=sys.stderr` at import: after sys.stderr is "
-    "redirected, the diagnostics still go to the old stream (only the summary line follows)",
-)
 def test_diagnostics_follow_a_redirected_stderr():
     path = BAD_DIR / "09_e002_unknown_op_cnov.arch"
     buffer = io.StringIO()
@@ -73,11 +68,6 @@ def test_diagnostics_follow_a_redirected_stderr():
     assert f"{path}:6:5: error[E002]" in buffer.getvalue()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a UTF-8 byte-order mark (as Windows editors write) is a syntax error: "
-    "`1:1: error[E001]: unexpected character `\ufeff``",
-)
 def test_a_byte_order_mark_is_ignored(capsys, tmp_path):
     path = tmp_path / "bom.arch"
     path.write_bytes(b"\xef\xbb\xbfmodel T\ninput x: 3 x 32 x 32\ny = relu\n")
@@ -127,11 +117,6 @@ NOT_FOLDED = [
         pytest.param(
             *p.values,
             id=p.id,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="expressions (even a negative number) in `init` declarations and train "
-                "settings are not evaluated: E004 `must be a number, not `('-', Value(...))``",
-            ),
         )
         for p in NOT_FOLDED
     ],
@@ -145,22 +130,12 @@ def test_expressions_are_evaluated_everywhere(text, check):
 # ----------------------------------------------------------------------------- messages
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the did-you-mean for an undefined `from` name offers the statement's own name, "
-    "whose use would be a cycle: `expected one of: `x`, `y``",
-)
 def test_undefined_name_hint_does_not_offer_the_statement_itself():
     d = only(HEAD + "y = conv(8, kernel=3) from q\n")
     assert d.code == "E010"
     assert "`y`" not in d.hint and "`x`" in d.hint
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after a complete op, an unexpected character lists `)`, `,`, `]`, `//` and "
-    "comparisons as expected (and omits `from`, `expect`, `if`)",
-)
 def test_syntax_hint_lists_only_what_can_follow():
     d = only(HEAD + "y = conv(8, kernel=3) $ relu\n")
     assert d.code == "E001"
@@ -198,7 +173,6 @@ def test_syntax_hint_lists_only_what_can_follow():
         ),
     ],
 )
-@pytest.mark.xfail(strict=True, reason="misleading message (see the test id)")
 def test_messages_say_what_is_wrong(text, wanted, unwanted):
     (d,) = [d for d in diagnostics(text) if d.severity == "error"]
     said = d.message + " " + d.hint
@@ -229,12 +203,6 @@ LINE_BREAKS = ["\x0c", "\u2028", "\x85", "\x0b", "\x1c", "\r"]
 
 
 @pytest.mark.parametrize("brk", LINE_BREAKS, ids=[f"U+{ord(c):04X}" for c in LINE_BREAKS])
-@pytest.mark.xfail(
-    strict=True,
-    reason="the parser counts lines by \\n but _end_position and the excerpt use "
-    "str.splitlines(), which also breaks at \\f, \\v, \\x1c-\\x1e, \\x85, U+2028/9 (and a lone "
-    "\\r, which the CLI's read_text converts): positions after such a character are wrong",
-)
 def test_positions_after_other_line_breaks(brk):
     # an error at the end of the file: line 4 of 4 newline-separated lines, not line 5
     eof = HEAD + f"# a{brk}b\ny = conv(8, kernel=3) |>"
@@ -247,11 +215,6 @@ def test_positions_after_other_line_breaks(brk):
     assert " 4 | y = cnov(8, kernel=3)" in render(d, text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="digits of other scripts match the grammar's \\d and int() accepts them: "
-    "`conv(٨, kernel=٣)` is conv(8, kernel=3), though names must be ASCII",
-)
 def test_non_ascii_digits_are_rejected():
     assert any(d.severity == "error" for d in diagnostics(HEAD + "y = conv(٨, kernel=٣)\n"))
 
@@ -264,11 +227,6 @@ def test_non_ascii_digits_are_rejected():
     ],
     ids=["repetition", "towers"],
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="no upper bound on `* N` and `towers N`: the front end expands every copy and "
-    "hangs (and eats memory) instead of reporting an error",
-)
 def test_huge_repetition_is_rejected_quickly(tmp_path, body, column):
     path = tmp_path / "huge.arch"
     path.write_text(HEAD + body, encoding="utf-8")
@@ -277,11 +235,6 @@ def test_huge_repetition_is_rejected_quickly(tmp_path, body, column):
     assert "error[E006]" in err and f":{column}: error[E006]" in err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ceil mode: a first window that starts inside the input but overhangs it gives one "
-    "output in PyTorch and Caffe (ceil((2 - 3) / 2) + 1 = 1); archdsl reports E007",
-)
 def test_ceil_mode_window_may_overhang_a_small_input():
     checked = check_source(
         "model T\ninput x: 3 x 2 x 2\ny = maxpool(3, stride=2, ceil=true)\n", "t"
