@@ -1,0 +1,683 @@
+"""PyTorch `model.py` from a checked graph: plain string building, no framework import."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from archdsl.backends.torch.layout import (
+    WIDTH,
+    Call,
+    Code,
+    Kw,
+    Plus,
+    Seq,
+    items_block,
+    literal,
+    num,
+    statement,
+    string,
+)
+
+from archdsl import ir
+from archdsl.emit import EmitError
+from archdsl.initializers import Distribution, layer_distributions
+from archdsl.naming import op_labels
+from archdsl.shapes import Layer, Report, resolve_padding, trailing_softmax, window_out
+
+TRAIN_ORDER = ("batch", "epochs", "loss", "optimizer", "schedule", "augment")
+SCHEDULES = {
+    "on_plateau": "OnPlateau",
+    "step": "StepDecay",
+    "multistep": "MultiStep",
+    "cosine": "Cosine",
+}
+# ops whose output is a new tensor that no backward pass needs: an in-place activation may follow
+FRESH = {
+    "conv",
+    "dense",
+    "batchnorm",
+    "lrn",
+    "maxpool",
+    "avgpool",
+    "global_avgpool",
+    "adaptive_avgpool",
+    "resize",
+}
+ACTIVATIONS = {
+    "relu": "nn.ReLU",
+    "relu6": "nn.ReLU6",
+    "tanh": "nn.Tanh",
+    "sigmoid": "nn.Sigmoid",
+}
+METHOD = 8  # indentation of a method body
+# names at the top level of model.py, which the model's class must not shadow
+MODULE_NAMES = {
+    "OrderedDict",
+    "torch",
+    "nn",
+    "PaperSGD",
+    "param_groups",
+    *SCHEDULES.values(),
+    "MODEL_NAME",
+    "SPEC",
+    "INPUT_SHAPE",
+    "NUM_CLASSES",
+    "TRAIN",
+    "Resize",
+    "PaddedAvgPool2d",
+    "build_model",
+    "predict",
+    "build_optimizer",
+    "build_scheduler",
+}
+
+RESIZE_CLASS = '''class Resize(nn.Module):
+    """Resize to `size` with half-pixel centres, no antialiasing (as Keras's Resizing)."""
+
+    def __init__(self, size, mode):
+        super().__init__()
+        self.size, self.mode = size, mode
+
+    def forward(self, x):
+        """x resized to self.size."""
+        if self.mode == "bilinear":
+            return nn.functional.interpolate(
+                x, self.size, mode="bilinear", align_corners=False, antialias=False
+            )
+        return nn.functional.interpolate(x, self.size, mode="nearest-exact")
+'''
+
+PADDED_AVGPOOL_CLASS = '''class PaddedAvgPool2d(nn.Module):
+    """Average pooling over explicit zero padding (left, right, top, bottom); only the `counted`
+    part of the padding counts in the divisor."""
+
+    def __init__(self, kernel_size, stride, padding, counted):
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride
+        self.padding, self.counted = padding, counted
+
+    def forward(self, x):
+        """Window sums over the padded input divided by the counted cells of each window."""
+        ones = nn.functional.pad(torch.ones_like(x[:1, :1]), self.counted, value=1.0)
+        rest = [p - c for p, c in zip(self.padding, self.counted, strict=True)]
+        padded = nn.functional.pad(x, self.padding)
+        counted = nn.functional.pad(ones, rest)
+        return self.pool(padded) / self.pool(counted)
+
+    def pool(self, x):
+        """Plain average pooling with this layer's window."""
+        return nn.functional.avg_pool2d(x, self.kernel_size, self.stride)
+'''
+HELPERS = (("Resize", RESIZE_CLASS), ("PaddedAvgPool2d", PADDED_AVGPOOL_CLASS))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One item of a statement's nn.Sequential: key, module expression, trailing comment."""
+
+    key: str
+    module: Code
+    comment: str
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One spatial axis of a conv or pool: the spec's window and padding, and its output size."""
+
+    size: int
+    kernel: int
+    stride: int
+    dilation: int
+    before: int
+    after: int
+    out: int
+
+    def trailing(self) -> int:
+        """Padding after the input that the last window reads (ceil-mode overhang included)."""
+        extent = (self.out - 1) * self.stride + self.dilation * (self.kernel - 1) + 1
+        return max(extent - self.size - self.before, 0)
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A statement as model.py computes it: an optional merge of its inputs, then a Sequential."""
+
+    stmt: ir.Statement
+    merge: str | None
+    ops: list[tuple[object, Layer, str]]
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def render_model(graph: ir.Graph, report: Report, spec_name: str) -> str:
+    """The text of model.py for a graph that checked without errors."""
+    if graph.name in MODULE_NAMES:
+        raise EmitError(
+            f"model name `{graph.name}` would hide a name that model.py defines or imports; "
+            "rename the model"
+        )
+    chains = _chains(graph, report)
+    entries = {c.stmt.name: _entries(c) for c in chains}
+    used = {e.module.func for es in entries.values() for e in es if isinstance(e.module, Call)}
+    definitions = [
+        *[text.rstrip("\n") for name, text in HELPERS if name in used],
+        _model_class(graph, report, chains, entries),
+        _functions(graph),
+    ]
+    top = _header(graph, spec_name) + "\n\n" + _constants(graph, report, spec_name)
+    return "\n\n\n".join([top, *definitions]) + "\n"
+
+
+# ----------------------------------------------------------------------------- header, constants
+
+
+def _header(graph: ir.Graph, spec_name: str) -> str:
+    """The comment naming the source, the module docstring and the imports."""
+    shown = spec_name if spec_name.isprintable() else ascii(spec_name)
+    lines = [
+        f"# Generated by archdsl from {shown}: edit the spec, not this file.",
+        f'"""{graph.name} in PyTorch: network, initialisation, optimizer, schedule."""',
+        "",
+        "from collections import OrderedDict",
+        "",
+        "import torch",
+        "from torch import nn",
+    ]
+    runtime = _runtime_imports(graph.train)
+    if runtime:
+        # isort calls the runtime first- or third-party depending on where it runs: keep it apart
+        lines += ["", "# The archdsl runtime, copied beside this file:", "# isort: split", *runtime]
+    return "\n".join(lines)
+
+
+def _runtime_imports(train: ir.Train) -> list[str]:
+    """`from optim import ...` and `from schedules import ...`, as the recipe needs them."""
+    lines = []
+    opt = train.optimizer
+    optim = (["PaperSGD"] if opt.name == "sgd" and opt.rule == "paper" else []) + (
+        ["param_groups"] if opt.no_decay else []
+    )
+    if optim:
+        lines.append(f"from optim import {', '.join(optim)}")
+    if train.schedule.name in SCHEDULES:
+        lines.append(f"from schedules import {SCHEDULES[train.schedule.name]}")
+    return lines
+
+
+def _constants(graph: ir.Graph, report: Report, spec_name: str) -> str:
+    """MODEL_NAME, SPEC, INPUT_SHAPE, NUM_CLASSES and TRAIN."""
+    lines = [
+        statement(string(graph.name), 0, "MODEL_NAME = "),
+        statement(string(spec_name), 0, "SPEC = "),
+        statement(Seq("()", tuple(num(d) for d in graph.inputs[0].shape)), 0, "INPUT_SHAPE = "),
+        f"NUM_CLASSES = {num(report.outputs[graph.output][0])}",
+        statement(literal(train_data(graph.train)), 0, "TRAIN = "),
+    ]
+    return "\n".join(lines)
+
+
+def train_data(train: ir.Train) -> dict:
+    """The recipe as plain data in the contract's key order; `from_` is spelled "from"."""
+    data = train.model_dump(by_alias=True, exclude={"span"})
+    return {key: data[key] for key in TRAIN_ORDER}
+
+
+# ----------------------------------------------------------------------------- statements
+
+
+def _chains(graph: ir.Graph, report: Report) -> list[Chain]:
+    """Every statement in dependency order, split into merge and module chain."""
+    layers = report.by_statement()
+    chains = []
+    for stmt in report.order:
+        ops = list(zip(stmt.ops, layers[stmt.name], op_labels(stmt), strict=True))
+        merge = ops.pop(0)[0].op if ops and ops[0][0].op in ir.MULTI_INPUT_OPS else None
+        if stmt.name == graph.output and trailing_softmax(graph):
+            ops.pop()
+        chains.append(Chain(stmt, merge, ops))
+    return chains
+
+
+def _entries(chain: Chain) -> list[Entry]:
+    """The Sequential items of a statement, an explicit padding before a window that needs one."""
+    entries = []
+    fresh = chain.merge == "concat" or len(chain.stmt.inputs) > 1
+    for op, layer, label in chain.ops:
+        if op.op in ("conv", "maxpool", "avgpool"):
+            entries += _windowed(op, layer, label)
+        else:
+            entries.append(Entry(label, _module(op, layer, fresh), _comment(op, layer)))
+        fresh = op.op in FRESH
+    return entries
+
+
+def _shape(layer: Layer) -> str:
+    return _dims(layer.output_shape)
+
+
+def _comment(op, layer: Layer) -> str:
+    """The output shape; for LRN also why alpha is scaled."""
+    if op.op == "lrn":
+        return f"{_shape(layer)}; alpha {num(op.alpha)} * size: torch divides it by size"
+    return _shape(layer)
+
+
+def _dims(shape) -> str:
+    return " x ".join(str(d) for d in shape)
+
+
+def _pair(values: tuple[int, int]) -> str:
+    """A kernel, stride or padding: one number when both axes agree."""
+    return num(values[0]) if values[0] == values[1] else f"({num(values[0])}, {num(values[1])})"
+
+
+def _module(op, layer: Layer, inplace: bool) -> Code:
+    """The module of an op without a window."""
+    channels = layer.input_shape[0]
+    if op.op in ("relu", "relu6"):
+        return Call(ACTIVATIONS[op.op], (Kw("inplace", "True"),) if inplace else ())
+    if op.op in ACTIVATIONS:
+        return Call(ACTIVATIONS[op.op])
+    if op.op == "leaky_relu":
+        slope = Kw("negative_slope", num(op.slope))
+        return Call("nn.LeakyReLU", (slope, Kw("inplace", "True")) if inplace else (slope,))
+    if op.op == "lrn":
+        return Call(
+            "nn.LocalResponseNorm",
+            (num(op.size), Kw("alpha", num(op.alpha * op.size)), *_kws(op, "beta", "k")),
+        )
+    if op.op == "batchnorm":
+        rank = "2d" if len(layer.input_shape) == 3 else "1d"
+        return Call(f"nn.BatchNorm{rank}", (num(channels), *_kws(op, "eps", "momentum")))
+    if op.op == "dense":
+        bias = () if op.bias else (Kw("bias", "False"),)
+        return Call("nn.Linear", (num(channels), num(op.units), *bias))
+    if op.op == "dropout":
+        return Call("nn.Dropout", (num(op.p),))
+    if op.op == "flatten":
+        return Call("nn.Flatten")
+    if op.op == "softmax":
+        return Call("nn.Softmax", (Kw("dim", "1"),))
+    if op.op == "global_avgpool":
+        return Call("nn.AdaptiveAvgPool2d", ("1",))
+    if op.op == "adaptive_avgpool":
+        return Call("nn.AdaptiveAvgPool2d", (_pair(op.size),))
+    if op.op == "resize":
+        return Call("Resize", (_pair(op.size), Kw("mode", string(op.mode))))
+    raise ValueError(f"the torch backend has no module for op {op.op!r}")
+
+
+def _kws(op, *names: str) -> tuple[Kw, ...]:
+    return tuple(Kw(n, num(getattr(op, n))) for n in names)
+
+
+# ----------------------------------------------------------------------------- windows
+
+
+def _axes(op, layer: Layer) -> tuple[Axis, Axis]:
+    """The H and W axes of a conv or pool with the spec's padding resolved on its input."""
+
+    def axis(a: int) -> Axis:
+        size, k, s = layer.input_shape[1 + a], op.kernel[a], op.stride[a]
+        d = getattr(op, "dilation", (1, 1))[a]
+        pad = op.pad if isinstance(op.pad, str) else op.pad[a]
+        return Axis(size, k, s, d, *resolve_padding(pad, size, k, s, d), layer.output_shape[1 + a])
+
+    return axis(0), axis(1)
+
+
+def _native(op, axes: tuple[Axis, Axis]) -> tuple[int, int] | None:
+    """The (h, w) padding with which torch's own layer computes the spec's windows, or None.
+
+    torch pads both sides alike and rounds conv sizes down (pools round up as `window_out` does
+    in ceil mode; the front end keeps pool padding within torch's half a kernel).
+    """
+    ceil = op.ceil and op.op != "conv"
+    for ax in axes:
+        if ax.after != ax.before:
+            return None
+        out = window_out(ax.size, ax.kernel, ax.stride, ax.before, ax.after, ax.dilation, ceil)
+        if out != ax.out:
+            return None
+    return (axes[0].before, axes[1].before)
+
+
+def _windowed(op, layer: Layer, label: str) -> list[Entry]:
+    """A conv or pool: torch's own padding where it is exact, else explicit padding before it."""
+    axes = _axes(op, layer)
+    native = _native(op, axes)
+    shape = _shape(layer)
+    if native is not None:
+        return [Entry(label, _window_module(op, layer, native), shape)]
+    h, w = axes
+    pads = (w.before, w.trailing(), h.before, h.trailing())
+    if op.op == "avgpool":
+        counted = (w.before, min(w.after, pads[1]), h.before, min(h.after, pads[3]))
+        return [
+            Entry(label, _padded_avgpool(op, pads, counted if op.count_pad else (0,) * 4), shape)
+        ]
+    padded = _dims((layer.input_shape[0], h.size + pads[2] + pads[3], w.size + pads[0] + pads[1]))
+    pad_args = (Seq("()", tuple(num(p) for p in pads)),)
+    pad = (
+        Call("nn.ZeroPad2d", pad_args)
+        if op.op == "conv"
+        else Call("nn.ConstantPad2d", (*pad_args, 'float("-inf")'))
+    )
+    unpadded = op.model_copy(update={"ceil": False})
+    return [
+        Entry(f"{label}_pad", pad, padded),
+        Entry(label, _window_module(unpadded, layer, (0, 0)), shape),
+    ]
+
+
+def _window_module(op, layer: Layer, padding: tuple[int, int]) -> Call:
+    """nn.Conv2d, nn.MaxPool2d or nn.AvgPool2d with symmetric `padding`."""
+    kernel = Kw("kernel_size", _pair(op.kernel))
+    options = []
+    if op.op != "conv" or op.stride != (1, 1):
+        options.append(Kw("stride", _pair(op.stride)))
+    if padding != (0, 0):
+        options.append(Kw("padding", _pair(padding)))
+    if op.op == "conv":
+        options += _conv_options(op)
+        return Call("nn.Conv2d", (num(layer.input_shape[0]), num(op.filters), kernel, *options))
+    if op.ceil:
+        options.append(Kw("ceil_mode", "True"))
+    if op.op == "maxpool":
+        return Call("nn.MaxPool2d", (kernel, *options))
+    if not op.count_pad:
+        options.append(Kw("count_include_pad", "False"))
+    return Call("nn.AvgPool2d", (kernel, *options))
+
+
+def _conv_options(op: ir.Conv) -> list[Kw]:
+    """dilation, groups and bias where they differ from nn.Conv2d's defaults."""
+    options = []
+    if op.dilation != (1, 1):
+        options.append(Kw("dilation", _pair(op.dilation)))
+    if op.groups != 1:
+        options.append(Kw("groups", num(op.groups)))
+    if not op.bias:
+        options.append(Kw("bias", "False"))
+    return options
+
+
+def _padded_avgpool(op: ir.AvgPool, pads: tuple[int, ...], counted: tuple[int, ...]) -> Call:
+    """The helper module for an average pool that torch's own cannot express."""
+    return Call(
+        "PaddedAvgPool2d",
+        (
+            Kw("kernel_size", _pair(op.kernel)),
+            Kw("stride", _pair(op.stride)),
+            Kw("padding", Seq("()", tuple(num(p) for p in pads))),
+            Kw("counted", Seq("()", tuple(num(c) for c in counted))),
+        ),
+    )
+
+
+# ----------------------------------------------------------------------------- the nn.Module
+
+
+def _model_class(
+    graph: ir.Graph, report: Report, chains: list[Chain], entries: dict[str, list[Entry]]
+) -> str:
+    """The nn.Module: layers in __init__, the spec's initialisation, forward."""
+    out_shape = report.outputs[graph.output]
+    inputs = ", ".join(f"(N, {', '.join(map(str, i.shape))})" for i in graph.inputs)
+    what = "logits" if trailing_softmax(graph) else "outputs"
+    lines = [
+        _class_line(graph.name),
+        f'    """{graph.name}: maps {inputs} inputs to (N, {_dims(out_shape).replace(" x ", ", ")}) '
+        f'{what}."""',
+        "",
+        "    def __init__(self):",
+        "        super().__init__()",
+    ]
+    for chain in chains:
+        lines += _sequential(chain.stmt.name, entries[chain.stmt.name])
+    lines += ["        self.reset_parameters()", "", *_reset_parameters(chains), ""]
+    lines += _forward(graph, chains)
+    return "\n".join(lines)
+
+
+def _class_line(name: str) -> str:
+    """`class NAME(nn.Module):`, its base on a line of its own when the name is very long."""
+    line = f"class {name}(nn.Module):"
+    return line if len(line) <= WIDTH else f"class {name}(\n    nn.Module\n):"
+
+
+def _sequential(name: str, entries: list[Entry]) -> list[str]:
+    """`self.NAME = nn.Sequential(OrderedDict(key=module, ...))`, one line per op."""
+    if not entries:
+        return []
+    items = [(Kw(e.key, e.module), e.comment) for e in entries]
+    head = f"{' ' * METHOD}self.{name} = "
+    if len(head) + len("nn.Sequential(") <= WIDTH or len(head) + 1 > WIDTH:
+        return [
+            head + "nn.Sequential(",
+            *items_block("OrderedDict", items, METHOD + 4),
+            " " * METHOD + ")",
+        ]
+    inner = " " * (METHOD + 4)  # ruff's parentheses around a right-hand side it cannot open
+    return [
+        head + "(",
+        inner + "nn.Sequential(",
+        *items_block("OrderedDict", items, METHOD + 8),
+        inner + ")",
+        " " * METHOD + ")",
+    ]
+
+
+def _reset_parameters(chains: list[Chain]) -> list[str]:
+    """reset_parameters(): every learned tensor drawn as the spec says, in layer order."""
+    lines = [
+        "    def reset_parameters(self):",
+        '        """Initialise every layer as the spec says."""',
+    ]
+    for chain in chains:
+        for op, layer, label in chain.ops:
+            path = f"self.{chain.stmt.name}.{label}"
+            if op.op in ("conv", "dense"):
+                weight, bias = layer_distributions(op, layer.input_shape)
+                rules = _rules(weight, bias)
+                lines.append(f"        # {layer.name}: {rules}")
+                lines.append(_init_line(f"{path}.weight", weight))
+                if bias is not None:
+                    lines.append(_init_line(f"{path}.bias", bias))
+            elif op.op == "batchnorm":
+                lines.append(f"        nn.init.ones_({path}.weight)")
+                lines.append(f"        nn.init.zeros_({path}.bias)")
+    return lines
+
+
+def _rules(weight: Distribution, bias: Distribution | None) -> str:
+    """The comment over a layer's init calls: the spec's rules with the fans they used."""
+    if bias is None:
+        return f"weight {weight.rule}"
+    if bias.rule == weight.rule:
+        return f"weight and bias {weight.rule}"
+    return f"weight {weight.rule}; bias {bias.rule}"
+
+
+def _init_line(target: str, dist: Distribution) -> str:
+    """One nn.init call with the distribution's numbers."""
+    if dist.kind == "normal":
+        call = Call("nn.init.normal_", (target, Kw("mean", num(dist.a)), Kw("std", num(dist.b))))
+    elif dist.kind == "uniform":
+        call = Call("nn.init.uniform_", (target, Kw("a", num(dist.a)), Kw("b", num(dist.b))))
+    else:
+        call = Call("nn.init.constant_", (target, num(dist.a)))
+    return statement(call, METHOD)
+
+
+# ----------------------------------------------------------------------------- forward
+
+
+def _forward(graph: ir.Graph, chains: list[Chain]) -> list[str]:
+    """forward(): the live statements in dependency order, each tensor kept while it is read."""
+    live = _live(graph)
+    chains = [c for c in chains if c.stmt.name in live]
+    names = _variables(graph, chains)
+    last_read = {n: i for i, c in enumerate(chains) for n in c.stmt.inputs}
+    params = ", ".join(names[i.name] for i in graph.inputs)
+    lines = [
+        f"    def forward(self, {params}):",
+        f'        """{"Logits" if trailing_softmax(graph) else "Outputs"} for a batch of inputs."""',
+    ]
+    for i, chain in enumerate(chains):
+        expr = _merged(chain, names)
+        if chain.ops:
+            expr = Call(f"self.{chain.stmt.name}", (expr,))
+        if chain.stmt.name == graph.output:
+            lines.append(statement(expr, METHOD, "return "))
+            continue
+        lines.append(statement(expr, METHOD, f"{names[chain.stmt.name]} = "))
+        done = [n for n in dict.fromkeys(chain.stmt.inputs) if last_read[n] == i and names[n] == n]
+        if done:
+            lines.append(_del(done))
+    return lines
+
+
+def _del(names: list[str]) -> str:
+    """`del a, b` for tensors no later statement reads; parenthesised when too long."""
+    line = f"{' ' * METHOD}del {', '.join(names)}"
+    return line if len(line) <= WIDTH else statement(Seq("()", tuple(names)), METHOD, "del ")
+
+
+def _live(graph: ir.Graph) -> set[str]:
+    """Statements whose values reach the output."""
+    inputs = {s.name: s.inputs for s in graph.statements}
+    live, stack = set(), [graph.output]
+    while stack:
+        name = stack.pop()
+        if name not in live:
+            live.add(name)
+            stack.extend(inputs.get(name, ()))
+    return live
+
+
+def _variables(graph: ir.Graph, chains: list[Chain]) -> dict[str, str]:
+    """The local holding each value: one chain variable along plain chains, else the name."""
+    known = {i.name for i in graph.inputs} | {c.stmt.name for c in chains}
+    chained = "x"
+    while chained in known:
+        chained += "_"
+    readers: dict[str, list[int]] = {}
+    for i, chain in enumerate(chains):
+        for name in dict.fromkeys(chain.stmt.inputs):
+            readers.setdefault(name, []).append(i)
+    producers = [(-1, i.name) for i in graph.inputs] + [
+        (i, c.stmt.name) for i, c in enumerate(chains)
+    ]
+    names = {}
+    for i, name in producers:
+        plain = readers.get(name) == [i + 1] and len(chains[i + 1].stmt.inputs) == 1
+        names[name] = chained if plain else name
+    return names
+
+
+def _merged(chain: Chain, names: dict[str, str]) -> Code:
+    """What a statement's Sequential receives: its input, or the concat or sum of its inputs."""
+    args = tuple(names[n] for n in chain.stmt.inputs)
+    if chain.merge == "concat":
+        return Call("torch.cat", (Seq("[]", args), Kw("dim", "1")))
+    if chain.merge == "add" and len(args) > 1:
+        return Plus(args)
+    return args[0]
+
+
+# ----------------------------------------------------------------------------- functions
+
+
+def _functions(graph: ir.Graph) -> str:
+    """build_model, predict, build_optimizer and build_scheduler."""
+    return "\n\n\n".join(
+        [
+            f'def build_model():\n    """A freshly initialised {graph.name}."""\n'
+            + statement(Call(graph.name), 4, "return "),
+            _predict(trailing_softmax(graph)),
+            _build_optimizer(graph.train.optimizer),
+            _build_scheduler(graph.train.schedule),
+        ]
+    )
+
+
+def _predict(softmax: bool) -> str:
+    """predict(model, x) in eval mode without gradients; the trailing softmax if the spec has one."""
+    if softmax:
+        doc, result = "Class probabilities (the trailing softmax)", "torch.softmax(model(x), dim=1)"
+    else:
+        doc, result = "Outputs (the spec ends without softmax)", "model(x)"
+    return "\n".join(
+        [
+            "def predict(model, x):",
+            f'    """{doc}, in eval mode without gradients."""',
+            "    training = model.training",
+            "    model.eval()",
+            "    with torch.no_grad():",
+            f"        out = {result}",
+            "    model.train(training)",
+            "    return out",
+        ]
+    )
+
+
+def _build_optimizer(opt) -> str:
+    """build_optimizer(model, lr=None) reading TRAIN["optimizer"]."""
+    params = (
+        'param_groups(model, opt["weight_decay"], opt["no_decay"])'
+        if opt.no_decay
+        else "model.parameters()"
+    )
+    lr = Kw("lr", 'opt["lr"] if lr is None else lr')
+    decay = Kw("weight_decay", 'opt["weight_decay"]')
+    if opt.name == "sgd":
+        cls, doc = (
+            ("PaperSGD", "The paper's SGD: v <- mu*v - wd*lr*w - lr*g; w <- w + v.")
+            if opt.rule == "paper"
+            else ("torch.optim.SGD", "torch.optim.SGD: b <- mu*b + g + wd*w; w <- w - lr*b.")
+        )
+        momentum = (Kw("momentum", 'opt["momentum"]'), decay, Kw("nesterov", 'opt["nesterov"]'))
+        call = Call(cls, (params, lr, *momentum))
+    else:
+        cls, doc = (
+            ("torch.optim.Adam", "Adam with weight decay as an L2 term in the gradient.")
+            if opt.name == "adam"
+            else ("torch.optim.AdamW", "AdamW: weight decay decoupled from the gradient.")
+        )
+        betas = Kw("betas", '(opt["beta1"], opt["beta2"])')
+        call = Call(cls, (params, lr, betas, Kw("eps", 'opt["eps"]'), decay))
+    return "\n".join(
+        [
+            "def build_optimizer(model, lr=None):",
+            f'    """{doc}"""',
+            '    opt = TRAIN["optimizer"]',
+            statement(call, 4, "return "),
+        ]
+    )
+
+
+def _build_scheduler(schedule) -> str:
+    """build_scheduler(optimizer) reading TRAIN["schedule"]; None for a constant rate."""
+    if schedule.name not in SCHEDULES:
+        return "\n".join(
+            [
+                "def build_scheduler(optimizer):",
+                '    """No schedule (None): the spec keeps the learning rate constant."""',
+            ]
+        )
+    cls = SCHEDULES[schedule.name]
+    options = [
+        Kw(key, f"schedule[{string(key)}]") for key in schedule.model_dump() if key != "name"
+    ]
+    if schedule.name == "cosine":
+        options.insert(0, Kw("epochs", 'TRAIN["epochs"]'))
+    return "\n".join(
+        [
+            "def build_scheduler(optimizer):",
+            f'    """The spec\'s {schedule.name} schedule, stepped once per epoch by the trainer."""',
+            '    schedule = TRAIN["schedule"]',
+            statement(Call(cls, ("optimizer", *options)), 4, "return "),
+        ]
+    )
