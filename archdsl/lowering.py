@@ -36,14 +36,30 @@ from archdsl.towers import MERGE, expand_towers
 
 IDENTIFIER_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 LANGUAGE_WORDS = {"model", "input", "init", "train", "from", "expect", "true", "false", "none"}
-# torch.nn.Module attributes a layer attribute would shadow, and module names the generated
-# code imports (a local variable of that name would hide the module).
+# The public attributes of torch.nn.Module (as of torch 2.14) and the modules generated code
+# imports: a statement of that name would shadow them in model.py.
 FRAMEWORK_MEMBERS = {
-    "forward", "training", "parameters", "buffers", "modules", "children", "state_dict",
-    "load_state_dict", "to", "cuda", "cpu", "eval", "train", "apply", "zero_grad", "type",
-    "float", "double", "half", "register_buffer", "named_parameters", "named_modules",
-    "add_module", "get_submodule", "extra_repr", "compile", "reset_parameters", "self",
-    "super", "torch", "nn", "F", "keras", "ops", "np", "math",
+    "T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init",
+    "children", "compile", "cpu", "cuda", "double", "dump_patches", "eval", "extra_repr",
+    "float", "forward", "get_buffer", "get_extra_state", "get_parameter", "get_submodule",
+    "half", "ipu", "load_state_dict", "modules", "mtia", "named_buffers", "named_children",
+    "named_modules", "named_parameters", "parameters", "register_backward_hook",
+    "register_buffer", "register_forward_hook", "register_forward_pre_hook",
+    "register_full_backward_hook", "register_full_backward_pre_hook",
+    "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook",
+    "register_module", "register_parameter", "register_state_dict_post_hook",
+    "register_state_dict_pre_hook", "requires_grad_", "set_extra_state", "set_submodule",
+    "share_memory", "state_dict", "to", "to_empty", "train", "training", "type", "xpu",
+    "zero_grad", "reset_parameters", "self", "super",
+    "torch", "nn", "F", "keras", "ops", "np", "math",
+}  # fmt: skip
+# Names model.py defines at its top level (either backend): the model's class may not take one.
+MODEL_FILE_NAMES = {
+    "TRAIN", "MODEL_NAME", "SPEC", "INPUT_SHAPE", "NUM_CLASSES", "OrderedDict", "build_model",
+    "predict", "build_optimizer", "build_scheduler", "save_weights", "load_weights",
+    "param_groups", "exclude_from_decay", "PaperSGD", "TorchSGD", "L2Adam", "OnPlateau",
+    "StepDecay", "MultiStep", "Cosine", "LocalResponseNorm", "PaddedMaxPool2D",
+    "PaddedAvgPool2D", "PaddedAvgPool2d", "Resize",
 }  # fmt: skip
 MAX_TOWERS = 64
 DEFAULT_WEIGHT_INIT = ir.GlorotUniform()
@@ -59,8 +75,8 @@ def unsafe_identifier(name: str) -> str | None:
         return "it is a Python keyword"
     if name in LANGUAGE_WORDS:
         return "it is a word of the .arch language"
-    if name.startswith("__"):
-        return "names starting with `__` are reserved"
+    if name.startswith("_"):
+        return "names starting with `_` are reserved for generated code"
     if name in FRAMEWORK_MEMBERS:
         return "generated code uses it (a framework method or a local name)"
     return None
@@ -120,7 +136,18 @@ class _Lowering:
             return None
         for extra in decls[1:]:
             self._report(error("E017", extra.span, "a second `model` declaration", "keep one"))
-        self._name_ok(decls[0].name, decls[0].name_span, "model name")
+        name = decls[0].name
+        if name in MODEL_FILE_NAMES:
+            self._report(
+                error(
+                    "E015",
+                    decls[0].name_span,
+                    f"model name `{name}` cannot be used: the generated model.py defines it",
+                    f"rename it, e.g. `{name}Net`",
+                )
+            )
+        else:
+            self._name_ok(name, decls[0].name_span, "model name")
         return decls[0]
 
     def _inputs(self, items) -> list[ir.Input]:
