@@ -511,12 +511,15 @@ def _check_augment(step, span, input_shape: tuple[int, ...]) -> None:
             raise fail(
                 "E019", span, f"`{step.name}`: `from` ({step.from_}) is smaller than the crop"
             )
-    if step.name == "normalize" and len(step.mean) not in (1, channels):
+    if step.name == "normalize" and len(step.mean) != channels:
         raise fail(
             "E019",
             span,
-            f"`normalize` has {len(step.mean)} means for {channels} channels",
+            f"`normalize` has {len(step.mean)} means for {channels} channel(s)",
+            "give one mean and one std per channel, e.g. `normalize(mean=[0.5], std=[0.5])`",
         )
+    if step.name == "pca_lighting" and channels != 3:
+        raise fail("E019", span, f"`pca_lighting` needs RGB input, not {channels} channel(s)")
     if step.name == "normalize" and len(step.std) != len(step.mean):
         raise fail("E019", span, "`normalize` needs as many std values as means")
 

@@ -66,9 +66,9 @@ def random_crop(img, size, rng):
     return img[top : top + size, left : left + size]
 
 
-def hflip(img, rng):
-    """Mirror left-right with probability 0.5."""
-    return img[:, ::-1] if rng.random() < 0.5 else img
+def hflip(img, rng, p=0.5):
+    """Mirror left-right with probability p."""
+    return img[:, ::-1] if rng.random() < p else img
 
 
 def pca_lighting(img, alpha):
@@ -160,7 +160,7 @@ def train_steps(entry):
             crop = step(center_crop, size=size)
         return [step(resize_shorter, size=entry.get("from", size)), crop]
     if name == "hflip":
-        return [hflip]
+        return [partial(hflip, p=entry.get("p", 0.5))]
     if name == "pca_lighting":
         return [partial(_pca_lighting, std=entry["std"])]
     if name == "normalize":

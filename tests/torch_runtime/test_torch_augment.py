@@ -166,3 +166,14 @@ def test_pipeline_pickles(aug):
 def test_bad_augment_lists_are_rejected(aug, entries, kwargs, message):
     with pytest.raises(ValueError, match=message):
         aug.build_pipeline(entries, (4, 4), **{"train": True, **kwargs})
+
+
+@pytest.mark.parametrize("p, low, high", [(0.0, 0, 0), (1.0, 200, 200), (0.25, 30, 70)])
+def test_hflip_probability_is_honoured(aug, p, low, high):
+    img = image(4, 4)
+    pipe = aug.build_pipeline([{"name": "hflip", "p": p}], (4, 4), train=True)
+    plain = aug.to_float(img)
+    flips = sum(
+        not np.array_equal(pipe(img, np.random.default_rng(seed)), plain) for seed in range(200)
+    )
+    assert low <= flips <= high
