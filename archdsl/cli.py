@@ -137,7 +137,7 @@ def cmd_compile(args) -> int:
     from archdsl.emit import EmitError, write_output
 
     checked = _load(args.file, args.strict)
-    _print_diagnostics(checked)
+    _print_diagnostics(checked, notes=False)
     if not checked.ok:
         return EXIT_ERRORS
     out = Path(args.out) if args.out else Path("build") / f"{Path(args.file).stem}-{args.backend}"
