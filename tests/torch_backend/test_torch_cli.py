@@ -76,4 +76,6 @@ def test_a_model_name_that_hides_a_generated_name_is_refused(tmp_path):
     spec = tmp_path / "clash.arch"
     spec.write_text("model TRAIN\ninput image: 3 x 4 x 4\nout = flatten |> dense(2)\n")
     done = archdsl("compile", spec, "--backend", "torch", "-o", tmp_path / "out")
-    assert done.returncode == 2 and "TRAIN" in done.stderr
+    # the front end refuses it (E015) before any code is generated
+    assert done.returncode == 1 and "error[E015]" in done.stderr and "TRAIN" in done.stderr
+    assert not (tmp_path / "out").exists()
