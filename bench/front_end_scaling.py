@@ -1,4 +1,5 @@
-"""How long `archdsl check` takes on AlexNet and on generated specs of 1k..10k statements."""
+"""How long `archdsl check` takes on AlexNet, on DenseNet-121 (the zoo's largest spec) and on
+generated specs of 1k..10k statements."""
 
 from __future__ import annotations
 
@@ -48,6 +49,13 @@ def main() -> None:
         f"archdsl shapes specs/alexnet.arch                  {alexnet * 1000:7.1f} ms"
         f"   ({alexnet / empty:.1f}x start-up)"
     )
+    densenet = ROOT / "specs" / "zoo" / "densenet121.arch"  # the zoo's largest: 121 layers
+    for command in ("shapes", "check"):
+        seconds = wall([*archdsl, command, str(densenet)], args.repeats)
+        print(
+            f"archdsl {command:<6} specs/zoo/densenet121.arch          {seconds * 1000:7.1f} ms"
+            f"   ({seconds / empty:.1f}x start-up)"
+        )
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         for n in (1000, 2500, 5000, 10000):

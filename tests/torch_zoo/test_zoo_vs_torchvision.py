@@ -1,0 +1,173 @@
+"""Each zoo model, compiled for PyTorch, loads torchvision's weights and computes its outputs.
+
+torchvision's `state_dict` is renamed by the documented rules of `torchvision_names.py`
+(checked to pair every tensor of both models one to one with equal shapes), loaded with
+`strict=True`, and both models run in eval mode on the same random batch. Before the copy every
+batch norm of torchvision's model gets random running statistics and a random affine transform,
+and every conv/dense bias a random value, so that a tensor loaded into the wrong place, a wrong
+eps or a missing bias shows in the outputs (torchvision initialises many of them to 0 and 1).
+
+Tolerance: max |ours - torchvision| <= 1e-5 * max(1, max |torchvision|). The two models run the
+same float32 kernels on the same tensors, so they agree to rounding (in practice: exactly); the
+scale factor only matters for outputs larger than 1, where 1e-5 absolute would ask for more
+than float32's ~1e-7 relative precision accumulated over a hundred layers.
+"""
+
+import time
+
+import pytest
+from ptgen import ROOT, check, check_file, compile_to, import_model
+from torchvision_names import MODELS, UnmappedKey, key_mapping, mapped_state_dict, resnet
+
+torch = pytest.importorskip("torch")
+torchvision = pytest.importorskip("torchvision")
+
+ZOO = ROOT / "specs" / "zoo"
+TOLERANCE = 1e-5
+BATCH = 2
+
+
+def torchvision_model(stem):
+    """torchvision's model for a zoo spec, with random BN statistics, affines and biases."""
+    builder, kwargs, _ = MODELS[stem]
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, builder)(weights=None, **kwargs)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                n = module.num_features
+                module.running_mean.copy_(torch.randn(n, generator=gen) * 0.2)
+                module.running_var.copy_(torch.rand(n, generator=gen) * 1.5 + 0.5)
+                module.weight.copy_(torch.rand(n, generator=gen) + 0.5)
+                module.bias.copy_(torch.randn(n, generator=gen) * 0.2)
+            elif isinstance(module, torch.nn.Conv2d | torch.nn.Linear) and module.bias is not None:
+                module.bias.copy_(torch.randn(module.bias.shape, generator=gen) * 0.05)
+    return model.eval()
+
+
+def generated_model(directory):
+    """The compiled model of an output directory, built (its own initialisation) in eval mode."""
+    torch.manual_seed(2)
+    return import_model(directory).build_model().eval()
+
+
+def load_torchvision_weights(ours, theirs, stem):
+    """Copy torchvision's tensors into our model through the family's naming rule."""
+    rule = MODELS[stem][2](theirs.state_dict().keys())
+    ours.load_state_dict(mapped_state_dict(theirs.state_dict(), ours.state_dict(), rule))
+    return rule
+
+
+def max_difference(ours, theirs, stem):
+    """(max |difference|, max |torchvision output|) on one random batch at the spec's input size."""
+    x = torch.randn(BATCH, *import_shape(stem), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        a, b = ours(x), theirs(x)
+    assert a.shape == b.shape == (BATCH, 1000)
+    return (a - b).abs().max().item(), b.abs().max().item()
+
+
+def import_shape(stem):
+    """The spec's input shape (C, H, W), from its checked graph."""
+    return tuple(check_file(ZOO / f"{stem}.arch").graph.inputs[0].shape)
+
+
+def agrees(difference, scale):
+    return difference <= TOLERANCE * max(1.0, scale)
+
+
+@pytest.fixture(scope="module")
+def compiled_zoo(tmp_path_factory):
+    """stem -> output directory of the zoo spec compiled for PyTorch (compiled on first use)."""
+    cache = {}
+
+    def get(stem):
+        if stem not in cache:
+            checked = check_file(ZOO / f"{stem}.arch")
+            cache[stem] = compile_to(checked, tmp_path_factory.mktemp(stem))
+        return cache[stem]
+
+    return get
+
+
+def test_every_zoo_spec_but_lenet5_has_a_torchvision_rule():
+    stems = {p.stem for p in ZOO.glob("*.arch")}
+    assert stems - set(MODELS) == {"lenet5"} and set(MODELS) <= stems
+
+
+@pytest.mark.parametrize("stem", list(MODELS))
+def test_zoo_model_matches_torchvision(stem, compiled_zoo):
+    start = time.perf_counter()
+    theirs = torchvision_model(stem)
+    ours = generated_model(compiled_zoo(stem))
+    rule = load_torchvision_weights(ours, theirs, stem)
+    # the same batch-norm settings module by module (momentum never shows in eval outputs)
+    ours_modules = dict(ours.named_modules())
+    for name, module in theirs.named_modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            mine = ours_modules[rule(f"{name}.weight").rsplit(".", 1)[0]]
+            assert (mine.eps, mine.momentum) == (module.eps, module.momentum), name
+    difference, scale = max_difference(ours, theirs, stem)
+    print(
+        f"{stem}: max |ours - torchvision| = {difference:.3g} (outputs up to {scale:.3g}); "
+        f"{time.perf_counter() - start:.1f} s"
+    )
+    assert agrees(difference, scale), (difference, scale)
+    assert scale > 0.1  # the outputs are not degenerate
+
+
+# ----------------------------------------------------------------------------- planted mistakes
+
+
+def test_a_swapped_mapping_is_caught(compiled_zoo):
+    """Two same-shaped tensors exchanged by the rule: shapes agree, the outputs do not."""
+    swap = {"layer1_0_conv1": "layer1_0_conv2", "layer1_0_conv2": "layer1_0_conv1"}
+
+    def wrong(key):
+        name = resnet(key)
+        prefix, rest = name.split(".", 1)
+        return f"{swap.get(prefix, prefix)}.{rest}"
+
+    theirs = torchvision_model("resnet18")
+    ours = generated_model(compiled_zoo("resnet18"))
+    state = theirs.state_dict()
+    ours.load_state_dict(mapped_state_dict(state, ours.state_dict(), wrong))
+    assert not agrees(*max_difference(ours, theirs, "resnet18"))
+
+
+def test_a_changed_eps_is_caught(tmp_path):
+    """The spec with one batch norm's eps changed to GoogLeNet's 1e-3 no longer matches."""
+    source = (ZOO / "resnet18.arch").read_text(encoding="utf-8")
+    planted = source.replace(
+        "conv2 = conv(planes, kernel=3, pad=1, bias=false) |> batchnorm",
+        "conv2 = conv(planes, kernel=3, pad=1, bias=false) |> batchnorm(eps=0.001)",
+    )
+    assert planted != source
+    directory = compile_to(check(planted, "planted.arch"), tmp_path / "planted")
+    theirs = torchvision_model("resnet18")
+    ours = generated_model(directory)
+    load_torchvision_weights(ours, theirs, "resnet18")
+    assert not agrees(*max_difference(ours, theirs, "resnet18"))
+
+
+def test_an_incomplete_or_ambiguous_rule_is_refused():
+    theirs = torchvision_model("resnet18").state_dict()
+    ours = {resnet(k): v for k, v in theirs.items() if not k.endswith("num_batches_tracked")}
+    assert key_mapping(theirs, ours, resnet)
+    with pytest.raises(AssertionError, match="generated tensors no torchvision key maps to"):
+        key_mapping(theirs, {**ours, "extra.conv.weight": torch.zeros(1)}, resnet)
+    with pytest.raises(AssertionError, match="several torchvision keys map to"):
+        key_mapping(theirs, ours, lambda k: resnet(k).replace("conv2", "conv1"))
+    with pytest.raises(AssertionError, match="shapes differ"):
+        key_mapping(theirs, {**ours, "head.dense.bias": torch.zeros(10)}, resnet)
+    with pytest.raises(UnmappedKey):
+        resnet("layer1.0.se.fc1.weight")
+
+
+def test_rule_covers_nothing_unexpected():
+    """The rules reject keys of other families rather than guessing."""
+    with pytest.raises(UnmappedKey):
+        MODELS["densenet121"][2]([])("layer1.0.conv1.weight")
+    with pytest.raises(UnmappedKey):
+        MODELS["vgg16"][2]([])("features.1.weight")  # a ReLU's index in vgg16

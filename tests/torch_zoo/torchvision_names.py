@@ -1,0 +1,265 @@
+"""torchvision state_dict keys -> the keys of the model archdsl compiles from specs/zoo/*.arch.
+
+archdsl names a PyTorch tensor `STATEMENT.LABEL.TENSOR`: the statement as the spec's block
+calls expand it (`layer2_0_conv1`: call 0 of `layer2 = basic(...) * 2`, its statement `conv1`;
+`inception3a_branch2_1_conv`: the second `basic` call of `branch2` in `inception3a`), the op's
+label within the statement (`conv`, `batchnorm`, `dense`; a repeated op `batchnorm_2`), then
+torch's own tensor name (`weight`, `bias`, `running_mean`, `running_var`).
+
+torchvision names by module attributes (`layer2.0.bn1.weight`) or by position in an
+nn.Sequential (`features.7.weight`). Each function below maps one family's keys by rule:
+
+- `resnet` (resnet18, resnet50): `conv1`/`bn1` -> `stem.conv`/`stem.batchnorm`;
+  `layerL.B.convK` -> `layerL_B_convK.conv`, `layerL.B.bnK` -> `layerL_B_convK.batchnorm`;
+  `layerL.B.downsample.0`/`.1` -> `layerL_B_downsample.conv`/`.batchnorm`; `fc` -> `head.dense`.
+- `vgg` (vgg16, vgg16_bn): `features.I` is the I-th module of torchvision's `make_layers`
+  over configuration D (conv, [batchnorm,] relu per number; one maxpool per "M"); the c-th conv
+  of stage s is `stage{s}_{c}_conv.conv` (its batch norm `.batchnorm`); `classifier.0/3/6` ->
+  `fc6/fc7/fc8.dense`.
+- `googlenet`: `convN.conv`/`convN.bn` -> `convN_conv.conv`/`.batchnorm`;
+  `inceptionX.branch1.*` -> `inceptionX_branch1_conv.*`; `inceptionX.branchB.J.*` (B = 2, 3:
+  two BasicConv2d) -> `inceptionX_branchB_J_conv.*`; `inceptionX.branch4.1.*` (0 is the pool)
+  -> `inceptionX_branch4_conv.*`; `bn` -> `batchnorm` throughout; `fc` -> `fc.dense`.
+- `squeezenet` (1.0 and 1.1): `features.0` -> `conv1.conv`; the k-th Fire module of
+  `features` (k = 0, 1, ...; the indices between are pools and ReLUs, which have no tensors) is
+  `fire{k + 2}`: `.squeeze`/`.expand1x1`/`.expand3x3` -> `fire{k+2}_squeeze.conv` etc.;
+  `classifier.1` -> `head.conv`.
+- `mobilenet_v2`: `features.0.0`/`.0.1` -> `stem.conv`/`stem.batchnorm`; `features.1` ..
+  `features.17` are the inverted residuals of torchvision's setting table (t, c, n, s), stage k
+  (1-based) giving `block{k}` (`block{k}_{i}` when n > 1); inside one, `conv.0.0`/`conv.0.1` is
+  the expansion conv/bn (the depthwise one when t == 1), then the depthwise `conv.1.0`/`.1.1`,
+  then the projection conv and bn (`conv.1`/`conv.2` when t == 1, else `conv.2`/`conv.3`),
+  -> `expand`, `depthwise`, `project`; `features.18.0`/`.1` -> `last`; `classifier.1` ->
+  `head.dense`.
+- `densenet` (densenet121): `features.conv0`/`norm0` -> `stem.conv`/`stem.batchnorm`;
+  `features.denseblockB.denselayerL.{norm1,conv1,norm2,conv2}` ->
+  `denseblockB_{L-1}_new.{batchnorm,conv,batchnorm_2,conv_2}`;
+  `features.transitionT.{norm,conv}` -> `transitionT_down.{batchnorm,conv}`;
+  `features.norm5` -> `head.batchnorm`; `classifier` -> `head.dense`.
+
+`num_batches_tracked` (a counter, not a tensor of the network) is left out on both sides.
+`mapped_state_dict` applies a family's rule and checks that it is a bijection between every
+tensor of both models with equal shapes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+
+SKIP = "num_batches_tracked"
+# torchvision's VGG configuration "D" (vgg16): conv widths, "M" = max pool
+VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+# torchvision's MobileNetV2 inverted_residual_setting: expansion t, channels c, repeats n, stride s
+MOBILENET_V2_SETTING = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
+BN_TENSORS = ("weight", "bias", "running_mean", "running_var")
+
+
+class UnmappedKey(KeyError):
+    """A torchvision key that the family's rule does not cover."""
+
+
+def _fail(key: str) -> None:
+    raise UnmappedKey(f"no rule maps torchvision key {key!r}")
+
+
+# ----------------------------------------------------------------------------- families
+
+
+def resnet(key: str) -> str:
+    """resnet18 / resnet50 (BasicBlock and Bottleneck alike)."""
+    if m := re.fullmatch(r"(conv1|bn1)\.(\w+)", key):
+        return f"stem.{'conv' if m[1] == 'conv1' else 'batchnorm'}.{m[2]}"
+    if m := re.fullmatch(r"fc\.(weight|bias)", key):
+        return f"head.dense.{m[1]}"
+    if m := re.fullmatch(r"layer(\d)\.(\d+)\.(conv|bn)(\d)\.(\w+)", key):
+        layer, block, kind, k, tensor = m.groups()
+        label = "conv" if kind == "conv" else "batchnorm"
+        return f"layer{layer}_{block}_conv{k}.{label}.{tensor}"
+    if m := re.fullmatch(r"layer(\d)\.(\d+)\.downsample\.([01])\.(\w+)", key):
+        layer, block, index, tensor = m.groups()
+        return f"layer{layer}_{block}_downsample.{('conv', 'batchnorm')[int(index)]}.{tensor}"
+    _fail(key)
+
+
+def _vgg_features(batch_norm: bool) -> dict[int, str]:
+    """features index -> our `stage{s}_{c}_conv.<label>` prefix, as torchvision's make_layers."""
+    table, index, stage, conv = {}, 0, 1, 0
+    for item in VGG16_CFG:
+        if item == "M":
+            index, stage, conv = index + 1, stage + 1, 0
+            continue
+        table[index] = f"stage{stage}_{conv}_conv.conv"
+        if batch_norm:
+            table[index + 1] = f"stage{stage}_{conv}_conv.batchnorm"
+        index += 3 if batch_norm else 2  # conv, [bn,] relu
+        conv += 1
+    return table
+
+
+def vgg(batch_norm: bool) -> Callable[[str], str]:
+    """vgg16 (batch_norm=False) / vgg16_bn (True)."""
+    features = _vgg_features(batch_norm)
+    # classifier: Linear, ReLU, Dropout, Linear, ReLU, Dropout, Linear
+    classifier = {0: "fc6", 3: "fc7", 6: "fc8"}
+
+    def rename(key: str) -> str:
+        if (m := re.fullmatch(r"features\.(\d+)\.(\w+)", key)) and int(m[1]) in features:
+            return f"{features[int(m[1])]}.{m[2]}"
+        if (m := re.fullmatch(r"classifier\.(\d+)\.(\w+)", key)) and int(m[1]) in classifier:
+            return f"{classifier[int(m[1])]}.dense.{m[2]}"
+        _fail(key)
+
+    return rename
+
+
+def googlenet(key: str) -> str:
+    """googlenet(aux_logits=False)."""
+    layer = {"conv": "conv", "bn": "batchnorm"}
+    if m := re.fullmatch(r"(conv\d)\.(conv|bn)\.(\w+)", key):
+        return f"{m[1]}_conv.{layer[m[2]]}.{m[3]}"
+    if m := re.fullmatch(r"fc\.(weight|bias)", key):
+        return f"fc.dense.{m[1]}"
+    if m := re.fullmatch(r"(inception\d[a-e])\.branch1\.(conv|bn)\.(\w+)", key):
+        return f"{m[1]}_branch1_conv.{layer[m[2]]}.{m[3]}"
+    if m := re.fullmatch(r"(inception\d[a-e])\.branch([23])\.([01])\.(conv|bn)\.(\w+)", key):
+        return f"{m[1]}_branch{m[2]}_{m[3]}_conv.{layer[m[4]]}.{m[5]}"
+    if m := re.fullmatch(r"(inception\d[a-e])\.branch4\.1\.(conv|bn)\.(\w+)", key):
+        return f"{m[1]}_branch4_conv.{layer[m[2]]}.{m[3]}"
+    _fail(key)
+
+
+def squeezenet(keys: Iterable[str]) -> Callable[[str], str]:
+    """squeezenet1_0 / squeezenet1_1: the Fire modules are numbered by their order in features."""
+    fires = sorted(
+        {int(m[1]) for k in keys if (m := re.fullmatch(r"features\.(\d+)\.\w+\.\w+", k))}
+    )
+    fire_name = {index: f"fire{k + 2}" for k, index in enumerate(fires)}
+
+    def rename(key: str) -> str:
+        if m := re.fullmatch(r"features\.0\.(weight|bias)", key):
+            return f"conv1.conv.{m[1]}"
+        if m := re.fullmatch(r"classifier\.1\.(weight|bias)", key):
+            return f"head.conv.{m[1]}"
+        m = re.fullmatch(r"features\.(\d+)\.(squeeze|expand1x1|expand3x3)\.(weight|bias)", key)
+        if m and int(m[1]) in fire_name:
+            return f"{fire_name[int(m[1])]}_{m[2]}.conv.{m[3]}"
+        _fail(key)
+
+    return rename
+
+
+def _mobilenet_v2_blocks() -> dict[int, tuple[str, int]]:
+    """features index (1..17) -> (our statement prefix, expansion t)."""
+    table, index = {}, 1
+    for stage, (t, _c, n, _s) in enumerate(MOBILENET_V2_SETTING, start=1):
+        for i in range(n):
+            table[index] = (f"block{stage}_{i}" if n > 1 else f"block{stage}", t)
+            index += 1
+    return table
+
+
+def mobilenet_v2(key: str) -> str:
+    """mobilenet_v2 (width 1.0)."""
+    blocks = _mobilenet_v2_blocks()
+    last = len(blocks) + 1  # features.18: the final 1x1 ConvBNReLU6
+    if m := re.fullmatch(r"features\.(\d+)\.([01])\.(\w+)", key):
+        index, part, tensor = int(m[1]), ("conv", "batchnorm")[int(m[2])], m[3]
+        if index == 0:
+            return f"stem.{part}.{tensor}"
+        if index == last:
+            return f"last.{part}.{tensor}"
+    if m := re.fullmatch(r"classifier\.1\.(weight|bias)", key):
+        return f"head.dense.{m[1]}"
+    if (m := re.fullmatch(r"features\.(\d+)\.conv\.(\d)(?:\.(\d))?\.(\w+)", key)) and int(
+        m[1]
+    ) in blocks:
+        prefix, t = blocks[int(m[1])]
+        stages = ["expand", "depthwise"] if t != 1 else ["depthwise"]
+        position, sub, tensor = int(m[2]), m[3], m[4]
+        if sub is not None and position < len(stages):  # a ConvBNActivation: .0 conv, .1 bn
+            return f"{prefix}_{stages[position]}.{('conv', 'batchnorm')[int(sub)]}.{tensor}"
+        if sub is None and position - len(stages) in (0, 1):  # projection conv, then its bn
+            return f"{prefix}_project.{('conv', 'batchnorm')[position - len(stages)]}.{tensor}"
+    _fail(key)
+
+
+def densenet(key: str) -> str:
+    """densenet121 (and the other torchvision DenseNets: the rule does not fix the depth)."""
+    if m := re.fullmatch(r"features\.(conv0|norm0)\.(\w+)", key):
+        return f"stem.{'conv' if m[1] == 'conv0' else 'batchnorm'}.{m[2]}"
+    if m := re.fullmatch(r"features\.norm5\.(\w+)", key):
+        return f"head.batchnorm.{m[1]}"
+    if m := re.fullmatch(r"classifier\.(weight|bias)", key):
+        return f"head.dense.{m[1]}"
+    if m := re.fullmatch(
+        r"features\.denseblock(\d)\.denselayer(\d+)\.(norm|conv)([12])\.(\w+)", key
+    ):
+        block, layer, kind, k, tensor = m.groups()
+        label = {"norm": "batchnorm", "conv": "conv"}[kind] + ("_2" if k == "2" else "")
+        return f"denseblock{block}_{int(layer) - 1}_new.{label}.{tensor}"
+    if m := re.fullmatch(r"features\.transition(\d)\.(norm|conv)\.(\w+)", key):
+        return f"transition{m[1]}_down.{'batchnorm' if m[2] == 'norm' else 'conv'}.{m[3]}"
+    _fail(key)
+
+
+# ----------------------------------------------------------------------------- per model
+
+# zoo spec stem -> (torchvision builder name, builder keyword arguments, rule factory)
+MODELS: dict[str, tuple[str, dict, Callable[[Iterable[str]], Callable[[str], str]]]] = {
+    "vgg16": ("vgg16", {}, lambda keys: vgg(batch_norm=False)),
+    "vgg16_bn": ("vgg16_bn", {}, lambda keys: vgg(batch_norm=True)),
+    "resnet18": ("resnet18", {}, lambda keys: resnet),
+    "resnet50": ("resnet50", {}, lambda keys: resnet),
+    "googlenet": (
+        "googlenet",
+        {"aux_logits": False, "init_weights": True},
+        lambda keys: googlenet,
+    ),
+    "squeezenet1_0": ("squeezenet1_0", {}, squeezenet),
+    "squeezenet1_1": ("squeezenet1_1", {}, squeezenet),
+    "mobilenet_v2": ("mobilenet_v2", {}, lambda keys: mobilenet_v2),
+    "densenet121": ("densenet121", {}, lambda keys: densenet),
+}
+
+
+def key_mapping(theirs: dict, ours: dict, rule: Callable[[str], str]) -> dict[str, str]:
+    """{torchvision key: our key}, checked to be a shape-preserving bijection of all tensors.
+
+    `theirs` and `ours` map keys to shapes (or tensors); `num_batches_tracked` is skipped.
+    Raises AssertionError naming the keys that do not pair up.
+    """
+    theirs = {k: tuple(v.shape) if hasattr(v, "shape") else tuple(v) for k, v in theirs.items()}
+    ours = {k: tuple(v.shape) if hasattr(v, "shape") else tuple(v) for k, v in ours.items()}
+    theirs = {k: s for k, s in theirs.items() if not k.endswith(SKIP)}
+    ours = {k: s for k, s in ours.items() if not k.endswith(SKIP)}
+    mapping = {k: rule(k) for k in theirs}
+    targets = list(mapping.values())
+    doubled = sorted({t for t in targets if targets.count(t) > 1})
+    assert not doubled, f"several torchvision keys map to {doubled[:5]}"
+    missing = sorted(set(targets) - set(ours))
+    assert not missing, f"mapped to keys the generated model lacks: {missing[:5]}"
+    uncovered = sorted(set(ours) - set(targets))
+    assert not uncovered, f"generated tensors no torchvision key maps to: {uncovered[:5]}"
+    wrong = [(k, theirs[k], t, ours[t]) for k, t in mapping.items() if theirs[k] != ours[t]]
+    assert not wrong, f"shapes differ (theirs -> ours): {wrong[:5]}"
+    return mapping
+
+
+def mapped_state_dict(torchvision_state: dict, our_state: dict, rule: Callable[[str], str]):
+    """torchvision's tensors under our keys, ready for `load_state_dict(strict=True)`.
+
+    Our own `num_batches_tracked` counters are kept, so that strict loading sees every key.
+    """
+    mapping = key_mapping(torchvision_state, our_state, rule)
+    state = {mapping[k]: v for k, v in torchvision_state.items() if k in mapping}
+    state.update({k: v for k, v in our_state.items() if k.endswith(SKIP)})
+    return state
