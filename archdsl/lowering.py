@@ -56,7 +56,7 @@ FRAMEWORK_MEMBERS = {
 # Names model.py defines at its top level (either backend): the model's class may not take one.
 MODEL_FILE_NAMES = {
     "TRAIN", "MODEL_NAME", "SPEC", "INPUT_SHAPE", "NUM_CLASSES", "OrderedDict", "build_model",
-    "predict", "build_optimizer", "build_scheduler", "save_weights", "load_weights",
+    "predict", "build_optimizer", "build_scheduler", "save_weights", "load_weights", "place",
     "param_groups", "exclude_from_decay", "PaperSGD", "TorchSGD", "L2Adam", "OnPlateau",
     "StepDecay", "MultiStep", "Cosine", "LocalResponseNorm", "PaddedMaxPool2D",
     "PaddedAvgPool2D", "PaddedAvgPool2d", "Resize",
