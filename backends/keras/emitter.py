@@ -34,6 +34,7 @@ RUNTIME = {
     "MultiStep": "schedules",
     "OnPlateau": "schedules",
     "StepDecay": "schedules",
+    "BatchNorm": "layers",
 }
 ADAPTIVE = "_AdaptiveAvgPool2D"
 # Names build_model's body reads: a spec name equal to one gets a trailing `_` as a variable.
@@ -276,7 +277,7 @@ LAYERS = {
     "global_avgpool": _simple("keras.layers.GlobalAveragePooling2D", Pair("keepdims", "True")),
     "adaptive_avgpool": _adaptive,
     "lrn": _layer("LocalResponseNorm", _lrn_args),
-    "batchnorm": _layer("keras.layers.BatchNormalization", _batchnorm_args),
+    "batchnorm": _layer("BatchNorm", _batchnorm_args),  # PyTorch's running variance
     "dropout": _layer("keras.layers.Dropout", lambda op: (num(op.p),)),
     "flatten": _simple("keras.layers.Flatten"),
     "dense": _dense,
@@ -491,6 +492,8 @@ def _imports(used: set[str]) -> str:
         names = sorted((n for n in used if RUNTIME.get(n) == module), key=_isort_key)
         if names:
             lines.append(f"from {module} import {', '.join(names)}")
+    # portable weights (archdsl weights): re-exported as the model's own save/load functions
+    lines.append("from weights import load_weights, save_weights  # noqa: F401")
     return "\n".join(["import keras", "", *SPLIT, *lines]) if lines else "import keras"
 
 

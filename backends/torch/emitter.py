@@ -11,7 +11,9 @@ from archdsl.backends.torch.layout import (
     Kw,
     Plus,
     Seq,
+    flat,
     items_block,
+    layout,
     literal,
     num,
     statement,
@@ -69,6 +71,8 @@ MODULE_NAMES = {
     "predict",
     "build_optimizer",
     "build_scheduler",
+    "load_weights",
+    "save_weights",
 }
 
 RESIZE_CLASS = '''class Resize(nn.Module):
@@ -152,7 +156,8 @@ class Chain:
 
 def render_model(graph: ir.Graph, report: Report, spec_name: str) -> str:
     """The text of model.py for a graph that checked without errors."""
-    if graph.name in MODULE_NAMES:
+    towers = tower_count(graph)
+    if graph.name in MODULE_NAMES or towers > 1 and graph.name == "place":
         raise EmitError(
             f"model name `{graph.name}` would hide a name that model.py defines or imports; "
             "rename the model"
@@ -164,6 +169,7 @@ def render_model(graph: ir.Graph, report: Report, spec_name: str) -> str:
         *[text.rstrip("\n") for name, text in HELPERS if name in used],
         _model_class(graph, report, chains, entries),
         _functions(graph),
+        *([_place(chains, entries, towers)] if towers > 1 else []),
     ]
     top = _header(graph, spec_name) + "\n\n" + _constants(graph, report, spec_name)
     return "\n\n\n".join([top, *definitions]) + "\n"
@@ -202,6 +208,8 @@ def _runtime_imports(train: ir.Train) -> list[str]:
         lines.append(f"from optim import {', '.join(optim)}")
     if train.schedule.name in SCHEDULES:
         lines.append(f"from schedules import {SCHEDULES[train.schedule.name]}")
+    # portable weights (archdsl weights): re-exported as the model's own save/load functions
+    lines.append("from weights import load_weights, save_weights  # noqa: F401")
     return lines
 
 
@@ -434,10 +442,14 @@ def _model_class(
         "    def __init__(self):",
         "        super().__init__()",
     ]
+    if tower_count(graph) > 1:
+        lines.append("        self._tower_devices = None  # a device per tower, set by place()")
     for chain in chains:
         lines += _sequential(chain.stmt.name, entries[chain.stmt.name])
     lines += ["        self.reset_parameters()", "", *_reset_parameters(chains), ""]
     lines += _forward(graph, chains)
+    if tower_count(graph) > 1:
+        lines += ["", *TO_TOWER_METHOD.splitlines()]
     return "\n".join(lines)
 
 
@@ -486,8 +498,8 @@ def _reset_parameters(chains: list[Chain]) -> list[str]:
                 if bias is not None:
                     lines.append(_init_line(f"{path}.bias", bias))
             elif op.op == "batchnorm":
-                lines.append(f"        nn.init.ones_({path}.weight)")
-                lines.append(f"        nn.init.zeros_({path}.bias)")
+                lines.append(statement(Call("nn.init.ones_", (f"{path}.weight",)), METHOD))
+                lines.append(statement(Call("nn.init.zeros_", (f"{path}.bias",)), METHOD))
     return lines
 
 
@@ -525,8 +537,9 @@ def _forward(graph: ir.Graph, chains: list[Chain]) -> list[str]:
         f"    def forward(self, {params}):",
         f'        """{"Logits" if trailing_softmax(graph) else "Outputs"} for a batch of inputs."""',
     ]
+    devices = _placement(graph) if tower_count(graph) > 1 else {}
     for i, chain in enumerate(chains):
-        expr = _merged(chain, names)
+        expr = _merged(chain, names, devices)
         if chain.ops:
             expr = Call(f"self.{chain.stmt.name}", (expr,))
         if chain.stmt.name == graph.output:
@@ -577,14 +590,71 @@ def _variables(graph: ir.Graph, chains: list[Chain]) -> dict[str, str]:
     return names
 
 
-def _merged(chain: Chain, names: dict[str, str]) -> Code:
-    """What a statement's Sequential receives: its input, or the concat or sum of its inputs."""
-    args = tuple(names[n] for n in chain.stmt.inputs)
+def _merged(chain: Chain, names: dict[str, str], devices: dict[str, int]) -> Code:
+    """What a statement's Sequential receives: its input, or the concat or sum of its inputs.
+
+    With towers, an input placed on another device than the statement is moved to its device.
+    """
+    here = devices.get(chain.stmt.name, 0)
+    args = tuple(
+        names[n] if devices.get(n, 0) == here else Call("self._to_tower", (names[n], str(here)))
+        for n in chain.stmt.inputs
+    )
     if chain.merge == "concat":
         return Call("torch.cat", (Seq("[]", args), Kw("dim", "1")))
     if chain.merge == "add" and len(args) > 1:
-        return Plus(args)
+        return Plus(tuple(flat(a) for a in args))
     return args[0]
+
+
+# ----------------------------------------------------------------------------- towers
+
+TO_TOWER_METHOD = '''    def _to_tower(self, x, tower):
+        """x on the device of `tower` (tower 0's is also that of everything outside the
+        towers) once place() has split the model; before that x itself."""
+        if self._tower_devices is None:
+            return x
+        return x.to(self._tower_devices[tower])'''
+
+
+def tower_count(graph: ir.Graph) -> int:
+    """The number of towers of the widest `towers N { }` block (1: the spec has none)."""
+    return max((s.towers for s in graph.statements if s.tower is not None), default=1)
+
+
+def _placement(graph: ir.Graph) -> dict[str, int]:
+    """Where place() puts each statement: its tower, or 0 (devices[0]) outside the towers."""
+    return {s.name: s.tower or 0 for s in graph.statements}
+
+
+def _place(chains: list[Chain], entries: dict[str, list[Entry]], towers: int) -> str:
+    """place(model, devices): the towers' layers on their devices, the rest on devices[0]."""
+    lines = [
+        "def place(model, devices):",
+        '    """Model parallel: tower t on devices[t % len(devices)], the rest on devices[0].',
+        "",
+        '    devices: e.g. ["cuda:0", "cuda:1"] or ["cpu", "cpu"]. forward then copies a tensor',
+        "    only where a statement reads one placed on another device (the input of the",
+        "    towers, `merge`, the join after them); the output is on devices[0]. Returns model.",
+        '    """',
+        "    if not devices:",
+        '        raise ValueError("place() needs at least one device")',
+        "    devices = [torch.device(d) for d in devices]",
+        statement(
+            f"[devices[t % len(devices)] for t in range({towers})]", 4, "model._tower_devices = "
+        ),
+        "    model.to(devices[0])",
+    ]
+    for tower in range(1, towers):
+        names = tuple(
+            string(c.stmt.name) for c in chains if c.stmt.tower == tower and entries[c.stmt.name]
+        )
+        if names:
+            head = "    for name in "
+            lines.append(head + layout(Seq("()", names), 4, len(head), 1) + ":")
+            lines.append(f"        getattr(model, name).to(model._tower_devices[{tower}])")
+    lines.append("    return model")
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- functions

@@ -39,7 +39,7 @@ class LocalResponseNorm(keras.layers.Layer):
 
     def call(self, x):
         """Normalise over a channel window centred as PyTorch/Caffe centre it, within each group."""
-        x32 = ops.cast(x, "float32")
+        x32 = ops.cast(x, keras.backend.result_type(x.dtype, "float32"))  # float64 stays
         shape = ops.shape(x32)
         width = shape[-1] // self.groups
         sq = ops.reshape(ops.square(x32), (-1, *shape[1:-1], self.groups, width))
@@ -56,6 +56,47 @@ class LocalResponseNorm(keras.layers.Layer):
             size=self.size, alpha=self.alpha, beta=self.beta, k=self.k, groups=self.groups
         )
         return config
+
+
+@keras.saving.register_keras_serializable(package="archdsl")
+class BatchNorm(keras.layers.BatchNormalization):
+    """Keras's BatchNormalization with PyTorch's running variance.
+
+    Both normalise a training batch by its biased variance (the mean squared deviation over the
+    n = batch x height x width values of a channel); PyTorch's running_var then averages in the
+    unbiased variance (times n / (n - 1)), Keras's moving_variance the biased one. This layer
+    updates moving_variance as PyTorch does, so running statistics agree between the backends.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        """Keras's layer, but the moving variance takes the unbiased batch variance."""
+        if not (training and self.trainable) or mask is not None or self.renorm:
+            return super().call(inputs, training=training, mask=mask)
+        dtype = keras.backend.result_type(inputs.dtype, "float32")
+        x = ops.cast(inputs, dtype)
+        axis = self.axis % len(x.shape)
+        axes = [i for i in range(len(x.shape)) if i != axis]
+        mean, variance = ops.moments(x, axes=axes, synchronized=self.synchronized)
+        shape, count = ops.shape(x), 1
+        for i in axes:
+            count = count * shape[i]
+        count = ops.cast(count, dtype)
+        unbiased = variance * count / ops.maximum(count - 1.0, 1.0)
+        momentum = ops.convert_to_tensor(self.momentum, dtype=dtype)  # exact in float64
+        moving_mean = ops.cast(self.moving_mean, dtype)
+        moving_variance = ops.cast(self.moving_variance, dtype)
+        self.moving_mean.assign(moving_mean * momentum + mean * (1.0 - momentum))
+        self.moving_variance.assign(moving_variance * momentum + unbiased * (1.0 - momentum))
+        outputs = ops.batch_normalization(
+            x,
+            mean=mean,
+            variance=variance,
+            axis=axis,
+            offset=ops.cast(self.beta, dtype) if self.center else None,
+            scale=ops.cast(self.gamma, dtype) if self.scale else None,
+            epsilon=self.epsilon,
+        )
+        return ops.cast(outputs, self.compute_dtype)
 
 
 class _PaddedPool2D(keras.layers.Layer):

@@ -10,6 +10,11 @@ NORM_LAYERS = (
 )
 
 
+def _constant(value, dtype):
+    """A Python number as a tensor of `dtype`, exact in float64 (ops.cast goes via float32)."""
+    return ops.convert_to_tensor(value, dtype=dtype)
+
+
 class _CoupledDecay:
     """Adds weight_decay * w to the gradient of every decayed variable before the update rule."""
 
@@ -23,7 +28,7 @@ class _CoupledDecay:
         gradient = ops.cast(gradient, variable.dtype)
         if not self.coupled_decay or not self._use_weight_decay(variable):
             return gradient
-        return gradient + ops.cast(self.coupled_decay, variable.dtype) * variable
+        return gradient + _constant(self.coupled_decay, variable.dtype) * variable
 
     def update_step(self, gradient, variable, learning_rate):
         """The parent's update rule on the decayed gradient."""
@@ -59,6 +64,17 @@ class PaperSGD(_DecaySGD):
     # Keras's SGD keeps the velocity as a displacement, so a new lr affects only new gradients;
     # nesterov=True gives w <- w + mu*v_new - lambda*lr*w - lr*g.
 
+    def update_step(self, gradient, variable, learning_rate):
+        """Keras's SGD step on the decayed gradient, with mu exact in the variable's dtype."""
+        step = -ops.cast(learning_rate, variable.dtype) * self.decayed(gradient, variable)
+        if self.momentum == 0:
+            self.assign_add(variable, step)
+            return
+        velocity = self.momentums[self._get_variable_index(variable)]
+        momentum = _constant(self.momentum, variable.dtype)
+        self.assign(velocity, momentum * velocity + step)
+        self.assign_add(variable, momentum * velocity + step if self.nesterov else velocity)
+
 
 @keras.saving.register_keras_serializable(package="archdsl")
 class TorchSGD(_DecaySGD):
@@ -72,8 +88,9 @@ class TorchSGD(_DecaySGD):
             self.assign_sub(variable, learning_rate * gradient)
             return
         buf = self.momentums[self._get_variable_index(variable)]
-        self.assign(buf, ops.cast(self.momentum, variable.dtype) * buf + gradient)
-        step = gradient + self.momentum * buf if self.nesterov else buf
+        momentum = _constant(self.momentum, variable.dtype)
+        self.assign(buf, momentum * buf + gradient)
+        step = gradient + momentum * buf if self.nesterov else buf
         self.assign_sub(variable, learning_rate * step)
 
 

@@ -4,6 +4,11 @@ Data parallel: `torchrun --nproc_per_node N train.py ...` runs DistributedDataPa
 the CPU, nccl on CUDA); --batch-size is the global batch, split evenly across the processes, and
 only rank 0 prints and writes files.
 
+Model parallel (a spec with `towers N { }`): `--devices 2` or `--devices cuda:0,cuda:1` puts tower t
+on device t % N and everything else on the first device, where the data also goes; activations
+cross devices only where the towers exchange them. `--devices cpu,cpu` runs the same placement on
+the CPU (for testing). Not combinable with torchrun.
+
 Reproducible and resumable: the data order is a function of (seed, epoch), a sample's
 augmentation of (seed, epoch, index) and the dropout masks of (seed, rank, step). OUT/last.pt is
 written atomically after every epoch, every --save-every steps and on Ctrl-C, so --resume after a
@@ -18,7 +23,7 @@ import random
 import signal
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from itertools import islice
 from pathlib import Path
 
@@ -69,6 +74,12 @@ def parse_args(argv=None):
         help="also checkpoint every STEPS optimizer steps (0: once per epoch)",
     )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument(
+        "--devices",
+        metavar="N|DEV,DEV,...",
+        help="model parallel, for a spec with towers: tower t on device t %% N (N GPUs, "
+        "or a list such as cuda:0,cuda:1 or cpu,cpu); the rest and the data on the first",
+    )
     p.add_argument("--amp", action="store_true", help="CUDA bf16 autocast (fp16 + GradScaler)")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
@@ -97,6 +108,65 @@ def pick_device(flag, local_rank):
     return torch.device("cuda", local_rank)
 
 
+def model_devices(text, flag):
+    """The devices of --devices: N GPUs (N times the CPU under --device cpu or without CUDA),
+    or a comma-separated list such as cuda:0,cuda:1 or cpu,cpu."""
+    if flag == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available; use --device cpu")
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if text.strip().isdigit():
+        count = int(text)
+        if count < 1:
+            raise UsageError(f"--devices {text}: need at least one device")
+        if flag == "cpu" or not gpus:
+            return [torch.device("cpu")] * count
+        if count > gpus:
+            raise UsageError(
+                f"--devices {count}: only {gpus} CUDA device(s) visible; "
+                "a list may repeat one (--devices cuda:0,cuda:0)"
+            )
+        return [torch.device("cuda", i) for i in range(count)]
+    devices = []
+    for name in (n.strip() for n in text.split(",")):
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise UsageError(f"--devices {text}: {name!r} is not a device (cpu, cuda:1)") from None
+        if device.type not in ("cpu", "cuda"):
+            raise UsageError(f"--devices {text}: this trainer runs on cpu and cuda, not {name}")
+        if flag != "auto" and device.type != flag:
+            raise UsageError(f"--devices {text}: {name} is not a {flag} device (--device {flag})")
+        if device.type == "cuda":
+            index = device.index or 0
+            if index >= gpus:
+                raise UsageError(f"--devices {text}: no {name} ({gpus} CUDA device(s) visible)")
+            device = torch.device("cuda", index)
+        devices.append(torch.device("cpu") if device.type == "cpu" else device)
+    return devices
+
+
+def placement(args):
+    """The devices of --devices (None without it), checked against the model and torchrun."""
+    if args.devices is None:
+        return None
+    if not hasattr(spec, "place"):
+        raise UsageError(
+            f"--devices: {spec.MODEL_NAME} has no towers to place on devices (model parallelism "
+            "needs `towers N { }` in the spec); use --device, or torchrun for data parallelism"
+        )
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise UsageError(
+            "--devices (model parallel) does not combine with torchrun (data parallel); "
+            "run train.py directly"
+        )
+    devices = model_devices(args.devices, args.device)
+    if devices[0].type == "cuda":
+        torch.cuda.set_device(devices[0])
+    if any(d.type == "cuda" for d in devices):
+        torch.backends.cudnn.benchmark = True  # as pick_device: CUDA runs are not bit-reproducible
+    return devices
+
+
 def setup_distributed(flag):
     """Return (rank, world size, device), joining the process group under torchrun."""
     world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
@@ -120,11 +190,16 @@ def datasets(args):
     return train, val, []
 
 
-def amp_setup(amp, device, lead):
-    """(autocast dtype or None, GradScaler): bf16 where supported, else fp16 with loss scaling."""
-    if amp and device.type != "cuda" and lead:
+def amp_setup(amp, device, lead, devices=None):
+    """(autocast dtype or None, GradScaler): bf16 where supported, else fp16 with loss scaling.
+
+    With --devices, AMP is on when any of them is a CUDA device (GradScaler handles gradients
+    spread over several devices).
+    """
+    cuda = any(d.type == "cuda" for d in devices or [device])
+    if amp and not cuda and lead:
         print("warning: --amp needs CUDA; training in float32 on the CPU", file=sys.stderr)
-    if not amp or device.type != "cuda":
+    if not amp or not cuda:
         return None, torch.amp.GradScaler(device.type, enabled=False)
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return dtype, torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
@@ -225,7 +300,11 @@ class Trainer:
     def __init__(self, args):
         """Build everything, restoring a checkpoint for --resume."""
         self.args = args
-        self.rank, self.world, self.device = setup_distributed(args.device)
+        self.devices = placement(args)
+        if self.devices:
+            self.rank, self.world, self.device = 0, 1, self.devices[0]
+        else:
+            self.rank, self.world, self.device = setup_distributed(args.device)
         self.lead = self.rank == 0
         if args.batch_size % self.world:
             raise UsageError(f"--batch-size {args.batch_size} is not divisible by {self.world}")
@@ -239,7 +318,7 @@ class Trainer:
         self.net = self.build_net()
         self.optimizer = spec.build_optimizer(self.net, lr=args.lr)
         self.scheduler = spec.build_scheduler(self.optimizer)
-        self.amp_dtype, self.scaler = amp_setup(args.amp, self.device, self.lead)
+        self.amp_dtype, self.scaler = amp_setup(args.amp, self.device, self.lead, self.devices)
         smoothing = spec.TRAIN["loss"].get("label_smoothing", 0.0)
         self.criterion = torch.nn.CrossEntropyLoss(label_smoothing=smoothing)
         self.state = {"epoch": 0, "batches_done": 0, "global_step": 0}
@@ -262,8 +341,10 @@ class Trainer:
         return Augmented(data, pipeline, self.args.seed)
 
     def build_net(self):
-        """The spec's model on the device (channels-last if asked)."""
+        """The spec's model on the device, or its towers on --devices (channels-last if asked)."""
         fmt = torch.channels_last if self.args.channels_last else torch.preserve_format
+        if self.devices:
+            return spec.place(spec.build_model(), self.devices).to(memory_format=fmt)
         return spec.build_model().to(self.device, memory_format=fmt)
 
     def wrap_net(self):
@@ -295,10 +376,15 @@ class Trainer:
         )
 
     def autocast(self):
-        """Mixed-precision context for --amp on CUDA."""
+        """Mixed-precision context for --amp on CUDA (one per device type with --devices)."""
         if self.amp_dtype is None:
             return nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        types = dict.fromkeys(d.type for d in self.devices or [self.device])
+        stack = ExitStack()
+        for kind in types:
+            dtype = self.amp_dtype if kind == "cuda" else torch.bfloat16
+            stack.enter_context(torch.autocast(kind, dtype=dtype))
+        return stack
 
     def steps_per_epoch(self):
         """Optimizer steps in a full epoch on each rank."""
@@ -490,10 +576,13 @@ class Trainer:
         """Describe the run."""
         params = sum(p.numel() for p in self.net.parameters())
         source = f"ImageFolder {self.args.data}" if self.args.data else "synthetic"
+        where = f"{self.world} process(es) on {self.device}"
+        if self.devices:
+            where = f"towers on {', '.join(map(str, self.devices))} (model parallel)"
         self.say(
             f"{spec.MODEL_NAME} ({spec.SPEC}): {params:,} parameters; {len(self.train_set)} train / "
-            f"{len(self.val_set)} val images ({source}); {self.world} process(es) on "
-            f"{self.device}; global batch {self.args.batch_size}; from epoch "
+            f"{len(self.val_set)} val images ({source}); {where}; global batch "
+            f"{self.args.batch_size}; from epoch "
             f"{self.state['epoch'] + 1}, step {self.state['global_step']}"
         )
 

@@ -1,0 +1,57 @@
+"""Portable weights for PyTorch models: save_weights / load_weights (layout: portable.py).
+
+The portable names and layouts are exactly the generated model's state_dict keys and tensors
+(PyTorch's conv and linear layouts, C, H, W flatten order), less the batch-norm
+`num_batches_tracked` counters.
+"""
+
+import numpy as np
+import torch
+from portable import WeightsError, check_arrays, read_npz, write_npz
+
+__all__ = ["WeightsError", "load_arrays", "load_weights", "save_weights", "state_arrays"]
+
+SKIPPED = ("num_batches_tracked",)
+
+
+def portable_tensors(model):
+    """{portable name: tensor} for every weight, bias and running statistic of the model."""
+    return {
+        name: tensor
+        for name, tensor in model.state_dict(keep_vars=True).items()
+        if name.rsplit(".", 1)[-1] not in SKIPPED
+    }
+
+
+def state_arrays(model):
+    """{portable name: float32 array}: the model's tensors in the portable layout."""
+    return {
+        name: tensor.detach().cpu().numpy().astype(np.float32)
+        for name, tensor in portable_tensors(model).items()
+    }
+
+
+def save_weights(model, path):
+    """Write the model's weights to `path` (.npz) in the portable layout."""
+    write_npz(path, state_arrays(model))
+
+
+def load_arrays(model, arrays, source="the arrays"):
+    """Copy {portable name: array} into the model; strict: every tensor and nothing else."""
+    tensors = portable_tensors(model)
+    check_arrays(
+        {n: tuple(t.shape) for n, t in tensors.items()},
+        {n: np.shape(a) for n, a in arrays.items()},
+        source,
+    )
+    with torch.no_grad():
+        for name, tensor in tensors.items():
+            value = torch.from_numpy(np.ascontiguousarray(arrays[name]))
+            tensor.copy_(value.to(device=tensor.device, dtype=tensor.dtype))
+    return model
+
+
+def load_weights(model, path):
+    """Load a portable .npz (written by either backend) into the model; WeightsError if it
+    does not fit (the message names every missing, extra and wrongly shaped tensor)."""
+    return load_arrays(model, read_npz(path), str(path))

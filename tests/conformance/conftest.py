@@ -1,0 +1,143 @@
+"""Session fixtures: each runs the torch driver, then the Keras driver, on a list of tasks.
+
+Nothing here imports torch or TensorFlow (this folder runs in the main pytest session, which
+may already hold torch): every framework step runs in a driver subprocess (see conform.py).
+The big files the drivers exchange are removed when the session ends.
+"""
+
+import shutil
+
+import conform
+import numpy as np
+import pytest
+
+INFER_SPECS = conform.SPECS + sorted(conform.OWN_SPECS.glob("*.arch"))
+BN_POCKET = conform.OWN_SPECS / "bn_pocket.arch"
+# the training comparison: spec -> task options (planted: also run the planted rules)
+TRAIN_SPECS = {
+    conform.ROOT / "specs" / "alexnet.arch": {},
+    conform.ROOT / "specs" / "mini_alexnet.arch": {"planted": True},
+    BN_POCKET: {"planted": True, "batch": 8},
+}
+MINI = conform.ROOT / "specs" / "mini_alexnet.arch"
+CEIL = conform.OWN_SPECS / "ceil_pool.arch"
+# planted mistakes on the Keras side, each loading the weights PyTorch wrote for `spec`
+PLANTED = {
+    # alpha divided by n: mini_alexnet's LRNs are lrn() with alpha 1e-4 and size 5
+    "lrn_alpha_over_n": {"spec": MINI, "replace": [["|> lrn |>", "|> lrn(alpha=0.00002) |>"]]},
+    # C, H, W vs H, W, C: fc6's weights loaded without the flatten permutation
+    "flatten_order": {"spec": MINI, "no_permute": True},
+    # ceil instead of floor pooling
+    "ceil_pool": {
+        "spec": CEIL,
+        "replace": [["maxpool(3, stride=2)", "maxpool(3, stride=2, ceil=true)"]],
+    },
+}
+SEEDS = {
+    "seed000": conform.ROOT / "specs" / "variants" / "seed000_keras_functional.arch",
+    "seed002": conform.ROOT / "specs" / "variants" / "seed002_keras_bn.arch",
+    "seed004": conform.ROOT / "specs" / "variants" / "seed004_cifar_resize.arch",
+}
+
+
+class Run:
+    """One spec's (or planted mistake's) directory and both drivers' results."""
+
+    def __init__(self, directory, torch=None, keras=None):
+        self.dir, self.torch, self.keras = directory, torch or {}, keras or {}
+
+    def npz(self, name):
+        with np.load(self.dir / name) as data:
+            return dict(data)
+
+    def check(self):
+        """Fail with the driver's traceback if a task failed."""
+        for backend, result in (("torch", self.torch), ("keras", self.keras)):
+            assert "error" not in result, f"{backend} driver:\n{result['error']}"
+        return self
+
+
+def infer_task(spec, directory, **options):
+    return {"kind": "infer", "spec": str(spec), "dir": str(directory), **options}
+
+
+@pytest.fixture(scope="session")
+def inference(tmp_path_factory):
+    """Every spec (and this folder's specs) in both backends, the planted mistakes, and the
+    strict-loading checks: {spec id or planted name: Run}."""
+    root = tmp_path_factory.mktemp("conformance-inference")
+    dirs = {conform.spec_id(s): root / conform.spec_dirname(s) for s in INFER_SPECS}
+    tasks = [
+        infer_task(s, dirs[conform.spec_id(s)], save_statements=s.name == "lrn_groups.arch")
+        for s in INFER_SPECS
+    ]
+    planted = {
+        name: infer_task(
+            p["spec"],
+            root / f"planted_{name}",
+            torch_dir=str(dirs[conform.spec_id(p["spec"])]),
+            **{k: v for k, v in p.items() if k != "spec"},
+        )
+        for name, p in PLANTED.items()
+    }
+    strict = {
+        "kind": "strict",
+        "dir": str(root / "strict"),
+        "torch_dir": str(dirs["mini_alexnet.arch"]),
+        "spec": str(MINI),
+    }
+    torch_results = conform.run_driver("torch", tasks, root)
+    keras_results = conform.run_driver("keras", [*tasks, *planted.values(), strict], root)
+    runs = {
+        conform.spec_id(s): Run(dirs[conform.spec_id(s)], t, k)
+        for s, t, k in zip(INFER_SPECS, torch_results, keras_results, strict=False)
+    }
+    for name, result in zip(planted, keras_results[len(tasks) :], strict=False):
+        runs[name] = Run(root / f"planted_{name}", keras=result)
+    runs["strict"] = Run(root / "strict", keras=keras_results[-1])
+    yield runs
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def training(tmp_path_factory):
+    """The training comparison: {spec id: Run}."""
+    root = tmp_path_factory.mktemp("conformance-training")
+    specs = list(TRAIN_SPECS)
+    tasks = [
+        {
+            "kind": "train",
+            "spec": str(s),
+            "dir": str(root / conform.spec_dirname(s)),
+            **TRAIN_SPECS[s],
+        }
+        for s in specs
+    ]
+    bn = root / conform.spec_dirname(BN_POCKET)
+    biased = {**tasks[specs.index(BN_POCKET)], "dir": str(root / "biased_bn")}
+    biased.update(torch_dir=str(bn), biased_bn=True)
+    torch_results = conform.run_driver("torch", tasks, root)
+    keras_results = conform.run_driver("keras", [*tasks, biased], root)
+    runs = {
+        conform.spec_id(s): Run(root / conform.spec_dirname(s), t, k)
+        for s, t, k in zip(specs, torch_results, keras_results, strict=False)
+    }
+    runs["biased_bn"] = Run(root / "biased_bn", keras=keras_results[-1])
+    yield runs
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def seeds(tmp_path_factory):
+    """The seed fixtures against their compiled specs (Keras only)."""
+    root = tmp_path_factory.mktemp("conformance-seeds")
+    task = {
+        "kind": "seeds",
+        "dir": str(root),
+        "pairs": {name: str(spec) for name, spec in SEEDS.items()},
+        "numeric": ["seed004"],
+    }
+    (result,) = conform.run_driver("keras", [task], root)
+    assert "error" not in result, result["error"]
+    yield result
+    shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,104 @@
+"""Five optimizer steps in each backend from the same weights on the same batches agree with each
+other and with a NumPy implementation of the spec's SGD rule.
+
+How the runs are made (torch_driver.py / keras_driver.py `train`): the spec's own
+initialisation (saved by PyTorch, loaded by Keras), random batches of 2 (8 for bn_pocket, whose
+1-D batch norms are ill-conditioned at 2), dropout off (rate 0) while batch norm trains on
+batch statistics, the optimizer from the generated build_optimizer(model), and the rate dropped
+by 10x from step 3 on by setting it on the optimizer as the schedules do (torch:
+param_group["lr"]; Keras: optimizer.learning_rate).
+
+Both backends train in float64. In float32 a ReLU input or max-pool tie within rounding of its
+kink switches between the backends now and then (AlexNet has ~1.3M of them per step at batch 2)
+and the two trajectories part for good; in float64 nothing comes that close. Measured: the
+backends agree to ~1e-14 and each matches the NumPy rule fed with its own gradients to
+~1e-16 (relative to each tensor's largest value, or its layer's weight for tensors that stay
+near 0, like a conv bias before batch norm). The tolerances (conform.REFERENCE_RTOL,
+CROSS_RTOL) leave room for other BLAS builds; the planted mistakes below are 1e-5 and larger.
+
+Keras batch norm: the generated model uses the runtime's layers.BatchNorm, whose moving
+variance takes the unbiased batch variance as PyTorch's running_var does (Keras's own
+BatchNormalization takes the biased one: a factor n / (n - 1) per update); the running
+statistics are among the tensors compared.
+"""
+
+import conform
+import pytest
+from conftest import TRAIN_SPECS
+
+IDS = [conform.spec_id(s) for s in TRAIN_SPECS]
+PLANTED = [conform.spec_id(s) for s, options in TRAIN_SPECS.items() if options.get("planted")]
+
+
+def show(label, steps):
+    print(label, " ".join(f"{s['max_abs']:.1e}/{s['max_rel']:.1e}" for s in steps))
+
+
+@pytest.mark.parametrize("spec", IDS)
+def test_backends_agree_after_every_step(training, spec):
+    run = training[spec].check()
+    cross = run.keras["cross"]
+    show(f"{spec} keras vs torch (abs/rel)", cross)
+    assert len(cross) == conform.STEPS
+    for step, diff in enumerate(cross, start=1):
+        assert diff["max_rel"] <= conform.CROSS_RTOL, (step, diff)
+    # the runs moved the weights and followed the same losses
+    assert run.torch["losses"] == pytest.approx(run.keras["losses"], rel=1e-9)
+
+
+@pytest.mark.parametrize("spec", IDS)
+@pytest.mark.parametrize("backend", ["torch", "keras"])
+def test_each_backend_follows_the_numpy_rule(training, spec, backend):
+    run = training[spec].check()
+    rule = conform.rule_name(run.torch["optimizer"])
+    steps = [s[rule] for s in getattr(run, backend)["reference"]]
+    show(f"{spec} {backend} vs NumPy {rule} rule", steps)
+    for step, diff in enumerate(steps, start=1):
+        assert diff["max_rel"] <= conform.REFERENCE_RTOL, (step, diff)
+
+
+@pytest.mark.parametrize("spec", IDS)
+def test_the_rate_drops_at_step_3(training, spec):
+    run = training[spec].check()
+    lr = run.torch["optimizer"]["lr"]
+    expected = [lr, lr, lr * 0.1, lr * 0.1, lr * 0.1]
+    assert run.torch["lrs"] == pytest.approx(expected)
+    assert run.keras["lrs"] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("spec", PLANTED)
+@pytest.mark.parametrize("backend", ["torch", "keras"])
+def test_planted_rules_are_caught(training, spec, backend):
+    """Decoupled weight decay (decay kept out of the momentum) and the other SGD convention
+    (paper vs torch, which differ after the rate drops) both exceed the tolerance."""
+    run = training[spec].check()
+    opt = run.torch["optimizer"]
+    other = "torch" if opt["rule"] == "paper" else "paper"
+    result = getattr(run, backend)["reference"]
+    for planted in (f"{opt['rule']}+decoupled", other):
+        worst = max(step[planted]["max_rel"] for step in result)
+        show(f"{spec} {backend} vs planted {planted}", [s[planted] for s in result])
+        assert worst > 1e3 * max(conform.REFERENCE_RTOL, conform.CROSS_RTOL), planted
+
+
+def test_training_covers_both_rules_nesterov_and_no_decay(training):
+    """What the specs exercise: the paper's rule and torch's, Nesterov, no_decay groups, batch
+    norm with its running statistics."""
+    opts = {spec: training[spec].check().torch["optimizer"] for spec in IDS}
+    assert {o["rule"] for o in opts.values()} == {"paper", "torch"}
+    assert any(o["nesterov"] for o in opts.values())
+    assert any(set(o["no_decay"]) == {"bias", "norm"} for o in opts.values())
+    assert any(o["weight_decay"] > 0 for o in opts.values())
+
+
+def test_running_variance_is_pytorchs_unbiased_one(training):
+    """The batch-norm running statistics agree (they are among the tensors compared above);
+    with Keras's own BatchNormalization (biased moving variance) they would not."""
+    run = training["specs/bn_pocket.arch"].check()
+    compared = run.keras["compared"]
+    assert {"fc6.batchnorm.running_var", "conv2.batchnorm.running_mean"} <= set(compared)
+    assert all(s["max_rel"] <= conform.CROSS_RTOL for s in run.keras["cross"])
+    planted = training["biased_bn"].check().keras["cross"]
+    show("bn_pocket with a biased moving variance", planted)
+    assert planted[0]["worst"].endswith("running_var")
+    assert planted[0]["max_rel"] > 1e3 * conform.CROSS_RTOL

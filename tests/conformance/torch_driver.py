@@ -1,0 +1,168 @@
+"""The PyTorch side of the conformance runs: `python torch_driver.py JOB.json` (see conform.py).
+
+Tasks:
+  infer  compile `spec` for PyTorch into dir/torch, initialise with the spec's rules, then
+         calibrate (conform.CALIBRATION); write dir/weights.npz (the model's save_weights),
+         dir/inputs.npz (x: N, C, H, W), dir/torch_out.npz (eval-mode logits) and
+         dir/torch_statements.npz (each statement's eval-mode output).
+  train  from the spec's own initialisation (or dir/weights.npz with start="calibrated"),
+         written to dir/train_start.npz, in float64: dropout off (p = 0; batch norm in training
+         mode), STEPS steps of build_optimizer(model) on the cross-entropy of random batches of
+         `batch` (default 2; written to dir/batches.npz), the rate set as
+         conform.learning_rates says; after each step write dir/torch_weights{step}.npz
+         (float64, portable layout) and compare the weights with conform.Reference's rules.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import conform
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+
+
+def calibrate(model, x, rng, target=conform.TARGET_STD):
+    """One eval-mode pass that rescales each conv / linear output to std `target` (random biases
+    first) and gives each batch norm non-trivial statistics near its input's."""
+
+    def affine(module, inputs, output):
+        out = output
+        if module.bias is not None:
+            bias = torch.from_numpy(rng.normal(0, 0.5, module.bias.shape).astype(np.float32))
+            bias = bias * out.std()
+            out = out + bias.view(1, -1, *([1] * (out.dim() - 2)))
+        scale = target / float(out.std())
+        module.weight.mul_(scale)
+        if module.bias is not None:
+            module.bias.copy_(bias * scale)
+        return out * scale
+
+    def batchnorm(module, inputs):
+        x = inputs[0]
+        dims = [d for d in range(x.dim()) if d != 1]
+        mean, var = x.mean(dim=dims), x.var(dim=dims)
+        var = var + 0.1 * var.mean() + 1e-6  # no channel amplified much above the rest
+        shape = module.running_mean.shape
+        noise = torch.from_numpy(rng.normal(0, 0.1, shape).astype(np.float32))
+        module.running_mean.copy_(mean + noise * var.sqrt())
+        module.running_var.copy_(var * torch.from_numpy(rng.uniform(0.5, 2.0, shape)).float())
+        module.weight.copy_(torch.from_numpy(rng.uniform(0.5, 1.5, shape)).float())
+        module.bias.copy_(torch.from_numpy(rng.normal(0, 0.5, shape)).float())
+
+    hooks = []
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                if module.bias is not None:
+                    module.bias.zero_()
+                hooks.append(module.register_forward_hook(affine))
+            elif isinstance(module, BATCHNORMS):
+                hooks.append(module.register_forward_pre_hook(batchnorm))
+        model.eval()
+        try:
+            model(x)
+        finally:
+            for hook in hooks:
+                hook.remove()
+
+
+def statement_outputs(model, x):
+    """{statement: eval-mode output} for every statement the model has a Sequential for."""
+    seen, hooks = {}, []
+    for name, module in model.named_children():
+        if isinstance(module, nn.Sequential):
+
+            def keep(module, inputs, output, name=name):
+                seen[name] = output.detach().numpy().copy()
+
+            hooks.append(module.register_forward_hook(keep))
+    try:
+        with torch.no_grad():
+            logits = model(x).numpy()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return logits, seen
+
+
+def infer(task):
+    directory = Path(task["dir"])
+    code = conform.compile_spec(task["spec"], "torch", directory / "torch")
+    m = conform.import_model(code)
+    torch.manual_seed(conform.SEED)
+    rng = np.random.default_rng(conform.SEED)
+    model = m.build_model()
+    x = torch.from_numpy(rng.standard_normal((conform.BATCH, *m.INPUT_SHAPE)).astype(np.float32))
+    calibrate(model, x, rng)
+    m.save_weights(model, directory / "weights.npz")
+    model.eval()
+    logits, statements = statement_outputs(model, x)
+    np.savez(directory / "inputs.npz", x=x.numpy())
+    np.savez(directory / "torch_out.npz", logits=logits)
+    np.savez(directory / "torch_statements.npz", **statements)
+    return {
+        "logits_std": float(logits.std()),
+        "params": int(sum(p.numel() for p in model.parameters())),
+        "statements": sorted(statements),
+    }
+
+
+def train(task):
+    directory = Path(task["dir"])
+    m = conform.import_model(conform.compile_spec(task["spec"], "torch", directory / "torch"))
+    torch.manual_seed(conform.SEED)
+    model = m.build_model()  # the spec's own initialisation, the start of its training
+    if task.get("start") == "calibrated":
+        m.load_weights(model, directory / "weights.npz")
+    m.save_weights(model, directory / "train_start.npz")
+    start = dict(np.load(directory / "train_start.npz"))
+    model = model.double()  # float64: see test_training.py
+    tensors = sys.modules["weights"].portable_tensors
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0  # dropout off; batch norm still trains
+    model.train()
+    optimizer = m.build_optimizer(model)
+    opt = m.TRAIN["optimizer"]
+    smoothing = m.TRAIN["loss"].get("label_smoothing", 0.0)
+    lrs = conform.learning_rates(optimizer.param_groups[0]["lr"])
+    reference = conform.Reference(start, opt, conform.training_rules(opt, task.get("planted")))
+    rng = np.random.default_rng(conform.SEED + 1)
+    batches = {}
+    for step in range(1, conform.STEPS + 1):
+        batch = task.get("batch", conform.BATCH)
+        batches[f"x{step}"] = rng.standard_normal((batch, *m.INPUT_SHAPE)).astype(np.float32)
+        batches[f"y{step}"] = rng.integers(0, m.NUM_CLASSES, batch)
+    np.savez(directory / "batches.npz", **batches)
+    names = {id(p): n for n, p in model.named_parameters()}
+    losses, steps = [], []
+    for step in range(1, conform.STEPS + 1):
+        for group in optimizer.param_groups:  # as the schedules set it
+            group["lr"] = lrs[step - 1]
+        optimizer.zero_grad()
+        x = torch.from_numpy(batches[f"x{step}"]).double()
+        y = torch.from_numpy(batches[f"y{step}"])
+        loss = F.cross_entropy(model(x), y, label_smoothing=smoothing)
+        loss.backward()
+        grads = {names[id(p)]: p.grad.numpy() for p in model.parameters() if p.grad is not None}
+        optimizer.step()
+        state = {n: t.detach().numpy() for n, t in tensors(model).items()}
+        np.savez(directory / f"torch_weights{step}.npz", **state)
+        steps.append(reference.step(lrs[step - 1], grads, state))
+        losses.append(float(loss.detach()))
+    return {"optimizer": opt, "lrs": lrs, "losses": losses, "reference": steps}
+
+
+def main(job):
+    for task in json.loads(Path(job).read_text()):
+        work = {"infer": infer, "train": train}[task["kind"]]
+        conform.run_task("torch", task, work)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
