@@ -57,7 +57,7 @@ FRAMEWORK_MEMBERS = {
 MODEL_FILE_NAMES = {
     "TRAIN", "MODEL_NAME", "SPEC", "INPUT_SHAPE", "NUM_CLASSES", "OrderedDict", "build_model",
     "predict", "build_optimizer", "build_scheduler", "save_weights", "load_weights", "place",
-    "param_groups", "exclude_from_decay", "PaperSGD", "TorchSGD", "L2Adam", "OnPlateau",
+    "param_groups", "exclude_from_decay", "PaperSGD", "TorchSGD", "L2Adam", "TorchAdamW", "OnPlateau",
     "StepDecay", "MultiStep", "Cosine", "LocalResponseNorm", "PaddedMaxPool2D",
     "PaddedAvgPool2D", "PaddedAvgPool2d", "Resize",
 }  # fmt: skip

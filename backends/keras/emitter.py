@@ -27,6 +27,7 @@ RUNTIME = {
     "PaddedAvgPool2D": "layers",
     "PaddedMaxPool2D": "layers",
     "L2Adam": "optim",
+    "TorchAdamW": "optim",
     "PaperSGD": "optim",
     "TorchSGD": "optim",
     "exclude_from_decay": "optim",
@@ -409,7 +410,7 @@ def _optimizer_call(opt) -> Call:
         cls = "PaperSGD" if opt.rule == "paper" else "TorchSGD"
         momentum = Pair("momentum", num(opt.momentum))
         return Call(cls, (lr, momentum, decay, Pair("nesterov", repr(opt.nesterov))))
-    cls = "L2Adam" if opt.name == "adam" else "keras.optimizers.AdamW"
+    cls = "L2Adam" if opt.name == "adam" else "TorchAdamW"
     betas = Pair("beta_1", num(opt.beta1)), Pair("beta_2", num(opt.beta2))
     return Call(cls, (lr, *betas, Pair("epsilon", num(opt.eps)), decay))
 

@@ -94,9 +94,33 @@ class TorchSGD(_DecaySGD):
         self.assign_sub(variable, learning_rate * step)
 
 
+class _TorchAdamStep:
+    """Adam's step as torch.optim.Adam takes it: epsilon added after the bias corrections."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        """m, v moving averages; w <- w - lr * m_hat / (sqrt(v_hat) + eps)."""
+        dtype = variable.dtype
+        gradient = ops.cast(gradient, dtype)
+        step = ops.cast(self.iterations + 1, dtype)
+        beta_1, beta_2 = _constant(self.beta_1, dtype), _constant(self.beta_2, dtype)
+        index = self._get_variable_index(variable)
+        m, v = self._momentums[index], self._velocities[index]
+        self.assign(m, beta_1 * m + (1 - beta_1) * gradient)
+        self.assign(v, beta_2 * v + (1 - beta_2) * ops.square(gradient))
+        m_hat = m / (1 - ops.power(beta_1, step))
+        v_hat = v / (1 - ops.power(beta_2, step))
+        denominator = ops.sqrt(v_hat) + _constant(self.epsilon, dtype)
+        self.assign_sub(variable, ops.cast(learning_rate, dtype) * m_hat / denominator)
+
+
 @keras.saving.register_keras_serializable(package="archdsl")
-class L2Adam(_CoupledDecay, keras.optimizers.Adam):
+class L2Adam(_CoupledDecay, _TorchAdamStep, keras.optimizers.Adam):
     """torch.optim.Adam: weight decay as L2 added to the gradient (Keras's Adam decouples it)."""
+
+
+@keras.saving.register_keras_serializable(package="archdsl")
+class TorchAdamW(_TorchAdamStep, keras.optimizers.AdamW):
+    """torch.optim.AdamW: decoupled decay (Keras's), then torch's epsilon placement."""
 
 
 def _layers(layer):
