@@ -259,7 +259,7 @@ def learning_rates(lr: float) -> list[float]:
 def adam_step(w, m, v, t, g, lr, opt, decay, decoupled):
     """One step of torch.optim.Adam (L2: g + lambda*w) or AdamW (decoupled: w <- w -
     lr*lambda*w first), in place on float64 w, m, v; t counts steps from 1. Keras's Adam adds
-    epsilon to sqrt(v) before the bias correction (CONTRACT.md), so it is not this rule."""
+    epsilon to sqrt(v) before the bias correction; the runtime's L2Adam/TorchAdamW do not)."""
     g = np.asarray(g, np.float64)
     if decoupled:
         w *= 1 - lr * decay
