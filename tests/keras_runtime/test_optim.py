@@ -115,7 +115,7 @@ def tiny_model():
     ("groups", "expected"),
     [
         ([], []),
-        (["bias"], ["fc1/bias", "fc2/bias"]),
+        (["bias"], ["fc1/bias", "fc2/bias", "bn/beta"]),  # as torch's bn.bias
         (["norm"], ["bn/gamma", "bn/beta"]),
         (["bias", "norm"], ["fc1/bias", "fc2/bias", "bn/gamma", "bn/beta"]),
     ],

@@ -131,14 +131,18 @@ def _layers(layer):
 
 
 def no_decay_variables(model, no_decay):
-    """The trainable variables in the spec's no_decay groups: "bias" and/or "norm"."""
+    """The trainable variables in the spec's no_decay groups: "bias" (every bias, a norm's shift
+    beta included, as PyTorch names it bias) and/or "norm" (a norm's scale and shift)."""
     found = {}
     if "bias" in no_decay:
         found.update((id(v), v) for v in model.trainable_variables if v.path.endswith("bias"))
-    if "norm" in no_decay:
-        for layer in _layers(model):
-            if isinstance(layer, NORM_LAYERS):
-                found.update((id(v), v) for v in layer.trainable_variables)
+    for layer in _layers(model):
+        if not isinstance(layer, NORM_LAYERS):
+            continue
+        if "norm" in no_decay:
+            found.update((id(v), v) for v in layer.trainable_variables)
+        elif "bias" in no_decay and layer.center and layer.beta.trainable:
+            found[id(layer.beta)] = layer.beta
     return list(found.values())
 
 
