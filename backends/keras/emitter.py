@@ -26,6 +26,7 @@ RUNTIME = {
     "LocalResponseNorm": "layers",
     "PaddedAvgPool2D": "layers",
     "PaddedMaxPool2D": "layers",
+    "Resize": "layers",
     "L2Adam": "optim",
     "TorchAdamW": "optim",
     "PaperSGD": "optim",
@@ -290,7 +291,7 @@ LAYERS = {
         "keras.layers.LeakyReLU", lambda op: (Pair("negative_slope", num(op.slope)),)
     ),
     "softmax": _simple("keras.layers.Softmax", Pair("axis", "-1")),
-    "resize": _layer("keras.layers.Resizing", _resize_args),
+    "resize": _layer("Resize", _resize_args),  # interpolates in the compute dtype
     "concat": _simple("keras.layers.Concatenate", Pair("axis", "-1")),
     "add": _simple("keras.layers.Add"),
 }

@@ -3,6 +3,7 @@
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 
@@ -97,6 +98,68 @@ class BatchNorm(keras.layers.BatchNormalization):
             epsilon=self.epsilon,
         )
         return ops.cast(outputs, self.compute_dtype)
+
+
+def resize_taps(size_in, size_out, interpolation):
+    """Per output index along one axis: two input indices and the second one's weight, with
+    half-pixel centres and no antialiasing, as torch's interpolate computes them (bilinear with
+    align_corners=False: clamped at the edges; nearest-exact: the scale in float32)."""
+    taps = []
+    for i in range(size_out):
+        if interpolation == "nearest":
+            scale = float(np.float32(size_in) / np.float32(size_out))
+            index = min(math.floor((i + 0.5) * scale), size_in - 1)
+            taps.append((index, index, 0.0))
+        else:
+            source = max((i + 0.5) * (size_in / size_out) - 0.5, 0.0)
+            low = min(int(source), size_in - 1)
+            taps.append((low, min(low + 1, size_in - 1), source - low))
+    return taps
+
+
+@keras.saving.register_keras_serializable(package="archdsl")
+class Resize(keras.layers.Layer):
+    """Resize channels-last maps to (height, width) in the compute dtype (Keras's Resizing
+    interpolates in float32 on TensorFlow whatever the dtype): each axis takes two input rows
+    by index and mixes them, a * (1 - t) + b * t."""
+
+    def __init__(self, height, width, interpolation="bilinear", **kwargs):
+        """interpolation: "bilinear" or "nearest"."""
+        super().__init__(**kwargs)
+        self.height, self.width, self.interpolation = height, width, interpolation
+
+    def build(self, input_shape):
+        """Each spatial axis with its input indices and weights, from the (static) input size."""
+        sizes = zip((1, 2), input_shape[1:3], (self.height, self.width), strict=True)
+        self.axes = []
+        for axis, size_in, size_out in sizes:
+            low, high, weight = zip(
+                *resize_taps(size_in, size_out, self.interpolation), strict=True
+            )
+            shape = [1, 1, 1, 1]
+            shape[axis] = size_out
+            self.axes.append((axis, list(low), list(high), np.reshape(weight, shape)))
+
+    def call(self, x):
+        """Resize along the height axis, then along the width axis."""
+        for axis, low, high, weight in self.axes:
+            first = ops.take(x, low, axis=axis)
+            if self.interpolation == "nearest":
+                x = first
+            else:
+                t = ops.convert_to_tensor(weight, dtype=x.dtype)
+                x = first * (1 - t) + ops.take(x, high, axis=axis) * t
+        return x
+
+    def compute_output_shape(self, input_shape):
+        """(batch, height, width, channels)."""
+        return (input_shape[0], self.height, self.width, input_shape[3])
+
+    def get_config(self):
+        """Constructor arguments, for saving."""
+        config = super().get_config()
+        config.update(height=self.height, width=self.width, interpolation=self.interpolation)
+        return config
 
 
 class _PaddedPool2D(keras.layers.Layer):
