@@ -5,7 +5,7 @@ portable weights and random inputs, load them into the Keras model compiled from
 spec, and compare the eval-mode logits; then train 5 steps of the spec's optimizer in both
 (float64, dropout off, the rate divided by 10 from step 3) from the spec's own initialisation
 and compare the weights after every step, with each other and with a NumPy implementation of
-the spec's SGD rule fed with each backend's gradients. The work runs in one PyTorch and one
+the spec's optimizer rule fed with each backend's gradients. The work runs in one PyTorch and one
 Keras subprocess (tests/conformance/torch_driver.py and keras_driver.py; torch and TensorFlow
 must not share a process). Differences are max |keras - torch| and that divided by max |torch|
 (per tensor, the worst tensor shown, for the weights).

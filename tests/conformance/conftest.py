@@ -13,12 +13,22 @@ import pytest
 
 INFER_SPECS = conform.SPECS + sorted(conform.OWN_SPECS.glob("*.arch"))
 BN_POCKET = conform.OWN_SPECS / "bn_pocket.arch"
-# the training comparison: spec -> task options (planted: also run the planted rules)
+ADAM_POCKET = conform.OWN_SPECS / "adam_pocket.arch"
+# the training comparison in the default run: spec -> task options (planted: also run the
+# planted rules; batch: 8 where 1-D batch norm is ill-conditioned at 2)
 TRAIN_SPECS = {
     conform.ROOT / "specs" / "alexnet.arch": {},
     conform.ROOT / "specs" / "mini_alexnet.arch": {"planted": True},
+    conform.ROOT / "specs" / "variants" / "seed004_cifar_resize.arch": {},
     BN_POCKET: {"planted": True, "batch": 8},
+    ADAM_POCKET: {"planted": True, "batch": 8},
 }
+# every other spec in specs/, behind the `slow` marker (float64 training of the zoo and the
+# 224-pixel AlexNets: about 15 minutes on two cores). ResNet-50 at its lr of 0.1 on batches of
+# 2 blows up (loss 7 -> 111 -> 140) and is chaotic: PyTorch itself, started 1e-13 away, lands
+# 1e-2 away after 5 steps; its comparison is held to that envelope (test_training.py).
+SLOW_TRAIN_SPECS = {s: {} for s in conform.SPECS if s not in TRAIN_SPECS}
+SLOW_TRAIN_SPECS[conform.ROOT / "specs" / "zoo" / "resnet50.arch"] = {"sensitivity": 1e-13}
 MINI = conform.ROOT / "specs" / "mini_alexnet.arch"
 CEIL = conform.OWN_SPECS / "ceil_pool.arch"
 # planted mistakes on the Keras side, each loading the weights PyTorch wrote for `spec`
@@ -99,31 +109,57 @@ def inference(tmp_path_factory):
     shutil.rmtree(root, ignore_errors=True)
 
 
+class Training:
+    """The training comparison, run on first use of a spec: the default group at once, a slow
+    spec on its own (its float64 weights, up to 5 x 1.1 GB for VGG-16, are deleted once
+    compared): {spec id: Run}."""
+
+    def __init__(self, root):
+        self.root, self.runs = root, {}
+
+    def __getitem__(self, spec_id):
+        if spec_id not in self.runs:
+            if spec_id in {"biased_bn", *map(conform.spec_id, TRAIN_SPECS)}:
+                self.run_default()
+            else:
+                spec = next(s for s in SLOW_TRAIN_SPECS if conform.spec_id(s) == spec_id)
+                self.run_slow(spec)
+        return self.runs[spec_id]
+
+    def task(self, spec, options):
+        return {"kind": "train", "spec": str(spec), "dir": str(self.directory(spec)), **options}
+
+    def directory(self, spec):
+        return self.root / conform.spec_dirname(spec)
+
+    def run_default(self):
+        """Train the default specs in both drivers, and the Keras batch norm with a biased
+        moving variance on bn_pocket's weights (a planted mistake)."""
+        tasks = [self.task(s, o) for s, o in TRAIN_SPECS.items()]
+        bn = self.task(BN_POCKET, TRAIN_SPECS[BN_POCKET])
+        biased = {**bn, "dir": str(self.root / "biased_bn"), "torch_dir": bn["dir"]}
+        torch_results = conform.run_driver("torch", tasks, self.root)
+        keras_results = conform.run_driver(
+            "keras", [*tasks, {**biased, "biased_bn": True}], self.root
+        )
+        for spec, t, k in zip(TRAIN_SPECS, torch_results, keras_results, strict=False):
+            self.runs[conform.spec_id(spec)] = Run(self.directory(spec), t, k)
+        self.runs["biased_bn"] = Run(self.root / "biased_bn", keras=keras_results[-1])
+
+    def run_slow(self, spec):
+        """Train one slow spec in both drivers, keep the results, drop the weight files."""
+        task = [self.task(spec, SLOW_TRAIN_SPECS[spec])]
+        (t,) = conform.run_driver("torch", task, self.root, timeout=3600)
+        (k,) = conform.run_driver("keras", task, self.root, timeout=3600)
+        self.runs[conform.spec_id(spec)] = Run(self.directory(spec), t, k)
+        shutil.rmtree(self.directory(spec), ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def training(tmp_path_factory):
-    """The training comparison: {spec id: Run}."""
+    """The training comparison: {spec id: Run}, each group trained when first asked for."""
     root = tmp_path_factory.mktemp("conformance-training")
-    specs = list(TRAIN_SPECS)
-    tasks = [
-        {
-            "kind": "train",
-            "spec": str(s),
-            "dir": str(root / conform.spec_dirname(s)),
-            **TRAIN_SPECS[s],
-        }
-        for s in specs
-    ]
-    bn = root / conform.spec_dirname(BN_POCKET)
-    biased = {**tasks[specs.index(BN_POCKET)], "dir": str(root / "biased_bn")}
-    biased.update(torch_dir=str(bn), biased_bn=True)
-    torch_results = conform.run_driver("torch", tasks, root)
-    keras_results = conform.run_driver("keras", [*tasks, biased], root)
-    runs = {
-        conform.spec_id(s): Run(root / conform.spec_dirname(s), t, k)
-        for s, t, k in zip(specs, torch_results, keras_results, strict=False)
-    }
-    runs["biased_bn"] = Run(root / "biased_bn", keras=keras_results[-1])
-    yield runs
+    yield Training(root)
     shutil.rmtree(root, ignore_errors=True)
 
 

@@ -11,6 +11,8 @@ Tasks:
          `batch` (default 2; written to dir/batches.npz), the rate set as
          conform.learning_rates says; after each step write dir/torch_weights{step}.npz
          (float64, portable layout) and compare the weights with conform.Reference's rules.
+         With `sensitivity` (a relative size), train again from the start weights perturbed
+         by that much and report how far each step lands from the first run's.
 """
 
 import json
@@ -121,17 +123,7 @@ def train(task):
         m.load_weights(model, directory / "weights.npz")
     m.save_weights(model, directory / "train_start.npz")
     start = dict(np.load(directory / "train_start.npz"))
-    model = model.double()  # float64: see test_training.py
-    tensors = sys.modules["weights"].portable_tensors
-    for module in model.modules():
-        if isinstance(module, nn.Dropout):
-            module.p = 0.0  # dropout off; batch norm still trains
-    model.train()
-    optimizer = m.build_optimizer(model)
     opt = m.TRAIN["optimizer"]
-    smoothing = m.TRAIN["loss"].get("label_smoothing", 0.0)
-    lrs = conform.learning_rates(optimizer.param_groups[0]["lr"])
-    reference = conform.Reference(start, opt, conform.training_rules(opt, task.get("planted")))
     rng = np.random.default_rng(conform.SEED + 1)
     batches = {}
     for step in range(1, conform.STEPS + 1):
@@ -139,8 +131,35 @@ def train(task):
         batches[f"x{step}"] = rng.standard_normal((batch, *m.INPUT_SHAPE)).astype(np.float32)
         batches[f"y{step}"] = rng.integers(0, m.NUM_CLASSES, batch)
     np.savez(directory / "batches.npz", **batches)
+    reference = conform.Reference(start, opt, conform.training_rules(opt, task.get("planted")))
+    steps = []
+
+    def compare(step, lr, grads, state):
+        np.savez(directory / f"torch_weights{step}.npz", **state)
+        steps.append(reference.step(lr, grads, state))
+
+    lrs, losses = train_steps(m, model, batches, compare)
+    result = {"optimizer": opt, "lrs": lrs, "losses": losses, "reference": steps}
+    if task.get("sensitivity"):
+        result["sensitivity"] = sensitivity(m, directory, batches, task["sensitivity"])
+    return result
+
+
+def train_steps(m, model, batches, after_step):
+    """Train `model` in float64 for STEPS steps of its optimizer on the batches, the rate set as
+    the schedules set it; after_step(step, lr, grads, portable float64 state) after each.
+    Returns (lrs, losses)."""
+    model = model.double()  # float64: see test_training.py
+    tensors = sys.modules["weights"].portable_tensors
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0  # dropout off; batch norm still trains
+    model.train()
+    optimizer = m.build_optimizer(model)
+    smoothing = m.TRAIN["loss"].get("label_smoothing", 0.0)
+    lrs = conform.learning_rates(optimizer.param_groups[0]["lr"])
     names = {id(p): n for n, p in model.named_parameters()}
-    losses, steps = [], []
+    losses = []
     for step in range(1, conform.STEPS + 1):
         for group in optimizer.param_groups:  # as the schedules set it
             group["lr"] = lrs[step - 1]
@@ -152,10 +171,31 @@ def train(task):
         grads = {names[id(p)]: p.grad.numpy() for p in model.parameters() if p.grad is not None}
         optimizer.step()
         state = {n: t.detach().numpy() for n, t in tensors(model).items()}
-        np.savez(directory / f"torch_weights{step}.npz", **state)
-        steps.append(reference.step(lrs[step - 1], grads, state))
+        after_step(step, lrs[step - 1], grads, state)
         losses.append(float(loss.detach()))
-    return {"optimizer": opt, "lrs": lrs, "losses": losses, "reference": steps}
+    return lrs, losses
+
+
+def sensitivity(m, directory, batches, delta):
+    """How far PyTorch's own run moves when its start moves by rounding: the same training
+    from the start weights each times (1 + delta * N(0, 1)), compared after each step with the
+    weights the run above wrote (the envelope that chaotic training leaves any comparison)."""
+    model = m.build_model()
+    m.load_weights(model, directory / "train_start.npz")
+    model = model.double()  # before the perturbation, which float32 would round away
+    noise = torch.Generator().manual_seed(conform.SEED + 2)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1 + delta * torch.randn(p.shape, generator=noise, dtype=p.dtype))
+    diffs = []
+
+    def compare(step, lr, grads, state):
+        with np.load(directory / f"torch_weights{step}.npz") as f:
+            theirs = dict(f)
+        diffs.append(conform.tensor_diffs(state, theirs, scales=conform.layer_scales(theirs)))
+
+    train_steps(m, model, batches, compare)
+    return diffs
 
 
 def main(job):
