@@ -73,8 +73,9 @@ def infer_task(spec, directory, **options):
 
 @pytest.fixture(scope="session")
 def inference(tmp_path_factory):
-    """Every spec (and this folder's specs) in both backends, the planted mistakes, and the
-    strict-loading checks: {spec id or planted name: Run}."""
+    """Every spec (and this folder's specs) in both backends, then back from Keras into
+    PyTorch, the planted mistakes, and the strict-loading checks: {spec id or planted name:
+    Run}."""
     root = tmp_path_factory.mktemp("conformance-inference")
     dirs = {conform.spec_id(s): root / conform.spec_dirname(s) for s in INFER_SPECS}
     tasks = [
@@ -98,6 +99,7 @@ def inference(tmp_path_factory):
     }
     torch_results = conform.run_driver("torch", tasks, root)
     keras_results = conform.run_driver("keras", [*tasks, *planted.values(), strict], root)
+    conform.run_driver("torch", [{**t, "kind": "reverse"} for t in tasks], root)
     runs = {
         conform.spec_id(s): Run(dirs[conform.spec_id(s)], t, k)
         for s, t, k in zip(INFER_SPECS, torch_results, keras_results, strict=False)

@@ -7,7 +7,8 @@ Tasks:
          planted mistake), run the inputs (transposed to N, H, W, C) in inference mode and
          write dir/keras_out.npz (logits) and dir/keras_statements.npz (each statement's output
          in PyTorch's layout: N, C, H, W maps, C, H, W flatten order). The result holds the
-         worst difference of each statement against PyTorch's.
+         worst difference of each statement against PyTorch's. Then (unless planted) change
+         every weight by ~10% and save them for the torch driver's `reverse` task.
   train  the torch driver's training run in Keras: the same weights and batches, dropout rate
          0 (batch norm in training mode), build_optimizer(model), the rate set on the optimizer
          as the schedules set it, in float64; after each step compares the weights with
@@ -95,10 +96,31 @@ def infer(task):
             diffs[name] = [float("inf"), float("inf")]
     if task.get("save_statements"):
         np.savez(directory / "keras_statements.npz", **statements)
+    if not planted:
+        change_weights(model, directory, x)
     return {
         "statements": diffs,
         "missing_statements": sorted(set(torch_statements.files) - set(names)),
     }
+
+
+def change_weights(model, directory, x):
+    """Change every weight and statistic by a random factor of about 10%, as training in Keras
+    would, and write them (dir/keras_changed.npz, and dir/keras_changed_unpermuted.npz saved
+    without the flatten permutation, a planted mistake) with the logits they give
+    (dir/keras_changed_out.npz), for the torch driver's `reverse` task."""
+    rng = np.random.default_rng(conform.SEED + 3)
+    for variable in model.weights:
+        if "float" not in str(variable.dtype):
+            continue  # a dropout layer's seed
+        factor = np.exp(0.1 * rng.standard_normal(variable.shape))
+        variable.assign((keras.ops.convert_to_numpy(variable) * factor).astype(variable.dtype))
+    save = sys.modules["weights"].save_weights
+    save(model, directory / "keras_changed.npz")
+    with planted_no_permute(True):
+        save(model, directory / "keras_changed_unpermuted.npz")
+    logits = np.asarray(model(x, training=False))
+    np.savez(directory / "keras_changed_out.npz", logits=logits)
 
 
 def portable(entry, value):

@@ -49,6 +49,31 @@ def test_weights_survive_the_keras_layouts(inference, spec):
         np.testing.assert_array_equal(ours[name], theirs[name], err_msg=name)
 
 
+@pytest.mark.parametrize("spec", IDS)
+def test_weights_changed_in_keras_run_in_pytorch(inference, spec):
+    """A model trained in Keras runs in PyTorch: every Keras weight and statistic changed by
+    ~10%, saved by Keras, loaded by PyTorch, gives Keras's logits (and the change mattered)."""
+    run = inference[spec].check()
+    keras_logits = run.npz("keras_changed_out.npz")["logits"]
+    torch_logits = run.npz("torch_reverse_out.npz")["keras_changed"]
+    err, rel = conform.diff(torch_logits, keras_logits)
+    print(f"{spec}: Keras's changed weights in PyTorch: max abs {err:.2e}, max rel {rel:.2e}")
+    assert rel <= conform.INFERENCE_RTOL, (err, rel)
+    assert conform.diff(keras_logits, run.npz("keras_out.npz")["logits"])[1] > 1e-2
+
+
+@pytest.mark.parametrize(
+    "spec", ["alexnet.arch", "mini_alexnet.arch", "variants/seed001_bn_sequential.arch"]
+)
+def test_keras_saving_without_the_flatten_permutation_is_caught(inference, spec):
+    """The planted mistake: Keras writes its first dense layer after a flatten in its own
+    H, W, C input order."""
+    run = inference[spec].check()
+    keras_logits = run.npz("keras_changed_out.npz")["logits"]
+    planted = run.npz("torch_reverse_out.npz")["keras_changed_unpermuted"]
+    assert conform.diff(planted, keras_logits)[1] > 100 * conform.INFERENCE_RTOL
+
+
 BATCHNORM_SPECS = [conform.spec_id(s) for s in INFER_SPECS if "batchnorm" in s.read_text()]
 
 

@@ -5,6 +5,9 @@ Tasks:
          calibrate (conform.CALIBRATION); write dir/weights.npz (the model's save_weights),
          dir/inputs.npz (x: N, C, H, W), dir/torch_out.npz (eval-mode logits) and
          dir/torch_statements.npz (each statement's eval-mode output).
+  reverse  load the weights the Keras driver changed and saved (dir/keras_changed.npz, and
+         dir/keras_changed_unpermuted.npz) and write the eval-mode logits of the inputs
+         (dir/torch_reverse_out.npz).
   train  from the spec's own initialisation (or dir/weights.npz with start="calibrated"),
          written to dir/train_start.npz, in float64: dropout off (p = 0; batch norm in training
          mode), STEPS steps of build_optimizer(model) on the cross-entropy of random batches of
@@ -114,6 +117,22 @@ def infer(task):
     }
 
 
+def reverse(task):
+    """Load the weights the Keras driver changed and saved (dir/keras_changed.npz, and the
+    planted dir/keras_changed_unpermuted.npz) and run the inference inputs in eval mode."""
+    directory = Path(task["dir"])
+    m = conform.import_model(directory / "torch")
+    x = torch.from_numpy(np.load(directory / "inputs.npz")["x"])
+    outputs = {}
+    for name in ("keras_changed", "keras_changed_unpermuted"):
+        model = m.build_model()
+        m.load_weights(model, directory / f"{name}.npz")
+        with torch.no_grad():
+            outputs[name] = model.eval()(x).numpy()
+    np.savez(directory / "torch_reverse_out.npz", **outputs)
+    return {}
+
+
 def train(task):
     directory = Path(task["dir"])
     m = conform.import_model(conform.compile_spec(task["spec"], "torch", directory / "torch"))
@@ -200,7 +219,7 @@ def sensitivity(m, directory, batches, delta):
 
 def main(job):
     for task in json.loads(Path(job).read_text()):
-        work = {"infer": infer, "train": train}[task["kind"]]
+        work = {"infer": infer, "reverse": reverse, "train": train}[task["kind"]]
         conform.run_task("torch", task, work)
 
 
