@@ -6,6 +6,7 @@ import keyword
 from dataclasses import dataclass
 
 from archdsl.backends.keras.pysource import (
+    WIDTH,
     Call,
     Code,
     Pair,
@@ -492,8 +493,11 @@ def _imports(used: set[str]) -> str:
     lines = []
     for module in sorted(set(RUNTIME.values())):
         names = sorted((n for n in used if RUNTIME.get(n) == module), key=_isort_key)
+        line = f"from {module} import {', '.join(names)}"
+        if len(line) > WIDTH:  # as ruff's isort wraps it
+            line = "\n".join([f"from {module} import (", *(f"    {n}," for n in names), ")"])
         if names:
-            lines.append(f"from {module} import {', '.join(names)}")
+            lines.append(line)
     # portable weights (archdsl weights): re-exported as the model's own save/load functions
     lines.append("from weights import load_weights, save_weights  # noqa: F401")
     return "\n".join(["import keras", "", *SPLIT, *lines]) if lines else "import keras"
