@@ -5,7 +5,8 @@ from __future__ import annotations
 import keyword
 from dataclasses import dataclass
 
-from archdsl.backends.keras.pysource import (
+from archdsl.backends.keras.layout import statement
+from archdsl.backends.pysource import (
     WIDTH,
     Call,
     Code,
@@ -13,7 +14,6 @@ from archdsl.backends.keras.pysource import (
     Seq,
     literal,
     num,
-    statement,
     string,
     tup,
 )

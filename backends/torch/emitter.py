@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from archdsl.backends.torch.layout import (
+from archdsl.backends.pysource import (
     WIDTH,
     Call,
     Code,
-    Kw,
+    Pair,
     Plus,
     Seq,
     flat,
-    items_block,
-    layout,
     literal,
     num,
-    statement,
     string,
 )
+from archdsl.backends.torch.layout import items_block, layout, statement
 
 from archdsl import ir
 from archdsl.emit import EmitError
@@ -284,40 +282,40 @@ def _module(op, layer: Layer, inplace: bool) -> Code:
     """The module of an op without a window."""
     channels = layer.input_shape[0]
     if op.op in ("relu", "relu6"):
-        return Call(ACTIVATIONS[op.op], (Kw("inplace", "True"),) if inplace else ())
+        return Call(ACTIVATIONS[op.op], (Pair("inplace", "True"),) if inplace else ())
     if op.op in ACTIVATIONS:
         return Call(ACTIVATIONS[op.op])
     if op.op == "leaky_relu":
-        slope = Kw("negative_slope", num(op.slope))
-        return Call("nn.LeakyReLU", (slope, Kw("inplace", "True")) if inplace else (slope,))
+        slope = Pair("negative_slope", num(op.slope))
+        return Call("nn.LeakyReLU", (slope, Pair("inplace", "True")) if inplace else (slope,))
     if op.op == "lrn":
         return Call(
             "nn.LocalResponseNorm",
-            (num(op.size), Kw("alpha", num(op.alpha * op.size)), *_kws(op, "beta", "k")),
+            (num(op.size), Pair("alpha", num(op.alpha * op.size)), *_kws(op, "beta", "k")),
         )
     if op.op == "batchnorm":
         rank = "2d" if len(layer.input_shape) == 3 else "1d"
         return Call(f"nn.BatchNorm{rank}", (num(channels), *_kws(op, "eps", "momentum")))
     if op.op == "dense":
-        bias = () if op.bias else (Kw("bias", "False"),)
+        bias = () if op.bias else (Pair("bias", "False"),)
         return Call("nn.Linear", (num(channels), num(op.units), *bias))
     if op.op == "dropout":
         return Call("nn.Dropout", (num(op.p),))
     if op.op == "flatten":
         return Call("nn.Flatten")
     if op.op == "softmax":
-        return Call("nn.Softmax", (Kw("dim", "1"),))
+        return Call("nn.Softmax", (Pair("dim", "1"),))
     if op.op == "global_avgpool":
         return Call("nn.AdaptiveAvgPool2d", ("1",))
     if op.op == "adaptive_avgpool":
         return Call("nn.AdaptiveAvgPool2d", (_pair(op.size),))
     if op.op == "resize":
-        return Call("Resize", (_pair(op.size), Kw("mode", string(op.mode))))
+        return Call("Resize", (_pair(op.size), Pair("mode", string(op.mode))))
     raise ValueError(f"the torch backend has no module for op {op.op!r}")
 
 
-def _kws(op, *names: str) -> tuple[Kw, ...]:
-    return tuple(Kw(n, num(getattr(op, n))) for n in names)
+def _kws(op, *names: str) -> tuple[Pair, ...]:
+    return tuple(Pair(n, num(getattr(op, n))) for n in names)
 
 
 # ----------------------------------------------------------------------------- windows
@@ -381,33 +379,33 @@ def _windowed(op, layer: Layer, label: str) -> list[Entry]:
 
 def _window_module(op, layer: Layer, padding: tuple[int, int]) -> Call:
     """nn.Conv2d, nn.MaxPool2d or nn.AvgPool2d with symmetric `padding`."""
-    kernel = Kw("kernel_size", _pair(op.kernel))
+    kernel = Pair("kernel_size", _pair(op.kernel))
     options = []
     if op.op != "conv" or op.stride != (1, 1):
-        options.append(Kw("stride", _pair(op.stride)))
+        options.append(Pair("stride", _pair(op.stride)))
     if padding != (0, 0):
-        options.append(Kw("padding", _pair(padding)))
+        options.append(Pair("padding", _pair(padding)))
     if op.op == "conv":
         options += _conv_options(op)
         return Call("nn.Conv2d", (num(layer.input_shape[0]), num(op.filters), kernel, *options))
     if op.ceil:
-        options.append(Kw("ceil_mode", "True"))
+        options.append(Pair("ceil_mode", "True"))
     if op.op == "maxpool":
         return Call("nn.MaxPool2d", (kernel, *options))
     if not op.count_pad:
-        options.append(Kw("count_include_pad", "False"))
+        options.append(Pair("count_include_pad", "False"))
     return Call("nn.AvgPool2d", (kernel, *options))
 
 
-def _conv_options(op: ir.Conv) -> list[Kw]:
+def _conv_options(op: ir.Conv) -> list[Pair]:
     """dilation, groups and bias where they differ from nn.Conv2d's defaults."""
     options = []
     if op.dilation != (1, 1):
-        options.append(Kw("dilation", _pair(op.dilation)))
+        options.append(Pair("dilation", _pair(op.dilation)))
     if op.groups != 1:
-        options.append(Kw("groups", num(op.groups)))
+        options.append(Pair("groups", num(op.groups)))
     if not op.bias:
-        options.append(Kw("bias", "False"))
+        options.append(Pair("bias", "False"))
     return options
 
 
@@ -416,10 +414,10 @@ def _padded_avgpool(op: ir.AvgPool, pads: tuple[int, ...], counted: tuple[int, .
     return Call(
         "PaddedAvgPool2d",
         (
-            Kw("kernel_size", _pair(op.kernel)),
-            Kw("stride", _pair(op.stride)),
-            Kw("padding", Seq("()", tuple(num(p) for p in pads))),
-            Kw("counted", Seq("()", tuple(num(c) for c in counted))),
+            Pair("kernel_size", _pair(op.kernel)),
+            Pair("stride", _pair(op.stride)),
+            Pair("padding", Seq("()", tuple(num(p) for p in pads))),
+            Pair("counted", Seq("()", tuple(num(c) for c in counted))),
         ),
     )
 
@@ -463,7 +461,7 @@ def _sequential(name: str, entries: list[Entry]) -> list[str]:
     """`self.NAME = nn.Sequential(OrderedDict(key=module, ...))`, one line per op."""
     if not entries:
         return []
-    items = [(Kw(e.key, e.module), e.comment) for e in entries]
+    items = [(Pair(e.key, e.module), e.comment) for e in entries]
     head = f"{' ' * METHOD}self.{name} = "
     if len(head) + len("nn.Sequential(") <= WIDTH or len(head) + 1 > WIDTH:
         return [
@@ -515,9 +513,11 @@ def _rules(weight: Distribution, bias: Distribution | None) -> str:
 def _init_line(target: str, dist: Distribution) -> str:
     """One nn.init call with the distribution's numbers."""
     if dist.kind == "normal":
-        call = Call("nn.init.normal_", (target, Kw("mean", num(dist.a)), Kw("std", num(dist.b))))
+        call = Call(
+            "nn.init.normal_", (target, Pair("mean", num(dist.a)), Pair("std", num(dist.b)))
+        )
     elif dist.kind == "uniform":
-        call = Call("nn.init.uniform_", (target, Kw("a", num(dist.a)), Kw("b", num(dist.b))))
+        call = Call("nn.init.uniform_", (target, Pair("a", num(dist.a)), Pair("b", num(dist.b))))
     else:
         call = Call("nn.init.constant_", (target, num(dist.a)))
     return statement(call, METHOD)
@@ -601,7 +601,7 @@ def _merged(chain: Chain, names: dict[str, str], devices: dict[str, int]) -> Cod
         for n in chain.stmt.inputs
     )
     if chain.merge == "concat":
-        return Call("torch.cat", (Seq("[]", args), Kw("dim", "1")))
+        return Call("torch.cat", (Seq("[]", args), Pair("dim", "1")))
     if chain.merge == "add" and len(args) > 1:
         return Plus(tuple(flat(a) for a in args))
     return args[0]
@@ -700,15 +700,15 @@ def _build_optimizer(opt) -> str:
         if opt.no_decay
         else "model.parameters()"
     )
-    lr = Kw("lr", 'opt["lr"] if lr is None else lr')
-    decay = Kw("weight_decay", 'opt["weight_decay"]')
+    lr = Pair("lr", 'opt["lr"] if lr is None else lr')
+    decay = Pair("weight_decay", 'opt["weight_decay"]')
     if opt.name == "sgd":
         cls, doc = (
             ("PaperSGD", "The paper's SGD: v <- mu*v - wd*lr*w - lr*g; w <- w + v.")
             if opt.rule == "paper"
             else ("torch.optim.SGD", "torch.optim.SGD: b <- mu*b + g + wd*w; w <- w - lr*b.")
         )
-        momentum = (Kw("momentum", 'opt["momentum"]'), decay, Kw("nesterov", 'opt["nesterov"]'))
+        momentum = (Pair("momentum", 'opt["momentum"]'), decay, Pair("nesterov", 'opt["nesterov"]'))
         call = Call(cls, (params, lr, *momentum))
     else:
         cls, doc = (
@@ -716,8 +716,8 @@ def _build_optimizer(opt) -> str:
             if opt.name == "adam"
             else ("torch.optim.AdamW", "AdamW: weight decay decoupled from the gradient.")
         )
-        betas = Kw("betas", '(opt["beta1"], opt["beta2"])')
-        call = Call(cls, (params, lr, betas, Kw("eps", 'opt["eps"]'), decay))
+        betas = Pair("betas", '(opt["beta1"], opt["beta2"])')
+        call = Call(cls, (params, lr, betas, Pair("eps", 'opt["eps"]'), decay))
     return "\n".join(
         [
             "def build_optimizer(model, lr=None):",
@@ -739,10 +739,10 @@ def _build_scheduler(schedule) -> str:
         )
     cls = SCHEDULES[schedule.name]
     options = [
-        Kw(key, f"schedule[{string(key)}]") for key in schedule.model_dump() if key != "name"
+        Pair(key, f"schedule[{string(key)}]") for key in schedule.model_dump() if key != "name"
     ]
     if schedule.name == "cosine":
-        options.insert(0, Kw("epochs", 'TRAIN["epochs"]'))
+        options.insert(0, Pair("epochs", 'TRAIN["epochs"]'))
     return "\n".join(
         [
             "def build_scheduler(optimizer):",

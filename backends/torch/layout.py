@@ -1,4 +1,4 @@
-"""Python expressions as small trees, written out the way `ruff format` leaves them.
+"""PyTorch's model.py layout: expression trees (backends/pysource.py) over lines as ruff formats them.
 
 A tree stays on one line when it fits in 88 columns (ruff's default width). A call that does not
 fit gets its arguments on one indented line, as ruff writes it, if they fit there; otherwise, as
@@ -8,88 +8,7 @@ a display that does not fit, one item per line with a trailing comma, which ruff
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
-WIDTH = 88
-INDENT = 4
-
-
-@dataclass(frozen=True)
-class Call:
-    """`func(args)`."""
-
-    func: str
-    args: tuple[Code, ...] = ()
-
-
-@dataclass(frozen=True)
-class Seq:
-    """A tuple, list or dict display; `brackets` is "()", "[]" or "{}"."""
-
-    brackets: str
-    items: tuple[Code, ...]
-
-
-@dataclass(frozen=True)
-class Kw:
-    """`key=value` in a call, or `key: value` in a dict (sep=": ")."""
-
-    key: str
-    value: Code
-    sep: str = "="
-
-
-@dataclass(frozen=True)
-class Plus:
-    """`a + b + ...` of names."""
-
-    terms: tuple[str, ...]
-
-
-Code = str | Call | Seq | Kw | Plus
-
-
-def num(x: float | bool | None) -> str:
-    """A number, bool or None as a literal that round-trips, spelled as ruff spells it."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return f'float("{x}")'
-    return repr(x).replace("e+", "e")
-
-
-def string(s: str) -> str:
-    """A string literal, double-quoted unless the text holds a double quote."""
-    text = repr(s)
-    if text.startswith("'") and '"' not in s:
-        return '"' + text[1:-1] + '"'
-    return text
-
-
-def literal(value) -> Code:
-    """Plain data (dicts, lists, tuples, strings, numbers) as a tree; sequences become lists."""
-    if isinstance(value, dict):
-        return Seq("{}", tuple(Kw(string(k), literal(v), ": ") for k, v in value.items()))
-    if isinstance(value, (list, tuple)):
-        return Seq("[]", tuple(literal(v) for v in value))
-    if isinstance(value, str):
-        return string(value)
-    return num(value)
-
-
-def flat(code: Code) -> str:
-    """The tree on one line."""
-    if isinstance(code, str):
-        return code
-    if isinstance(code, Kw):
-        return code.key + code.sep + flat(code.value)
-    if isinstance(code, Plus):
-        return " + ".join(code.terms)
-    if isinstance(code, Call):
-        return f"{code.func}({', '.join(flat(a) for a in code.args)})"
-    inner = ", ".join(flat(i) for i in code.items)
-    if code.brackets == "()" and len(code.items) == 1:
-        inner += ","
-    return code.brackets[0] + inner + code.brackets[1]
+from archdsl.backends.pysource import INDENT, WIDTH, Call, Code, Pair, Plus, flat
 
 
 def layout(code: Code, indent: int, column: int, trail: int) -> str:
@@ -97,13 +16,15 @@ def layout(code: Code, indent: int, column: int, trail: int) -> str:
     text = flat(code)
     if isinstance(code, str) or column + len(text) + trail <= WIDTH:
         return text
-    if isinstance(code, Kw):
+    if isinstance(code, Pair):
         head = code.key + code.sep
         return head + layout(code.value, indent, column + len(head), trail)
     if isinstance(code, Plus):
         return ("\n" + " " * indent + "+ ").join(code.terms)
     head, brackets, items = (
-        (code.func, "()", code.args) if isinstance(code, Call) else ("", code.brackets, code.items)
+        (flat(code.func), "()", code.args)
+        if isinstance(code, Call)
+        else ("", code.brackets, code.items)
     )
     if not items:
         return text
@@ -139,7 +60,7 @@ def _no_head(code: Code, indent: int, column: int) -> bool:
         return indent + INDENT + len(flat(code)) <= WIDTH
     if not isinstance(code, Call):
         return False
-    opening = len(code.func) + 1
+    opening = len(flat(code.func)) + 1
     return column + opening > WIDTH and indent + INDENT + opening <= WIDTH
 
 

@@ -6,7 +6,8 @@ import shutil
 import subprocess
 
 import pytest
-from archdsl.backends.keras.pysource import Call, Pair, Seq, literal, num, statement, string
+from archdsl.backends.keras.layout import statement
+from archdsl.backends.pysource import Call, Pair, Seq, literal, num, string
 from kerasgen import ROOT
 
 RUFF = shutil.which("ruff") or str(ROOT / ".venv" / "bin" / "ruff")

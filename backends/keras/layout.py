@@ -1,4 +1,4 @@
-"""Python expressions as small trees, laid out the way `ruff format` leaves them (88 columns).
+"""Keras's model.py layout: expression trees (backends/pysource.py) over lines as ruff formats them.
 
 A tree is flat when it fits its line; otherwise every bracket that does not fit is exploded one
 item per line with a trailing comma, which ruff keeps as written (the "magic trailing comma").
@@ -7,83 +7,7 @@ The layout therefore passes `ruff format --check` at the default width and at an
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
-WIDTH = 88
-INDENT = 4
-
-
-@dataclass(frozen=True)
-class Call:
-    """`func(args)`; `func` may itself be a Call, as in `Layer(...)(x)`."""
-
-    func: Code
-    args: tuple[Code, ...] = ()
-
-
-@dataclass(frozen=True)
-class Seq:
-    """A tuple, list or dict display; `brackets` is "()", "[]" or "{}"."""
-
-    brackets: str
-    items: tuple[Code, ...]
-
-
-@dataclass(frozen=True)
-class Pair:
-    """`key=value` in a call, or `key: value` in a dict (sep=": ")."""
-
-    key: str
-    value: Code
-    sep: str = "="
-
-
-Code = str | Call | Seq | Pair
-
-
-def num(x: float | int | bool | None) -> str:
-    """A Python literal of a number, bool or None, as ruff format writes it."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return f'float("{x}")'
-    return repr(x).replace("e+", "e")
-
-
-def string(s: str) -> str:
-    """A string literal in the quotes ruff format picks: double, unless single escapes fewer."""
-    quote = "'" if s.count('"') > s.count("'") else '"'
-    body = "".join("\\" + c if c == quote else c if c in "'\"" else repr(c)[1:-1] for c in s)
-    return quote + body + quote
-
-
-def literal(value) -> Code:
-    """Plain data (dicts, lists, tuples, strings, numbers) as a tree."""
-    if isinstance(value, dict):
-        return Seq("{}", tuple(Pair(string(k), literal(v), ": ") for k, v in value.items()))
-    if isinstance(value, (list, tuple)):
-        return Seq("[]", tuple(literal(v) for v in value))
-    if isinstance(value, str):
-        return string(value)
-    return num(value)
-
-
-def tup(values) -> Seq:
-    """A tuple display of numbers."""
-    return Seq("()", tuple(num(v) for v in values))
-
-
-def flat(code: Code) -> str:
-    """The tree on one line."""
-    if isinstance(code, str):
-        return code
-    if isinstance(code, Pair):
-        return code.key + code.sep + flat(code.value)
-    if isinstance(code, Call):
-        return f"{flat(code.func)}({', '.join(flat(a) for a in code.args)})"
-    inner = ", ".join(flat(i) for i in code.items)
-    if code.brackets == "()" and len(code.items) == 1:
-        inner += ","
-    return code.brackets[0] + inner + code.brackets[1]
+from archdsl.backends.pysource import INDENT, WIDTH, Call, Code, Pair, Seq, flat
 
 
 def layout(code: Code, indent: int, lead: int, trail: int) -> str:
