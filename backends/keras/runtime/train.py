@@ -11,7 +11,6 @@ and on Ctrl-C, so --resume after a crash or a kill continues exactly where it le
 bit on the CPU).
 """
 
-import argparse
 import json
 import math
 import os
@@ -30,56 +29,19 @@ from augment import build_pipeline, sample_rng
 from imagefolder import DataError, ImageFolderDataset, scan_imagefolder
 from metrics_log import MetricsLog, ProgressBar, atomic_write
 from synthetic import SyntheticImages
+from trainer_args import Interrupted, UsageError, common_parser
 
 CHECKPOINT = "last.npz"
 
 
-class UsageError(Exception):
-    """A bad flag, device or checkpoint, reported as one line without a traceback."""
-
-
-class Interrupted(Exception):
-    """Ctrl-C after the checkpoint was saved."""
-
-
 def parse_args(argv=None):
     """Command-line flags; defaults come from the spec's train section."""
-    p = argparse.ArgumentParser(description=f"Train {spec.MODEL_NAME} from {spec.SPEC}.")
-    p.add_argument("--data", type=Path, help="ImageFolder root: DIR/train/<class>/*, DIR/val/...")
-    p.add_argument(
-        "--synthetic-per-class",
-        type=int,
-        default=100,
-        metavar="N",
-        help="without --data: synthetic training images per class (val: N // 5)",
-    )
-    p.add_argument("--epochs", type=int, default=spec.TRAIN["epochs"])
-    p.add_argument("--batch-size", type=int, default=spec.TRAIN["batch"], help="global batch")
-    p.add_argument("--lr", type=float, help="initial learning rate (default: the spec's)")
-    p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps in all")
-    p.add_argument(
-        "--save-every",
-        type=int,
-        default=0,
-        metavar="STEPS",
-        help="also checkpoint every STEPS optimizer steps (0: once per epoch)",
-    )
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p = common_parser(spec, CHECKPOINT)
     p.add_argument("--devices", type=int, default=1, help="data-parallel replicas (mirrored)")
     p.add_argument("--amp", action="store_true", help="mixed_float16 with float32 logits and loss")
     p.add_argument("--channels-last", action="store_true", help="accepted; Keras always is")
     p.add_argument("--compile", action="store_true", help="XLA-compile the steps (jit_compile)")
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="threads")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=Path("runs"))
-    p.add_argument(
-        "--resume",
-        nargs="?",
-        const="",
-        metavar="PATH",
-        help=f"continue from a checkpoint (default: OUT/{CHECKPOINT})",
-    )
-    p.add_argument("--ten-crop", action="store_true", help="validate on 10 crops per image")
     return p.parse_args(argv)
 
 

@@ -15,7 +15,6 @@ written atomically after every epoch, every --save-every steps and on Ctrl-C, so
 crash or a kill continues exactly where the checkpoint left off (bit for bit on the CPU).
 """
 
-import argparse
 import math
 import os
 import pickle
@@ -38,42 +37,15 @@ from metrics_log import MetricsLog, ProgressBar, atomic_write
 from synthetic import SyntheticImages
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
+from trainer_args import Interrupted, UsageError, common_parser
 
 CHECKPOINT = "last.pt"
 STOP_CHECK_EVERY = 10  # steps between the ranks' agreement on Ctrl-C under torchrun
 
 
-class UsageError(Exception):
-    """A bad flag, device or checkpoint, reported as one line without a traceback."""
-
-
-class Interrupted(Exception):
-    """Ctrl-C after the checkpoint was saved."""
-
-
 def parse_args(argv=None):
     """Command-line flags; defaults come from the spec's train section."""
-    p = argparse.ArgumentParser(description=f"Train {spec.MODEL_NAME} from {spec.SPEC}.")
-    p.add_argument("--data", type=Path, help="ImageFolder root: DIR/train/<class>/*, DIR/val/...")
-    p.add_argument(
-        "--synthetic-per-class",
-        type=int,
-        default=100,
-        metavar="N",
-        help="without --data: synthetic training images per class (val: N // 5)",
-    )
-    p.add_argument("--epochs", type=int, default=spec.TRAIN["epochs"])
-    p.add_argument("--batch-size", type=int, default=spec.TRAIN["batch"], help="global batch")
-    p.add_argument("--lr", type=float, help="initial learning rate (default: the spec's)")
-    p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps in all")
-    p.add_argument(
-        "--save-every",
-        type=int,
-        default=0,
-        metavar="STEPS",
-        help="also checkpoint every STEPS optimizer steps (0: once per epoch)",
-    )
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p = common_parser(spec, CHECKPOINT)
     p.add_argument(
         "--devices",
         metavar="N|DEV,DEV,...",
@@ -84,16 +56,6 @@ def parse_args(argv=None):
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=Path("runs"))
-    p.add_argument(
-        "--resume",
-        nargs="?",
-        const="",
-        metavar="PATH",
-        help=f"continue from a checkpoint (default: OUT/{CHECKPOINT})",
-    )
-    p.add_argument("--ten-crop", action="store_true", help="validate on 10 crops per image")
     return p.parse_args(argv)
 
 
