@@ -39,7 +39,9 @@ def resize(img, hw):
     h, w = hw
     if img.shape[:2] == (h, w):
         return img
-    bands = [Image.fromarray(np.ascontiguousarray(img[..., c])) for c in range(img.shape[2])]
+    bands = [
+        Image.fromarray(np.ascontiguousarray(img[..., c])) for c in range(img.shape[2])
+    ]
     resized = [np.asarray(b.resize((w, h), Image.Resampling.BILINEAR)) for b in bands]
     return np.stack(resized, axis=-1)
 
@@ -86,7 +88,9 @@ def ten_crop(img, size):
     """Return the four corner and the centre size x size crops and their mirrors: 10xHxWxC."""
     h, w = img.shape[:2]
     corners = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size)]
-    crops = [img[t : t + size, x : x + size] for t, x in corners] + [center_crop(img, size)]
+    crops = [img[t : t + size, x : x + size] for t, x in corners] + [
+        center_crop(img, size)
+    ]
     return np.stack(crops + [c[:, ::-1] for c in crops])
 
 
@@ -134,9 +138,13 @@ def crop_entry(augment, input_hw):
         return None
     crop = crops[0]
     if (crop["size"], crop["size"]) != tuple(input_hw):
-        raise ValueError(f"{crop['name']} size {crop['size']} does not give the input {input_hw}")
+        raise ValueError(
+            f"{crop['name']} size {crop['size']} does not give the input {input_hw}"
+        )
     if crop.get("from", crop["size"]) < crop["size"]:
-        raise ValueError(f"{crop['name']} from={crop['from']} is smaller than size={crop['size']}")
+        raise ValueError(
+            f"{crop['name']} from={crop['from']} is smaller than size={crop['size']}"
+        )
     return crop
 
 
@@ -145,7 +153,10 @@ def check_channels(augment, channels):
     for entry in augment:
         if entry["name"] == "pca_lighting" and channels != 3:
             raise ValueError(f"pca_lighting needs RGB input, not {channels} channel(s)")
-        if entry["name"] == "normalize" and not len(entry["mean"]) == len(entry["std"]) == channels:
+        if (
+            entry["name"] == "normalize"
+            and not len(entry["mean"]) == len(entry["std"]) == channels
+        ):
             raise ValueError(f"normalize needs {channels} mean and std values: {entry}")
 
 

@@ -5,7 +5,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-IMAGE_EXTENSIONS = tuple(".bmp .gif .jpeg .jpg .pgm .png .ppm .tif .tiff .webp".split())
+IMAGE_EXTENSIONS = (
+    ".bmp",
+    ".gif",
+    ".jpeg",
+    ".jpg",
+    ".pgm",
+    ".png",
+    ".ppm",
+    ".tif",
+    ".tiff",
+    ".webp",
+)
 LAYOUT = "DIR/train/<class>/*.jpg and DIR/val/<class>/*.jpg"
 
 
@@ -16,8 +27,12 @@ class DataError(Exception):
 def list_classes(split_dir):
     """Return {class name: sorted image paths} of one split folder."""
     if not split_dir.is_dir():
-        raise DataError(f"{split_dir}: split folder not found; expected the layout {LAYOUT}")
-    class_dirs = sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+        raise DataError(
+            f"{split_dir}: split folder not found; expected the layout {LAYOUT}"
+        )
+    class_dirs = sorted(
+        p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
+    )
     if not class_dirs:
         raise DataError(
             f"{split_dir}: no class folders; put each class's images in {split_dir}/<class>/"
@@ -25,7 +40,9 @@ def list_classes(split_dir):
     classes = {}
     for class_dir in class_dirs:
         files = sorted(
-            p for p in class_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+            p
+            for p in class_dir.iterdir()
+            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
         )
         if not files:
             raise DataError(
@@ -38,7 +55,9 @@ def list_classes(split_dir):
 
 def labelled(classes, names):
     """Flatten {class: paths} into [(path string, label)] with labels from the order of names."""
-    return [(str(path), label) for label, name in enumerate(names) for path in classes[name]]
+    return [
+        (str(path), label) for label, name in enumerate(names) for path in classes[name]
+    ]
 
 
 def scan_imagefolder(root, num_classes):
@@ -55,7 +74,10 @@ def scan_imagefolder(root, num_classes):
         )
     val = list_classes(root / "val")
     if sorted(val) != names:
-        only_train, only_val = sorted(set(names) - set(val)), sorted(set(val) - set(names))
+        only_train, only_val = (
+            sorted(set(names) - set(val)),
+            sorted(set(val) - set(names)),
+        )
         raise DataError(
             f"{root / 'val'}: class folders differ from train/ (only in train: {only_train}, "
             f"only in val: {only_val}); use the same class folder names in both splits"
@@ -70,7 +92,9 @@ def load_image(path):
             img.load()
             return np.asarray(img.convert("RGB"))
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise DataError(f"{path}: cannot read image ({err}); remove or replace the file") from None
+        raise DataError(
+            f"{path}: cannot read image ({err}); remove or replace the file"
+        ) from None
 
 
 class ImageFolderDataset:

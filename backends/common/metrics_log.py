@@ -7,8 +7,16 @@ import tempfile
 import time
 from pathlib import Path
 
-FIELDS = tuple(
-    "epoch step lr train_loss val_loss val_error val_top5_error images_per_s seconds".split()
+FIELDS = (
+    "epoch",
+    "step",
+    "lr",
+    "train_loss",
+    "val_loss",
+    "val_error",
+    "val_top5_error",
+    "images_per_s",
+    "seconds",
 )
 UMASK = os.umask(0o022)
 os.umask(UMASK)
@@ -18,10 +26,14 @@ def atomic_write(path, write_fn, binary=True):
     """Call write_fn(file) on a temp file in path's folder, fsync it, then rename it to path."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(
+        dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
+    )
     try:
         os.chmod(tmp, 0o666 & ~UMASK)
-        with os.fdopen(fd, "wb" if binary else "w", newline=None if binary else "") as f:
+        with os.fdopen(
+            fd, "wb" if binary else "w", newline=None if binary else ""
+        ) as f:
             write_fn(f)
             f.flush()
             os.fsync(f.fileno())
@@ -49,7 +61,9 @@ class MetricsLog:
         """Add one epoch's row (a subset of FIELDS)."""
         unknown = set(row) - set(FIELDS)
         if unknown:
-            raise ValueError(f"unknown metrics fields {sorted(unknown)}; known: {FIELDS}")
+            raise ValueError(
+                f"unknown metrics fields {sorted(unknown)}; known: {FIELDS}"
+            )
         self.rows.append(row)
 
     def write(self, rows=None):
@@ -86,7 +100,11 @@ class MetricsLog:
     def curves(self, ax, keys, scale):
         """Plot the given fields against the epoch, skipping blank values."""
         for key in keys:
-            points = [(r["epoch"], scale * float(r[key])) for r in self.rows if r.get(key) != ""]
+            points = [
+                (r["epoch"], scale * float(r[key]))
+                for r in self.rows
+                if r.get(key) != ""
+            ]
             if points:
                 ax.plot(*zip(*points, strict=True), marker=".", label=key)
                 ax.legend()

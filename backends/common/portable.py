@@ -25,7 +25,9 @@ def read_npz(path):
 def write_npz(path, arrays):
     """Write {name: array} as float32 arrays, uncompressed, in the given order."""
     with open(path, "wb") as f:
-        np.savez(f, **{name: np.asarray(a, dtype=np.float32) for name, a in arrays.items()})
+        np.savez(
+            f, **{name: np.asarray(a, dtype=np.float32) for name, a in arrays.items()}
+        )
 
 
 def _dims(shape):

@@ -2,7 +2,18 @@
 
 import numpy as np
 
-SHAPES = tuple("circle square triangle stripes ring cross diamond x bar frame".split())
+SHAPES = (
+    "circle",
+    "square",
+    "triangle",
+    "stripes",
+    "ring",
+    "cross",
+    "diamond",
+    "x",
+    "bar",
+    "frame",
+)
 COLOURS = np.array(
     [
         (0.90, 0.10, 0.10),  # red
@@ -17,8 +28,17 @@ COLOURS = np.array(
         (0.55, 0.30, 0.10),  # brown
     ]
 )
-TEXTURES = tuple(
-    "solid hstripes vstripes diagonal checker dots gradient waves speckle antidiagonal".split()
+TEXTURES = (
+    "solid",
+    "hstripes",
+    "vstripes",
+    "diagonal",
+    "checker",
+    "dots",
+    "gradient",
+    "waves",
+    "speckle",
+    "antidiagonal",
 )
 MAX_CLASSES = len(SHAPES) * len(COLOURS) * len(TEXTURES)
 SPLITS = {"train": 0, "val": 1}
@@ -82,7 +102,9 @@ def render(label, size, rng):
     u = np.cos(angle) * dx + np.sin(angle) * dy
     v = np.cos(angle) * dy - np.sin(angle) * dx
     mask = shape_mask(SHAPES[shape], u, v)[..., None]
-    gain = texture_gain(TEXTURES[texture], u, v, rng.uniform(0, 2 * np.pi), rng)[..., None]
+    gain = texture_gain(TEXTURES[texture], u, v, rng.uniform(0, 2 * np.pi), rng)[
+        ..., None
+    ]
     fg = np.clip(COLOURS[colour] * rng.uniform(0.85, 1.05, 3), 0.0, 1.0) * gain
     bg = rng.uniform(0.15, 0.45) + rng.uniform(-0.05, 0.05, 3)
     bg = bg + rng.normal(0.0, rng.uniform(0.02, 0.08), (h, w, 3))
@@ -93,13 +115,21 @@ def render(label, size, rng):
 class SyntheticImages:
     """Images of coloured, textured shapes; item i is a pure function of (seed, split, i)."""
 
-    def __init__(self, num_classes, size=(32, 32), split="train", per_class=100, seed=0):
+    def __init__(
+        self, num_classes, size=(32, 32), split="train", per_class=100, seed=0
+    ):
         """Describe the dataset; images are drawn on demand."""
         if not 1 <= num_classes <= MAX_CLASSES:
-            raise ValueError(f"synthetic data has 1..{MAX_CLASSES} classes, not {num_classes}")
+            raise ValueError(
+                f"synthetic data has 1..{MAX_CLASSES} classes, not {num_classes}"
+            )
         if split not in SPLITS:
             raise ValueError(f"split must be 'train' or 'val', not {split!r}")
-        self.num_classes, self.size, self.per_class = num_classes, tuple(size), per_class
+        self.num_classes, self.size, self.per_class = (
+            num_classes,
+            tuple(size),
+            per_class,
+        )
         self.split, self.seed = split, seed
 
     def __len__(self):

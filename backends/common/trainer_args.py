@@ -14,8 +14,12 @@ class Interrupted(Exception):
 
 def common_parser(spec, checkpoint):
     """A parser with the flags of both trainers; defaults come from the spec's train section."""
-    p = argparse.ArgumentParser(description=f"Train {spec.MODEL_NAME} from {spec.SPEC}.")
-    p.add_argument("--data", type=Path, help="ImageFolder root: DIR/train/<class>/*, DIR/val/...")
+    p = argparse.ArgumentParser(
+        description=f"Train {spec.MODEL_NAME} from {spec.SPEC}."
+    )
+    p.add_argument(
+        "--data", type=Path, help="ImageFolder root: DIR/train/<class>/*, DIR/val/..."
+    )
     p.add_argument(
         "--synthetic-per-class",
         type=int,
@@ -24,9 +28,15 @@ def common_parser(spec, checkpoint):
         help="without --data: synthetic training images per class (val: N // 5)",
     )
     p.add_argument("--epochs", type=int, default=spec.TRAIN["epochs"])
-    p.add_argument("--batch-size", type=int, default=spec.TRAIN["batch"], help="global batch")
-    p.add_argument("--lr", type=float, help="initial learning rate (default: the spec's)")
-    p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps in all")
+    p.add_argument(
+        "--batch-size", type=int, default=spec.TRAIN["batch"], help="global batch"
+    )
+    p.add_argument(
+        "--lr", type=float, help="initial learning rate (default: the spec's)"
+    )
+    p.add_argument(
+        "--max-steps", type=int, help="stop after this many optimizer steps in all"
+    )
     p.add_argument(
         "--save-every",
         type=int,
@@ -44,5 +54,7 @@ def common_parser(spec, checkpoint):
         metavar="PATH",
         help=f"continue from a checkpoint (default: OUT/{checkpoint})",
     )
-    p.add_argument("--ten-crop", action="store_true", help="validate on 10 crops per image")
+    p.add_argument(
+        "--ten-crop", action="store_true", help="validate on 10 crops per image"
+    )
     return p

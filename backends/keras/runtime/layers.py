@@ -36,25 +36,42 @@ class LocalResponseNorm(keras.layers.Layer):
     def __init__(self, size, alpha=1e-4, beta=0.75, k=2.0, groups=1, **kwargs):
         """groups > 1 keeps the window inside each of `groups` equal channel blocks (towers)."""
         super().__init__(**kwargs)
-        self.size, self.alpha, self.beta, self.k, self.groups = size, alpha, beta, k, groups
+        self.size, self.alpha, self.beta, self.k, self.groups = (
+            size,
+            alpha,
+            beta,
+            k,
+            groups,
+        )
 
     def call(self, x):
         """Normalise over a channel window centred as PyTorch/Caffe centre it, within each group."""
-        x32 = ops.cast(x, keras.backend.result_type(x.dtype, "float32"))  # float64 stays
+        x32 = ops.cast(
+            x, keras.backend.result_type(x.dtype, "float32")
+        )  # float64 stays
         shape = ops.shape(x32)
         width = shape[-1] // self.groups
         sq = ops.reshape(ops.square(x32), (-1, *shape[1:-1], self.groups, width))
-        pad = [[0, 0]] * (len(shape) - 1) + [[0, 0], [self.size // 2, (self.size - 1) // 2]]
+        pad = [[0, 0]] * (len(shape) - 1) + [
+            [0, 0],
+            [self.size // 2, (self.size - 1) // 2],
+        ]
         padded = ops.pad(sq, pad)
         total = sum(padded[..., i : i + width] for i in range(self.size))
-        scale = ops.power(self.k + self.alpha * ops.reshape(total, (-1, *shape[1:])), self.beta)
+        scale = ops.power(
+            self.k + self.alpha * ops.reshape(total, (-1, *shape[1:])), self.beta
+        )
         return ops.cast(x32 / scale, self.compute_dtype)
 
     def get_config(self):
         """Constructor arguments, for saving."""
         config = super().get_config()
         config.update(
-            size=self.size, alpha=self.alpha, beta=self.beta, k=self.k, groups=self.groups
+            size=self.size,
+            alpha=self.alpha,
+            beta=self.beta,
+            k=self.k,
+            groups=self.groups,
         )
         return config
 
@@ -87,7 +104,9 @@ class BatchNorm(keras.layers.BatchNormalization):
         moving_mean = ops.cast(self.moving_mean, dtype)
         moving_variance = ops.cast(self.moving_variance, dtype)
         self.moving_mean.assign(moving_mean * momentum + mean * (1.0 - momentum))
-        self.moving_variance.assign(moving_variance * momentum + unbiased * (1.0 - momentum))
+        self.moving_variance.assign(
+            moving_variance * momentum + unbiased * (1.0 - momentum)
+        )
         outputs = ops.batch_normalization(
             x,
             mean=mean,
@@ -158,7 +177,9 @@ class Resize(keras.layers.Layer):
     def get_config(self):
         """Constructor arguments, for saving."""
         config = super().get_config()
-        config.update(height=self.height, width=self.width, interpolation=self.interpolation)
+        config.update(
+            height=self.height, width=self.width, interpolation=self.interpolation
+        )
         return config
 
 
@@ -175,8 +196,12 @@ class _PaddedPool2D(keras.layers.Layer):
 
     def _trailing(self, x):
         """Extra (bottom, right) padding so that VALID pooling gives PyTorch's output size."""
-        dims = zip(ops.shape(x)[1:3], self.pool_size, self.strides, self.padding, strict=True)
-        return tuple(pool_geometry(n, k, s, *p, self.ceil_mode)[1] for n, k, s, p in dims)
+        dims = zip(
+            ops.shape(x)[1:3], self.pool_size, self.strides, self.padding, strict=True
+        )
+        return tuple(
+            pool_geometry(n, k, s, *p, self.ceil_mode)[1] for n, k, s, p in dims
+        )
 
     def _pool(self, x, method):
         """VALID pooling with this layer's window."""
@@ -196,7 +221,9 @@ class _PaddedPool2D(keras.layers.Layer):
 
 def _pad_hw(x, pads, value):
     """Pad the two spatial axes of an NHWC tensor with a constant."""
-    return ops.pad(x, [[0, 0], list(pads[0]), list(pads[1]), [0, 0]], constant_values=value)
+    return ops.pad(
+        x, [[0, 0], list(pads[0]), list(pads[1]), [0, 0]], constant_values=value
+    )
 
 
 @keras.saving.register_keras_serializable(package="archdsl")
@@ -216,7 +243,13 @@ class PaddedAvgPool2D(_PaddedPool2D):
     """torch.nn.AvgPool2D(kernel, stride, padding, ceil_mode, count_include_pad)."""
 
     def __init__(
-        self, pool_size, strides=None, padding=0, ceil_mode=False, count_include_pad=True, **kwargs
+        self,
+        pool_size,
+        strides=None,
+        padding=0,
+        ceil_mode=False,
+        count_include_pad=True,
+        **kwargs,
     ):
         """count_include_pad: the divisor counts explicit padding (torch's default)."""
         super().__init__(pool_size, strides, padding, ceil_mode, **kwargs)
@@ -228,7 +261,9 @@ class PaddedAvgPool2D(_PaddedPool2D):
         overhang = tuple((0, t) for t in trailing)
         ones = ops.ones((1, *ops.shape(x)[1:3], 1), dtype=x.dtype)
         mask = _pad_hw(ones, self.padding, 1.0 if self.count_include_pad else 0.0)
-        sums = self._pool(_pad_hw(_pad_hw(x, self.padding, 0.0), overhang, 0.0), ops.average_pool)
+        sums = self._pool(
+            _pad_hw(_pad_hw(x, self.padding, 0.0), overhang, 0.0), ops.average_pool
+        )
         counts = self._pool(_pad_hw(mask, overhang, 0.0), ops.average_pool)
         return sums / counts
 

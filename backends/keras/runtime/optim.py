@@ -45,7 +45,12 @@ class _DecaySGD(_CoupledDecay, keras.optimizers.SGD):
     """Keras's SGD with coupled weight decay and the spec's defaults."""
 
     def __init__(
-        self, learning_rate=0.01, momentum=0.9, weight_decay=0.0, nesterov=False, **kwargs
+        self,
+        learning_rate=0.01,
+        momentum=0.9,
+        weight_decay=0.0,
+        nesterov=False,
+        **kwargs,
     ):
         """weight_decay: lambda, added to the gradient before the momentum rule."""
         super().__init__(
@@ -66,14 +71,18 @@ class PaperSGD(_DecaySGD):
 
     def update_step(self, gradient, variable, learning_rate):
         """Keras's SGD step on the decayed gradient, with mu exact in the variable's dtype."""
-        step = -ops.cast(learning_rate, variable.dtype) * self.decayed(gradient, variable)
+        step = -ops.cast(learning_rate, variable.dtype) * self.decayed(
+            gradient, variable
+        )
         if self.momentum == 0:
             self.assign_add(variable, step)
             return
         velocity = self.momentums[self._get_variable_index(variable)]
         momentum = _constant(self.momentum, variable.dtype)
         self.assign(velocity, momentum * velocity + step)
-        self.assign_add(variable, momentum * velocity + step if self.nesterov else velocity)
+        self.assign_add(
+            variable, momentum * velocity + step if self.nesterov else velocity
+        )
 
 
 @keras.saving.register_keras_serializable(package="archdsl")
@@ -135,7 +144,9 @@ def no_decay_variables(model, no_decay):
     beta included, as PyTorch names it bias) and/or "norm" (a norm's scale and shift)."""
     found = {}
     if "bias" in no_decay:
-        found.update((id(v), v) for v in model.trainable_variables if v.path.endswith("bias"))
+        found.update(
+            (id(v), v) for v in model.trainable_variables if v.path.endswith("bias")
+        )
     for layer in _layers(model):
         if not isinstance(layer, NORM_LAYERS):
             continue

@@ -50,12 +50,20 @@ class OnPlateau(_Schedule):
     """
 
     def __init__(
-        self, optimizer, factor=0.1, patience=1, metric="val_error", max_drops=None, min_delta=0.0
+        self,
+        optimizer,
+        factor=0.1,
+        patience=1,
+        metric="val_error",
+        max_drops=None,
+        min_delta=0.0,
     ):
         """max_drops=None allows any number of drops."""
         super().__init__(optimizer)
         if not 0 < factor < 1 or patience < 1:
-            raise ValueError(f"need 0 < factor < 1 and patience >= 1, got {factor}, {patience}")
+            raise ValueError(
+                f"need 0 < factor < 1 and patience >= 1, got {factor}, {patience}"
+            )
         self.factor, self.patience, self.metric = factor, patience, metric
         self.max_drops, self.min_delta = max_drops, min_delta
         self.best, self.bad_epochs, self.drops = math.inf, 0, 0
@@ -100,7 +108,9 @@ class MultiStep(_Schedule):
 
     def next_lr(self, metrics):
         """Closed form in the epoch count."""
-        return self.base_lr * self.gamma ** sum(m <= self.epoch for m in self.milestones)
+        return self.base_lr * self.gamma ** sum(
+            m <= self.epoch for m in self.milestones
+        )
 
 
 class Cosine(_Schedule):

@@ -22,9 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import keras
-import model as spec
 import numpy as np
 import tensorflow as tf
+
+# the runtime beside this file (isort: split keeps one order wherever ruff runs)
+# isort: split
+import model as spec
 from augment import build_pipeline, sample_rng
 from imagefolder import DataError, ImageFolderDataset, scan_imagefolder
 from metrics_log import MetricsLog, ProgressBar, atomic_write
@@ -37,11 +40,21 @@ CHECKPOINT = "last.npz"
 def parse_args(argv=None):
     """Command-line flags; defaults come from the spec's train section."""
     p = common_parser(spec, CHECKPOINT)
-    p.add_argument("--devices", type=int, default=1, help="data-parallel replicas (mirrored)")
-    p.add_argument("--amp", action="store_true", help="mixed_float16 with float32 logits and loss")
-    p.add_argument("--channels-last", action="store_true", help="accepted; Keras always is")
-    p.add_argument("--compile", action="store_true", help="XLA-compile the steps (jit_compile)")
-    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="threads")
+    p.add_argument(
+        "--devices", type=int, default=1, help="data-parallel replicas (mirrored)"
+    )
+    p.add_argument(
+        "--amp", action="store_true", help="mixed_float16 with float32 logits and loss"
+    )
+    p.add_argument(
+        "--channels-last", action="store_true", help="accepted; Keras always is"
+    )
+    p.add_argument(
+        "--compile", action="store_true", help="XLA-compile the steps (jit_compile)"
+    )
+    p.add_argument(
+        "--workers", type=int, default=min(4, os.cpu_count() or 1), help="threads"
+    )
     return p.parse_args(argv)
 
 
@@ -51,7 +64,9 @@ def replica_devices(flag, count):
         raise UsageError(f"--devices {count}: need at least one")
     gpus = tf.config.list_physical_devices("GPU")
     if flag == "cuda" and not gpus:
-        raise UsageError("--device cuda: no GPU is visible to TensorFlow; use --device cpu")
+        raise UsageError(
+            "--device cuda: no GPU is visible to TensorFlow; use --device cpu"
+        )
     if flag == "cpu" and gpus:
         tf.config.set_visible_devices([], "GPU")
         gpus = []
@@ -103,7 +118,9 @@ class Loader:
     def batch(self, epoch, indices):
         """(float32 images, int32 labels) of the given items."""
         samples = list(self.pool.map(lambda i: self.sample(epoch, int(i)), indices))
-        return np.stack([s[0] for s in samples]), np.array([s[1] for s in samples], "int32")
+        return np.stack([s[0] for s in samples]), np.array(
+            [s[1] for s in samples], "int32"
+        )
 
     def batches(self, epoch, order, size, first=0):
         """Yield the batches of `order` in chunks of size, from chunk `first` on."""
@@ -136,7 +153,10 @@ def make_train_step(strategy, net, optimizer, smoothing, jit):
         with tf.GradientTape() as tape:
             logits = tf.cast(net(x, training=True), tf.float32)
             losses = keras.losses.categorical_crossentropy(
-                tf.one_hot(y, classes), logits, from_logits=True, label_smoothing=smoothing
+                tf.one_hot(y, classes),
+                logits,
+                from_logits=True,
+                label_smoothing=smoothing,
             )
             scaled = optimizer.scale_loss(tf.reduce_sum(losses) / count)
         grads = tape.gradient(scaled, net.trainable_variables)
@@ -159,7 +179,9 @@ def make_eval_step(strategy, net, jit):
         logits = net(tf.reshape(x, (-1, *x.shape[-3:])), training=False)
         logp = tf.nn.log_softmax(tf.cast(logits, tf.float32))
         logp = tf.reshape(logp, (tf.shape(y)[0], crops, spec.NUM_CLASSES))
-        logp = tf.reduce_logsumexp(logp, axis=1) - math.log(crops)  # log of the mean softmax
+        logp = tf.reduce_logsumexp(logp, axis=1) - math.log(
+            crops
+        )  # log of the mean softmax
         hits = tf.math.top_k(logp, top).indices == y[:, None]
         loss = -tf.reduce_sum(tf.gather(logp, y, batch_dims=1))
         return (
@@ -188,13 +210,19 @@ class StopFlag:
         """Record the request and restore the default handler."""
         self.requested = True
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        print("\nCtrl-C: checkpointing after this step (Ctrl-C again aborts)", file=sys.stderr)
+        print(
+            "\nCtrl-C: checkpointing after this step (Ctrl-C again aborts)",
+            file=sys.stderr,
+        )
 
 
 def variable_arrays(net, optimizer):
     """{"model/00000": array, ..., "optimizer/00000": array, ...} in variable order."""
     arrays = {}
-    for prefix, variables in (("model", net.variables), ("optimizer", optimizer.variables)):
+    for prefix, variables in (
+        ("model", net.variables),
+        ("optimizer", optimizer.variables),
+    ):
         for i, v in enumerate(variables):
             arrays[f"{prefix}/{i:05d}"] = keras.ops.convert_to_numpy(v)
     return arrays
@@ -202,7 +230,10 @@ def variable_arrays(net, optimizer):
 
 def assign_arrays(arrays, net, optimizer, path):
     """Assign variable_arrays() output back, checking that every shape fits."""
-    for prefix, variables in (("model", net.variables), ("optimizer", optimizer.variables)):
+    for prefix, variables in (
+        ("model", net.variables),
+        ("optimizer", optimizer.variables),
+    ):
         saved = [arrays[key] for key in sorted(arrays) if key.startswith(f"{prefix}/")]
         if [a.shape for a in saved] != [tuple(v.shape) for v in variables]:
             raise UsageError(
@@ -216,7 +247,9 @@ def assign_arrays(arrays, net, optimizer, path):
 def read_checkpoint(path):
     """(arrays, meta) of a checkpoint written by Trainer.save()."""
     if not path.is_file():
-        raise UsageError(f"{path}: no checkpoint to resume from; run without --resume first")
+        raise UsageError(
+            f"{path}: no checkpoint to resume from; run without --resume first"
+        )
     try:
         with np.load(path) as f:
             arrays = dict(f)
@@ -232,7 +265,9 @@ class Trainer:
         """Build everything, restoring a checkpoint for --resume."""
         self.args, self.stop = args, StopFlag()
         if spec.TRAIN["loss"]["name"] != "cross_entropy":
-            raise UsageError(f"loss {spec.TRAIN['loss']['name']!r}: this trainer has cross_entropy")
+            raise UsageError(
+                f"loss {spec.TRAIN['loss']['name']!r}: this trainer has cross_entropy"
+            )
         self.devices = replica_devices(args.device, args.devices)
         self.strategy = make_strategy(self.devices)
         self.train_set, self.val_set = datasets(args)
@@ -253,7 +288,9 @@ class Trainer:
         hw, channels = spec.INPUT_SHAPE[:2], spec.INPUT_SHAPE[2]
         tencrop = self.args.ten_crop and not train
         try:
-            pipeline = build_pipeline(spec.TRAIN["augment"], hw, train, channels, tencrop=tencrop)
+            pipeline = build_pipeline(
+                spec.TRAIN["augment"], hw, train, channels, tencrop=tencrop
+            )
         except ValueError as err:
             raise UsageError(f"augment: {err}") from None
         return Loader(data, pipeline, self.args.seed, self.args.workers)
@@ -271,9 +308,12 @@ class Trainer:
         jit = self.args.compile and self.strategy.num_replicas_in_sync == 1
         if self.args.compile and not jit:
             print(
-                "warning: --compile: no XLA across several replicas (as in Keras)", file=sys.stderr
+                "warning: --compile: no XLA across several replicas (as in Keras)",
+                file=sys.stderr,
             )
-        self.train_step = make_train_step(self.strategy, self.net, self.optimizer, smoothing, jit)
+        self.train_step = make_train_step(
+            self.strategy, self.net, self.optimizer, smoothing, jit
+        )
         self.eval_step = make_eval_step(self.strategy, self.net, jit)
 
     def steps_per_epoch(self):
@@ -288,14 +328,20 @@ class Trainer:
 
     def epoch_order(self, epoch):
         """This epoch's training items: a permutation drawn from (seed, epoch), full batches."""
-        order = np.random.default_rng([self.args.seed, 2, epoch]).permutation(len(self.train_set))
+        order = np.random.default_rng([self.args.seed, 2, epoch]).permutation(
+            len(self.train_set)
+        )
         return order[: self.steps_per_epoch() * self.args.batch_size]
 
     def train_epoch(self, epoch):
         """Train from the saved position to the epoch's end, --max-steps or Ctrl-C."""
         st, batch = self.state, self.args.batch_size
-        bar = ProgressBar(self.steps_per_epoch(), f"epoch {epoch + 1}/{self.args.epochs}")
-        batches = self.train_data.batches(epoch, self.epoch_order(epoch), batch, st["batches_done"])
+        bar = ProgressBar(
+            self.steps_per_epoch(), f"epoch {epoch + 1}/{self.args.epochs}"
+        )
+        batches = self.train_data.batches(
+            epoch, self.epoch_order(epoch), batch, st["batches_done"]
+        )
         for x, y in batches:
             if self.out_of_steps() or self.stop.requested:
                 break
@@ -310,7 +356,11 @@ class Trainer:
 
     def validate(self):
         """Validation loss (no label smoothing), top-1 and top-5 error over the whole val set."""
-        size = max(1, self.args.batch_size // 10) if self.args.ten_crop else self.args.batch_size
+        size = (
+            max(1, self.args.batch_size // 10)
+            if self.args.ten_crop
+            else self.args.batch_size
+        )
         totals = np.zeros(3)
         for batch in self.val_data.batches(0, np.arange(len(self.val_set)), size):
             totals += self.eval_step(distribute(self.strategy, batch)).numpy()
@@ -319,7 +369,9 @@ class Trainer:
 
     def lr(self):
         """The optimizer's current learning rate (a float32 variable: 7 significant digits)."""
-        return float(f"{float(keras.ops.convert_to_numpy(self.optimizer.learning_rate)):.7g}")
+        return float(
+            f"{float(keras.ops.convert_to_numpy(self.optimizer.learning_rate)):.7g}"
+        )
 
     def save(self):
         """Write OUT/last.npz (weights, optimizer, schedule, position, metrics) and metrics.csv."""
@@ -328,11 +380,16 @@ class Trainer:
             "state": self.state,
             "train_loss_sum": self.loss_sum,
             "train_seen": self.seen,
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scheduler": self.scheduler.state_dict()
+            if self.scheduler is not None
+            else None,
             "metrics": self.log.rows,
             "seed": self.args.seed,
         }
-        arrays = {**variable_arrays(self.net, self.optimizer), "meta": np.array(json.dumps(meta))}
+        arrays = {
+            **variable_arrays(self.net, self.optimizer),
+            "meta": np.array(json.dumps(meta)),
+        }
         atomic_write(self.args.out / CHECKPOINT, lambda f: np.savez(f, **arrays))
         self.log.write()
 
@@ -340,9 +397,13 @@ class Trainer:
         """Load a checkpoint written by save()."""
         arrays, meta = read_checkpoint(path)
         if meta["model_name"] != spec.MODEL_NAME:
-            raise UsageError(f"{path}: checkpoint of {meta['model_name']}, not {spec.MODEL_NAME}")
+            raise UsageError(
+                f"{path}: checkpoint of {meta['model_name']}, not {spec.MODEL_NAME}"
+            )
         if meta["seed"] != self.args.seed:
-            raise UsageError(f"{path}: written with --seed {meta['seed']}, not {self.args.seed}")
+            raise UsageError(
+                f"{path}: written with --seed {meta['seed']}, not {self.args.seed}"
+            )
         assign_arrays(arrays, self.net, self.optimizer, path)
         if self.scheduler is not None:
             self.scheduler.load_state_dict(meta["scheduler"])
@@ -412,7 +473,9 @@ class Trainer:
 def train(args):
     """Run a training; returns the trained model."""
     if keras.backend.backend() != "tensorflow":
-        raise UsageError("this trainer needs the TensorFlow backend: KERAS_BACKEND=tensorflow")
+        raise UsageError(
+            "this trainer needs the TensorFlow backend: KERAS_BACKEND=tensorflow"
+        )
     return Trainer(args).run()
 
 
@@ -426,7 +489,8 @@ def main(argv=None):
         return 2
     except Interrupted:
         print(
-            f"interrupted: saved {args.out / CHECKPOINT}; continue with --resume", file=sys.stderr
+            f"interrupted: saved {args.out / CHECKPOINT}; continue with --resume",
+            file=sys.stderr,
         )
         return 130
     except KeyboardInterrupt:

@@ -15,6 +15,9 @@ from typing import NamedTuple
 
 import keras
 import numpy as np
+
+# the runtime beside this file (isort: split keeps one order wherever ruff runs)
+# isort: split
 from portable import WeightsError, check_arrays, read_npz, write_npz
 
 __all__ = [
@@ -43,7 +46,12 @@ FEATURE_WISE = (
     keras.layers.BatchNormalization,
     keras.layers.Identity,
 )
-MERGES = (keras.layers.Add, keras.layers.Subtract, keras.layers.Multiply, keras.layers.Maximum)
+MERGES = (
+    keras.layers.Add,
+    keras.layers.Subtract,
+    keras.layers.Multiply,
+    keras.layers.Maximum,
+)
 BATCHNORM = (
     ("weight", "gamma"),
     ("bias", "beta"),
@@ -78,7 +86,9 @@ def _node(layer):
     """The layer's only call in the model (generated models call every layer once)."""
     nodes = layer._inbound_nodes
     if len(nodes) != 1:
-        raise WeightsError(f"layer {layer.name} is called {len(nodes)} times; expected once")
+        raise WeightsError(
+            f"layer {layer.name} is called {len(nodes)} times; expected once"
+        )
     return nodes[0]
 
 
@@ -185,7 +195,12 @@ def portable_variables(model):
             kh, kw, per_group, filters = layer.kernel.shape
             convert = (_conv_out, _conv_in)
             entries.append(
-                _entry(f"{name}.weight", layer.kernel, convert, (filters, per_group, kh, kw))
+                _entry(
+                    f"{name}.weight",
+                    layer.kernel,
+                    convert,
+                    (filters, per_group, kh, kw),
+                )
             )
             if layer.use_bias:
                 entries.append(_entry(f"{name}.bias", layer.bias, _vector(None)))
@@ -198,7 +213,9 @@ def portable_variables(model):
             for portable, attr in BATCHNORM:
                 variable = getattr(layer, attr, None)
                 if variable is not None:
-                    entries.append(_entry(f"{name}.{portable}", variable, _vector(order)))
+                    entries.append(
+                        _entry(f"{name}.{portable}", variable, _vector(order))
+                    )
         else:
             raise WeightsError(
                 f"layer {name} ({type(layer).__name__}) has weights but no portable layout"
@@ -209,7 +226,9 @@ def portable_variables(model):
 def state_arrays(model):
     """{portable name: float32 array}: the model's tensors in the portable layout."""
     return {
-        e.name: np.asarray(e.to_portable(keras.ops.convert_to_numpy(e.variable)), np.float32)
+        e.name: np.asarray(
+            e.to_portable(keras.ops.convert_to_numpy(e.variable)), np.float32
+        )
         for e in portable_variables(model)
     }
 

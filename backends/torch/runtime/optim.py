@@ -25,10 +25,17 @@ class PaperSGD(torch.optim.Optimizer):
     def __init__(self, params, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
         """Check the hyper-parameters; per-group values override these defaults."""
         if lr < 0 or momentum < 0 or weight_decay < 0:
-            raise ValueError(f"lr={lr}, momentum={momentum}, weight_decay={weight_decay} < 0")
+            raise ValueError(
+                f"lr={lr}, momentum={momentum}, weight_decay={weight_decay} < 0"
+            )
         if nesterov and momentum == 0:
             raise ValueError("nesterov needs momentum > 0")
-        defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+        defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "weight_decay": weight_decay,
+            "nesterov": nesterov,
+        }
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -63,7 +70,9 @@ def no_decay_ids(model, no_decay):
     """Ids of the parameters that no_decay (a subset of {"bias", "norm"}) exempts from decay."""
     unknown = set(no_decay) - {"bias", "norm"}
     if unknown:
-        raise ValueError(f"no_decay entries must be 'bias' or 'norm', not {sorted(unknown)}")
+        raise ValueError(
+            f"no_decay entries must be 'bias' or 'norm', not {sorted(unknown)}"
+        )
     ids = set()
     if "bias" in no_decay:
         ids |= {id(p) for name, p in model.named_parameters() if name.endswith("bias")}
@@ -78,7 +87,10 @@ def param_groups(model, weight_decay, no_decay=()):
     exempt = no_decay_ids(model, no_decay)
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [
-        {"params": [p for p in params if id(p) not in exempt], "weight_decay": weight_decay},
+        {
+            "params": [p for p in params if id(p) not in exempt],
+            "weight_decay": weight_decay,
+        },
         {"params": [p for p in params if id(p) in exempt], "weight_decay": 0.0},
     ]
     return [g for g in groups if g["params"]]

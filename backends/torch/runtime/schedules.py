@@ -81,11 +81,19 @@ class OnPlateau:
     """
 
     def __init__(
-        self, optimizer, factor=0.1, patience=1, metric="val_error", max_drops=None, min_delta=0.0
+        self,
+        optimizer,
+        factor=0.1,
+        patience=1,
+        metric="val_error",
+        max_drops=None,
+        min_delta=0.0,
     ):
         """max_drops=None allows any number of drops."""
         if not 0 < factor < 1 or patience < 1:
-            raise ValueError(f"need 0 < factor < 1 and patience >= 1, got {factor}, {patience}")
+            raise ValueError(
+                f"need 0 < factor < 1 and patience >= 1, got {factor}, {patience}"
+            )
         self.optimizer, self.factor, self.patience = optimizer, factor, patience
         self.metric, self.max_drops, self.min_delta = metric, max_drops, min_delta
         self.best, self.bad_epochs, self.drops = math.inf, 0, 0
@@ -113,4 +121,8 @@ class OnPlateau:
 
     def load_state_dict(self, state):
         """Restore from state_dict()."""
-        self.best, self.bad_epochs, self.drops = state["best"], state["bad_epochs"], state["drops"]
+        self.best, self.bad_epochs, self.drops = (
+            state["best"],
+            state["bad_epochs"],
+            state["drops"],
+        )

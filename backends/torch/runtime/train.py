@@ -26,17 +26,20 @@ from contextlib import ExitStack, nullcontext
 from itertools import islice
 from pathlib import Path
 
-import model as spec
 import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+
+# the runtime beside this file (isort: split keeps one order wherever ruff runs)
+# isort: split
+import model as spec
 from augment import build_pipeline, sample_rng
 from imagefolder import DataError, ImageFolderDataset, scan_imagefolder
 from metrics_log import MetricsLog, ProgressBar, atomic_write
 from synthetic import SyntheticImages
-from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler
 from trainer_args import Interrupted, UsageError, common_parser
 
 CHECKPOINT = "last.pt"
@@ -52,7 +55,9 @@ def parse_args(argv=None):
         help="model parallel, for a spec with towers: tower t on device t %% N (N GPUs, "
         "or a list such as cuda:0,cuda:1 or cpu,cpu); the rest and the data on the first",
     )
-    p.add_argument("--amp", action="store_true", help="CUDA bf16 autocast (fp16 + GradScaler)")
+    p.add_argument(
+        "--amp", action="store_true", help="CUDA bf16 autocast (fp16 + GradScaler)"
+    )
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
@@ -66,7 +71,9 @@ def pick_device(flag, local_rank):
     if flag == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
     torch.cuda.set_device(local_rank)
-    torch.backends.cudnn.benchmark = True  # fastest kernels; CUDA runs are not bit-reproducible
+    torch.backends.cudnn.benchmark = (
+        True  # fastest kernels; CUDA runs are not bit-reproducible
+    )
     return torch.device("cuda", local_rank)
 
 
@@ -93,15 +100,23 @@ def model_devices(text, flag):
         try:
             device = torch.device(name)
         except RuntimeError:
-            raise UsageError(f"--devices {text}: {name!r} is not a device (cpu, cuda:1)") from None
+            raise UsageError(
+                f"--devices {text}: {name!r} is not a device (cpu, cuda:1)"
+            ) from None
         if device.type not in ("cpu", "cuda"):
-            raise UsageError(f"--devices {text}: this trainer runs on cpu and cuda, not {name}")
+            raise UsageError(
+                f"--devices {text}: this trainer runs on cpu and cuda, not {name}"
+            )
         if flag != "auto" and device.type != flag:
-            raise UsageError(f"--devices {text}: {name} is not a {flag} device (--device {flag})")
+            raise UsageError(
+                f"--devices {text}: {name} is not a {flag} device (--device {flag})"
+            )
         if device.type == "cuda":
             index = device.index or 0
             if index >= gpus:
-                raise UsageError(f"--devices {text}: no {name} ({gpus} CUDA device(s) visible)")
+                raise UsageError(
+                    f"--devices {text}: no {name} ({gpus} CUDA device(s) visible)"
+                )
             device = torch.device("cuda", index)
         devices.append(torch.device("cpu") if device.type == "cpu" else device)
     return devices
@@ -125,13 +140,18 @@ def placement(args):
     if devices[0].type == "cuda":
         torch.cuda.set_device(devices[0])
     if any(d.type == "cuda" for d in devices):
-        torch.backends.cudnn.benchmark = True  # as pick_device: CUDA runs are not bit-reproducible
+        torch.backends.cudnn.benchmark = (
+            True  # as pick_device: CUDA runs are not bit-reproducible
+        )
     return devices
 
 
 def setup_distributed(flag):
     """Return (rank, world size, device), joining the process group under torchrun."""
-    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    world, rank = (
+        int(os.environ.get("WORLD_SIZE", "1")),
+        int(os.environ.get("RANK", "0")),
+    )
     device = pick_device(flag, int(os.environ.get("LOCAL_RANK", "0")))
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
@@ -160,7 +180,9 @@ def amp_setup(amp, device, lead, devices=None):
     """
     cuda = any(d.type == "cuda" for d in devices or [device])
     if amp and not cuda and lead:
-        print("warning: --amp needs CUDA; training in float32 on the CPU", file=sys.stderr)
+        print(
+            "warning: --amp needs CUDA; training in float32 on the CPU", file=sys.stderr
+        )
     if not amp or not cuda:
         return None, torch.amp.GradScaler(device.type, enabled=False)
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -169,7 +191,9 @@ def amp_setup(amp, device, lead, devices=None):
 
 def step_seed(seed, rank, step):
     """The torch seed of one optimizer step on one rank (dropout and other layer randomness)."""
-    return int(np.random.SeedSequence([seed, 1, rank, step]).generate_state(1, np.uint64)[0])
+    return int(
+        np.random.SeedSequence([seed, 1, rank, step]).generate_state(1, np.uint64)[0]
+    )
 
 
 def ignore_sigint(worker_id):
@@ -249,7 +273,10 @@ class StopFlag:
         """Record the request and restore the default handler."""
         self.requested = True
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        print("\nCtrl-C: checkpointing after this step (Ctrl-C again aborts)", file=sys.stderr)
+        print(
+            "\nCtrl-C: checkpointing after this step (Ctrl-C again aborts)",
+            file=sys.stderr,
+        )
 
     def close(self):
         """Put back the handler that was there before."""
@@ -269,18 +296,29 @@ class Trainer:
             self.rank, self.world, self.device = setup_distributed(args.device)
         self.lead = self.rank == 0
         if args.batch_size % self.world:
-            raise UsageError(f"--batch-size {args.batch_size} is not divisible by {self.world}")
+            raise UsageError(
+                f"--batch-size {args.batch_size} is not divisible by {self.world}"
+            )
         if spec.TRAIN["loss"]["name"] != "cross_entropy":
-            raise UsageError(f"loss {spec.TRAIN['loss']['name']!r}: this trainer has cross_entropy")
+            raise UsageError(
+                f"loss {spec.TRAIN['loss']['name']!r}: this trainer has cross_entropy"
+            )
         self.batch = args.batch_size // self.world
         train, val, self.classes = datasets(args)
-        self.train_set, self.val_set = self.augmented(train, True), self.augmented(val, False)
-        self.train_sampler = DistributedSampler(train, self.world, self.rank, seed=args.seed)
+        self.train_set, self.val_set = (
+            self.augmented(train, True),
+            self.augmented(val, False),
+        )
+        self.train_sampler = DistributedSampler(
+            train, self.world, self.rank, seed=args.seed
+        )
         torch.manual_seed(args.seed)
         self.net = self.build_net()
         self.optimizer = spec.build_optimizer(self.net, lr=args.lr)
         self.scheduler = spec.build_scheduler(self.optimizer)
-        self.amp_dtype, self.scaler = amp_setup(args.amp, self.device, self.lead, self.devices)
+        self.amp_dtype, self.scaler = amp_setup(
+            args.amp, self.device, self.lead, self.devices
+        )
         smoothing = spec.TRAIN["loss"].get("label_smoothing", 0.0)
         self.criterion = torch.nn.CrossEntropyLoss(label_smoothing=smoothing)
         self.state = {"epoch": 0, "batches_done": 0, "global_step": 0}
@@ -296,7 +334,11 @@ class Trainer:
         channels, hw = spec.INPUT_SHAPE[0], spec.INPUT_SHAPE[1:]
         try:
             pipeline = build_pipeline(
-                spec.TRAIN["augment"], hw, train, channels, tencrop=self.args.ten_crop and not train
+                spec.TRAIN["augment"],
+                hw,
+                train,
+                channels,
+                tencrop=self.args.ten_crop and not train,
             )
         except ValueError as err:
             raise UsageError(f"augment: {err}") from None
@@ -332,9 +374,13 @@ class Trainer:
 
     def to_input(self, x):
         """NHWC float batch -> NCHW on the device, in the requested memory format."""
-        fmt = torch.channels_last if self.args.channels_last else torch.contiguous_format
+        fmt = (
+            torch.channels_last if self.args.channels_last else torch.contiguous_format
+        )
         return (
-            x.to(self.device, non_blocking=True).permute(0, 3, 1, 2).contiguous(memory_format=fmt)
+            x.to(self.device, non_blocking=True)
+            .permute(0, 3, 1, 2)
+            .contiguous(memory_format=fmt)
         )
 
     def autocast(self):
@@ -360,7 +406,9 @@ class Trainer:
 
     def train_step(self, x, y):
         """One optimizer step; returns the batch's mean loss (a device tensor)."""
-        torch.manual_seed(step_seed(self.args.seed, self.rank, self.state["global_step"]))
+        torch.manual_seed(
+            step_seed(self.args.seed, self.rank, self.state["global_step"])
+        )
         x, y = self.to_input(x), y.to(self.device, non_blocking=True)
         with self.autocast():
             loss = self.criterion(self.train_net(x), y)
@@ -373,22 +421,30 @@ class Trainer:
     def train_epoch(self, epoch):
         """Train from the saved position to the epoch's end, --max-steps or Ctrl-C."""
         st = self.state
-        sampler = EpochSampler(self.train_sampler, epoch, st["batches_done"] * self.batch)
+        sampler = EpochSampler(
+            self.train_sampler, epoch, st["batches_done"] * self.batch
+        )
         drop_last = len(self.train_sampler) >= self.batch
         batches = self.loader(self.train_set, sampler, self.batch, drop_last)
         prefix = f"epoch {epoch + 1}/{self.args.epochs}"
         bar = ProgressBar(self.steps_per_epoch(), prefix, enabled=self.lead)
         self.train_net.train()
-        self.loss_sum = torch.as_tensor(self.loss_sum, dtype=torch.float64, device=self.device)
+        self.loss_sum = torch.as_tensor(
+            self.loss_sum, dtype=torch.float64, device=self.device
+        )
         for x, y in batches:
             self.loss_sum += self.train_step(x, y).double() * len(y)
             self.seen += len(y)
             st["batches_done"] += 1
             st["global_step"] += 1
-            bar.update(st["batches_done"], loss=lambda: self.loss_sum.item() / self.seen)
+            bar.update(
+                st["batches_done"], loss=lambda: self.loss_sum.item() / self.seen
+            )
             if self.args.save_every and st["global_step"] % self.args.save_every == 0:
                 self.save()
-            if self.out_of_steps() or self.stop_agreed(st["global_step"] % STOP_CHECK_EVERY == 0):
+            if self.out_of_steps() or self.stop_agreed(
+                st["global_step"] % STOP_CHECK_EVERY == 0
+            ):
                 break
         bar.close()
 
@@ -419,7 +475,11 @@ class Trainer:
         logp = torch.logsumexp(logp, dim=1) - math.log(crops)
         hits = logp.topk(min(5, logp.shape[-1]), dim=-1).indices == y[:, None]
         loss = F.nll_loss(logp, y, reduction="sum")
-        counts = [hits[:, 0].sum(), hits.any(dim=1).sum(), torch.tensor(len(y), device=y.device)]
+        counts = [
+            hits[:, 0].sum(),
+            hits.any(dim=1).sum(),
+            torch.tensor(len(y), device=y.device),
+        ]
         return torch.stack([loss.double(), *(c.double() for c in counts)])
 
     def validate(self):
@@ -433,11 +493,17 @@ class Trainer:
         if self.world > 1:
             dist.all_reduce(totals)
         loss, top1, top5, n = totals.tolist()
-        return {"val_loss": loss / n, "val_error": 1 - top1 / n, "val_top5_error": 1 - top5 / n}
+        return {
+            "val_loss": loss / n,
+            "val_error": 1 - top1 / n,
+            "val_top5_error": 1 - top5 / n,
+        }
 
     def progress(self):
         """(train loss sum, images) of the epoch so far over all ranks."""
-        loss_sum = torch.as_tensor(self.loss_sum, dtype=torch.float64, device=self.device)
+        loss_sum = torch.as_tensor(
+            self.loss_sum, dtype=torch.float64, device=self.device
+        )
         totals = torch.stack([loss_sum, torch.full_like(loss_sum, self.seen)])
         if self.world > 1:
             dist.all_reduce(totals)
@@ -459,7 +525,10 @@ class Trainer:
             "metrics": self.log.rows,
             "rng": rng_states(self.device),
             "classes": self.classes,
-            "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(self.args).items()},
+            "args": {
+                k: str(v) if isinstance(v, Path) else v
+                for k, v in vars(self.args).items()
+            },
         }
 
     def save(self):
@@ -472,19 +541,25 @@ class Trainer:
     def restore(self, path):
         """Load a checkpoint written by save()."""
         if not path.is_file():
-            raise UsageError(f"{path}: no checkpoint to resume from; run without --resume first")
+            raise UsageError(
+                f"{path}: no checkpoint to resume from; run without --resume first"
+            )
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=False)
         except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
             raise UsageError(f"{path}: unreadable checkpoint ({err})") from None
         if ckpt["model_name"] != spec.MODEL_NAME:
-            raise UsageError(f"{path}: checkpoint of {ckpt['model_name']}, not {spec.MODEL_NAME}")
+            raise UsageError(
+                f"{path}: checkpoint of {ckpt['model_name']}, not {spec.MODEL_NAME}"
+            )
         try:
             self.net.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
         except (RuntimeError, ValueError) as err:
             first = str(err).strip().splitlines()[0]
-            raise UsageError(f"{path}: checkpoint does not fit this model ({first})") from None
+            raise UsageError(
+                f"{path}: checkpoint does not fit this model ({first})"
+            ) from None
         if self.scheduler is not None:
             self.scheduler.load_state_dict(ckpt["scheduler"])
         if ckpt["scaler"]:
@@ -581,7 +656,8 @@ def main(argv=None):
         return 2
     except Interrupted:
         print(
-            f"interrupted: saved {args.out / CHECKPOINT}; continue with --resume", file=sys.stderr
+            f"interrupted: saved {args.out / CHECKPOINT}; continue with --resume",
+            file=sys.stderr,
         )
         return 130
     except KeyboardInterrupt:

@@ -7,9 +7,18 @@ The portable names and layouts are exactly the generated model's state_dict keys
 
 import numpy as np
 import torch
+
+# the runtime beside this file (isort: split keeps one order wherever ruff runs)
+# isort: split
 from portable import WeightsError, check_arrays, read_npz, write_npz
 
-__all__ = ["WeightsError", "load_arrays", "load_weights", "save_weights", "state_arrays"]
+__all__ = [
+    "WeightsError",
+    "load_arrays",
+    "load_weights",
+    "save_weights",
+    "state_arrays",
+]
 
 SKIPPED = ("num_batches_tracked",)
 
