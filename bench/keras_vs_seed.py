@@ -1,7 +1,8 @@
 """Train-step time of archdsl's generated Keras model against the seed's hand-written Keras code.
 
 One run, one pair: the model.py compiled from specs/variants/seed000_keras_functional.arch vs
-bench/seed000_keras_baseline.py (seed 000's functional-API AlexNet, built, logits out). Both get
+seed 000's functional-API AlexNet as tests/conformance/seed_fixtures/seed000.py builds it, with
+logits out (its last Dense loses the softmax, as the generated model's does). Both get
 the same parameter count (checked), the same weights (the baseline gets a copy of the generated
 model's), the same optimizer class, the same batches (seeded random images and labels) and the
 same train step, called alternately (A B A B ...) so drift hits both alike. A step is forward,
@@ -20,6 +21,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
+import importlib.util  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -28,9 +30,21 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from harness import ROOT, generated_model_module, report  # noqa: E402
-from seed000_keras_baseline import build_model as build_seed_model  # noqa: E402
 
 SPEC = ROOT / "specs" / "variants" / "seed000_keras_functional.arch"
+SEED_FIXTURE = ROOT / "tests" / "conformance" / "seed_fixtures" / "seed000.py"
+SEED_LABEL = "seed_fixtures/seed000.py"
+
+
+def build_seed_model():
+    """Seed 000's network as the conformance fixture builds it, with logits out: the last Dense
+    loses its softmax (the loss takes from_logits=True, as for the generated model)."""
+    spec = importlib.util.spec_from_file_location("seed000_fixture", SEED_FIXTURE)
+    fixture = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fixture)
+    model = fixture.build_model()
+    model.layers[-1].activation = keras.activations.linear
+    return model
 
 
 def make_optimizer(module, model, args):
@@ -144,7 +158,7 @@ def main() -> None:
     times = time_alternating(steps, batches, args)
     labels = {
         "generated": "specs/variants/seed000_keras_functional.arch",
-        "seed": "bench/seed000_keras_baseline.py",
+        "seed": SEED_LABEL,
     }
     report(times, labels, args.batch)
     if args.control:
@@ -156,7 +170,7 @@ def main() -> None:
             "seed twin": make_step(twin, make_optimizer(module, twin, args), args),
         }
         times = time_alternating(control, batches, args)
-        labels = {name: f"bench/seed000_keras_baseline.py ({name})" for name in control}
+        labels = {name: f"{SEED_LABEL} ({name})" for name in control}
         report(times, labels, args.batch, target=None)
     print(f"load average {os.getloadavg()[0]:.2f} at end")
 
