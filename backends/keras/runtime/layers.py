@@ -123,16 +123,17 @@ def resize_taps(size_in, size_out, interpolation):
     """Per output index along one axis: two input indices and the second one's weight, with
     half-pixel centres and no antialiasing, as torch's interpolate computes them (bilinear with
     align_corners=False: clamped at the edges; nearest-exact: the scale in float32)."""
+    if interpolation == "nearest":
+        scale = float(np.float32(size_in) / np.float32(size_out))
+        indices = [
+            min(math.floor((i + 0.5) * scale), size_in - 1) for i in range(size_out)
+        ]
+        return [(index, index, 0.0) for index in indices]
     taps = []
     for i in range(size_out):
-        if interpolation == "nearest":
-            scale = float(np.float32(size_in) / np.float32(size_out))
-            index = min(math.floor((i + 0.5) * scale), size_in - 1)
-            taps.append((index, index, 0.0))
-        else:
-            source = max((i + 0.5) * (size_in / size_out) - 0.5, 0.0)
-            low = min(int(source), size_in - 1)
-            taps.append((low, min(low + 1, size_in - 1), source - low))
+        source = max((i + 0.5) * (size_in / size_out) - 0.5, 0.0)
+        low = min(int(source), size_in - 1)
+        taps.append((low, min(low + 1, size_in - 1), source - low))
     return taps
 
 
