@@ -8,7 +8,7 @@ from typing import Any
 from archdsl import ir
 from archdsl.diagnostics import Diagnostic, did_you_mean, error
 from archdsl.signatures import INITS, Param
-from archdsl.syntax import Arg, Value
+from archdsl.syntax import MAX_SIZE, Arg, Value
 
 
 class BindError(Exception):
@@ -101,16 +101,11 @@ def _int(v: Value, where: str) -> int:
     return v.value
 
 
-MAX_SIZE = 2**31 - 1
-
-
 def _count(v: Value, where: str) -> int:
     n = _int(v, where)
     if n <= 0:
         raise fail("E006", v.span, f"{where} must be positive, got {n}")
-    if n > MAX_SIZE:
-        raise fail("E006", v.span, f"{where} is too large ({n}); at most {MAX_SIZE}")
-    return n
+    return _at_most_max(n, v, where)
 
 
 def _opt_int(v: Value, where: str) -> int | None:
@@ -119,6 +114,13 @@ def _opt_int(v: Value, where: str) -> int | None:
     n = _int(v, where)
     if n < 0:
         raise fail("E006", v.span, f"{where} must not be negative, got {n}")
+    return _at_most_max(n, v, where)
+
+
+def _at_most_max(n: int, v: Value, where: str) -> int:
+    """`n` unless it is larger than MAX_SIZE."""
+    if n > MAX_SIZE:
+        raise fail("E006", v.span, f"{where} is too large ({n}); at most {MAX_SIZE}")
     return n
 
 
@@ -147,14 +149,20 @@ def _pad(v: Value, where: str):
     if v.kind == "name" and v.value in ("same", "valid"):
         return v.value
     if v.kind == "dims" and len(v.value) == 2:
-        return tuple(v.value)
-    if v.kind == "number" and isinstance(v.value, int):
-        if v.value < 0:
-            raise fail("E006", v.span, f"{where} must not be negative, got {v.value}")
-        return (v.value, v.value)
-    raise fail(
-        "E004", v.span, f"{where} must be a number, H x W, `same` or `valid`, not {_describe(v)}"
-    )
+        h, w = v.value
+    elif v.kind == "number" and isinstance(v.value, int):
+        h = w = v.value
+    else:
+        raise fail(
+            "E004",
+            v.span,
+            f"{where} must be a number, H x W, `same` or `valid`, not {_describe(v)}",
+        )
+    if min(h, w) < 0:
+        raise fail("E006", v.span, f"{where} must not be negative, got {_describe(v)}")
+    if max(h, w) > MAX_SIZE:
+        raise fail("E006", v.span, f"{where} is too large; at most {MAX_SIZE}")
+    return (h, w)
 
 
 def _bool(v: Value, where: str) -> bool:

@@ -10,18 +10,19 @@ sees literals only.
 
 from __future__ import annotations
 
+from collections import ChainMap
 from dataclasses import dataclass, field, replace
 
 from archdsl.binding import bind, convert, fail
 from archdsl.diagnostics import did_you_mean
 from archdsl.expressions import evaluate, evaluate_args, truth
 from archdsl.signatures import MULTI_INPUT, OPS, Param
-from archdsl.syntax import Arg, BlockDef, Element, Pos, StatementNode, Value
+from archdsl.syntax import Arg, BlockDef, Element, Pos, StatementNode, Value, passed_limit
 
 BLOCK_INPUT = "in"
 INDEX = "index"
 MAX_REPEAT = 10_000
-MAX_STATEMENTS = 200_000  # a spec that expands further is surely a mistake (nested `* N`)
+MAX_NESTING = 50  # blocks calling blocks (expansion recurses once per level)
 PARAM_KINDS = {"int": "int", "float": "float", "bool": "bool", "size": "pair", "name": "name"}
 
 
@@ -50,14 +51,36 @@ class BlockExpander:
 
     def __init__(self, blocks: dict[str, BlockDef]):
         self.blocks = blocks
-        self.emitted = 0
+        self.statements = 0  # emitted so far, each tower counted
+        self.terms = 0  # ops and values emitted so far, each tower counted
+        self.copies = 1  # towers of the statement being expanded
+        self.exhausted = False  # set once the spec grows past a limit: stop expanding
+        self.costs: dict[str, tuple[int, int]] = {}  # per block: (plain statements, terms)
 
-    def expand(self, node: StatementNode, previous: str | None) -> Expanded:
-        """A top-level statement: unchanged (values folded) unless it calls blocks."""
+    def expand(self, node: StatementNode, previous: str | None, copies: int = 1) -> Expanded:
+        """A top-level statement (run in `copies` towers): unchanged (values folded) unless it
+        calls blocks."""
+        self.copies = max(copies, 1)
+        if not any(e.name in self.blocks for e in node.elements):
+            self._charge(1, node.size, node.span)
         scope = _Scope("", previous or "", previous or "", {}, None, ())
         if node.condition is not None and not truth(node.condition, {}, "`if`"):
             return Expanded(output=previous or "")
         return self._statement(node, node.name, scope)
+
+    def _charge(self, statements: int, terms: int, span: Pos) -> None:
+        """Count what an expansion emits; past MAX_STATEMENTS or MAX_TERMS, refuse it."""
+        self.statements += statements * self.copies
+        self.terms += terms * self.copies
+        passed = passed_limit(self.statements, self.terms)
+        if passed:
+            self.exhausted = True
+            raise fail(
+                "E006",
+                span,
+                f"blocks, `* N` and towers expand the spec to more than {passed}",
+                "repeat less, or nest fewer block calls",
+            )
 
     def _statement(self, node: StatementNode, name: str, scope: _Scope, local=None) -> Expanded:
         """One statement in `scope`: its calls expanded, or its ops with evaluated arguments."""
@@ -150,20 +173,24 @@ class BlockExpander:
         if call.name in outer.stack:
             chain = " -> ".join((*outer.stack, call.name))
             raise fail("E011", call.span, f"block `{call.name}` calls itself: {chain}")
-        env = {**outer.env, INDEX: Value("number", index, call.span)}
-        args = evaluate_args(call.args, env)
+        if len(outer.stack) >= MAX_NESTING:
+            raise fail(
+                "E006",
+                call.span,
+                f"blocks call blocks more than {MAX_NESTING} levels deep here "
+                f"({outer.stack[0]} -> {outer.stack[1]} -> ... -> {call.name})",
+                "write some of the nested blocks' statements out in the block that calls them",
+            )
+        self._charge(*self._cost(block), call.span)
+        position = Value("number", index, call.span)
+        args = evaluate_args(call.args, ChainMap({INDEX: position}, outer.env))
         bound = self._bind(block, args, call)
         where = f"{call.span.file}:{call.span.line}:{call.span.column}"
         via = f"in block `{block.name}` called at {where}"
-        env = {**bound, INDEX: env[INDEX]}
+        env = {**bound, INDEX: position}
         scope = _Scope(prefix, source, source, env, via, (*outer.stack, call.name))
         local: dict[str, str] = {}
         out = Expanded(output=source)
-        self.emitted += len(block.statements)
-        if self.emitted > MAX_STATEMENTS:
-            raise fail(
-                "E004", call.span, f"block calls expand to more than {MAX_STATEMENTS:,} statements"
-            )
         for inner in block.statements:
             if inner.condition is not None and not truth(inner.condition, scope.env, "`if`"):
                 continue
@@ -177,6 +204,15 @@ class BlockExpander:
                 "E004", call.span, f"block `{block.name}` produced no statements for this call"
             )
         return out
+
+    def _cost(self, block: BlockDef) -> tuple[int, int]:
+        """What one call of `block` emits itself: its op statements, and its terms."""
+        if block.name not in self.costs:
+            plain = [
+                s for s in block.statements if not any(e.name in self.blocks for e in s.elements)
+            ]
+            self.costs[block.name] = (len(plain), block.size)
+        return self.costs[block.name]
 
     def _bind(self, block: BlockDef, args: tuple[Arg, ...], call: Element) -> dict[str, Value]:
         """Parameters of a call as values, type-checked, defaults filled in."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import operator
+from collections.abc import Mapping
 from dataclasses import replace
 
 from archdsl.binding import fail
-from archdsl.syntax import Arg, Value
+from archdsl.syntax import MAX_DIGITS, MAX_SIZE, Arg, Value
 
 LITERAL_KINDS = ("number", "dims", "name")
 ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul, "//": operator.floordiv}
@@ -20,7 +21,7 @@ COMPARISONS = {
 }
 
 
-def evaluate(v: Value, env: dict[str, Value]) -> Value:
+def evaluate(v: Value, env: Mapping[str, Value]) -> Value:
     """`v` with parameters substituted and expressions computed, located where it was written."""
     if v.kind == "name":
         bound = env.get(v.value)
@@ -34,12 +35,12 @@ def evaluate(v: Value, env: dict[str, Value]) -> Value:
     return _compute(v, env)
 
 
-def evaluate_args(args: tuple[Arg, ...], env: dict[str, Value]) -> tuple[Arg, ...]:
+def evaluate_args(args: tuple[Arg, ...], env: Mapping[str, Value]) -> tuple[Arg, ...]:
     """Every argument evaluated."""
     return tuple(replace(a, value=evaluate(a.value, env)) for a in args)
 
 
-def truth(v: Value, env: dict[str, Value], what: str) -> bool:
+def truth(v: Value, env: Mapping[str, Value], what: str) -> bool:
     """A condition's value: `true` or `false` after evaluation."""
     result = evaluate(v, env)
     if result.kind == "name" and result.value in ("true", "false"):
@@ -47,7 +48,7 @@ def truth(v: Value, env: dict[str, Value], what: str) -> bool:
     raise fail("E004", v.span, f"{what} must be `true` or `false`, got {_show(result)}")
 
 
-def _compute(v: Value, env: dict[str, Value]) -> Value:
+def _compute(v: Value, env: Mapping[str, Value]) -> Value:
     """Binary, comparison, negation, `not` and conditional expressions."""
     if v.kind == "conditional":
         then, cond, otherwise = v.value
@@ -67,7 +68,15 @@ def _compute(v: Value, env: dict[str, Value]) -> Value:
     x, y = _number(a, op), _number(b, op)
     if op == "//" and (y == 0 or not isinstance(x, int) or not isinstance(y, int)):
         raise fail("E004", v.span, "`//` needs whole numbers and a non-zero divisor")
-    return Value("number", ARITHMETIC[op](x, y), v.span)
+    result = ARITHMETIC[op](x, y)
+    if isinstance(result, int) and abs(result) >= 10**MAX_DIGITS:
+        raise fail(
+            "E006",
+            v.span,
+            f"this expression's value is too large (more than {MAX_DIGITS} digits)",
+            f"sizes and counts are at most {MAX_SIZE}",
+        )
+    return Value("number", result, v.span)
 
 
 def _literal(v: Value):

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 from archdsl import ir
 from archdsl.diagnostics import Diagnostic, did_you_mean, error, warning
+
+# Undefined names that get a did-you-mean hint: each search scans every defined name.
+MAX_SEARCHES = 20
+# More defined names than this are not listed in a hint when none is close to the undefined one.
+MAX_LISTED = 12
 
 
 def resolve(graph: ir.Graph) -> tuple[list[ir.Statement], list[Diagnostic]]:
@@ -25,17 +32,14 @@ def resolve(graph: ir.Graph) -> tuple[list[ir.Statement], list[Diagnostic]]:
             )
         else:
             defined[name] = span
+    undefined = 0
     for stmt in graph.statements:
         for name, span in zip(stmt.inputs, _input_spans(stmt), strict=True):
             if name not in defined:
-                candidates = [n for n in defined if n != stmt.name]
+                hint = _undefined_hint(name, stmt.name, defined, undefined < MAX_SEARCHES)
+                undefined += 1
                 diagnostics.append(
-                    error(
-                        "E010",
-                        span,
-                        f"`{stmt.name}` reads `{name}`, which is not defined",
-                        did_you_mean(name, candidates),
-                    )
+                    error("E010", span, f"`{stmt.name}` reads `{name}`, which is not defined", hint)
                 )
     if diagnostics:
         return [], diagnostics
@@ -52,6 +56,16 @@ def resolve(graph: ir.Graph) -> tuple[list[ir.Statement], list[Diagnostic]]:
             )
         ]
     return order, _unused(graph)
+
+
+def _undefined_hint(name: str, reader: str, defined: dict, search: bool) -> str:
+    """A did-you-mean for an undefined name (when `search`), else how to define it."""
+    if search:
+        candidates = [n for n in defined if n != reader]
+        hint = did_you_mean(name, candidates)
+        if len(candidates) <= MAX_LISTED or hint.startswith("did you mean"):
+            return hint
+    return "define it with `input` or a statement, or correct the spelling"
 
 
 def _input_spans(stmt: ir.Statement) -> tuple:
@@ -83,10 +97,10 @@ def _topological(graph: ir.Graph) -> tuple[list[ir.Statement], list[ir.Statement
         for n in set(s.inputs):
             if n in by_name:
                 readers[n].append(s.name)
-    ready = [s.name for s in graph.statements if not pending[s.name]]
+    ready = deque(s.name for s in graph.statements if not pending[s.name])
     order: list[ir.Statement] = []
     while ready:
-        name = ready.pop(0)
+        name = ready.popleft()
         order.append(by_name[name])
         for reader in readers[name]:
             pending[reader].discard(name)

@@ -20,6 +20,7 @@ from archdsl.signatures import (
     Param,
 )
 from archdsl.syntax import (
+    MAX_SIZE,
     BlockDef,
     Element,
     InitDecl,
@@ -102,13 +103,23 @@ class _Lowering:
         train = self._train(items, inputs[0].shape if inputs else ())
         if any(d.severity == "error" for d in self.diagnostics) or model is None or not inputs:
             return None
+        if not statements:
+            self._report(
+                error(
+                    "E017",
+                    inputs[0].span,
+                    "the spec has no statements: nothing to compute",
+                    "add e.g. `fc = flatten |> dense(10)`",
+                )
+            )
+            return None
         return ir.Graph(
             name=model.name,
             file=self.module.file,
             inputs=tuple(inputs),
             statements=tuple(statements),
             train=train,
-            output=statements[-1].name if statements else inputs[-1].name,
+            output=statements[-1].name,
         )
 
     def _report(self, d: Diagnostic) -> None:
@@ -175,15 +186,15 @@ class _Lowering:
                     )
                 )
                 continue
-            bad = [i for i, x in enumerate(d.dims) if not isinstance(x, int) or x <= 0]
+            bad = [i for i, x in enumerate(d.dims) if _size_problem(x)]
             if bad:
                 size = d.dims[bad[0]]
                 self._report(
                     error(
                         "E006",
-                        d.dim_spans[bad[0]] if d.dim_spans else d.dims_span,
-                        f"input `{d.name}` has {_size_kind(size)} size {size}",
-                        "sizes are positive whole numbers, e.g. `3 x 227 x 227`",
+                        d.dim_spans[bad[0]],
+                        f"input `{d.name}` has {_size_problem(size)} size {size}",
+                        f"sizes are whole numbers from 1 to {MAX_SIZE}, e.g. `3 x 227 x 227`",
                     )
                 )
                 continue
@@ -233,40 +244,43 @@ class _Lowering:
         out: list[ir.Statement] = []
         aliases: dict[str, str] = {}
         previous = inputs[0].name if inputs else None
-        for item in items:
-            if isinstance(item, TowersBlock):
-                count = self._tower_count(item)
-                nodes = item.statements
-            elif isinstance(item, StatementNode):
-                count, nodes = 1, (item,)
-            else:
+        for node, count in self._statement_nodes(items):
+            if self.expander.exhausted:
+                break  # the spec is too large: its error is reported once
+            if not self._name_ok(node.name, node.name_span, "statement name"):
                 continue
-            for node in nodes:
-                if not self._name_ok(node.name, node.name_span, "statement name"):
-                    continue
-                if any(e.name in self.broken_blocks for e in node.elements):
-                    previous = node.name  # its block's definition error is already reported
-                    continue
-                try:
-                    expanded = self.expander.expand(node, previous)
-                except BindError as exc:
-                    self._report(exc.diagnostic)
-                    previous = node.name
-                    continue
-                for plain, via in expanded.nodes:
-                    stmt = self._statement(plain, previous, count, via)
-                    if stmt is not None:
-                        out.append(stmt)
-                    previous = plain.name
-                if expanded.output != node.name:
-                    aliases[node.name] = expanded.output
-                previous = expanded.output or previous
+            if any(e.name in self.broken_blocks for e in node.elements):
+                previous = node.name  # its block's definition error is already reported
+                continue
+            try:
+                expanded = self.expander.expand(node, previous, count)
+            except BindError as exc:
+                self._report(exc.diagnostic)
+                previous = node.name
+                continue
+            for plain, via in expanded.nodes:
+                stmt = self._statement(plain, previous, count, via)
+                if stmt is not None:
+                    out.append(stmt)
+                previous = plain.name
+            if expanded.output != node.name:
+                aliases[node.name] = expanded.output
+            previous = expanded.output or previous
         out = [_unalias(s, aliases) for s in out]
         try:
             return expand_towers(out)
         except BindError as exc:
             self._report(exc.diagnostic)
             return out
+
+    def _statement_nodes(self, items):
+        """Each top-level statement, with the number of towers it runs in (0: invalid)."""
+        for item in items:
+            if isinstance(item, TowersBlock):
+                count = self._tower_count(item)
+                yield from ((node, count) for node in item.statements)
+            elif isinstance(item, StatementNode):
+                yield item, 1
 
     def _tower_count(self, block: TowersBlock) -> int:
         """N of `towers N`: a whole number of at least 2 (0 marks it invalid)."""
@@ -304,9 +318,17 @@ class _Lowering:
                 ok = False
         expect = None
         if node.expect:
-            dims, span = node.expect
-            if any(not isinstance(x, int) or x <= 0 for x in dims):
-                self._report(error("E006", span, "`expect` sizes must be positive whole numbers"))
+            dims, _, spans = node.expect
+            bad = [i for i, x in enumerate(dims) if _size_problem(x)]
+            if bad:
+                self._report(
+                    error(
+                        "E006",
+                        spans[bad[0]],
+                        f"`expect` has {_size_problem(dims[bad[0]])} size {dims[bad[0]]}",
+                        f"sizes are whole numbers from 1 to {MAX_SIZE}",
+                    )
+                )
                 ok = False
             expect = dims
         if not ok or not inputs:
@@ -388,11 +410,13 @@ class _Lowering:
             return ir.Train()
 
 
-def _size_kind(size) -> str:
-    """'a negative', 'a zero' or 'a fractional'."""
+def _size_problem(size) -> str:
+    """'a fractional', 'a zero', 'a negative' or 'an out-of-range'; '' for a valid size."""
     if not isinstance(size, int):
         return "a fractional"
-    return "a zero" if size == 0 else "a negative"
+    if size > MAX_SIZE:
+        return "an out-of-range"
+    return "" if size > 0 else "a zero" if size == 0 else "a negative"
 
 
 def _unalias(stmt: ir.Statement, aliases: dict[str, str]) -> ir.Statement:
@@ -439,6 +463,14 @@ def build_op(name: str, values: dict, span: ir.Span, defaults: dict, spans: dict
         return ir.Activation(op=name, span=span)
     if name in ("maxpool", "avgpool"):
         _check_pool_padding(values, spans or {}, span)
+    if values.get("pad") == "same" and values.get("ceil"):
+        raise fail(
+            "E004",
+            (spans or {}).get("ceil", span),
+            "`ceil=true` has no meaning with `pad=same`, which always gives ceil(in / stride) "
+            "windows (rounding up already)",
+            "drop `ceil=true`, or give the padding explicitly",
+        )
     return validated(OP_CLASSES[name], {**values, "span": span}, span, name, spans)
 
 
