@@ -6,17 +6,16 @@ Layout (both backends read and write it): one .npz file, one array per tensor, f
   dense  weight (units, inputs), bias (units,); a dense layer fed by `flatten` of a C x H x W map
          takes its inputs in C, H, W order (PyTorch's), whatever the backend's own order
   batchnorm weight (scale), bias (shift), running_mean, running_var, all (channels,)
-Reading the file needs no framework: .npz is a zip of .npy files whose headers are parsed here.
+Reading the file needs no framework: .npz is a zip of .npy files whose headers are checked by
+backends/common/npzcheck.py (shared with the runtimes), which reads no array data.
 """
 
 from __future__ import annotations
 
-import ast
-import struct
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from archdsl.backends.common.npzcheck import NpzError, printable, read_headers
 from archdsl.shapes import Report
 
 
@@ -26,7 +25,8 @@ def expected_tensors(report: Report) -> dict[str, tuple[int, ...]]:
     layers = report.by_statement()
     for stmt in report.graph.statements:
         for op, layer in zip(stmt.ops, layers.get(stmt.name, []), strict=False):
-            tensors.update(_op_tensors(op, layer.name, layer.input_shape[0]))
+            if layer.built:
+                tensors.update(_op_tensors(op, layer.name, layer.input_shape[0]))
     return tensors
 
 
@@ -46,34 +46,19 @@ def _op_tensors(op, name: str, channels: int) -> dict[str, tuple[int, ...]]:
 
 
 class WeightFileError(Exception):
-    """The file is not a readable .npz of arrays."""
+    """The file is not a readable .npz of arrays (a one-line message)."""
 
 
 def npz_shapes(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
-    """{name: (shape, dtype)} of every array in an .npz, read from the .npy headers only."""
-    try:
-        with zipfile.ZipFile(path) as z:
-            return {
-                info.filename.removesuffix(".npy"): _npy_header(z.open(info))
-                for info in z.infolist()
-                if info.filename.endswith(".npy")
-            }
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise WeightFileError(f"{path}: not a readable .npz file ({exc})") from None
+    """{name: (shape, dtype)} of every array in an .npz, read from the .npy headers only.
 
-
-def _npy_header(f) -> tuple[tuple[int, ...], str]:
-    """Shape and dtype from an .npy stream's header."""
-    magic = f.read(8)
-    if magic[:6] != b"\x93NUMPY":
-        raise WeightFileError("an array in the file is not in .npy format")
-    size_format = "<H" if magic[6] == 1 else "<I"
-    (length,) = struct.unpack(size_format, f.read(struct.calcsize(size_format)))
+    Names are returned with their control characters made visible (printable to a terminal):
+    a name that needed it holds a backslash, so it is never one of a spec's tensors.
+    """
     try:
-        header = ast.literal_eval(f.read(length).decode("latin1"))
-        return tuple(header["shape"]), str(header["descr"])
-    except (ValueError, SyntaxError, KeyError) as exc:
-        raise WeightFileError(f"an .npy header cannot be read ({exc})") from None
+        return {printable(name): found for name, found in read_headers(path).items()}
+    except NpzError as exc:
+        raise WeightFileError(str(exc)) from None
 
 
 @dataclass

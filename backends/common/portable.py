@@ -9,25 +9,57 @@ of the spec's reports (`conv1.conv.weight`):
   batchnorm  weight (scale), bias (shift), running_mean, running_var, all (channels,)
 """
 
+import zipfile
+import zlib
+
 import numpy as np
+
+# the runtime beside this file (isort: split keeps one order wherever ruff runs)
+# isort: split
+from metrics_log import atomic_write
+from npzcheck import NpzError, printable, read_headers
+
+# what np.load raises on data that its headers did not give away (a bad CRC, a short member)
+LOAD_ERRORS = (
+    OSError,
+    EOFError,
+    ValueError,
+    NotImplementedError,
+    zipfile.BadZipFile,
+    zlib.error,
+)
 
 
 class WeightsError(ValueError):
-    """A weight file does not fit the model: missing, extra or wrongly shaped tensors."""
+    """A weight file does not fit the model or cannot be read (a one-line message)."""
 
 
-def read_npz(path):
-    """{name: array} of every array in an .npz file."""
-    with np.load(path, allow_pickle=False) as data:
-        return {name: data[name] for name in data.files}
+def read_npz(path, expected=None):
+    """{name: array} of every array in an .npz file, read without pickle once its headers
+    pass npzcheck and, given `expected` {name: shape}, check_arrays: a file that does not
+    fit is refused before any array is read."""
+    try:
+        headers = read_headers(path)
+    except NpzError as exc:
+        raise WeightsError(str(exc)) from None
+    if expected is not None:
+        check_arrays(
+            expected, {n: shape for n, (shape, _) in headers.items()}, str(path)
+        )
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[f"{name}.npy"] for name in headers}
+    except LOAD_ERRORS as exc:
+        raise WeightsError(
+            f"{printable(str(path))}: the arrays cannot be read ({printable(str(exc))})"
+        ) from None
 
 
 def write_npz(path, arrays):
-    """Write {name: array} as float32 arrays, uncompressed, in the given order."""
-    with open(path, "wb") as f:
-        np.savez(
-            f, **{name: np.asarray(a, dtype=np.float32) for name, a in arrays.items()}
-        )
+    """Write {name: array} as float32 arrays, uncompressed, in the given order, atomically
+    (a reader sees the old file or the whole new one)."""
+    floats = {name: np.asarray(a, dtype=np.float32) for name, a in arrays.items()}
+    atomic_write(path, lambda f: np.savez(f, **floats))
 
 
 def _dims(shape):
@@ -37,11 +69,12 @@ def _dims(shape):
 def check_arrays(expected, found, source="the weight file"):
     """Raise WeightsError naming every missing, extra or wrongly shaped tensor.
 
-    expected and found map tensor names to shapes.
+    expected and found map tensor names to shapes; names from `found` and the source are
+    printed with their control characters made visible.
     """
     problems = []
     missing = [n for n in expected if n not in found]
-    extra = sorted(n for n in found if n not in expected)
+    extra = sorted(printable(n) for n in found if n not in expected)
     if missing:
         problems.append(f"missing {', '.join(missing)}")
     if extra:
@@ -52,4 +85,6 @@ def check_arrays(expected, found, source="the weight file"):
                 f"{name} is {_dims(found[name])} where the model needs {_dims(expected[name])}"
             )
     if problems:
-        raise WeightsError(f"{source} does not fit the model: " + "; ".join(problems))
+        raise WeightsError(
+            f"{printable(source)} does not fit the model: " + "; ".join(problems)
+        )

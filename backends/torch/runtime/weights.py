@@ -62,5 +62,7 @@ def load_arrays(model, arrays, source="the arrays"):
 
 def load_weights(model, path):
     """Load a portable .npz (written by either backend) into the model; WeightsError if it
-    does not fit (the message names every missing, extra and wrongly shaped tensor)."""
-    return load_arrays(model, read_npz(path), str(path))
+    does not fit (the message names every missing, extra and wrongly shaped tensor) or is
+    not a plain .npz of arrays, found from its headers before any array is read."""
+    expected = {n: tuple(t.shape) for n, t in portable_tensors(model).items()}
+    return load_arrays(model, read_npz(path, expected), str(path))
