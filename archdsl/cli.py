@@ -5,14 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
+import stat
 import sys
 from pathlib import Path
 
 from archdsl.compiler import Checked, check_source
-from archdsl.diagnostics import Diagnostic, error, render
+from archdsl.diagnostics import Diagnostic, error, render, source_lines, visible
+from archdsl.syntax import MAX_SIZE
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 BACKENDS = ("torch", "keras")
+SPEC_LIMIT_MIB = 1  # a spec is a few KB; a larger file is refused unread
 
 
 class UsageError(Exception):
@@ -20,30 +24,67 @@ class UsageError(Exception):
 
 
 def _read(path: str) -> str:
-    """Read a spec, turning I/O and encoding problems into UsageError."""
-    p = Path(path)
-    if not p.exists():
-        raise UsageError(f"{path}: no such file")
-    if p.is_dir():
-        raise UsageError(f"{path}: is a directory, expected a .arch file")
+    """Read a spec (a regular UTF-8 file, not too large), turning every problem into UsageError."""
+    limit = SPEC_LIMIT_MIB << 20
     try:
-        return p.read_text(encoding="utf-8-sig")
+        _check_spec_file(os.stat(path), path, limit)
+        # O_NONBLOCK: should the path become a FIFO after the check, opening it does not hang
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as f:
+            _check_spec_file(os.fstat(f.fileno()), path, limit)
+            data = f.read(limit + 1)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise _too_large(path)
+    try:
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise UsageError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: {exc.strerror}") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # the newlines text mode reads
+
+
+def _check_spec_file(status: os.stat_result, path: str, limit: int) -> None:
+    """UsageError unless `status` is that of a regular file of at most `limit` bytes."""
+    if stat.S_ISDIR(status.st_mode):
+        raise UsageError(f"{path}: is a directory, expected a .arch file")
+    if not stat.S_ISREG(status.st_mode):
+        raise UsageError(
+            f"{path}: not a regular file (a device, FIFO or socket?), expected a .arch file"
+        )
+    if status.st_size > limit:
+        raise _too_large(path)
+
+
+def _too_large(path: str) -> UsageError:
+    """The error for a spec file over the size limit."""
+    return UsageError(f"{path}: larger than {SPEC_LIMIT_MIB} MiB, the limit for a spec file")
+
+
+def _say(text: str, stream=None) -> None:
+    """Print a line to stdout (or `stream`); what its encoding cannot show becomes escapes."""
+    stream = stream or sys.stdout
+    encoding = getattr(stream, "encoding", None)
+    if encoding:
+        text = text.encode(encoding, "backslashreplace").decode(encoding)
+    print(text, file=stream)
 
 
 def _color(stream) -> bool:
-    return stream.isatty() and "NO_COLOR" not in os.environ
+    """Colour diagnostics on a terminal, unless NO_COLOR is set (no stream: stderr is closed)."""
+    return stream is not None and stream.isatty() and "NO_COLOR" not in os.environ
 
 
 def _print_diagnostics(checked: Checked, stream=None, notes: bool = True) -> None:
+    """Print a spec's diagnostics (to stderr), splitting its source into lines once."""
     stream = stream or sys.stderr
+    lines, color = source_lines(checked.source), _color(stream)
     for d in checked.diagnostics:
         if d.severity == "info" and not notes:
             continue
-        print(render(d, checked.source, _color(stream)), file=stream)
+        _say(render(d, lines, color), stream)
 
 
 def _summary(diagnostics: list[Diagnostic]) -> str:
@@ -66,7 +107,8 @@ def _exit_code(checked: Checked) -> int:
 
 
 def _load(path: str, strict: bool = False) -> Checked:
-    checked = check_source(_read(path), path)
+    """Read and check a spec; its file name is kept as printed (control characters escaped)."""
+    checked = check_source(_read(path), visible(path))
     _promote(checked, strict)
     return checked
 
@@ -81,16 +123,16 @@ def cmd_check(args) -> int:
         if args.format == "json":
             results.append(
                 {
-                    "file": path,
+                    "file": checked.file,
                     "ok": _exit_code(checked) == 0,
                     "diagnostics": [d.as_dict() for d in checked.diagnostics],
                 }
             )
         else:
             _print_diagnostics(checked)
-            print(f"{path}: {_summary(checked.diagnostics)}", file=sys.stderr)
+            _say(f"{checked.file}: {_summary(checked.diagnostics)}", sys.stderr)
     if args.format == "json":
-        print(json.dumps(results if len(results) > 1 else results[0], indent=2))
+        _say(json.dumps(results if len(results) > 1 else results[0], indent=2))
     return worst
 
 
@@ -101,17 +143,17 @@ def cmd_shapes(args) -> int:
     checked = _load(args.file, args.strict)
     if args.format == "json":
         if checked.report is None or not checked.report.layers and _exit_code(checked):
-            data = {"file": args.file, "diagnostics": [d.as_dict() for d in checked.diagnostics]}
+            data = {"file": checked.file, "diagnostics": [d.as_dict() for d in checked.diagnostics]}
         else:
             data = report_format.as_data(checked.report, checked.diagnostics, args.batch)
-        print(json.dumps(data, indent=2))
+        _say(json.dumps(data, indent=2))
         return _exit_code(checked)
     _print_diagnostics(checked, notes=False)
     if checked.report is not None and _exit_code(checked) == EXIT_OK:
         render_fn = (
             report_format.as_markdown if args.format == "markdown" else report_format.as_table
         )
-        print(render_fn(checked.report, args.batch))
+        _say(render_fn(checked.report, args.batch))
     return _exit_code(checked)
 
 
@@ -120,7 +162,7 @@ def cmd_ir(args) -> int:
     from archdsl import ir
 
     if args.schema:
-        print(json.dumps(ir.Graph.model_json_schema(by_alias=True), indent=2))
+        _say(json.dumps(ir.Graph.model_json_schema(by_alias=True), indent=2))
         return EXIT_OK
     if not args.file:
         raise UsageError("ir: give a spec file, or --schema")
@@ -128,7 +170,7 @@ def cmd_ir(args) -> int:
     if checked.graph is None or _exit_code(checked):
         _print_diagnostics(checked)
         return EXIT_ERRORS
-    print(checked.graph.model_dump_json(indent=2, by_alias=True))
+    _say(checked.graph.model_dump_json(indent=2, by_alias=True))
     return EXIT_OK
 
 
@@ -140,26 +182,47 @@ def cmd_compile(args) -> int:
     _print_diagnostics(checked, notes=False)
     if not checked.ok:
         return EXIT_ERRORS
-    out = Path(args.out) if args.out else Path("build") / f"{Path(args.file).stem}-{args.backend}"
+    out = Path(args.out) if args.out else _default_dir("build", args)
     try:
         written = write_output(checked, args.backend, out, force=args.force)
     except EmitError as exc:
         raise UsageError(str(exc)) from None
-    print(f"wrote {len(written)} files to {out}/ ({', '.join(sorted(p.name for p in written))})")
+    names = ", ".join(sorted(p.name for p in written))
+    _say(visible(f"wrote {len(written)} files to {out}/ ({names})"))
     return EXIT_OK
 
 
+def _default_dir(parent: str, args) -> Path:
+    """PARENT/<spec stem>-<backend>: the default build and run folders."""
+    return Path(parent) / f"{Path(args.file).stem}-{args.backend}"
+
+
 def cmd_train(args) -> int:
-    """Compile, then run the generated trainer in a fresh process."""
+    """Compile into the build folder, then run its trainer with --out the run folder."""
     import subprocess
 
-    args.out = args.out or str(Path("build") / f"{Path(args.file).stem}-{args.backend}")
+    for flag in args.trainer_args:
+        if _is_out_flag(flag):
+            raise UsageError(
+                f"train: {flag.split('=', 1)[0]} is ambiguous here: give --build-dir DIR for the "
+                "compiled model and trainer, --run-dir DIR for checkpoints and metrics"
+            )
+    args.out = args.build_dir or str(_default_dir("build", args))
     code = cmd_compile(args)
     if code != EXIT_OK:
         return code
-    cmd = [sys.executable, str(Path(args.out) / "train.py"), *args.trainer_args]
-    print("$ " + " ".join(cmd), file=sys.stderr)
+    run_dir = args.run_dir or str(_default_dir("runs", args))
+    cmd = [sys.executable, str(Path(args.out) / "train.py"), "--out", run_dir, *args.trainer_args]
+    _say(visible("$ " + shlex.join(cmd)), sys.stderr)
     return subprocess.call(cmd)
+
+
+def _is_out_flag(arg: str) -> bool:
+    """-o/--out in any spelling (-oDIR, --out=DIR, an abbreviation such as --ou)."""
+    if arg.startswith("--"):
+        name = arg.split("=", 1)[0]
+        return len(name) > 2 and "--out".startswith(name)
+    return arg.startswith("-o")
 
 
 def cmd_weights(args) -> int:
@@ -173,35 +236,53 @@ def cmd_weights(args) -> int:
     expected = expected_tensors(checked.report)
     if not args.weights:
         for name, shape in expected.items():
-            print(f"{name:<40} {' x '.join(map(str, shape))}")
-        print(f"{len(expected)} tensors, {checked.report.total_params:,} values")
+            _say(f"{name:<40} {_dims(shape)}")
+        _say(f"{len(expected)} tensors, {checked.report.total_params:,} values")
         return EXIT_OK
     path = Path(args.weights)
     if not path.is_file():
-        raise UsageError(f"{args.weights}: no such file")
+        problem = "not a regular file" if path.exists() else "no such file"
+        raise UsageError(f"{args.weights}: {problem}")
     try:
         found = npz_shapes(path)
     except WeightFileError as exc:
         raise UsageError(str(exc)) from None
     result = compare(expected, found)
-    for name in result.missing:
-        print(f"missing   {name} (expected {' x '.join(map(str, expected[name]))})")
-    for name in result.extra:
-        print(f"extra     {name} ({' x '.join(map(str, found[name][0]))}): not in {args.file}")
-    for name, want, got in result.mismatched:
-        print(
-            f"mismatch  {name}: expected {' x '.join(map(str, want))}, found {' x '.join(map(str, got))}"
-        )
+    for line in _comparison_lines(result, expected, found, args.file):
+        _say(visible(line))
     verdict = "matches" if result.ok else "does not match"
-    print(f"{args.weights} {verdict} {args.file}: {result.matched} of {len(expected)} tensors fit")
+    fit = f"{result.matched} of {len(expected)} tensors fit"
+    _say(visible(f"{args.weights} {verdict} {args.file}: {fit}"))
     return EXIT_OK if result.ok else EXIT_ERRORS
+
+
+def _comparison_lines(result, expected: dict, found: dict, spec: str):
+    """One line per missing, extra and mis-shaped tensor of a weight file."""
+    for name in result.missing:
+        yield f"missing   {name} (expected {_dims(expected[name])})"
+    for name in result.extra:
+        yield f"extra     {name} ({_dims(found[name][0])}): not in {spec}"
+    for name, want, got in result.mismatched:
+        yield f"mismatch  {name}: expected {_dims(want)}, found {_dims(got)}"
+
+
+def _dims(shape) -> str:
+    """A shape written `3 x 224 x 224`."""
+    return " x ".join(map(str, shape))
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one visible line and exit code 2."""
+
+    def error(self, message: str):
+        """Report a command-line problem in the form of every other usage error."""
+        _say(render(error("usage", None, f"{message}; see `{self.prog} --help`"), None), sys.stderr)
+        sys.exit(EXIT_USAGE)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per verb."""
-    p = argparse.ArgumentParser(
-        prog="archdsl", description="Compile neural-network architecture specs."
-    )
+    p = _Parser(prog="archdsl", description="Compile neural-network architecture specs.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     c = sub.add_parser("check", help="report errors and warnings with source locations")
@@ -229,29 +310,46 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("weights", nargs="?", metavar="WEIGHTS.npz", help="a weight file to check")
     w.set_defaults(func=cmd_weights)
 
-    for name, helptext, func in (
-        ("compile", "emit a standalone model.py and train.py", cmd_compile),
-        (
+    o = _compile_flags(sub.add_parser("compile", help="emit a standalone model.py and train.py"))
+    o.add_argument(
+        "-o", "--out", metavar="DIR", help="output directory (default build/<spec>-<backend>)"
+    )
+    o.set_defaults(func=cmd_compile)
+
+    t = _compile_flags(
+        sub.add_parser(
             "train",
-            "compile, then run the generated trainer (other flags go to train.py)",
-            cmd_train,
-        ),
-    ):
-        t = sub.add_parser(name, help=helptext)
-        t.add_argument("file", metavar="FILE")
-        t.add_argument("--backend", choices=BACKENDS, default="torch")
-        t.add_argument(
-            "-o", "--out", metavar="DIR", help="output directory (default build/<spec>-<backend>)"
+            help="compile, then run the generated trainer (other flags go to train.py)",
+            description="Compile FILE into --build-dir, then run its train.py with --out "
+            "set to --run-dir. Every other flag goes to train.py unchanged (see its --help).",
+            allow_abbrev=False,  # an abbreviation of a trainer flag must reach the trainer
         )
-        t.add_argument(
-            "--force", action="store_true", help="overwrite a directory archdsl did not write"
-        )
-        t.add_argument("--strict", action="store_true", help="treat warnings as errors")
-        t.set_defaults(func=func)
+    )
+    t.add_argument(
+        "--build-dir", metavar="DIR", help="where to compile (default build/<spec>-<backend>)"
+    )
+    t.add_argument(
+        "--run-dir",
+        metavar="DIR",
+        help="the trainer's --out: checkpoints and metrics (default runs/<spec>-<backend>)",
+    )
+    t.set_defaults(func=cmd_train)
     return p
 
 
+def _compile_flags(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The spec, backend, --force and --strict of `compile` and `train`."""
+    parser.add_argument("file", metavar="FILE")
+    parser.add_argument("--backend", choices=BACKENDS, default="torch")
+    parser.add_argument(
+        "--force", action="store_true", help="overwrite a directory archdsl did not write"
+    )
+    parser.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    return parser
+
+
 def _positive(text: str) -> int:
+    """A --batch: a whole number from 1 to MAX_SIZE (larger ones overflow the report's sums)."""
     try:
         n = int(text)
     except ValueError:
@@ -260,6 +358,9 @@ def _positive(text: str) -> int:
         ) from None
     if n <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive whole number, got {n}")
+    if n > MAX_SIZE:
+        shown = text.strip() if len(text.strip()) <= 20 else f"a number of {len(str(n)):,} digits"
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_SIZE}, got {shown}")
     return n
 
 
@@ -272,11 +373,32 @@ def main(argv: list[str] | None = None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        return args.func(args)
+        code = args.func(args)
+        if sys.stdout is not None:
+            sys.stdout.flush()  # a full disk or closed pipe shows here, not at interpreter exit
+        return code
     except UsageError as exc:
-        print(render(error("usage", None, str(exc)), None), file=sys.stderr)
+        _say(render(error("usage", None, str(exc)), None), sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:
+        _silence_stdout()
         return EXIT_OK
+    except OSError as exc:  # e.g. stdout closed, or the disk under it full
+        where = exc.filename if exc.filename else "writing the output"
+        problem = f"{where}: {exc.strerror or exc}"
+        _say(render(error("usage", None, problem), None), sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush into a closed pipe is quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError):
+        pass  # not a real file descriptor (an in-process caller's stream)
