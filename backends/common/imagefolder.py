@@ -18,10 +18,21 @@ IMAGE_EXTENSIONS = (
     ".webp",
 )
 LAYOUT = "DIR/train/<class>/*.jpg and DIR/val/<class>/*.jpg"
+MAX_ASPECT = 64  # longer side / shorter side of an image the pipeline accepts
 
 
 class DataError(Exception):
     """A problem with the user's data, reported as one line without a traceback."""
+
+
+def entries(folder):
+    """The sorted paths in a folder, without hidden ones (.name, as macOS's ._photo.jpg)."""
+    try:
+        return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    except OSError as err:
+        raise DataError(
+            f"{folder}: cannot list the folder ({err.strerror or err})"
+        ) from None
 
 
 def list_classes(split_dir):
@@ -30,20 +41,18 @@ def list_classes(split_dir):
         raise DataError(
             f"{split_dir}: split folder not found; expected the layout {LAYOUT}"
         )
-    class_dirs = sorted(
-        p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
-    )
+    class_dirs = [p for p in entries(split_dir) if p.is_dir()]
     if not class_dirs:
         raise DataError(
             f"{split_dir}: no class folders; put each class's images in {split_dir}/<class>/"
         )
     classes = {}
     for class_dir in class_dirs:
-        files = sorted(
+        files = [
             p
-            for p in class_dir.iterdir()
+            for p in entries(class_dir)
             if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-        )
+        ]
         if not files:
             raise DataError(
                 f"{class_dir}: class folder has no images ({', '.join(IMAGE_EXTENSIONS)}); "
@@ -89,6 +98,13 @@ def load_image(path):
     """Decode an image file fully into a uint8 HxWx3 RGB array; bad files raise DataError."""
     try:
         with Image.open(path) as img:
+            width, height = img.size
+            if max(width, height) > MAX_ASPECT * min(width, height):
+                raise DataError(
+                    f"{path}: {width} x {height} pixels, an aspect ratio over {MAX_ASPECT}:1 "
+                    "(resizing its shorter side to the crop size would make a strip of "
+                    "millions of pixels); crop or remove the file"
+                )
             img.load()
             return np.asarray(img.convert("RGB"))
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:

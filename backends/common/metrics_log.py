@@ -2,6 +2,7 @@
 
 import csv
 import os
+import re
 import sys
 import tempfile
 import time
@@ -18,17 +19,32 @@ FIELDS = (
     "images_per_s",
     "seconds",
 )
+OUTPUTS = ("metrics.csv", "metrics.png")
+TEMP_SUFFIX = ".tmp"
 UMASK = os.umask(0o022)
 os.umask(UMASK)
 
 
+def temp_file(path):
+    """(fd, name) of a new empty file .NAME.XXXXXXXX.tmp in the folder of path."""
+    folder = os.path.dirname(os.path.abspath(path))
+    prefix = f".{os.path.basename(path)}."
+    return tempfile.mkstemp(dir=folder, prefix=prefix, suffix=TEMP_SUFFIX)
+
+
+def remove_stale_temps(folder, names):
+    """Delete the temp files temp_file() made for these names in folder (unfinished saves)."""
+    alternatives = "|".join(map(re.escape, names))
+    pattern = re.compile(rf"\.(?:{alternatives})\.[a-z0-9_]+{re.escape(TEMP_SUFFIX)}")
+    for entry in os.scandir(folder):
+        if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+            os.unlink(entry.path)
+
+
 def atomic_write(path, write_fn, binary=True):
     """Call write_fn(file) on a temp file in path's folder, fsync it, then rename it to path."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
-    )
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fd, tmp = temp_file(path)
     try:
         os.chmod(tmp, 0o666 & ~UMASK)
         with os.fdopen(
@@ -103,7 +119,7 @@ class MetricsLog:
             points = [
                 (r["epoch"], scale * float(r[key]))
                 for r in self.rows
-                if r.get(key) != ""
+                if r.get(key, "") != ""
             ]
             if points:
                 ax.plot(*zip(*points, strict=True), marker=".", label=key)
@@ -116,9 +132,10 @@ class ProgressBar:
 
     def __init__(self, total, prefix="", stream=None, enabled=True, every_s=30.0):
         """Count towards total steps; disabled bars (e.g. on ranks > 0) print nothing."""
-        self.total, self.prefix, self.enabled = total, prefix, enabled
-        self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
+        self.total, self.prefix = total, prefix
+        self.stream = stream or sys.stderr  # None when the process's stderr is closed
+        self.enabled = enabled and self.stream is not None
+        self.tty = self.enabled and self.stream.isatty()
         self.every_s = 0.1 if self.tty else every_s
         self.start = self.last = time.monotonic()
         self.first = None

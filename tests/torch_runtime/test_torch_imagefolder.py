@@ -1,5 +1,6 @@
 """ImageFolder data: the happy path and every data error, in-process and through train.py."""
 
+import os
 import shutil
 
 import numpy as np
@@ -124,3 +125,48 @@ def test_train_reports_data_errors_without_traceback(run_train, folder, tmp_path
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and MESSAGES[case] in last and str(path) in last
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_hidden_files_and_macos_companions_are_skipped(imagefolder, folder):
+    for split in ("train", "val"):
+        (folder / split / "class2" / "._a.png").write_bytes(b"\x00\x05\x16\x07AppleDouble")
+        (folder / split / "class2" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+        (folder / split / "._class0").write_bytes(b"\x00\x05\x16\x07")
+    (folder / "train" / "class7" / ".hidden.jpg").write_bytes(b"not an image")
+    train, val, classes = imagefolder.scan_imagefolder(folder, 10)
+    assert len(train) == len(val) == 20 and len(classes) == 10
+    assert not any("/." in path for path, _ in train + val)
+    for path, _ in train + val:
+        imagefolder.load_image(path)
+
+
+def test_a_class_of_only_hidden_files_has_no_images(imagefolder, folder):
+    for p in (folder / "train" / "class3").glob("*.png"):
+        p.rename(p.with_name(f"._{p.name}"))
+    with pytest.raises(imagefolder.DataError, match="class3: class folder has no images"):
+        imagefolder.scan_imagefolder(folder, 10)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads folders without read permission")
+def test_an_unreadable_class_folder_is_a_data_error(imagefolder, folder):
+    locked = folder / "train" / "class1"
+    locked.chmod(0)
+    try:
+        with pytest.raises(imagefolder.DataError, match="class1: cannot list the folder"):
+            imagefolder.scan_imagefolder(folder, 10)
+    finally:
+        locked.chmod(0o755)
+
+
+def test_a_thin_strip_of_an_image_is_a_data_error_before_decoding(imagefolder, tmp_path):
+    """A 2 KB PNG of 1 x 2,000,000 pixels would be resized to 72 x 144,000,000 (31 GB) by the
+    shorter-side resize: it is refused from its header, with its size in the message."""
+    path = tmp_path / "thin.png"
+    Image.fromarray(np.zeros((1, 2_000_000), np.uint8)).save(path)
+    assert path.stat().st_size < 10_000
+    with pytest.raises(imagefolder.DataError) as err:
+        imagefolder.load_image(path)
+    assert f"{path}: 2000000 x 1 pixels, an aspect ratio over 64:1" in str(err.value)
+    wide = tmp_path / "wide.png"  # 64:1 exactly is accepted
+    Image.fromarray(np.zeros((2, 128, 3), np.uint8)).save(wide)
+    assert imagefolder.load_image(wide).shape == (2, 128, 3)

@@ -1,7 +1,9 @@
 """metrics.csv, metrics.png, atomic writes and the progress bar."""
 
+import importlib.util
 import io
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch")
@@ -64,6 +66,31 @@ def test_rows_reject_unknown_fields_and_allow_missing_ones(mlog, tmp_path):
     log.append(epoch=1, val_error=0.25)
     log.write()
     assert mlog.read_csv(tmp_path / "metrics.csv")[0]["train_loss"] == ""
+    log.plot()  # the missing curves are left out
+    assert (tmp_path / "metrics.png").stat().st_size > 1000
+
+
+def test_remove_stale_temps_removes_only_unfinished_saves_of_the_given_names(mlog, tmp_path):
+    stale = [".last.pt.abcd1234.tmp", ".metrics.csv.k2_j9xq1.tmp", ".metrics.png.x.tmp"]
+    kept = [".last.pt.keep", "last.pt.abcd1234.tmp", ".other.abcd1234.tmp", ".last.pt..tmp"]
+    for name in stale + kept:
+        (tmp_path / name).write_text("x")
+    (tmp_path / ".last.pt.folder12.tmp").mkdir()
+    outside = tmp_path.parent / f"{tmp_path.name}-target"
+    outside.write_text("mine")
+    (tmp_path / ".last.pt.linked12.tmp").symlink_to(outside)
+    mlog.remove_stale_temps(tmp_path, ("last.pt", "metrics.csv", "metrics.png"))
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted([*kept, ".last.pt.folder12.tmp", ".last.pt.linked12.tmp"])
+    assert outside.read_text() == "mine"
+
+
+def test_remove_stale_temps_removes_what_temp_file_leaves(mlog, tmp_path):
+    fd, name = mlog.temp_file(tmp_path / "last.pt")  # as a save killed before its rename
+    with open(fd, "w") as f:
+        f.write("half a checkpoint")
+    mlog.remove_stale_temps(tmp_path, ("last.pt",))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_plot_writes_a_png(mlog, tmp_path):
@@ -95,3 +122,34 @@ def test_progress_bar_is_lazy_and_silent_when_disabled(mlog):
     slow = mlog.ProgressBar(4, stream=stream, every_s=3600.0)
     slow.update(1, loss=lambda: pytest.fail("evaluated a field that is not drawn"))
     assert stream.getvalue() == ""
+
+
+def test_progress_bar_is_silent_when_stderr_is_closed(mlog, monkeypatch):
+    """`train.py 2>&-`: Python's sys.stderr is None; the bar draws nothing and does not fail."""
+    monkeypatch.setattr(mlog.sys, "stderr", None)
+    bar = mlog.ProgressBar(4, "epoch 1/1", every_s=0.0)
+    bar.update(1, loss=lambda: pytest.fail("evaluated a field of a bar with nowhere to draw"))
+    bar.close("done")
+    assert not bar.enabled
+
+
+def test_portable_weights_are_written_atomically(outdir, tmp_path, monkeypatch):
+    """save_weights replaces its file whole: a write that fails half-way leaves the old file
+    and no temporary file beside it."""
+    monkeypatch.syspath_prepend(str(outdir))
+    spec = importlib.util.spec_from_file_location("torch_rt_portable", outdir / "portable.py")
+    portable = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(portable)
+    path = tmp_path / "w.npz"
+    portable.write_npz(path, {"a.weight": np.ones((2, 3))})
+    before = path.read_bytes()
+
+    def broken(f, **arrays):
+        f.write(b"PK half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(portable.np, "savez", broken)
+    with pytest.raises(OSError, match="disk full"):
+        portable.write_npz(path, {"a.weight": np.zeros((2, 3))})
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.npz"]

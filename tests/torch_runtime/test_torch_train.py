@@ -43,7 +43,7 @@ def test_training_lowers_the_loss_and_beats_chance(reference):
     assert top5 <= top1
     assert re.search(r"epoch 3/3  step 60  lr \S+  train_loss \S+  val_loss \S+  top-1 err", stdout)
     assert (out / "metrics.png").stat().st_size > 1000
-    ckpt = torch.load(out / "last.pt", weights_only=False)
+    ckpt = torch.load(out / "last.pt", weights_only=True)  # no pickled code needed
     assert ckpt["state"] == {"epoch": 3, "batches_done": 0, "global_step": 60}
     assert len(ckpt["metrics"]) == 3 and set(ckpt["rng"]) == {"python", "numpy", "torch", "cuda"}
 
@@ -140,7 +140,7 @@ def test_torchrun_two_processes_end_with_identical_weights(assemble_into, run_co
     assert result.returncode == 0, result.stderr
     assert "2 process(es)" in result.stdout and result.stdout.count("epoch 2/2") == 1
     ranks = [torch.load(run_dir / f"rank{r}.pt") for r in (0, 1)]
-    saved = torch.load(run_dir / "out" / "last.pt", weights_only=False)["model"]
+    saved = torch.load(run_dir / "out" / "last.pt", weights_only=True)["model"]
     assert list(ranks[0]) == list(ranks[1]) == list(saved)
     for name in ranks[0]:
         assert torch.equal(ranks[0][name], ranks[1][name]), name

@@ -8,18 +8,16 @@ Reproducible and resumable: the data order is a function of (seed, epoch), a sam
 augmentation of (seed, epoch, index), and dropout draws from seed generators whose state is saved
 with the weights. OUT/last.npz is written atomically after every epoch, every --save-every steps
 and on Ctrl-C, so --resume after a crash or a kill continues exactly where it left off (bit for
-bit on the CPU).
+bit on the CPU). It holds only numbers (its metadata as JSON bytes) and loads without pickle,
+its .npz headers checked first (npzcheck); the run folder is handled as in the PyTorch trainer.
 """
 
 import json
 import math
-import os
 import signal
 import sys
 import time
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -31,17 +29,34 @@ import model as spec
 from augment import build_pipeline, sample_rng
 from imagefolder import DataError, ImageFolderDataset, scan_imagefolder
 from metrics_log import MetricsLog, ProgressBar, atomic_write
-from synthetic import SyntheticImages
-from trainer_args import Interrupted, UsageError, common_parser
+from npzcheck import printable
+from portable import WeightsError, read_npz
+from trainer_args import (
+    Interrupted,
+    UsageError,
+    check_checkpoint,
+    check_trainable,
+    claim_run_folder,
+    common_parser,
+    device_count,
+    error_line,
+    is_count,
+    resume_path,
+    synthetic_sets,
+)
 
 CHECKPOINT = "last.npz"
+META = "meta"  # the checkpoint's array of JSON bytes: position, schedule, metrics
 
 
 def parse_args(argv=None):
     """Command-line flags; defaults come from the spec's train section."""
     p = common_parser(spec, CHECKPOINT)
     p.add_argument(
-        "--devices", type=int, default=1, help="data-parallel replicas (mirrored)"
+        "--devices",
+        type=device_count,
+        default=1,
+        help="data-parallel replicas (mirrored)",
     )
     p.add_argument(
         "--amp", action="store_true", help="mixed_float16 with float32 logits and loss"
@@ -52,16 +67,11 @@ def parse_args(argv=None):
     p.add_argument(
         "--compile", action="store_true", help="XLA-compile the steps (jit_compile)"
     )
-    p.add_argument(
-        "--workers", type=int, default=min(4, os.cpu_count() or 1), help="threads"
-    )
     return p.parse_args(argv)
 
 
 def replica_devices(flag, count):
     """The device names for --device and --devices, splitting the CPU when it must."""
-    if count < 1:
-        raise UsageError(f"--devices {count}: need at least one")
     gpus = tf.config.list_physical_devices("GPU")
     if flag == "cuda" and not gpus:
         raise UsageError(
@@ -93,12 +103,9 @@ def datasets(args):
     if args.data is not None:
         train, val, _ = scan_imagefolder(args.data, spec.NUM_CLASSES)
         return ImageFolderDataset(train), ImageFolderDataset(val)
-    hw, per_class = spec.INPUT_SHAPE[:2], args.synthetic_per_class
-    try:
-        train = SyntheticImages(spec.NUM_CLASSES, hw, "train", per_class)
-        val = SyntheticImages(spec.NUM_CLASSES, hw, "val", max(1, per_class // 5))
-    except ValueError as err:
-        raise UsageError(f"{err}; pass --data DIR") from None
+    train, val = synthetic_sets(
+        spec.NUM_CLASSES, spec.INPUT_SHAPE[:2], args.synthetic_per_class
+    )
     return train, val
 
 
@@ -170,11 +177,20 @@ def make_train_step(strategy, net, optimizer, smoothing, jit):
     return step
 
 
+def padded(batch, count):
+    """(x, y, weights) of a batch padded to at least count items with copies of its first
+    item, weighted 0: every replica gets an image (an empty part breaks some TF kernels)."""
+    x, y = batch
+    pick = np.arange(max(len(y), count)) % len(y)
+    return x[pick], y[pick], (np.arange(len(pick)) < len(y)).astype("float32")
+
+
 def make_eval_step(strategy, net, jit):
-    """A compiled step: summed loss (no smoothing), top-1 and top-5 hits; 5-D input = crops."""
+    """A compiled step: weighted summed loss (no smoothing), top-1 and top-5 hits of
+    (x, y, weights); 5-D input = crops."""
     top = min(5, spec.NUM_CLASSES)
 
-    def replica_step(x, y):
+    def replica_step(x, y, w):
         crops = x.shape[1] if len(x.shape) == 5 else 1
         logits = net(tf.reshape(x, (-1, *x.shape[-3:])), training=False)
         logp = tf.nn.log_softmax(tf.cast(logits, tf.float32))
@@ -183,11 +199,11 @@ def make_eval_step(strategy, net, jit):
             crops
         )  # log of the mean softmax
         hits = tf.math.top_k(logp, top).indices == y[:, None]
-        loss = -tf.reduce_sum(tf.gather(logp, y, batch_dims=1))
+        loss = -tf.reduce_sum(w * tf.gather(logp, y, batch_dims=1))
         return (
             loss,
-            tf.reduce_sum(tf.cast(hits[:, 0], tf.float32)),
-            tf.reduce_sum(tf.cast(tf.reduce_any(hits, axis=1), tf.float32)),
+            tf.reduce_sum(w * tf.cast(hits[:, 0], tf.float32)),
+            tf.reduce_sum(w * tf.cast(tf.reduce_any(hits, axis=1), tf.float32)),
         )
 
     @tf.function(reduce_retracing=True, jit_compile=jit)
@@ -216,46 +232,55 @@ class StopFlag:
         )
 
 
-def variable_arrays(net, optimizer):
-    """{"model/00000": array, ..., "optimizer/00000": array, ...} in variable order."""
-    arrays = {}
+def named_variables(net, optimizer):
+    """(name, variable) of the model's and the optimizer's variables: model/00000, ..."""
     for prefix, variables in (
         ("model", net.variables),
         ("optimizer", optimizer.variables),
     ):
-        for i, v in enumerate(variables):
-            arrays[f"{prefix}/{i:05d}"] = keras.ops.convert_to_numpy(v)
-    return arrays
+        for i, variable in enumerate(variables):
+            yield f"{prefix}/{i:05d}", variable
+
+
+def variable_arrays(net, optimizer):
+    """{"model/00000": array, ..., "optimizer/00000": array, ...} in variable order."""
+    return {
+        name: keras.ops.convert_to_numpy(variable)
+        for name, variable in named_variables(net, optimizer)
+    }
 
 
 def assign_arrays(arrays, net, optimizer, path):
-    """Assign variable_arrays() output back, checking that every shape fits."""
-    for prefix, variables in (
-        ("model", net.variables),
-        ("optimizer", optimizer.variables),
-    ):
-        saved = [arrays[key] for key in sorted(arrays) if key.startswith(f"{prefix}/")]
-        if [a.shape for a in saved] != [tuple(v.shape) for v in variables]:
+    """Assign variable_arrays() output back, checking every name, shape and dtype first."""
+    variables = dict(named_variables(net, optimizer))
+    for prefix in ("model", "optimizer"):
+        ours = {n: v for n, v in variables.items() if n.startswith(f"{prefix}/")}
+        saved = {n: a for n, a in arrays.items() if n.startswith(f"{prefix}/")}
+        if {n: (a.shape, a.dtype) for n, a in saved.items()} != {
+            n: (tuple(v.shape), np.dtype(v.dtype)) for n, v in ours.items()
+        }:
             raise UsageError(
                 f"{path}: the checkpoint's {prefix} variables do not match this {prefix} "
                 "(another spec or optimizer, or a different --amp?)"
             )
-        for variable, value in zip(variables, saved, strict=True):
-            variable.assign(value)
+    for name, variable in variables.items():
+        variable.assign(arrays[name])
 
 
 def read_checkpoint(path):
-    """(arrays, meta) of a checkpoint written by Trainer.save()."""
-    if not path.is_file():
-        raise UsageError(
-            f"{path}: no checkpoint to resume from; run without --resume first"
-        )
+    """(arrays, meta) of a checkpoint written by Trainer.save(), read without pickle and
+    only after the .npz's headers are checked (npzcheck)."""
     try:
-        with np.load(path) as f:
-            arrays = dict(f)
-        return arrays, json.loads(str(arrays.pop("meta")))
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
-        raise UsageError(f"{path}: unreadable checkpoint ({err})") from None
+        arrays = read_npz(path)
+    except WeightsError as err:
+        raise UsageError(str(err)) from None
+    meta = arrays.pop(META, np.zeros(0, np.float32))
+    try:
+        if meta.dtype != np.uint8 or meta.ndim != 1:
+            raise ValueError(f"no {META} array of JSON bytes")
+        return arrays, json.loads(meta.tobytes().decode("utf-8"))
+    except (ValueError, RecursionError) as err:
+        raise UsageError(f"{path}: not a checkpoint of this trainer ({err})") from None
 
 
 class Trainer:
@@ -264,13 +289,17 @@ class Trainer:
     def __init__(self, args):
         """Build everything, restoring a checkpoint for --resume."""
         self.args, self.stop = args, StopFlag()
-        if spec.TRAIN["loss"]["name"] != "cross_entropy":
-            raise UsageError(
-                f"loss {spec.TRAIN['loss']['name']!r}: this trainer has cross_entropy"
-            )
+        check_trainable(spec)
+        self.run_lock = claim_run_folder(args.out, CHECKPOINT)
         self.devices = replica_devices(args.device, args.devices)
         self.strategy = make_strategy(self.devices)
         self.train_set, self.val_set = datasets(args)
+        per_step = min(args.batch_size, len(self.train_set))
+        if per_step < len(self.devices):
+            raise UsageError(
+                f"--devices {len(self.devices)}: more replicas than the {per_step} images "
+                "of a training step; use a larger --batch-size or fewer --devices"
+            )
         self.train_data = self.loader(self.train_set, train=True)
         self.val_data = self.loader(self.val_set, train=False)
         self.state = {"epoch": 0, "batches_done": 0, "global_step": 0}
@@ -280,8 +309,9 @@ class Trainer:
         if args.amp:
             keras.mixed_precision.set_dtype_policy("mixed_float16")
         self.build()
-        if args.resume is not None:
-            self.restore(Path(args.resume) if args.resume else args.out / CHECKPOINT)
+        resume = resume_path(args, CHECKPOINT)
+        if resume is not None:
+            self.restore(resume)
 
     def loader(self, data, train):
         """A Loader with the spec's training or evaluation pipeline."""
@@ -362,8 +392,10 @@ class Trainer:
             else self.args.batch_size
         )
         totals = np.zeros(3)
+        replicas = self.strategy.num_replicas_in_sync
         for batch in self.val_data.batches(0, np.arange(len(self.val_set)), size):
-            totals += self.eval_step(distribute(self.strategy, batch)).numpy()
+            parts = distribute(self.strategy, padded(batch, replicas))
+            totals += self.eval_step(parts).numpy()
         loss, top1, top5 = totals / len(self.val_set)
         return {"val_loss": loss, "val_error": 1 - top1, "val_top5_error": 1 - top5}
 
@@ -388,18 +420,18 @@ class Trainer:
         }
         arrays = {
             **variable_arrays(self.net, self.optimizer),
-            "meta": np.array(json.dumps(meta)),
+            META: np.frombuffer(json.dumps(meta).encode("utf-8"), np.uint8),
         }
         atomic_write(self.args.out / CHECKPOINT, lambda f: np.savez(f, **arrays))
         self.log.write()
 
     def restore(self, path):
-        """Load a checkpoint written by save()."""
+        """Load a checkpoint written by save(), checking its structure before using it."""
         arrays, meta = read_checkpoint(path)
-        if meta["model_name"] != spec.MODEL_NAME:
-            raise UsageError(
-                f"{path}: checkpoint of {meta['model_name']}, not {spec.MODEL_NAME}"
-            )
+        sched = self.scheduler.state_dict() if self.scheduler is not None else None
+        check_checkpoint(meta, path, spec.MODEL_NAME, ("seed",), sched)
+        if not is_count(meta["seed"]):
+            raise UsageError(f"{path}: not a checkpoint of this trainer (a bad seed)")
         if meta["seed"] != self.args.seed:
             raise UsageError(
                 f"{path}: written with --seed {meta['seed']}, not {self.args.seed}"
@@ -448,7 +480,8 @@ class Trainer:
     def header(self):
         """Describe the run."""
         params = sum(math.prod(v.shape) for v in self.net.trainable_variables)
-        source = f"ImageFolder {self.args.data}" if self.args.data else "synthetic"
+        data = self.args.data
+        source = f"ImageFolder {printable(str(data))}" if data else "synthetic"
         replicas = self.strategy.num_replicas_in_sync
         print(
             f"{spec.MODEL_NAME} ({spec.SPEC}): {params:,} parameters; {len(self.train_set)} train "
@@ -485,11 +518,12 @@ def main(argv=None):
     try:
         train(args)
     except (DataError, UsageError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {error_line(err)}", file=sys.stderr)
         return 2
     except Interrupted:
         print(
-            f"interrupted: saved {args.out / CHECKPOINT}; continue with --resume",
+            f"interrupted: saved {printable(str(args.out / CHECKPOINT))}; "
+            "continue with --resume",
             file=sys.stderr,
         )
         return 130

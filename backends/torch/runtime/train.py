@@ -13,15 +13,23 @@ Reproducible and resumable: the data order is a function of (seed, epoch), a sam
 augmentation of (seed, epoch, index) and the dropout masks of (seed, rank, step). OUT/last.pt is
 written atomically after every epoch, every --save-every steps and on Ctrl-C, so --resume after a
 crash or a kill continues exactly where the checkpoint left off (bit for bit on the CPU).
+
+Safe to point at untrusted files: a checkpoint loads without pickle's code (weights_only) and
+its structure is checked before use. OUT is locked for the whole run (OUT/.lock holds the pid;
+a second run on it stops), checked writable before the first step and cleared of the temp
+files of interrupted saves. Bad flags, folders and checkpoints are one line and exit status 2.
 """
 
 import math
 import os
 import pickle
 import random
+import re
 import signal
 import sys
 import time
+import warnings
+from argparse import ArgumentTypeError
 from contextlib import ExitStack, nullcontext
 from itertools import islice
 from pathlib import Path
@@ -39,10 +47,25 @@ import model as spec
 from augment import build_pipeline, sample_rng
 from imagefolder import DataError, ImageFolderDataset, scan_imagefolder
 from metrics_log import MetricsLog, ProgressBar, atomic_write
-from synthetic import SyntheticImages
-from trainer_args import Interrupted, UsageError, common_parser
+from npzcheck import printable
+from trainer_args import (
+    DEVICES_MAX,
+    Interrupted,
+    UsageError,
+    check_checkpoint,
+    check_trainable,
+    claim_run_folder,
+    common_parser,
+    device_count,
+    error_line,
+    layout_problem,
+    resume_path,
+    synthetic_sets,
+)
 
 CHECKPOINT = "last.pt"
+TORCH_ENTRIES = ("model", "optimizer", "scaler", "rng")
+RNG_ENTRIES = ("python", "numpy", "torch", "cuda")
 STOP_CHECK_EVERY = 10  # steps between the ranks' agreement on Ctrl-C under torchrun
 
 
@@ -51,6 +74,7 @@ def parse_args(argv=None):
     p = common_parser(spec, CHECKPOINT)
     p.add_argument(
         "--devices",
+        type=devices_flag,
         metavar="N|DEV,DEV,...",
         help="model parallel, for a spec with towers: tower t on device t %% N (N GPUs, "
         "or a list such as cuda:0,cuda:1 or cpu,cpu); the rest and the data on the first",
@@ -60,7 +84,6 @@ def parse_args(argv=None):
     )
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
     return p.parse_args(argv)
 
 
@@ -77,45 +100,59 @@ def pick_device(flag, local_rank):
     return torch.device("cuda", local_rank)
 
 
+def parse_devices(text):
+    """--devices as a count of devices or a list of cpu and cuda devices (ArgumentTypeError
+    if it is neither)."""
+    if re.fullmatch(r"[+-]?\d+", text.strip()):
+        return device_count(text)
+    names = [n.strip() for n in text.split(",")]
+    if len(names) > DEVICES_MAX:
+        raise ArgumentTypeError(f"{len(names)} devices; at most {DEVICES_MAX}")
+    devices = []
+    for name in names:
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise ArgumentTypeError(f"{name!r} is not a device (cpu, cuda:1)") from None
+        if device.type not in ("cpu", "cuda"):
+            raise ArgumentTypeError(f"this trainer runs on cpu and cuda, not {name!r}")
+        devices.append(device)
+    return devices
+
+
+def devices_flag(text):
+    """An argparse type: the text of a valid --devices."""
+    parse_devices(text)
+    return text
+
+
 def model_devices(text, flag):
     """The devices of --devices: N GPUs (N times the CPU under --device cpu or without CUDA),
     or a comma-separated list such as cuda:0,cuda:1 or cpu,cpu."""
     if flag == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available; use --device cpu")
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if text.strip().isdigit():
-        count = int(text)
-        if count < 1:
-            raise UsageError(f"--devices {text}: need at least one device")
+    parsed = parse_devices(text)
+    if isinstance(parsed, int):
         if flag == "cpu" or not gpus:
-            return [torch.device("cpu")] * count
-        if count > gpus:
+            return [torch.device("cpu")] * parsed
+        if parsed > gpus:
             raise UsageError(
-                f"--devices {count}: only {gpus} CUDA device(s) visible; "
+                f"--devices {parsed}: only {gpus} CUDA device(s) visible; "
                 "a list may repeat one (--devices cuda:0,cuda:0)"
             )
-        return [torch.device("cuda", i) for i in range(count)]
+        return [torch.device("cuda", i) for i in range(parsed)]
     devices = []
-    for name in (n.strip() for n in text.split(",")):
-        try:
-            device = torch.device(name)
-        except RuntimeError:
-            raise UsageError(
-                f"--devices {text}: {name!r} is not a device (cpu, cuda:1)"
-            ) from None
-        if device.type not in ("cpu", "cuda"):
-            raise UsageError(
-                f"--devices {text}: this trainer runs on cpu and cuda, not {name}"
-            )
+    for device in parsed:
         if flag != "auto" and device.type != flag:
             raise UsageError(
-                f"--devices {text}: {name} is not a {flag} device (--device {flag})"
+                f"--devices {text}: {device} is not a {flag} device (--device {flag})"
             )
         if device.type == "cuda":
             index = device.index or 0
             if index >= gpus:
                 raise UsageError(
-                    f"--devices {text}: no {name} ({gpus} CUDA device(s) visible)"
+                    f"--devices {text}: no {device} ({gpus} CUDA device(s) visible)"
                 )
             device = torch.device("cuda", index)
         devices.append(torch.device("cpu") if device.type == "cpu" else device)
@@ -163,12 +200,9 @@ def datasets(args):
     if args.data is not None:
         train, val, classes = scan_imagefolder(args.data, spec.NUM_CLASSES)
         return ImageFolderDataset(train), ImageFolderDataset(val), classes
-    hw, per_class = spec.INPUT_SHAPE[1:], args.synthetic_per_class
-    try:
-        train = SyntheticImages(spec.NUM_CLASSES, hw, "train", per_class)
-        val = SyntheticImages(spec.NUM_CLASSES, hw, "val", max(1, per_class // 5))
-    except ValueError as err:
-        raise UsageError(f"{err}; pass --data DIR") from None
+    train, val = synthetic_sets(
+        spec.NUM_CLASSES, spec.INPUT_SHAPE[1:], args.synthetic_per_class
+    )
     return train, val, []
 
 
@@ -201,29 +235,115 @@ def ignore_sigint(worker_id):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def one_line(err):
-    """The message of a DataError, also when it was raised inside a DataLoader worker."""
-    last = str(err).strip().splitlines()[-1]
-    return last.split("DataError: ", 1)[-1]
-
-
 def rng_states(device):
-    """The python, numpy, torch and (on a CUDA device) CUDA generator states."""
+    """The python, numpy, torch and (on a CUDA device) CUDA generator states, as plain
+    tuples, lists, dicts and tensors (a checkpoint loads without pickle's code)."""
+    numpy_state = np.random.get_state(legacy=False)
+    key = numpy_state["state"]["key"].tolist()
     return {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": {**numpy_state, "state": {**numpy_state["state"], "key": key}},
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
     }
 
 
-def set_rng_states(states, device):
-    """Restore rng_states()."""
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
-    torch.set_rng_state(states["torch"])
-    if states["cuda"] is not None and device.type == "cuda":
-        torch.cuda.set_rng_state(states["cuda"], device)
+def set_rng_states(states, device, path):
+    """Restore rng_states(); damaged states are a UsageError."""
+    try:
+        random.setstate(tuple(states["python"]))
+        np.random.set_state(states["numpy"])
+        torch.set_rng_state(states["torch"])
+        if states["cuda"] is not None and device.type == "cuda":
+            torch.cuda.set_rng_state(states["cuda"], device)
+    except (
+        TypeError,
+        ValueError,
+        KeyError,
+        IndexError,
+        RuntimeError,
+        OverflowError,
+    ) as err:
+        raise UsageError(
+            f"{path}: not a checkpoint of this trainer (damaged random states: {err})"
+        ) from None
+
+
+def detail(text, default):
+    """The first line of an error message that says something (not a heading ending in :)."""
+    lines = [line.strip() for line in str(text).splitlines()]
+    return next((line for line in lines if line and not line.endswith(":")), default)
+
+
+def load_checkpoint(path):
+    """torch.load without pickle's code: only tensors and plain Python values load."""
+    try:
+        with warnings.catch_warnings():  # torch's own, about a damaged file's contents
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        code = re.search(r"GLOBAL (\S+)", str(err))
+        if code:
+            raise UsageError(
+                f"{path}: refused to load: it asks to run code ({code.group(1)}); "
+                "checkpoints hold only tensors and plain values (those of trainers "
+                "before this check cannot be resumed)"
+            ) from None
+        why = str(err).rpartition("WeightsUnpickler error:")[2]
+        raise UsageError(
+            f"{path}: unreadable checkpoint ({detail(why, 'not a PyTorch file')})"
+        ) from None
+    except Exception as err:  # noqa: BLE001 - torch's reader raises any kind on damage
+        why = detail(err, type(err).__name__)
+        raise UsageError(f"{path}: unreadable checkpoint ({why})") from None
+
+
+def torch_entries_problem(ckpt):
+    """What is wrong with the PyTorch entries' types in a checkpoint; None if nothing."""
+    optimizer = ckpt["optimizer"]
+    if not isinstance(ckpt["model"], dict):
+        return "model is not a dict of tensors"
+    if not (
+        isinstance(optimizer, dict)
+        and isinstance(optimizer.get("state"), dict)
+        and isinstance(optimizer.get("param_groups"), list)
+        and all(isinstance(g, dict) for g in optimizer["param_groups"])
+    ):
+        return "optimizer is not a dict of state and param_groups"
+    if not isinstance(ckpt["scaler"], dict):
+        return "scaler is not a dict"
+    if not isinstance(ckpt["rng"], dict) or set(ckpt["rng"]) != set(RNG_ENTRIES):
+        return f"rng is not a dict of {', '.join(RNG_ENTRIES)}"
+    return None
+
+
+def hyperparameters(optimizer):
+    """Each param group's settings: everything but its parameters."""
+    return [
+        {k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups
+    ]
+
+
+def optimizer_problem(optimizer, settings):
+    """What is wrong with a loaded optimizer: settings missing or of other kinds than
+    before, buffers that are not tensors of their parameter's shape; None if nothing."""
+    groups = zip(hyperparameters(optimizer), settings, strict=True)
+    for i, (loaded, fresh) in enumerate(groups):
+        missing = [k for k in fresh if k not in loaded]
+        if missing:
+            return f"optimizer group {i} has no {', '.join(missing)}"
+        known = {k: loaded[k] for k in fresh}  # other torch versions may add settings
+        problem = layout_problem(known, fresh, f"optimizer group {i}")
+        if problem is not None:
+            return problem
+    for param, buffers in optimizer.state.items():
+        if not isinstance(param, torch.Tensor) or not isinstance(buffers, dict):
+            return "optimizer state for parameters the model does not have"
+        for name, value in buffers.items():
+            shape = torch.Size() if name == "step" else param.shape  # Adam's step count
+            if not (isinstance(value, torch.Tensor) and value.shape == shape):
+                return f"optimizer buffer {name} does not fit its parameter"
+    return None
 
 
 class Augmented(torch.utils.data.Dataset):
@@ -249,7 +369,7 @@ class EpochSampler:
 
     def __init__(self, sampler, epoch, skip):
         """sampler: a DistributedSampler over the training set."""
-        self.sampler, self.epoch, self.skip = sampler, epoch, skip
+        self.sampler, self.epoch, self.skip = sampler, epoch, min(skip, len(sampler))
 
     def __iter__(self):
         """Shuffle as a function of (seed, epoch) and yield the keys."""
@@ -288,6 +408,7 @@ class Trainer:
 
     def __init__(self, args):
         """Build everything, restoring a checkpoint for --resume."""
+        check_trainable(spec)
         self.args = args
         self.devices = placement(args)
         if self.devices:
@@ -299,10 +420,8 @@ class Trainer:
             raise UsageError(
                 f"--batch-size {args.batch_size} is not divisible by {self.world}"
             )
-        if spec.TRAIN["loss"]["name"] != "cross_entropy":
-            raise UsageError(
-                f"loss {spec.TRAIN['loss']['name']!r}: this trainer has cross_entropy"
-            )
+        if self.lead:  # only rank 0 writes into OUT
+            self.run_lock = claim_run_folder(args.out, CHECKPOINT)
         self.batch = args.batch_size // self.world
         train, val, self.classes = datasets(args)
         self.train_set, self.val_set = (
@@ -324,8 +443,9 @@ class Trainer:
         self.state = {"epoch": 0, "batches_done": 0, "global_step": 0}
         self.loss_sum, self.seen = 0.0, 0
         self.log = MetricsLog(args.out)
-        if args.resume is not None:
-            self.restore(Path(args.resume) if args.resume else args.out / CHECKPOINT)
+        resume = resume_path(args, CHECKPOINT)
+        if resume is not None:
+            self.restore(resume)
         self.eval_net, self.train_net = self.wrap_net()
         self.stop = StopFlag()
 
@@ -539,37 +659,44 @@ class Trainer:
             self.log.write()
 
     def restore(self, path):
-        """Load a checkpoint written by save()."""
-        if not path.is_file():
-            raise UsageError(
-                f"{path}: no checkpoint to resume from; run without --resume first"
-            )
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
-            raise UsageError(f"{path}: unreadable checkpoint ({err})") from None
-        if ckpt["model_name"] != spec.MODEL_NAME:
-            raise UsageError(
-                f"{path}: checkpoint of {ckpt['model_name']}, not {spec.MODEL_NAME}"
-            )
-        try:
-            self.net.load_state_dict(ckpt["model"])
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-        except (RuntimeError, ValueError) as err:
-            first = str(err).strip().splitlines()[0]
-            raise UsageError(
-                f"{path}: checkpoint does not fit this model ({first})"
-            ) from None
-        if self.scheduler is not None:
-            self.scheduler.load_state_dict(ckpt["scheduler"])
-        if ckpt["scaler"]:
-            self.scaler.load_state_dict(ckpt["scaler"])
+        """Load a checkpoint written by save(), checking its structure before using it."""
+        ckpt = load_checkpoint(path)
+        sched = self.scheduler.state_dict() if self.scheduler is not None else None
+        check_checkpoint(ckpt, path, spec.MODEL_NAME, TORCH_ENTRIES, sched)
+        problem = torch_entries_problem(ckpt)
+        if problem is None:
+            problem = self.load_states(ckpt, path)
+        if problem is not None:
+            raise UsageError(f"{path}: not a checkpoint of this trainer ({problem})")
+        set_rng_states(ckpt["rng"], self.device, path)
         self.state = dict(ckpt["state"])
         if self.lead:
             self.loss_sum, self.seen = ckpt["train_loss_sum"], ckpt["train_seen"]
             self.log = MetricsLog(self.args.out, ckpt["metrics"])
             self.log.write()
-        set_rng_states(ckpt["rng"], self.device)
+
+    def load_states(self, ckpt, path):
+        """Load model, optimizer, scaler and schedule; returns what does not fit, or None."""
+        settings = hyperparameters(self.optimizer)
+        scaler = self.scaler.state_dict()
+        try:
+            self.net.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as err:
+            why = detail(err, type(err).__name__)
+            raise UsageError(
+                f"{path}: checkpoint does not fit this model ({why})"
+            ) from None
+        problem = optimizer_problem(self.optimizer, settings)
+        if problem is None and scaler and ckpt["scaler"]:
+            problem = layout_problem(ckpt["scaler"], scaler, "scaler")
+        if problem is not None:
+            return problem
+        if ckpt["scaler"]:
+            self.scaler.load_state_dict(ckpt["scaler"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        return None
 
     def end_epoch(self, epoch, train_seconds, images, start):
         """Validate, step the schedule, log and checkpoint a finished epoch."""
@@ -612,7 +739,11 @@ class Trainer:
     def header(self):
         """Describe the run."""
         params = sum(p.numel() for p in self.net.parameters())
-        source = f"ImageFolder {self.args.data}" if self.args.data else "synthetic"
+        source = (
+            f"ImageFolder {printable(str(self.args.data))}"
+            if self.args.data
+            else "synthetic"
+        )
         where = f"{self.world} process(es) on {self.device}"
         if self.devices:
             where = f"towers on {', '.join(map(str, self.devices))} (model parallel)"
@@ -652,11 +783,11 @@ def main(argv=None):
     try:
         train(args)
     except (DataError, UsageError) as err:
-        print(f"error: {one_line(err)}", file=sys.stderr)
+        print(f"error: {error_line(err)}", file=sys.stderr)
         return 2
     except Interrupted:
         print(
-            f"interrupted: saved {args.out / CHECKPOINT}; continue with --resume",
+            f"interrupted: saved {printable(str(args.out / CHECKPOINT))}; continue with --resume",
             file=sys.stderr,
         )
         return 130
