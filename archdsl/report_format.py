@@ -33,6 +33,7 @@ def as_data(report: Report, diagnostics: list[Diagnostic], batch: int) -> dict:
                 "macs": layer.macs,
                 "activations": layer.activations,
                 "formula": layer.formula,
+                "built": layer.built,
                 "line": layer.span.line,
             }
             for layer in report.layers
@@ -70,7 +71,7 @@ def _rows(report: Report) -> list[list[str]]:
             _shape(layer.output_shape),
             f"{layer.params:,}" if layer.params else "-",
             f"{layer.macs:,}" if layer.macs else "-",
-            layer.formula,
+            layer.formula if layer.built else f"{layer.formula}  (unused: not built)".lstrip(),
         ]
         for layer in report.layers
     ]

@@ -44,6 +44,7 @@ class Layer:
     macs: int
     formula: str
     span: ir.Span
+    built: bool = True  # False for a statement that never reaches the output (W103)
 
     @property
     def params(self) -> int:
@@ -65,6 +66,7 @@ class Report:
     outputs: dict[str, Shape] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     order: list[ir.Statement] = field(default_factory=list)
+    live: set[str] = field(default_factory=set)
 
     @property
     def total_params(self) -> int:
@@ -83,8 +85,8 @@ class Report:
 
     @property
     def total_activations(self) -> int:
-        """Output values of every op per example."""
-        return sum(layer.activations for layer in self.layers)
+        """Output values of every op the model builds, per example."""
+        return sum(layer.activations for layer in self.layers if layer.built)
 
     def shape_of(self, statement: str, index: int) -> Shape:
         """Output shape of op `index` of `statement`."""
@@ -113,14 +115,22 @@ def resolve_padding(pad, size: int, kernel: int, stride: int, dilation: int = 1)
 
 
 def window_out(
-    size: int, kernel: int, stride: int, before: int, after: int, dilation: int, ceil: bool
+    size: int,
+    kernel: int,
+    stride: int,
+    before: int,
+    after: int,
+    dilation: int,
+    ceil: bool,
+    pool: bool = False,
 ) -> int:
-    """Output length of a sliding window; ceil mode drops a last window starting in the padding."""
+    """Output length of a sliding window; in ceil mode a pool (not a conv) drops a last window
+    that would start in the padding, as PyTorch's pools do."""
     span = size + before + after - (dilation * (kernel - 1) + 1)
     if not ceil:
         return span // stride + 1 if span >= 0 else 0
     out = -(-span // stride) + 1
-    if (out - 1) * stride >= size + before:
+    if pool and (out - 1) * stride >= size + before:
         out -= 1
     return out
 
@@ -143,10 +153,9 @@ def _windowed(op, shape: Shape, channels: int, what: str) -> Out:
     for a, size in enumerate((h, w)):
         before, after = pads[a]
         k, s, d = op.kernel[a], op.stride[a], dil[a]
-        o = window_out(size, k, s, before, after, d, op.ceil)
+        o = window_out(size, k, s, before, after, d, op.ceil, op.op != "conv")
         effective = d * (k - 1) + 1
-        rounding = "ceil" if op.ceil else "floor"
-        formulas.append(f"{rounding}(({size} + {before + after} - {effective}) / {s}) + 1 = {o}")
+        formulas.append(_window_formula(size, before + after, effective, s, op.ceil, o))
         if o <= 0:
             raise ShapeError(
                 "E007",
@@ -170,6 +179,15 @@ def _windowed(op, shape: Shape, channels: int, what: str) -> Out:
             )
         )
     return Out(out.shape, out.formula, tuple(warns))
+
+
+def _window_formula(size: int, pads: int, effective: int, stride: int, ceil: bool, out: int) -> str:
+    """How an output length was computed, e.g. `floor((227 + 0 - 11) / 4) + 1 = 55`."""
+    rounding = "ceil" if ceil else "floor"
+    text = f"{rounding}(({size} + {pads} - {effective}) / {stride})"
+    if ceil and out == -(-(size + pads - effective) // stride):  # a pool dropped its last window
+        return f"{text} + 1 - 1 = {out} (the last window would start in the padding)"
+    return f"{text} + 1 = {out}"
 
 
 def _tiling_warning(op, what: str, notes):
@@ -379,6 +397,7 @@ def infer(graph: ir.Graph) -> Report:
     if any(d.severity == "error" for d in diagnostics):
         return report
     report.order = order
+    report.live = reachable(graph)
     known: dict[str, Shape] = {i.name: i.shape for i in graph.inputs}
     origin: dict[str, str] = {i.name: "input" for i in graph.inputs}
     for stmt in order:
@@ -391,6 +410,7 @@ def infer(graph: ir.Graph) -> Report:
             report.outputs[stmt.name] = shape
     report.diagnostics.extend(_softmax_note(graph))
     report.diagnostics.extend(_grouped_lrn_notes(graph))
+    report.diagnostics.extend(_map_output(graph, report))
     return report
 
 
@@ -413,7 +433,12 @@ def _statement(
             shaper = op.op
         for code, message, hint in out.warnings:
             report.diagnostics.append(warning(code, op.span, _where(stmt, message), hint))
-        trainable, frozen, macs = count(op, shapes[0], out.shape)
+        built = stmt.name in report.live
+        trainable, frozen, macs = count(op, shapes[0], out.shape) if built else (0, 0, 0)
+        if built:
+            report.diagnostics.extend(
+                _oversized(stmt, op, trainable + frozen, shapes[0], out.shape)
+            )
         report.layers.append(
             Layer(
                 f"{stmt.name}.{label}",
@@ -426,6 +451,7 @@ def _statement(
                 macs,
                 out.formula,
                 op.span,
+                built,
             )
         )
         shapes = [out.shape]
@@ -446,6 +472,57 @@ def _where(stmt: ir.Statement, message: str) -> str:
     """A message prefixed with its statement and, inside a block, the call it came through."""
     via = f" ({stmt.via})" if stmt.via else ""
     return f"{stmt.name}: {message}{via}"
+
+
+# one tensor of more elements than this (8 GiB in float32) passes the 32-bit indexing of many
+# GPU kernels and the memory of most single accelerators
+TENSOR_LIMIT = 2**31 - 1
+
+
+def _oversized(
+    stmt: ir.Statement, op, params: int, before: Shape, after: Shape
+) -> list[Diagnostic]:
+    """W106 when one op's parameters exceed TENSOR_LIMIT, or its output for one example is the
+    first to (ops after it that keep the size are not reported again)."""
+    values = math.prod(after) if math.prod(before) <= TENSOR_LIMIT else 0
+    found = [
+        (n, what)
+        for n, what in ((params, "parameters"), (values, "output values per example"))
+        if n > TENSOR_LIMIT
+    ]
+    return [
+        warning(
+            "W106",
+            op.span,
+            _where(
+                stmt,
+                f"{op.op} has {n:,} {what} ({4 * n / 2**30:,.0f} GiB in float32): past "
+                "2**31 - 1 elements one tensor overflows the 32-bit indexing of many GPU kernels",
+            ),
+            "check the sizes above it (`archdsl shapes` shows where they grow); a flatten of a "
+            "large map before dense is the usual cause",
+        )
+        for n, what in found
+    ]
+
+
+def _map_output(graph: ir.Graph, report: Report) -> list[Diagnostic]:
+    """W105: a spec with a train section whose output is a map, not a vector of class scores,
+    which the generated trainers (cross-entropy over classes) cannot train."""
+    shape = report.outputs.get(graph.output)
+    last = next((s for s in graph.statements if s.name == graph.output), None)
+    if shape is None or len(shape) == 1 or last is None or graph.train.span is None:
+        return []
+    return [
+        warning(
+            "W105",
+            last.ops[-1].span,
+            f"the model's output `{graph.output}` is a {_fmt(shape)} map, not a vector of class "
+            "scores: the generated trainers (cross-entropy over classes) cannot train it",
+            "end with e.g. `global_avgpool |> flatten |> dense(N)`; without a `train` section "
+            "the spec compiles as a feature extractor",
+        )
+    ]
 
 
 def _collapsed(stmt: ir.Statement, shape: Shape, span: ir.Span) -> Diagnostic:
@@ -501,6 +578,18 @@ def _softmax_note(graph: ir.Graph) -> list[Diagnostic]:
 
 def _fmt(shape) -> str:
     return " x ".join(str(d) for d in shape)
+
+
+def reachable(graph: ir.Graph) -> set[str]:
+    """The inputs and statements whose values reach the output: what the backends build."""
+    inputs = {s.name: s.inputs for s in graph.statements}
+    live, stack = set(), [graph.output]
+    while stack:
+        name = stack.pop()
+        if name not in live:
+            live.add(name)
+            stack.extend(inputs.get(name, ()))
+    return live
 
 
 def trailing_softmax(graph: ir.Graph) -> bool:

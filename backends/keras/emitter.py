@@ -24,6 +24,7 @@ from archdsl.naming import op_labels
 from archdsl.shapes import Layer, Report, Shape, resolve_padding, trailing_softmax
 
 RUNTIME = {
+    "FlattenCHW": "layers",
     "LocalResponseNorm": "layers",
     "PaddedAvgPool2D": "layers",
     "PaddedMaxPool2D": "layers",
@@ -149,9 +150,12 @@ def _geometry(op, layer: Layer) -> tuple[tuple[tuple[int, int], ...], tuple[int,
 
 
 def _conv(op: ir.Conv, layer: Layer, name: str) -> list[Step]:
-    """[ZeroPadding2D] + Conv2D [+ a 1x1 strided max pool where Keras refuses stride+dilation]."""
+    """[ZeroPadding2D] + Conv2D [+ a 1x1 strided max pool that subsamples a stride-1 conv, where
+    Keras refuses stride with dilation, or where TensorFlow's oneDNN conv computes a strided
+    axis of one output wrong (seen with one input channel; tests/difffuzz found it)]."""
     pads, extra = _geometry(op, layer)
-    split = max(op.stride) > 1 and max(op.dilation) > 1
+    one_strided = any(o == 1 < s for o, s in zip(layer.output_shape[1:], op.stride, strict=True))
+    split = max(op.stride) > 1 and (max(op.dilation) > 1 or one_strided)
     same = op.pad == "same" and not any(extra) and not split
     steps, shape = [], layer.input_shape
     padded = tuple((b, a + e) for (b, a), e in zip(pads, extra, strict=True))
@@ -273,6 +277,8 @@ def _resize_args(op: ir.Resize) -> tuple[Code, ...]:
     return num(op.size[0]), num(op.size[1]), Pair("interpolation", string(op.mode))
 
 
+_flatten_chw = _simple("FlattenCHW")  # where the flatten order is observed
+
 LAYERS = {
     "conv": _conv,
     "maxpool": _maxpool,
@@ -296,6 +302,65 @@ LAYERS = {
     "concat": _simple("keras.layers.Concatenate", Pair("axis", "-1")),
     "add": _simple("keras.layers.Add"),
 }
+
+
+# ----------------------------------------------------------------------------- flatten order
+
+# ops that keep every feature of a vector itself (softmax is permutation-equivariant), so a
+# flattened map's feature order passes through them
+ORDER_PRESERVING = {
+    "dropout",
+    "relu",
+    "relu6",
+    "tanh",
+    "sigmoid",
+    "leaky_relu",
+    "softmax",
+    "batchnorm",
+    "flatten",
+    "concat",
+}
+
+
+def observed_flattens(graph: ir.Graph, report: Report) -> set[str]:
+    """The flattens whose feature order would show: Keras flattens H, W, C and the spec C, H,
+    W, which a dense layer absorbs in its weights (the portable file permutes them), but a
+    model output or an `add` would expose; those flatten in C, H, W order (FlattenCHW)."""
+    readers: dict[str, list[ir.Statement]] = {}
+    built = [s for s in report.order if s.name in report.live]
+    for stmt in built:
+        for name in dict.fromkeys(stmt.inputs):
+            readers.setdefault(name, []).append(stmt)
+    layers = report.by_statement()
+    observed = set()
+    for stmt in built:
+        for index, (op, layer) in enumerate(zip(stmt.ops, layers[stmt.name], strict=True)):
+            shape = layer.input_shape
+            permuted = (
+                op.op == "flatten" and len(shape) == 3 and min(shape[0], shape[1] * shape[2]) > 1
+            )
+            if permuted and _exposes(stmt, index + 1, graph.output, readers):
+                observed.add(layer.name)
+    return observed
+
+
+def _exposes(stmt: ir.Statement, start: int, output: str, readers: dict) -> bool:
+    """Whether the features leaving op `start - 1` of `stmt` reach the output or an op that
+    mixes or compares them (an `add`) before every path meets a dense layer."""
+    pending, seen = [(stmt, start)], set()
+    while pending:
+        current, index = pending.pop()
+        if (current.name, index) in seen:
+            continue
+        seen.add((current.name, index))
+        stop = next((op.op for op in current.ops[index:] if op.op not in ORDER_PRESERVING), None)
+        if stop is not None and stop != "dense" or stop is None and current.name == output:
+            return True
+        if stop is None:
+            pending += [
+                (r, 1 if r.ops[0].op == "concat" else 0) for r in readers.get(current.name, ())
+            ]
+    return False
 
 
 # ----------------------------------------------------------------------------- build_model
@@ -332,18 +397,6 @@ def _variables(graph: ir.Graph) -> dict[str, str]:
     return variables
 
 
-def _live(graph: ir.Graph) -> set[str]:
-    """Statements and inputs whose values reach the output."""
-    by_name = {s.name: s for s in graph.statements}
-    live, stack = set(), [graph.output]
-    while stack:
-        name = stack.pop()
-        if name not in live:
-            live.add(name)
-            stack.extend(by_name[name].inputs if name in by_name else ())
-    return live
-
-
 def _input_lines(graph: ir.Graph, variables: dict[str, str]) -> list[str]:
     lines = []
     for index, inp in enumerate(graph.inputs):
@@ -353,7 +406,9 @@ def _input_lines(graph: ir.Graph, variables: dict[str, str]) -> list[str]:
     return lines
 
 
-def _statement_lines(stmt, layers, value: dict[str, str], var: str, softmax_last: bool):
+def _statement_lines(
+    stmt, layers, value: dict[str, str], var: str, softmax_last: bool, observed: set[str]
+):
     """The lines of one statement, and every layer call in it; updates `value`."""
     lines, calls = [], []
     current: Code = (
@@ -367,7 +422,8 @@ def _statement_lines(stmt, layers, value: dict[str, str], var: str, softmax_last
                 f"{' ' * BODY}# {layer.name}: applied by predict(); the model outputs logits"
             )
             continue
-        for step in LAYERS[op.op](op, layer, f"{stmt.name}.{label}"):
+        build = _flatten_chw if layer.name in observed else LAYERS[op.op]
+        for step in build(op, layer, f"{stmt.name}.{label}"):
             code = Call(step.layer, (current,))
             lines.append(statement(code, BODY, f"{var} = ", _hwc(step.shape)))
             calls.append(step.layer)
@@ -380,16 +436,17 @@ def _build_model(graph: ir.Graph, report: Report) -> tuple[str, list[Call]]:
     """build_model()'s text and every layer call in it."""
     variables = _variables(graph)
     value = {i.name: variables[i.name] for i in graph.inputs}
-    live, by_statement = _live(graph), report.by_statement()
+    by_statement = report.by_statement()
     softmax = trailing_softmax(graph)
+    observed = observed_flattens(graph, report)
     blocks, calls = ["\n".join(_input_lines(graph, variables))], []
     for stmt in report.order:
-        if stmt.name not in live:
+        if stmt.name not in report.live:
             blocks.append(f"{' ' * BODY}# {stmt.name} never reaches the output: not built")
             continue
         last = softmax and stmt.name == graph.output
         lines, more = _statement_lines(
-            stmt, by_statement[stmt.name], value, variables[stmt.name], last
+            stmt, by_statement[stmt.name], value, variables[stmt.name], last, observed
         )
         blocks.append("\n".join(lines))
         calls += more
@@ -517,6 +574,7 @@ def _constants(graph: ir.Graph, report: Report, spec_name: str) -> str:
         statement(string(graph.name), 0, "MODEL_NAME = "),
         statement(string(spec_name), 0, "SPEC = "),
         statement(tup(_keras_shape(first.shape)), 0, "INPUT_SHAPE = "),
+        statement(tup(_keras_shape(output)), 0, "OUTPUT_SHAPE = "),
         f"NUM_CLASSES = {num(output[0])}",
         statement(literal(_train_data(graph.train)), 0, "TRAIN = "),
     ]

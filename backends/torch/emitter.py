@@ -15,6 +15,7 @@ from archdsl.backends.pysource import (
     literal,
     num,
     string,
+    tup,
 )
 from archdsl.backends.torch.layout import items_block, layout, statement
 
@@ -74,7 +75,9 @@ MODULE_NAMES = {
 }
 
 RESIZE_CLASS = '''class Resize(nn.Module):
-    """Resize to `size` with half-pixel centres, no antialiasing (as Keras's Resizing)."""
+    """Resize to `size` with half-pixel centres and no antialiasing; nearest: output i reads
+    input floor((i + 0.5) * n_in / n_out), in exact integer arithmetic (nearest-exact's float32
+    can read the pixel before at an exact tie)."""
 
     def __init__(self, size, mode):
         super().__init__()
@@ -86,7 +89,10 @@ RESIZE_CLASS = '''class Resize(nn.Module):
             return nn.functional.interpolate(
                 x, self.size, mode="bilinear", align_corners=False, antialias=False
             )
-        return nn.functional.interpolate(x, self.size, mode="nearest-exact")
+        for axis, size in zip((2, 3), self.size, strict=True):
+            centres = 2 * torch.arange(size, device=x.device) + 1
+            x = x.index_select(axis, centres * x.shape[axis] // (2 * size))
+        return x
 '''
 
 PADDED_AVGPOOL_CLASS = '''class PaddedAvgPool2d(nn.Module):
@@ -212,12 +218,14 @@ def _runtime_imports(train: ir.Train) -> list[str]:
 
 
 def _constants(graph: ir.Graph, report: Report, spec_name: str) -> str:
-    """MODEL_NAME, SPEC, INPUT_SHAPE, NUM_CLASSES and TRAIN."""
+    """MODEL_NAME, SPEC, INPUT_SHAPE, OUTPUT_SHAPE, NUM_CLASSES and TRAIN."""
+    out_shape = report.outputs[graph.output]
     lines = [
         statement(string(graph.name), 0, "MODEL_NAME = "),
         statement(string(spec_name), 0, "SPEC = "),
         statement(Seq("()", tuple(num(d) for d in graph.inputs[0].shape)), 0, "INPUT_SHAPE = "),
-        f"NUM_CLASSES = {num(report.outputs[graph.output][0])}",
+        statement(Seq("()", tuple(num(d) for d in out_shape)), 0, "OUTPUT_SHAPE = "),
+        f"NUM_CLASSES = {num(out_shape[0])}",
         statement(literal(train_data(graph.train)), 0, "TRAIN = "),
     ]
     return "\n".join(lines)
@@ -233,10 +241,13 @@ def train_data(train: ir.Train) -> dict:
 
 
 def _chains(graph: ir.Graph, report: Report) -> list[Chain]:
-    """Every statement in dependency order, split into merge and module chain."""
+    """Every statement the model builds (those reaching the output), in dependency order, split
+    into merge and module chain."""
     layers = report.by_statement()
     chains = []
     for stmt in report.order:
+        if stmt.name not in report.live:
+            continue
         ops = list(zip(stmt.ops, layers[stmt.name], op_labels(stmt), strict=True))
         merge = ops.pop(0)[0].op if ops and ops[0][0].op in ir.MULTI_INPUT_OPS else None
         if stmt.name == graph.output and trailing_softmax(graph):
@@ -310,7 +321,7 @@ def _module(op, layer: Layer, inplace: bool) -> Code:
     if op.op == "adaptive_avgpool":
         return Call("nn.AdaptiveAvgPool2d", (_pair(op.size),))
     if op.op == "resize":
-        return Call("Resize", (_pair(op.size), Pair("mode", string(op.mode))))
+        return Call("Resize", (tup(op.size), Pair("mode", string(op.mode))))
     raise ValueError(f"the torch backend has no module for op {op.op!r}")
 
 
@@ -339,11 +350,13 @@ def _native(op, axes: tuple[Axis, Axis]) -> tuple[int, int] | None:
     torch pads both sides alike and rounds conv sizes down (pools round up as `window_out` does
     in ceil mode; the front end keeps pool padding within torch's half a kernel).
     """
-    ceil = op.ceil and op.op != "conv"
+    pool = op.op != "conv"
     for ax in axes:
         if ax.after != ax.before:
             return None
-        out = window_out(ax.size, ax.kernel, ax.stride, ax.before, ax.after, ax.dilation, ceil)
+        out = window_out(
+            ax.size, ax.kernel, ax.stride, ax.before, ax.after, ax.dilation, op.ceil and pool, pool
+        )
         if out != ax.out:
             return None
     return (axes[0].before, axes[1].before)
@@ -527,9 +540,7 @@ def _init_line(target: str, dist: Distribution) -> str:
 
 
 def _forward(graph: ir.Graph, chains: list[Chain]) -> list[str]:
-    """forward(): the live statements in dependency order, each tensor kept while it is read."""
-    live = _live(graph)
-    chains = [c for c in chains if c.stmt.name in live]
+    """forward(): the statements in dependency order, each tensor kept while it is read."""
     names = _variables(graph, chains)
     last_read = {n: i for i, c in enumerate(chains) for n in c.stmt.inputs}
     params = ", ".join(names[i.name] for i in graph.inputs)
@@ -556,18 +567,6 @@ def _del(names: list[str]) -> str:
     """`del a, b` for tensors no later statement reads; parenthesised when too long."""
     line = f"{' ' * METHOD}del {', '.join(names)}"
     return line if len(line) <= WIDTH else statement(Seq("()", tuple(names)), METHOD, "del ")
-
-
-def _live(graph: ir.Graph) -> set[str]:
-    """Statements whose values reach the output."""
-    inputs = {s.name: s.inputs for s in graph.statements}
-    live, stack = set(), [graph.output]
-    while stack:
-        name = stack.pop()
-        if name not in live:
-            live.add(name)
-            stack.extend(inputs.get(name, ()))
-    return live
 
 
 def _variables(graph: ir.Graph, chains: list[Chain]) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """Generated layers against NumPy references written from the IR's definitions."""
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -35,11 +36,12 @@ def same_pads(size, kernel, stride, dilation=1):
     return total // 2, total - total // 2
 
 
-def torch_out(size, kernel, stride, before, after, ceil, dilation=1):
-    """PyTorch's output length; ceil mode drops a last window that starts in the padding."""
+def torch_out(size, kernel, stride, before, after, ceil, dilation=1, pool=True):
+    """The spec's output length: a ceil-mode pool drops a last window that starts in the
+    padding (PyTorch's rule); a ceil-mode conv rounds up and keeps it (cuda-convnet's)."""
     span = size + before + after - dilation * (kernel - 1) - 1
     out = (math.ceil(span / stride) if ceil else span // stride) + 1
-    return out - 1 if ceil and (out - 1) * stride >= size + before else out
+    return out - 1 if pool and ceil and (out - 1) * stride >= size + before else out
 
 
 def windows(x, kernel, stride, out, dilation=(1, 1)):
@@ -104,6 +106,9 @@ def test_same_conv_at_stride_2_pads_as_tensorflow(compiled, size):
         ("kernel=3 x 5, pad=1 x 2", (9, 8), (1, 1), (1, 1), (1, 2), False),
         ("kernel=3, stride=2, dilation=2, pad=2, ceil=true", (12, 9), (2, 2), (2, 2), (2, 2), True),
         ("kernel=2 x 3, stride=3 x 2, ceil=true", (10, 10), (3, 2), (1, 1), (0, 0), True),
+        # padding of at least the kernel: ceil((5 + 2 - 1) / 2) + 1 = 4 windows, the last one
+        # all padding (a pool would drop it)
+        ("kernel=1, stride=2, pad=1, ceil=true", (5, 5), (2, 2), (1, 1), (1, 1), True),
     ],
 )
 def test_explicit_pads_dilation_and_ceil_mode_conv(
@@ -115,10 +120,32 @@ def test_explicit_pads_dilation_and_ceil_mode_conv(
     resolved = []
     for a in (0, 1):
         k, s, d, p = kernel.shape[a], stride[a], dilation[a], pads[a]
-        out = torch_out(size[a], k, s, p, p, ceil, d)
+        out = torch_out(size[a], k, s, p, p, ceil, d, pool=False)
         extra = max((out - 1) * s + d * (k - 1) + 1 - (size[a] + 2 * p), 0)
         resolved.append((p, p + extra))
     expected = conv_ref(x, kernel, bias, stride, resolved, dilation)
+    assert y.shape == expected.shape
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("size", "args"),
+    [
+        ((3, 3), "kernel=2, stride=1 x 2"),
+        ((6, 3), "kernel=2, stride=1 x 3"),
+        ((3, 5), "kernel=3 x 2, stride=2 x 1, pad=1"),
+    ],
+)
+def test_strided_conv_with_one_output_column_is_right(compiled, size, args):
+    """TensorFlow's oneDNN Conv2D (one input channel, vertical stride 1, horizontal stride > 1,
+    one output column) computes rows past the first wrong; the model subsamples a stride-1
+    conv instead wherever a strided axis has one output."""
+    x = rand(2, *size, 1)
+    model, y = run(compiled, spec(f"1 x {size[0]} x {size[1]}", f"c = conv(2, {args})"), x)
+    kernel, bias = weights(model, "c.conv")
+    pad = 1 if "pad=1" in args else 0
+    stride = tuple(int(n) for n in args.split("stride=")[1].split(",")[0].split(" x "))
+    expected = conv_ref(x, kernel, bias, stride, ((pad, pad), (pad, pad)))
     assert y.shape == expected.shape
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
 
@@ -284,10 +311,14 @@ def test_dropout_drops_p_and_rescales_the_rest(compiled):
     np.testing.assert_allclose(np.asarray(model(x.astype("float32"))), x, rtol=1e-6)
 
 
-def test_flatten_keeps_keras_channels_last_order(compiled):
+def test_flatten_before_dense_keeps_keras_channels_last_order(compiled):
+    """Into a dense layer Keras flattens H, W, C (its kernel's rows in that order; the portable
+    file permutes them), with no transpose in the model."""
     x = rand(2, 3, 4, 2)
-    _, y = run(compiled, spec("2 x 3 x 4", "f = flatten"), x)
-    np.testing.assert_allclose(y, x.reshape(2, -1), rtol=1e-6)
+    model, y = run(compiled, spec("2 x 3 x 4", "f = flatten |> dense(3, bias=false)"), x)
+    assert "FlattenCHW" not in {type(layer).__name__ for layer in model.layers}
+    kernel = np.asarray(model.get_layer("f.dense").kernel)
+    np.testing.assert_allclose(y, x.reshape(2, -1) @ kernel, rtol=1e-5, atol=1e-6)
 
 
 def test_dense_without_bias_is_a_matrix_product(compiled):
@@ -305,12 +336,34 @@ def test_concat_and_add_join_named_branches(compiled):
     np.testing.assert_allclose(y, np.concatenate([a, b, a + b], -1), rtol=1e-5, atol=1e-6)
 
 
+def test_flattened_outputs_and_sums_are_in_the_specs_c_h_w_order(compiled):
+    """Where the flatten order shows (an output, an add of two maps of different C x H x W),
+    the features come in the spec's C, H, W order, as in PyTorch."""
+    x = rand(2, 3, 4, 5).astype("float32")
+    model, y = run(compiled, spec("5 x 3 x 4", "y = flatten"), x)
+    assert "FlattenCHW" in {type(layer).__name__ for layer in model.layers}
+    np.testing.assert_array_equal(y, x.transpose(0, 3, 1, 2).reshape(2, -1))
+    body = "a = flatten\nb = conv(3, kernel=1, bias=false) |> resize(5 x 4) |> flatten from image\ny = add(a, b)"
+    model, y = run(compiled, spec("5 x 3 x 4", body), x)
+    kernel = np.asarray(model.get_layer("b.conv").kernel)[0, 0]  # (5 inputs, 3 filters)
+    mixed = np.einsum("nhwc,cf->nhwf", x, kernel)
+    b = resize_axis(resize_axis(mixed, 1, 5, "bilinear"), 2, 4, "bilinear")
+    want = x.transpose(0, 3, 1, 2).reshape(2, -1) + b.transpose(0, 3, 1, 2).reshape(2, -1)
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
+
+
+def nearest_index(i, n_in, n_out):
+    """The input sample that output i of a nearest resize reads: floor((i + 1/2) n_in / n_out),
+    in exact rational arithmetic."""
+    return math.floor(Fraction(2 * i + 1, 2) * Fraction(n_in, n_out))
+
+
 def resize_axis(x, axis, n_out, mode):
     """Half-pixel-centre resampling along one axis, no antialiasing."""
     n = x.shape[axis]
     centres = (np.arange(n_out) + 0.5) * n / n_out
     if mode == "nearest":
-        return np.take(x, np.minimum(np.floor(centres).astype(int), n - 1), axis)
+        return np.take(x, [nearest_index(i, n, n_out) for i in range(n_out)], axis)
     src = np.clip(centres - 0.5, 0, n - 1)
     lo = np.floor(src).astype(int)
     frac = (src - lo).reshape([-1 if a == axis else 1 for a in range(x.ndim)])
@@ -325,6 +378,21 @@ def test_resize_uses_half_pixel_centres_without_antialiasing(compiled, mode, siz
     _, y = run(compiled, source, x)
     expected = resize_axis(resize_axis(x, 1, size[0], mode), 2, size[1], mode)
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_nearest_resize_reads_exact_half_pixel_centres(compiled):
+    """At an exact tie, (14 + 0.5) * 2 / 29 = 1, output 14 reads input 1, as the PyTorch model
+    does (float32 arithmetic gives 0.99999994 there); and over many sizes, every index is the
+    exact one."""
+    module = compiled(spec("1 x 1 x 2", "r = resize(1 x 29, mode=nearest)")).module
+    y = np.asarray(module.build_model()(np.array([10.0, 20.0]).reshape(1, 1, 2, 1)))
+    assert y.shape == (1, 1, 29, 1) and y[0, 0, 14, 0] == 20.0
+    for n_in in range(1, 25):
+        x = np.arange(n_in, dtype="float64").reshape(1, 1, n_in, 1)
+        for n_out in range(1, 70):
+            got = np.asarray(module.Resize(1, n_out, interpolation="nearest")(x))[0, 0, :, 0]
+            want = [nearest_index(i, n_in, n_out) for i in range(n_out)]
+            assert got.tolist() == want, (n_in, n_out)
 
 
 # ----------------------------------------------------------------------------- initialisers

@@ -76,7 +76,7 @@ def test_window_out_matches_pytorch_ceil_rule():
                     o = -(-span // s) + 1
                     if (o - 1) * s >= size + p:
                         o -= 1
-                    assert window_out(size, k, s, p, p, 1, True) == o
+                    assert window_out(size, k, s, p, p, 1, True, pool=True) == o
 
 
 @pytest.mark.parametrize(
@@ -187,3 +187,61 @@ def test_expect_mismatch_points_at_expect():
 def test_rank_errors():
     assert codes("y = flatten |> lrn", "3 x 4 x 4") == ["E018"]
     assert codes("y = flatten |> conv(4, kernel=1)", "3 x 4 x 4") == ["E018"]
+
+
+def test_ceil_mode_conv_rounds_up_and_keeps_its_last_window():
+    """A conv rounds up in ceil mode (cuda-convnet's rule) and, unlike a pool, keeps a last
+    window that starts in the padding: with padding of at least the kernel, ceil=true must
+    never give fewer outputs than floor (issue 19: 5 + 2 padding, kernel 1, stride 2)."""
+    layers, _ = run("y = conv(1, kernel=1, stride=2, pad=1, ceil=true)", "1 x 5 x 5")
+    assert layers["y.conv"].output_shape == (1, 4, 4)
+    assert layers["y.conv"].formula == "ceil((5 + 2 - 1) / 2) + 1 = 4"
+    for size in range(1, 12):
+        for kernel in (1, 2, 3):
+            for stride in (1, 2, 3):
+                for pad in range(0, 4):
+                    body = f"y = conv(1, kernel={kernel}, stride={stride}, pad={pad}, ceil=%s)"
+                    spans = size + 2 * pad - kernel
+                    if spans < 0:
+                        continue
+                    floor = out(body % "false", f"1 x {size} x {size}")[1]
+                    ceil = out(body % "true", f"1 x {size} x {size}")[1]
+                    assert ceil == -(-spans // stride) + 1 >= floor
+
+
+def test_ceil_mode_pool_formula_shows_the_dropped_window():
+    """5 + 2 padding, window 2, stride 2: ceil(5 / 2) + 1 = 4 windows, but the 4th would start
+    at cell 6, in the padding after the input (PyTorch drops it): 3."""
+    layers, _ = run("y = maxpool(2, stride=2, pad=1, ceil=true)", "1 x 5 x 5")
+    assert layers["y.maxpool"].output_shape == (1, 3, 3)
+    assert layers["y.maxpool"].formula == (
+        "ceil((5 + 2 - 2) / 2) + 1 - 1 = 3 (the last window would start in the padding)"
+    )
+
+
+def test_output_map_with_a_train_section_warns_w105():
+    """The trainers train classifiers: a map output cannot be, which `check` says (W105 at the
+    output's last op) when the spec asks to be trained; without a `train` section it is a
+    feature extractor and nothing is said."""
+    trained = "y = conv(4, kernel=3)\ntrain { epochs = 2 }"
+    layers, diags = run(trained, "3 x 8 x 8")
+    (d,) = diags
+    assert d.code == "W105" and d.severity == "warning" and (d.span.line, d.span.column) == (3, 5)
+    assert "4 x 6 x 6 map" in d.message and "global_avgpool |> flatten |> dense" in d.hint
+    assert codes("y = conv(4, kernel=3)", "3 x 8 x 8") == []
+    assert codes("y = conv(4, kernel=3) |> flatten\ntrain { epochs = 2 }", "3 x 8 x 8") == []
+
+
+def test_a_layer_past_two_billion_elements_warns_w106():
+    """120 billion parameters in one dense layer, and a map of 2^31 values per example, are
+    beyond what one tensor can be on most devices: a warning at the op, with the size."""
+    layers, diags = run("y = flatten |> dense(100000)", "3 x 400 x 1000")
+    (d,) = [d for d in diags if d.code == "W106"]
+    assert layers["y.dense"].params == 1_200_000 * 100_000 + 100_000
+    assert "120,000,100,000 parameters" in d.message and (d.span.line, d.span.column) == (3, 16)
+    _, diags = run("y = conv(2048, kernel=1) |> flatten |> dense(2)", "3 x 1024 x 1024")
+    (conv, dense) = diags
+    assert (conv.code, conv.span.column, dense.code, dense.span.column) == ("W106", 5, "W106", 40)
+    assert "2,147,483,648 output values per example" in conv.message
+    assert "4,294,967,298 parameters" in dense.message
+    assert codes("y = flatten |> dense(1000)", "3 x 400 x 1000") == []

@@ -121,13 +121,12 @@ class BatchNorm(keras.layers.BatchNormalization):
 
 def resize_taps(size_in, size_out, interpolation):
     """Per output index along one axis: two input indices and the second one's weight, with
-    half-pixel centres and no antialiasing, as torch's interpolate computes them (bilinear with
-    align_corners=False: clamped at the edges; nearest-exact: the scale in float32)."""
+    half-pixel centres and no antialiasing (bilinear as torch's interpolate with
+    align_corners=False: clamped at the edges; nearest: output i reads input
+    floor((i + 0.5) * size_in / size_out), in exact integer arithmetic, as the PyTorch model's
+    Resize does)."""
     if interpolation == "nearest":
-        scale = float(np.float32(size_in) / np.float32(size_out))
-        indices = [
-            min(math.floor((i + 0.5) * scale), size_in - 1) for i in range(size_out)
-        ]
+        indices = [(2 * i + 1) * size_in // (2 * size_out) for i in range(size_out)]
         return [(index, index, 0.0) for index in indices]
     taps = []
     for i in range(size_out):
@@ -182,6 +181,20 @@ class Resize(keras.layers.Layer):
             height=self.height, width=self.width, interpolation=self.interpolation
         )
         return config
+
+
+@keras.saving.register_keras_serializable(package="archdsl")
+class FlattenCHW(keras.layers.Layer):
+    """Flatten a channels-last map in C, H, W order (PyTorch's and the portable file's), where
+    the order of the features is observable: a model output, an elementwise merge."""
+
+    def call(self, x):
+        """(N, H, W, C) -> (N, C * H * W), channel by channel."""
+        return ops.reshape(ops.transpose(x, (0, 3, 1, 2)), (ops.shape(x)[0], -1))
+
+    def compute_output_shape(self, input_shape):
+        """(batch, C * H * W)."""
+        return (input_shape[0], math.prod(input_shape[1:]))
 
 
 class _PaddedPool2D(keras.layers.Layer):

@@ -2,10 +2,12 @@
 
 Keras layer `statement.op` holds the tensors `statement.op.param` of the portable file:
 - Conv2D kernel (kh, kw, in / groups, filters) <-> weight (filters, in / groups, kh, kw); bias.
-- Dense kernel (inputs, units) <-> weight (units, inputs); bias. Keras flattens a map in H, W, C
-  order, the portable layout in C, H, W order: the inputs of a dense layer fed (through
-  feature-wise layers such as dropout, activations or batch norm) by a Flatten of an H x W x C
-  map are permuted, with the map's shape read from the model itself.
+- Dense kernel (inputs, units) <-> weight (units, inputs); bias. Keras's Flatten orders a map's
+  features H, W, C, the portable layout C, H, W: the inputs of a dense layer fed (through
+  feature-wise layers such as dropout, activations or batch norm, and concatenations) by a
+  Flatten of an H x W x C map are permuted, with the permutation read from the model itself.
+  (Where the order would be observable, in an output or an elementwise merge, the generated
+  model flattens with the runtime's FlattenCHW, whose features are in the portable order.)
 - BatchNormalization gamma, beta, moving_mean, moving_variance <-> weight, bias, running_mean,
   running_var (permuted as a dense layer's inputs when fed by a Flatten).
 """
@@ -23,9 +25,9 @@ from portable import WeightsError, check_arrays, read_npz, write_npz
 __all__ = [
     "Entry",
     "WeightsError",
-    "chw_to_hwc",
     "flatten_orders",
-    "hwc_to_chw",
+    "flatten_permutation",
+    "from_portable_features",
     "load_arrays",
     "load_weights",
     "output_orders",
@@ -60,26 +62,24 @@ BATCHNORM = (
 )
 
 
-def hwc_to_chw(values, order, axis=-1):
-    """Features along `axis` flattened from an (H, W, C) = `order` map, put in C, H, W order."""
-    if order is None:
-        return np.asarray(values)
-    values = np.moveaxis(np.asarray(values), axis, -1)
-    h, w, c = order
-    lead = values.shape[:-1]
-    chw = values.reshape(*lead, h, w, c).transpose(*range(len(lead)), -1, -3, -2)
-    return np.moveaxis(chw.reshape(*lead, h * w * c), -1, axis)
+def flatten_permutation(h, w, c):
+    """perm[k]: the portable (C, H, W order) index of feature k of Keras's H, W, C flatten."""
+    return np.arange(h * w * c).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
 
 
-def chw_to_hwc(values, order, axis=-1):
-    """The inverse of hwc_to_chw: features in C, H, W order put in Keras's H, W, C order."""
+def to_portable_features(values, order, axis=-1):
+    """Features along `axis` in Keras's `order` (a permutation, or None: the portable order
+    already) put in the portable order."""
     if order is None:
         return np.asarray(values)
-    values = np.moveaxis(np.asarray(values), axis, -1)
-    h, w, c = order
-    lead = values.shape[:-1]
-    hwc = values.reshape(*lead, c, h, w).transpose(*range(len(lead)), -2, -1, -3)
-    return np.moveaxis(hwc.reshape(*lead, h * w * c), -1, axis)
+    return np.take(np.asarray(values), np.argsort(order), axis=axis)
+
+
+def from_portable_features(values, order, axis=-1):
+    """The inverse of to_portable_features: portable features put in Keras's `order`."""
+    if order is None:
+        return np.asarray(values)
+    return np.take(np.asarray(values), order, axis=axis)
 
 
 def _node(layer):
@@ -92,27 +92,58 @@ def _node(layer):
     return nodes[0]
 
 
+def _flatten_order(shape):
+    """The order of Flatten's output: None for a vector or a trivial map (H * W = 1 or C = 1),
+    whose orders agree, else the permutation of an H x W x C map."""
+    if len(shape) != 3 or shape[0] * shape[1] == 1 or shape[2] == 1:
+        return None
+    return flatten_permutation(*shape)
+
+
+def _concat_order(orders, tensors):
+    """The order of a Concatenate of vectors: each input's order, offset by the features
+    before it (None when every input is in the portable order)."""
+    if all(o is None for o in orders):
+        return None
+    parts, offset = [], 0
+    for order, tensor in zip(orders, tensors, strict=True):
+        size = tensor.shape[-1]
+        parts.append((np.arange(size) if order is None else order) + offset)
+        offset += size
+    return np.concatenate(parts)
+
+
+def _same(orders):
+    """Whether every order is the same (all None, or equal permutations)."""
+    first = orders[0] if orders else None
+    return all(
+        (o is None and first is None)
+        or (o is not None and first is not None and np.array_equal(o, first))
+        for o in orders
+    )
+
+
 def _orders(model):
     """({layer: order of its input features}, {layer: order of its output}), an order being
-    the (H, W, C) shape of a flattened map or None."""
+    the permutation from Keras's features to the portable ones, or None where they agree."""
     inputs_of, outputs_of, by_tensor = {}, {}, {}
     for layer in model.layers:
         node = _node(layer)
         inputs = [by_tensor.get(id(t)) for t in node.input_tensors]
-        known = {o for o in inputs if o is not None}
-        if known:
-            inputs_of[layer.name] = known.pop()
+        permuted = any(o is not None for o in inputs)
+        if len(inputs) == 1 and permuted:
+            inputs_of[layer.name] = inputs[0]
         out = None
         if isinstance(layer, keras.layers.Flatten):
             shape = tuple(node.input_tensors[0].shape[1:])
-            out = inputs[0]
-            if len(shape) == 3 and shape[0] * shape[1] > 1 and shape[2] > 1:
-                out = shape
+            out = _flatten_order(shape) if len(shape) == 3 else inputs[0]
+        elif isinstance(layer, keras.layers.Concatenate):
+            out = _concat_order(inputs, node.input_tensors)
         elif isinstance(layer, FEATURE_WISE) or (
-            isinstance(layer, MERGES) and len(set(inputs)) == 1
+            isinstance(layer, MERGES) and _same(inputs)
         ):
             out = inputs[0] if inputs else None
-        elif layer.name in inputs_of and not isinstance(layer, keras.layers.Dense):
+        elif permuted and not isinstance(layer, keras.layers.Dense):
             raise WeightsError(
                 f"layer {layer.name} ({type(layer).__name__}) mixes the features of a flattened "
                 "map, whose order differs between Keras (H, W, C) and the portable file (C, H, W)"
@@ -124,22 +155,17 @@ def _orders(model):
 
 
 def flatten_orders(model):
-    """{layer name: (H, W, C)} for every layer whose input features are a flattened map.
+    """{layer name: order} for every layer whose input features are not in the portable order.
 
-    Follows each Flatten of a spatial map through feature-wise layers; a layer that mixes
-    features (Dense) ends the order. None of these maps is trivial (H * W > 1 and C > 1).
+    Follows each Flatten of a spatial map through feature-wise layers and concatenations; a
+    layer that mixes features (Dense) ends the order.
     """
     return _orders(model)[0]
 
 
 def output_orders(model):
-    """{layer name: (H, W, C) or None}: the flatten order of each layer's output."""
+    """{layer name: order or None}: the feature order of each layer's output."""
     return _orders(model)[1]
-
-
-def to_portable_features(values, order):
-    """A (..., features) array in Keras's H, W, C flatten order `order` -> C, H, W order."""
-    return hwc_to_chw(values, order)
 
 
 def _conv_out(kernel):
@@ -151,20 +177,23 @@ def _conv_in(weight):
 
 
 def _dense(order):
-    """(to portable, from portable) for a dense kernel fed by a map flattened from `order`."""
+    """(to portable, from portable) for a dense kernel whose inputs come in `order`."""
 
     def out(kernel):
-        return np.transpose(hwc_to_chw(kernel, order, axis=0))
+        return np.transpose(to_portable_features(kernel, order, axis=0))
 
     def into(weight):
-        return chw_to_hwc(np.transpose(weight), order, axis=0)
+        return from_portable_features(np.transpose(weight), order, axis=0)
 
     return out, into
 
 
 def _vector(order):
-    """(to portable, from portable) for a per-feature vector of a map flattened from `order`."""
-    return (lambda v: hwc_to_chw(v, order)), (lambda v: chw_to_hwc(v, order))
+    """(to portable, from portable) for a per-feature vector whose features come in `order`."""
+    return (
+        lambda v: to_portable_features(v, order),
+        lambda v: from_portable_features(v, order),
+    )
 
 
 class Entry(NamedTuple):
@@ -251,5 +280,7 @@ def load_arrays(model, arrays, source="the arrays"):
 
 def load_weights(model, path):
     """Load a portable .npz (written by either backend) into the model; WeightsError if it
-    does not fit (the message names every missing, extra and wrongly shaped tensor)."""
-    return load_arrays(model, read_npz(path), str(path))
+    does not fit (the message names every missing, extra and wrongly shaped tensor) or is
+    not a plain .npz of arrays, found from its headers before any array is read."""
+    expected = {e.name: e.shape for e in portable_variables(model)}
+    return load_arrays(model, read_npz(path, expected), str(path))
