@@ -9,25 +9,12 @@ of the spec's reports (`conv1.conv.weight`):
   batchnorm  weight (scale), bias (shift), running_mean, running_var, all (channels,)
 """
 
-import zipfile
-import zlib
-
 import numpy as np
 
 # the runtime beside this file (isort: split keeps one order wherever ruff runs)
 # isort: split
 from metrics_log import atomic_write
-from npzcheck import NpzError, printable, read_headers
-
-# what np.load raises on data that its headers did not give away (a bad CRC, a short member)
-LOAD_ERRORS = (
-    OSError,
-    EOFError,
-    ValueError,
-    NotImplementedError,
-    zipfile.BadZipFile,
-    zlib.error,
-)
+from npzcheck import ZIP_ERRORS, NpzError, printable, read_headers
 
 
 class WeightsError(ValueError):
@@ -46,10 +33,11 @@ def read_npz(path, expected=None):
         check_arrays(
             expected, {n: shape for n, (shape, _) in headers.items()}, str(path)
         )
+    # np.load can still fail on data its headers did not give away (a bad CRC)
     try:
         with np.load(path, allow_pickle=False) as data:
             return {name: data[f"{name}.npy"] for name in headers}
-    except LOAD_ERRORS as exc:
+    except ZIP_ERRORS as exc:
         raise WeightsError(
             f"{printable(str(path))}: the arrays cannot be read ({printable(str(exc))})"
         ) from None
