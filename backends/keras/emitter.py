@@ -152,10 +152,11 @@ def _geometry(op, layer: Layer) -> tuple[tuple[tuple[int, int], ...], tuple[int,
 def _conv(op: ir.Conv, layer: Layer, name: str) -> list[Step]:
     """[ZeroPadding2D] + Conv2D [+ a 1x1 strided max pool that subsamples a stride-1 conv, where
     Keras refuses stride with dilation, or where TensorFlow's oneDNN conv computes a strided
-    axis of one output wrong (seen with one input channel; tests/difffuzz found it)]."""
+    axis of one output wrong, with one input channel (per group); tests/difffuzz found it]."""
     pads, extra = _geometry(op, layer)
+    single = layer.input_shape[0] == op.groups  # one input channel per group
     one_strided = any(o == 1 < s for o, s in zip(layer.output_shape[1:], op.stride, strict=True))
-    split = max(op.stride) > 1 and (max(op.dilation) > 1 or one_strided)
+    split = max(op.stride) > 1 and (max(op.dilation) > 1 or single and one_strided)
     same = op.pad == "same" and not any(extra) and not split
     steps, shape = [], layer.input_shape
     padded = tuple((b, a + e) for (b, a), e in zip(pads, extra, strict=True))
