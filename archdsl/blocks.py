@@ -16,7 +16,9 @@ from dataclasses import dataclass, field, replace
 from archdsl.binding import bind, convert, fail
 from archdsl.diagnostics import did_you_mean
 from archdsl.expressions import evaluate, evaluate_args, truth
-from archdsl.signatures import MULTI_INPUT, OPS, Param
+from archdsl.ops import MERGES
+from archdsl.params import Param
+from archdsl.signatures import OPS
 from archdsl.syntax import Arg, BlockDef, Element, Pos, StatementNode, Value, passed_limit
 
 BLOCK_INPUT = "in"
@@ -121,14 +123,14 @@ class BlockExpander:
         """An op statement with arguments evaluated and, inside a block, names rewritten."""
         elements = tuple(self._element(e, scope, local) for e in node.elements)
         source = node.source
-        if scope.prefix and not (elements and elements[0].name in MULTI_INPUT):
+        if scope.prefix and not (elements and elements[0].name in MERGES):
             src = self._source(node, scope, local)
             source = (src, node.source[1] if node.source else node.span)
         return replace(node, name=name, elements=elements, source=source, condition=None)
 
     def _element(self, e: Element, scope: _Scope, local) -> Element:
         """An op application with its arguments evaluated (and input names resolved)."""
-        if e.name in MULTI_INPUT and scope.prefix:
+        if e.name in MERGES and scope.prefix:
             args = tuple(
                 replace(
                     a,

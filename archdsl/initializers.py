@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from archdsl import ir
+from archdsl.ops import REGISTRY
 
 
 @dataclass(frozen=True)
@@ -19,11 +20,8 @@ class Distribution:
 
 
 def fans(op, input_shape: tuple[int, ...]) -> tuple[int, int]:
-    """(fan_in, fan_out) of a conv or dense weight, as PyTorch and Keras compute them."""
-    if op.op == "conv":
-        taps = op.kernel[0] * op.kernel[1]
-        return (input_shape[0] // op.groups) * taps, op.filters * taps
-    return input_shape[0], op.units
+    """(fan_in, fan_out) of a learned op's weight, as PyTorch and Keras compute them (its spec)."""
+    return REGISTRY[op.op].fans(op, [input_shape])
 
 
 def resolve(init, fan_in: int, fan_out: int) -> Distribution:

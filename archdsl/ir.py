@@ -1,277 +1,49 @@
-"""The validated intermediate representation: immutable pydantic models, one per op."""
+"""The validated intermediate representation: immutable pydantic models.
+
+The building blocks (the frozen base, spans, sizes, initialisers) are in ir_types.py, each op's
+node beside its declaration in the ops package; both are re-exported here.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
-
-Pair = tuple[PositiveInt, PositiveInt]
-Shape = tuple[PositiveInt, ...]
-NonNegativeInt = Annotated[int, Field(ge=0)]
-Padding = Literal["same", "valid"] | tuple[NonNegativeInt, NonNegativeInt]
-Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
-
-
-class Frozen(BaseModel):
-    """Base of every IR model: immutable, no unknown fields."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
-
-
-class Span(Frozen):
-    """Where a construct stands in its source file (1-based line and column)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True, from_attributes=True)
-
-    file: str
-    line: int
-    column: int
-    end_line: int
-    end_column: int
-
-
-# ----------------------------------------------------------------------------- initialisers
-
-
-class Normal(Frozen):
-    """Gaussian N(mean, std^2), not truncated."""
-
-    kind: Literal["normal"] = "normal"
-    mean: float = 0.0
-    std: PositiveFloat
-
-
-class Uniform(Frozen):
-    """Uniform on [low, high)."""
-
-    kind: Literal["uniform"] = "uniform"
-    low: float
-    high: float
-
-
-class Constant(Frozen):
-    """Every element equal to `value` (`zeros` and `ones` lower to this)."""
-
-    kind: Literal["constant"] = "constant"
-    value: float
-
-
-class HeNormal(Frozen):
-    """He et al. 2015: N(0, 2/fan), not truncated."""
-
-    kind: Literal["he_normal"] = "he_normal"
-    mode: Literal["fan_in", "fan_out"] = "fan_in"
-
-
-class HeUniform(Frozen):
-    """He et al. 2015: U(-sqrt(6/fan), sqrt(6/fan))."""
-
-    kind: Literal["he_uniform"] = "he_uniform"
-    mode: Literal["fan_in", "fan_out"] = "fan_in"
-
-
-class GlorotNormal(Frozen):
-    """Glorot & Bengio 2010: N(0, 2/(fan_in+fan_out)), not truncated."""
-
-    kind: Literal["glorot_normal"] = "glorot_normal"
-
-
-class GlorotUniform(Frozen):
-    """Glorot & Bengio 2010: U(-sqrt(6/(fan_in+fan_out)), +sqrt(...))."""
-
-    kind: Literal["glorot_uniform"] = "glorot_uniform"
-
-
-class FanInUniform(Frozen):
-    """U(-scale/sqrt(fan_in), +scale/sqrt(fan_in)): PyTorch's default for weights and biases."""
-
-    kind: Literal["fan_in_uniform"] = "fan_in_uniform"
-    scale: PositiveFloat = 1.0
-
-
-Init = Annotated[
-    Normal
-    | Uniform
-    | Constant
-    | HeNormal
-    | HeUniform
-    | GlorotNormal
-    | GlorotUniform
-    | FanInUniform,
-    Field(discriminator="kind"),
-]
-
-# ----------------------------------------------------------------------------- ops
-
-
-class Conv(Frozen):
-    """2-D convolution (cross-correlation), optionally grouped."""
-
-    op: Literal["conv"] = "conv"
-    span: Span
-    filters: PositiveInt
-    kernel: Pair
-    stride: Pair = (1, 1)
-    pad: Padding = (0, 0)
-    dilation: Pair = (1, 1)
-    groups: PositiveInt = 1
-    bias: bool = True
-    ceil: bool = False
-    weight_init: Init
-    bias_init: Init
-
-
-class MaxPool(Frozen):
-    """Max pooling; padded cells never win."""
-
-    op: Literal["maxpool"] = "maxpool"
-    span: Span
-    kernel: Pair
-    stride: Pair
-    pad: Padding = (0, 0)
-    ceil: bool = False
-
-
-class AvgPool(Frozen):
-    """Average pooling; `count_pad` says whether padded cells count in the divisor."""
-
-    op: Literal["avgpool"] = "avgpool"
-    span: Span
-    kernel: Pair
-    stride: Pair
-    pad: Padding = (0, 0)
-    ceil: bool = False
-    count_pad: bool = True
-
-
-class GlobalAvgPool(Frozen):
-    """Mean over all spatial positions, keeping a 1x1 map."""
-
-    op: Literal["global_avgpool"] = "global_avgpool"
-    span: Span
-
-
-class AdaptiveAvgPool(Frozen):
-    """Average pooling to a fixed output size, with PyTorch's window boundaries."""
-
-    op: Literal["adaptive_avgpool"] = "adaptive_avgpool"
-    span: Span
-    size: Pair
-
-
-class LRN(Frozen):
-    """Local response normalisation, paper convention: b = a / (k + alpha * sum a^2)^beta."""
-
-    op: Literal["lrn"] = "lrn"
-    span: Span
-    size: PositiveInt = 5
-    alpha: NonNegativeFloat = 1e-4
-    beta: NonNegativeFloat = 0.75
-    k: NonNegativeFloat = 2.0
-
-
-class BatchNorm(Frozen):
-    """Batch normalisation; momentum is the weight of the new batch statistic (PyTorch's)."""
-
-    op: Literal["batchnorm"] = "batchnorm"
-    span: Span
-    eps: PositiveFloat = 1e-5
-    momentum: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
-
-
-class Dropout(Frozen):
-    """Inverted dropout with drop probability p."""
-
-    op: Literal["dropout"] = "dropout"
-    span: Span
-    p: Probability = 0.5
-
-
-class Flatten(Frozen):
-    """Flatten C x H x W to C*H*W features, in C, H, W order."""
-
-    op: Literal["flatten"] = "flatten"
-    span: Span
-
-
-class Dense(Frozen):
-    """Fully connected layer."""
-
-    op: Literal["dense"] = "dense"
-    span: Span
-    units: PositiveInt
-    bias: bool = True
-    weight_init: Init
-    bias_init: Init
-
-
-class Activation(Frozen):
-    """An element-wise activation without parameters."""
-
-    op: Literal["relu", "relu6", "tanh", "sigmoid"]
-    span: Span
-
-
-class LeakyRelu(Frozen):
-    """max(x, slope * x)."""
-
-    op: Literal["leaky_relu"] = "leaky_relu"
-    span: Span
-    slope: NonNegativeFloat = 0.01
-
-
-class Softmax(Frozen):
-    """Softmax over channels; a trailing softmax is applied at inference only."""
-
-    op: Literal["softmax"] = "softmax"
-    span: Span
-
-
-class Resize(Frozen):
-    """Spatial resize with half-pixel centres and no antialiasing."""
-
-    op: Literal["resize"] = "resize"
-    span: Span
-    size: Pair
-    mode: Literal["bilinear", "nearest"] = "bilinear"
-
-
-class Concat(Frozen):
-    """Concatenation of the statement's inputs along channels."""
-
-    op: Literal["concat"] = "concat"
-    span: Span
-
-
-class Add(Frozen):
-    """Element-wise sum of the statement's inputs."""
-
-    op: Literal["add"] = "add"
-    span: Span
-
-
-Op = Annotated[
-    Conv
-    | MaxPool
-    | AvgPool
-    | GlobalAvgPool
-    | AdaptiveAvgPool
-    | LRN
-    | BatchNorm
-    | Dropout
-    | Flatten
-    | Dense
-    | Activation
-    | LeakyRelu
-    | Softmax
-    | Resize
-    | Concat
-    | Add,
-    Field(discriminator="op"),
-]
-
-MULTI_INPUT_OPS = ("concat", "add")
+from typing import Annotated, Literal, Union
+
+from pydantic import ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
+
+from archdsl.ir_types import (  # noqa: F401 - re-exported: the IR's public names
+    Constant,
+    FanInUniform,
+    Frozen,
+    GlorotNormal,
+    GlorotUniform,
+    HeNormal,
+    HeUniform,
+    Init,
+    NonNegativeInt,
+    Normal,
+    Padding,
+    Pair,
+    Probability,
+    Shape,
+    Span,
+    Uniform,
+)
+from archdsl.ops import NODES
+from archdsl.ops.activations import Activation, Dropout, LeakyRelu, Softmax  # noqa: F401
+from archdsl.ops.linear import Dense  # noqa: F401
+from archdsl.ops.merges import Add, Concat  # noqa: F401
+from archdsl.ops.norms import LRN, BatchNorm  # noqa: F401
+from archdsl.ops.shaping import Flatten, Resize  # noqa: F401
+from archdsl.ops.windows import (  # noqa: F401
+    AdaptiveAvgPool,
+    AvgPool,
+    Conv,
+    GlobalAvgPool,
+    MaxPool,
+)
+
+# every op's node, told apart by its `op` field
+Op = Annotated[Union[NODES], Field(discriminator="op")]  # noqa: UP007 - a tuple of classes
 
 # ----------------------------------------------------------------------------- graph
 

@@ -9,11 +9,11 @@ from archdsl.binding import BindError, bind, convert, fail, init_value, validate
 from archdsl.blocks import BlockExpander, check_block
 from archdsl.diagnostics import Diagnostic, did_you_mean, error
 from archdsl.expressions import evaluate
+from archdsl.ops import LEARNED, MERGES, REGISTRY
+from archdsl.ops.spec import ArgumentError
 from archdsl.signatures import (
     AUGMENTS,
-    LEARNED,
     LOSSES,
-    MULTI_INPUT,
     OPS,
     OPTIMIZERS,
     SCHEDULES,
@@ -307,7 +307,7 @@ class _Lowering:
         ops = []
         for index, element in enumerate(node.elements):
             try:
-                if element.name in MULTI_INPUT:
+                if element.name in MERGES:
                     inputs, input_spans = self._multi_inputs(node, element, index)
                 if element.name == MERGE:
                     ops.append(_merge(element, index, towers))
@@ -377,7 +377,7 @@ class _Lowering:
         name = element.name
         if name not in OPS:
             raise fail("E002", element.name_span, f"unknown op `{name}`", did_you_mean(name, OPS))
-        args = () if name in MULTI_INPUT else element.args
+        args = () if name in MERGES else element.args
         spans: dict = {}
         values = bind(name, args, OPS[name], element.span, spans)
         return build_op(name, values, element.span, self.defaults, spans)
@@ -448,46 +448,21 @@ def _merge(element: Element, index: int, towers: int) -> ir.Concat:
 
 
 def build_op(name: str, values: dict, span: ir.Span, defaults: dict, spans: dict | None = None):
-    """The IR op for a bound element, with initialiser defaults filled in."""
-    values = dict(values)
-    if name in ("maxpool", "avgpool"):
-        values.setdefault("stride", values["kernel"])
-    if name in LEARNED:
+    """The IR op for a bound element: arguments completed by its spec, initialiser defaults
+    filled in for a learned op."""
+    spec, spans = REGISTRY[name], spans or {}
+    try:
+        values = spec.prepare(dict(values))
+    except ArgumentError as exc:
+        raise fail(exc.code, spans.get(exc.argument, span), exc.message, exc.hint) from None
+    if spec.learned:
         bias = values.pop("bias", True)
         values["bias"] = bias is not False
         values["bias_init"] = (
             bias if not isinstance(bias, bool) else _default(defaults, name, "bias")
         )
         values["weight_init"] = values.pop("weight", None) or _default(defaults, name, "weight")
-    if name in ("relu", "relu6", "tanh", "sigmoid"):
-        return ir.Activation(op=name, span=span)
-    if name in ("maxpool", "avgpool"):
-        _check_pool_padding(values, spans or {}, span)
-    if values.get("pad") == "same" and values.get("ceil"):
-        raise fail(
-            "E004",
-            (spans or {}).get("ceil", span),
-            "`ceil=true` has no meaning with `pad=same`, which always gives ceil(in / stride) "
-            "windows (rounding up already)",
-            "drop `ceil=true`, or give the padding explicitly",
-        )
-    return validated(OP_CLASSES[name], {**values, "span": span}, span, name, spans)
-
-
-def _check_pool_padding(values: dict, spans: dict, span: ir.Span) -> None:
-    """Explicit pool padding may not exceed half the kernel (PyTorch's rule): else whole
-    windows would see only padding."""
-    pad = values.get("pad", (0, 0))
-    if isinstance(pad, str):
-        return
-    for p, k in zip(pad, values["kernel"], strict=True):
-        if p > k // 2:
-            raise fail(
-                "E004",
-                spans.get("pad", span),
-                f"pool padding {p} is more than half the kernel {k}",
-                f"use pad <= {k // 2}, or `pad=same`",
-            )
+    return validated(spec.node, {**values, "op": name, "span": span}, span, name, spans)
 
 
 def _default(defaults: dict, kind: str, target: str):
@@ -597,23 +572,6 @@ def lower(module: Module) -> tuple[ir.Graph | None, list[Diagnostic]]:
     return graph, lowering.diagnostics
 
 
-OP_CLASSES = {
-    "conv": ir.Conv,
-    "maxpool": ir.MaxPool,
-    "avgpool": ir.AvgPool,
-    "global_avgpool": ir.GlobalAvgPool,
-    "adaptive_avgpool": ir.AdaptiveAvgPool,
-    "lrn": ir.LRN,
-    "batchnorm": ir.BatchNorm,
-    "dropout": ir.Dropout,
-    "flatten": ir.Flatten,
-    "dense": ir.Dense,
-    "leaky_relu": ir.LeakyRelu,
-    "softmax": ir.Softmax,
-    "resize": ir.Resize,
-    "concat": ir.Concat,
-    "add": ir.Add,
-}
 OPTIMIZER_CLASSES = {"sgd": ir.SGD, "adam": ir.Adam, "adamw": ir.Adam}
 SCHEDULE_CLASSES = {
     "on_plateau": ir.OnPlateau,

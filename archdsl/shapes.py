@@ -1,4 +1,4 @@
-"""Shape inference: one pure function per op family, a dispatch table, params and MACs."""
+"""Shape inference: each op's rule and counts from its spec (archdsl/ops), diagnostics, report."""
 
 from __future__ import annotations
 
@@ -9,25 +9,20 @@ from archdsl import ir
 from archdsl.diagnostics import Diagnostic, error, info, warning
 from archdsl.graph import resolve
 from archdsl.naming import op_labels
+from archdsl.ops import REGISTRY
+from archdsl.ops.spec import Out, Shape, ShapeError, Tensor, fmt
+from archdsl.ops.windows import resolve_padding, window_out
 
-Shape = tuple[int, ...]
-
-
-class ShapeError(Exception):
-    """An op cannot be applied to the shape it receives."""
-
-    def __init__(self, code: str, message: str, hint: str = ""):
-        super().__init__(message)
-        self.code, self.message, self.hint = code, message, hint
-
-
-@dataclass(frozen=True)
-class Out:
-    """What a shape function returns: the shape, how it was computed, and any warnings."""
-
-    shape: Shape
-    formula: str = ""
-    warnings: tuple[tuple[str, str, str], ...] = ()
+__all__ = [
+    "Layer",
+    "Out",
+    "Report",
+    "Shape",
+    "ShapeError",
+    "infer",
+    "resolve_padding",
+    "window_out",
+]
 
 
 @dataclass(frozen=True)
@@ -37,7 +32,7 @@ class Layer:
     name: str
     statement: str
     op: str
-    input_shape: Shape
+    input_shapes: tuple[Shape, ...]  # one per input (two or more for concat and add)
     output_shape: Shape
     trainable_params: int
     frozen_params: int
@@ -45,6 +40,11 @@ class Layer:
     formula: str
     span: ir.Span
     built: bool = True  # False for a statement that never reaches the output (W103)
+
+    @property
+    def input_shape(self) -> Shape:
+        """The shape of the first input (the only one but for concat and add)."""
+        return self.input_shapes[0]
 
     @property
     def params(self) -> int:
@@ -100,290 +100,25 @@ class Report:
         return groups
 
 
-# ----------------------------------------------------------------------------- windows
-
-
-def resolve_padding(pad, size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
-    """(before, after) padding along one axis; `same` pads as TensorFlow does (extra after)."""
-    if pad == "valid":
-        return (0, 0)
-    if pad == "same":
-        effective = dilation * (kernel - 1) + 1
-        total = max((math.ceil(size / stride) - 1) * stride + effective - size, 0)
-        return (total // 2, total - total // 2)
-    return (pad, pad)
-
-
-def window_out(
-    size: int,
-    kernel: int,
-    stride: int,
-    before: int,
-    after: int,
-    dilation: int,
-    ceil: bool,
-    pool: bool = False,
-) -> int:
-    """Output length of a sliding window; in ceil mode a pool (not a conv) drops a last window
-    that would start in the padding, as PyTorch's pools do."""
-    span = size + before + after - (dilation * (kernel - 1) + 1)
-    if not ceil:
-        return span // stride + 1 if span >= 0 else 0
-    out = -(-span // stride) + 1
-    if pool and (out - 1) * stride >= size + before:
-        out -= 1
-    return out
-
-
-def _axis_pads(op, hw: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Resolved (before, after) padding for H and W."""
-    dil = getattr(op, "dilation", (1, 1))
-    pad = op.pad if isinstance(op.pad, str) else None
-    return tuple(
-        resolve_padding(pad or op.pad[a], hw[a], op.kernel[a], op.stride[a], dil[a]) for a in (0, 1)
-    )
-
-
-def _windowed(op, shape: Shape, channels: int, what: str) -> Out:
-    """Shared rule of conv and pools: output size, formula, tiling and collapse warnings."""
-    c, h, w = shape
-    dil = getattr(op, "dilation", (1, 1))
-    pads = _axis_pads(op, (h, w))
-    outs, formulas, notes = [], [], []
-    for a, size in enumerate((h, w)):
-        before, after = pads[a]
-        k, s, d = op.kernel[a], op.stride[a], dil[a]
-        o = window_out(size, k, s, before, after, d, op.ceil, op.op != "conv")
-        effective = d * (k - 1) + 1
-        formulas.append(_window_formula(size, before + after, effective, s, op.ceil, o))
-        if o <= 0:
-            raise ShapeError(
-                "E007",
-                f"{what} {_kxk(op.kernel)} needs at least {effective} {'rows' if a == 0 else 'columns'}"
-                f" (padding included) but gets {size + before + after}",
-                "use a smaller kernel or stride, add padding, or feed a larger input",
-            )
-        outs.append(o)
-        unread = size + before + after - ((o - 1) * s + effective)
-        # a window smaller than its stride skips pixels by design (strided 1x1 projections)
-        skipped = 0 if effective < s else max(unread - after, 0)
-        notes.append((skipped, size, k, s, before, after, effective))
-    out = Out((channels, outs[0], outs[1]), "; ".join(dict.fromkeys(formulas)))
-    warns = list(_tiling_warning(op, what, notes))
-    if h == 1 and w == 1 and max(op.kernel) > 1:
-        warns.append(
-            (
-                "W102",
-                f"{what} {_kxk(op.kernel)} runs on a 1x1 map: every tap but one sees only padding",
-                "the maps collapsed earlier (check the strides before this layer), or use a 1x1 kernel",
-            )
-        )
-    return Out(out.shape, out.formula, tuple(warns))
-
-
-def _window_formula(size: int, pads: int, effective: int, stride: int, ceil: bool, out: int) -> str:
-    """How an output length was computed, e.g. `floor((227 + 0 - 11) / 4) + 1 = 55`."""
-    rounding = "ceil" if ceil else "floor"
-    text = f"{rounding}(({size} + {pads} - {effective}) / {stride})"
-    if ceil and out == -(-(size + pads - effective) // stride):  # a pool dropped its last window
-        return f"{text} + 1 - 1 = {out} (the last window would start in the padding)"
-    return f"{text} + 1 = {out}"
-
-
-def _tiling_warning(op, what: str, notes):
-    """W101 when a floor-rounded window leaves input rows or columns (not padding) unread."""
-    if op.ceil or all(n[0] <= 0 for n in notes):
-        return
-    same_axes = notes[0] == notes[1]
-    axes = (
-        [("rows and columns", notes[0])]
-        if same_axes
-        else [(label, n) for label, n in (("rows", notes[0]), ("columns", notes[1])) if n[0] > 0]
-    )
-    for label, (lost, size, _k, s, before, after, effective) in axes:
-        exact = (size + before + after - effective) / s + 1
-        smaller, larger = size - lost, size + (s - lost)
-        tiling_pad = next(
-            (p for p in range(before + 1, before + s + 1) if (size + 2 * p - effective) % s == 0),
-            None,
-        )
-        remedies = [f"`pad={tiling_pad}`"] if tiling_pad is not None and before == after else []
-        remedies.append("`ceil=true` (rounding up, as Caffe pools and cuda-convnet convs do)")
-        yield (
-            "W101",
-            f"{what} {_kxk(op.kernel)} at stride {s} does not tile its {size}-pixel input: "
-            f"({size} + {before + after} - {effective}) / {s} + 1 = {exact:g}, "
-            f"so {_unread(lost, label)} never read",
-            f"an input of {larger} (or {smaller}) would tile exactly; so would "
-            + " or ".join(remedies),
-        )
-
-
-def _unread(lost: int, label: str) -> str:
-    """'the last row and column are', 'the last 3 rows are', ..."""
-    if lost == 1:
-        singular = label.replace("rows", "row").replace("columns", "column")
-        return f"the last {singular} {'are' if ' and ' in label else 'is'}"
-    return f"the last {lost} {label} are"
-
-
-def _kxk(kernel: tuple[int, int]) -> str:
-    return f"{kernel[0]}x{kernel[1]}"
-
-
-def _need_rank(shape: Shape, rank: int, what: str) -> None:
-    if len(shape) != rank:
-        described = "a C x H x W map" if rank == 3 else "a flat vector"
-        hint = (
-            "add `flatten` before it"
-            if rank == 1
-            else "it needs a spatial input; move it before `flatten`"
-        )
-        raise ShapeError("E018", f"{what} needs {described}, got {_fmt(shape)}", hint)
-
-
-# ----------------------------------------------------------------------------- shape functions
-
-
-def conv_shape(op: ir.Conv, shapes: list[Shape]) -> Out:
-    """Convolution: channels become `filters`; groups must divide both channel counts."""
-    (shape,) = shapes
-    _need_rank(shape, 3, "conv")
-    c = shape[0]
-    for count, what in ((c, "input channels"), (op.filters, "filters")):
-        if count % op.groups:
-            divisors = [
-                g for g in range(1, min(c, op.filters) + 1) if c % g == 0 and op.filters % g == 0
-            ]
-            raise ShapeError(
-                "E008",
-                f"groups={op.groups} does not divide the {count} {what}",
-                f"groups must divide both {c} and {op.filters}: try one of {divisors[-6:]}",
-            )
-    return _windowed(op, shape, op.filters, "conv")
-
-
-def pool_shape(op, shapes: list[Shape]) -> Out:
-    """Max or average pooling: channels kept."""
-    (shape,) = shapes
-    _need_rank(shape, 3, op.op)
-    return _windowed(op, shape, shape[0], op.op)
-
-
-def global_pool_shape(op, shapes: list[Shape]) -> Out:
-    """Global average pooling to C x 1 x 1."""
-    (shape,) = shapes
-    _need_rank(shape, 3, op.op)
-    return Out((shape[0], 1, 1), f"mean over {shape[1]}x{shape[2]}")
-
-
-def adaptive_pool_shape(op: ir.AdaptiveAvgPool, shapes: list[Shape]) -> Out:
-    """Adaptive average pooling to C x size."""
-    (shape,) = shapes
-    _need_rank(shape, 3, op.op)
-    return Out((shape[0], *op.size), f"adaptive {shape[1]}x{shape[2]} -> {_kxk(op.size)}")
-
-
-def same_shape(op, shapes: list[Shape]) -> Out:
-    """Element-wise ops and normalisations keep the shape."""
-    (shape,) = shapes
-    if op.op == "lrn":
-        _need_rank(shape, 3, "lrn")
-    return Out(shape)
-
-
-def flatten_shape(op, shapes: list[Shape]) -> Out:
-    """C x H x W -> C*H*W."""
-    (shape,) = shapes
-    n = math.prod(shape)
-    return Out((n,), " * ".join(map(str, shape)) + f" = {n}")
-
-
-def dense_shape(op: ir.Dense, shapes: list[Shape]) -> Out:
-    """Dense layers need a flat input."""
-    (shape,) = shapes
-    if len(shape) != 1:
-        raise ShapeError(
-            "E012",
-            f"dense({op.units}) receives the spatial tensor {_fmt(shape)}",
-            f"add `flatten` before it: it would give {math.prod(shape)} features",
-        )
-    return Out((op.units,), f"{shape[0]} -> {op.units}")
-
-
-def resize_shape(op: ir.Resize, shapes: list[Shape]) -> Out:
-    """Spatial resize to a fixed size."""
-    (shape,) = shapes
-    _need_rank(shape, 3, "resize")
-    return Out((shape[0], *op.size), f"{op.mode} {shape[1]}x{shape[2]} -> {_kxk(op.size)}")
-
-
-def concat_shape(op, shapes: list[Shape]) -> Out:
-    """Channel concatenation: everything but channels must agree."""
-    first = shapes[0]
-    for other in shapes[1:]:
-        if len(other) != len(first) or other[1:] != first[1:]:
-            raise ShapeError(
-                "E013",
-                f"concat inputs differ beyond channels: {' and '.join(_fmt(s) for s in shapes)}",
-                "concat joins along channels; spatial sizes must be equal",
-            )
-    return Out(
-        (sum(s[0] for s in shapes), *first[1:]), " + ".join(str(s[0]) for s in shapes) + " channels"
-    )
-
-
-def add_shape(op, shapes: list[Shape]) -> Out:
-    """Element-wise sum: all shapes equal."""
-    if len(set(shapes)) != 1:
-        raise ShapeError(
-            "E013",
-            f"add inputs have different shapes: {' and '.join(_fmt(s) for s in shapes)}",
-            "add needs equal shapes; project the shortcut (e.g. a 1x1 conv) to match",
-        )
-    return Out(shapes[0])
-
-
-WINDOWED = ("conv", "maxpool", "avgpool")
-
-SHAPE_RULES = {
-    "conv": conv_shape,
-    "maxpool": pool_shape,
-    "avgpool": pool_shape,
-    "global_avgpool": global_pool_shape,
-    "adaptive_avgpool": adaptive_pool_shape,
-    "lrn": same_shape,
-    "batchnorm": same_shape,
-    "dropout": same_shape,
-    "relu": same_shape,
-    "relu6": same_shape,
-    "tanh": same_shape,
-    "sigmoid": same_shape,
-    "leaky_relu": same_shape,
-    "softmax": same_shape,
-    "flatten": flatten_shape,
-    "dense": dense_shape,
-    "resize": resize_shape,
-    "concat": concat_shape,
-    "add": add_shape,
-}
-
-
 # ----------------------------------------------------------------------------- counting
 
 
-def count(op, input_shape: Shape, output_shape: Shape) -> tuple[int, int, int]:
-    """(trainable params, frozen params, MACs) of one op; MACs exclude bias adds."""
-    if op.op == "conv":
-        fan_in = (input_shape[0] // op.groups) * op.kernel[0] * op.kernel[1]
-        weights = op.filters * fan_in
-        return weights + (op.filters if op.bias else 0), 0, fan_in * math.prod(output_shape)
-    if op.op == "dense":
-        weights = input_shape[0] * op.units
-        return weights + (op.units if op.bias else 0), 0, weights
-    if op.op == "batchnorm":
-        return 2 * input_shape[0], 2 * input_shape[0], 0
-    return 0, 0, 0
+def _slides(op_name: str) -> bool:
+    """Whether the op (or "input") is a window that shrinks maps by its stride."""
+    return op_name in REGISTRY and REGISTRY[op_name].window
+
+
+def tensors(op, inputs: list[Shape]) -> dict[str, Tensor]:
+    """The tensors an op holds, by portable parameter name (`weight`, `running_mean`, ...)."""
+    return REGISTRY[op.op].tensors(op, inputs)
+
+
+def count(op, inputs: list[Shape], output: Shape) -> tuple[int, int, int]:
+    """(trainable params, frozen params, MACs) of one op, from its spec; MACs exclude bias adds."""
+    held = tensors(op, inputs).values()
+    trainable = sum(t.size for t in held if t.trainable)
+    frozen = sum(t.size for t in held if not t.trainable)
+    return trainable, frozen, REGISTRY[op.op].macs(op, inputs, output)
 
 
 # ----------------------------------------------------------------------------- driver
@@ -422,19 +157,20 @@ def _statement(
     `shaper` is the op that last changed the spatial size, carried along to spot W104.
     """
     for op, label in zip(stmt.ops, op_labels(stmt), strict=True):
+        spec = REGISTRY[op.op]
         try:
-            out = SHAPE_RULES[op.op](op, shapes)
+            out = spec.shape(op, shapes)
         except ShapeError as exc:
             report.diagnostics.append(error(exc.code, op.span, _where(stmt, exc.message), exc.hint))
             return None, shaper
-        if op.op == "flatten" and shapes[0][1:] == (1, 1) and shaper in WINDOWED:
+        if op.op == "flatten" and shapes[0][1:] == (1, 1) and _slides(shaper):
             report.diagnostics.append(_collapsed(stmt, shapes[0], op.span))
         if len(shapes[0]) == 3 and out.shape[1:] != shapes[0][1:]:
             shaper = op.op
         for code, message, hint in out.warnings:
             report.diagnostics.append(warning(code, op.span, _where(stmt, message), hint))
         built = stmt.name in report.live
-        trainable, frozen, macs = count(op, shapes[0], out.shape) if built else (0, 0, 0)
+        trainable, frozen, macs = count(op, shapes, out.shape) if built else (0, 0, 0)
         if built:
             report.diagnostics.extend(
                 _oversized(stmt, op, trainable + frozen, shapes[0], out.shape)
@@ -444,7 +180,7 @@ def _statement(
                 f"{stmt.name}.{label}",
                 stmt.name,
                 op.op,
-                shapes[0],
+                tuple(shapes),
                 out.shape,
                 trainable,
                 frozen,
@@ -461,8 +197,8 @@ def _statement(
             error(
                 "E014",
                 stmt.expect_span,
-                _where(stmt, f"gives {_fmt(shape)}, but `expect` says {_fmt(stmt.expect)}"),
-                f"fix the layers above or write `expect {_fmt(shape)}`",
+                _where(stmt, f"gives {fmt(shape)}, but `expect` says {fmt(stmt.expect)}"),
+                f"fix the layers above or write `expect {fmt(shape)}`",
             )
         )
     return shape, shaper
@@ -517,7 +253,7 @@ def _map_output(graph: ir.Graph, report: Report) -> list[Diagnostic]:
         warning(
             "W105",
             last.ops[-1].span,
-            f"the model's output `{graph.output}` is a {_fmt(shape)} map, not a vector of class "
+            f"the model's output `{graph.output}` is a {fmt(shape)} map, not a vector of class "
             "scores: the generated trainers (cross-entropy over classes) cannot train it",
             "end with e.g. `global_avgpool |> flatten |> dense(N)`; without a `train` section "
             "the spec compiles as a feature extractor",
@@ -530,7 +266,7 @@ def _collapsed(stmt: ir.Statement, shape: Shape, span: ir.Span) -> Diagnostic:
     return warning(
         "W104",
         span,
-        f"{stmt.name}: the maps shrank to {_fmt(shape)} before flatten, "
+        f"{stmt.name}: the maps shrank to {fmt(shape)} before flatten, "
         f"so the layers after it see only {shape[0]} features",
         "if you expected more features, check the padding and strides above "
         "(`archdsl shapes` shows where the maps shrink)",
@@ -574,10 +310,6 @@ def _softmax_note(graph: ir.Graph) -> list[Diagnostic]:
             "nothing to do; this is how the generated code keeps the loss numerically stable",
         )
     ]
-
-
-def _fmt(shape) -> str:
-    return " x ".join(str(d) for d in shape)
 
 
 def reachable(graph: ir.Graph) -> set[str]:

@@ -16,33 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from archdsl.backends.common.npzcheck import NpzError, printable, read_headers
-from archdsl.shapes import Report
+from archdsl.shapes import Report, tensors
 
 
 def expected_tensors(report: Report) -> dict[str, tuple[int, ...]]:
-    """Every tensor of the model, by portable name, with its shape."""
-    tensors: dict[str, tuple[int, ...]] = {}
+    """Every tensor of the model, by portable name, with its shape (the ops' specs say which)."""
+    found: dict[str, tuple[int, ...]] = {}
     layers = report.by_statement()
     for stmt in report.graph.statements:
         for op, layer in zip(stmt.ops, layers.get(stmt.name, []), strict=False):
             if layer.built:
-                tensors.update(_op_tensors(op, layer.name, layer.input_shape[0]))
-    return tensors
-
-
-def _op_tensors(op, name: str, channels: int) -> dict[str, tuple[int, ...]]:
-    """The tensors of one op fed by `channels` channels (or features)."""
-    if op.op == "conv":
-        out = {f"{name}.weight": (op.filters, channels // op.groups, *op.kernel)}
-        return out | ({f"{name}.bias": (op.filters,)} if op.bias else {})
-    if op.op == "dense":
-        out = {f"{name}.weight": (op.units, channels)}
-        return out | ({f"{name}.bias": (op.units,)} if op.bias else {})
-    if op.op == "batchnorm":
-        return {
-            f"{name}.{p}": (channels,) for p in ("weight", "bias", "running_mean", "running_var")
-        }
-    return {}
+                held = tensors(op, list(layer.input_shapes))
+                found.update({f"{layer.name}.{name}": t.shape for name, t in held.items()})
+    return found
 
 
 class WeightFileError(Exception):

@@ -21,6 +21,7 @@ from archdsl.backends.pysource import (
 from archdsl import ir
 from archdsl.initializers import Distribution, layer_distributions
 from archdsl.naming import op_labels
+from archdsl.ops import REGISTRY
 from archdsl.shapes import Layer, Report, Shape, resolve_padding, trailing_softmax
 
 RUNTIME = {
@@ -307,20 +308,10 @@ LAYERS = {
 
 # ----------------------------------------------------------------------------- flatten order
 
-# ops that keep every feature of a vector itself (softmax is permutation-equivariant), so a
-# flattened map's feature order passes through them
-ORDER_PRESERVING = {
-    "dropout",
-    "relu",
-    "relu6",
-    "tanh",
-    "sigmoid",
-    "leaky_relu",
-    "softmax",
-    "batchnorm",
-    "flatten",
-    "concat",
-}
+# ops that keep every feature of a vector itself (their specs say so; softmax is
+# permutation-equivariant), and concat, which keeps them at an offset: a flattened map's
+# feature order passes through them
+ORDER_PRESERVING = {name for name, spec in REGISTRY.items() if spec.feature_wise} | {"concat"}
 
 
 def observed_flattens(graph: ir.Graph, report: Report) -> set[str]:

@@ -44,12 +44,6 @@ FRESH = {
     "adaptive_avgpool",
     "resize",
 }
-ACTIVATIONS = {
-    "relu": "nn.ReLU",
-    "relu6": "nn.ReLU6",
-    "tanh": "nn.Tanh",
-    "sigmoid": "nn.Sigmoid",
-}
 METHOD = 8  # indentation of a method body
 # names at the top level of model.py, which the model's class must not shadow
 MODULE_NAMES = {
@@ -249,7 +243,7 @@ def _chains(graph: ir.Graph, report: Report) -> list[Chain]:
         if stmt.name not in report.live:
             continue
         ops = list(zip(stmt.ops, layers[stmt.name], op_labels(stmt), strict=True))
-        merge = ops.pop(0)[0].op if ops and ops[0][0].op in ir.MULTI_INPUT_OPS else None
+        merge = ops.pop(0)[0].op if ops and ops[0][0].op in MERGED else None
         if stmt.name == graph.output and trailing_softmax(graph):
             ops.pop()
         chains.append(Chain(stmt, merge, ops))
@@ -261,10 +255,7 @@ def _entries(chain: Chain) -> list[Entry]:
     entries = []
     fresh = chain.merge == "concat" or len(chain.stmt.inputs) > 1
     for op, layer, label in chain.ops:
-        if op.op in ("conv", "maxpool", "avgpool"):
-            entries += _windowed(op, layer, label)
-        else:
-            entries.append(Entry(label, _module(op, layer, fresh), _comment(op, layer)))
+        entries += EMIT[op.op](op, layer, label, fresh)
         fresh = op.op in FRESH
     return entries
 
@@ -289,40 +280,44 @@ def _pair(values: tuple[int, int]) -> str:
     return num(values[0]) if values[0] == values[1] else f"({num(values[0])}, {num(values[1])})"
 
 
-def _module(op, layer: Layer, inplace: bool) -> Code:
-    """The module of an op without a window."""
-    channels = layer.input_shape[0]
-    if op.op in ("relu", "relu6"):
-        return Call(ACTIVATIONS[op.op], (Pair("inplace", "True"),) if inplace else ())
-    if op.op in ACTIVATIONS:
-        return Call(ACTIVATIONS[op.op])
-    if op.op == "leaky_relu":
-        slope = Pair("negative_slope", num(op.slope))
-        return Call("nn.LeakyReLU", (slope, Pair("inplace", "True")) if inplace else (slope,))
-    if op.op == "lrn":
-        return Call(
-            "nn.LocalResponseNorm",
-            (num(op.size), Pair("alpha", num(op.alpha * op.size)), *_kws(op, "beta", "k")),
-        )
-    if op.op == "batchnorm":
-        rank = "2d" if len(layer.input_shape) == 3 else "1d"
-        return Call(f"nn.BatchNorm{rank}", (num(channels), *_kws(op, "eps", "momentum")))
-    if op.op == "dense":
-        bias = () if op.bias else (Pair("bias", "False"),)
-        return Call("nn.Linear", (num(channels), num(op.units), *bias))
-    if op.op == "dropout":
-        return Call("nn.Dropout", (num(op.p),))
-    if op.op == "flatten":
-        return Call("nn.Flatten")
-    if op.op == "softmax":
-        return Call("nn.Softmax", (Pair("dim", "1"),))
-    if op.op == "global_avgpool":
-        return Call("nn.AdaptiveAvgPool2d", ("1",))
-    if op.op == "adaptive_avgpool":
-        return Call("nn.AdaptiveAvgPool2d", (_pair(op.size),))
-    if op.op == "resize":
-        return Call("Resize", (tup(op.size), Pair("mode", string(op.mode))))
-    raise ValueError(f"the torch backend has no module for op {op.op!r}")
+def _module(build):
+    """An op emitted as one module: `build(op, layer, fresh)` gives its constructor call."""
+
+    def entries(op, layer: Layer, label: str, fresh: bool) -> list[Entry]:
+        return [Entry(label, build(op, layer, fresh), _comment(op, layer))]
+
+    return entries
+
+
+def _call(func: str, *args: Code):
+    """A module whose constructor does not depend on the op."""
+    return _module(lambda op, layer, fresh: Call(func, args))
+
+
+def _in_place(func: str):
+    """An activation that runs in place on a fresh tensor (one no backward pass needs)."""
+    return _module(lambda op, layer, fresh: Call(func, (Pair("inplace", "True"),) if fresh else ()))
+
+
+def _leaky_relu(op: ir.LeakyRelu, layer: Layer, fresh: bool) -> Call:
+    slope = Pair("negative_slope", num(op.slope))
+    return Call("nn.LeakyReLU", (slope, Pair("inplace", "True")) if fresh else (slope,))
+
+
+def _lrn(op: ir.LRN, layer: Layer, fresh: bool) -> Call:
+    """torch divides alpha by size; the IR's alpha is the paper's."""
+    alpha = Pair("alpha", num(op.alpha * op.size))
+    return Call("nn.LocalResponseNorm", (num(op.size), alpha, *_kws(op, "beta", "k")))
+
+
+def _batchnorm(op: ir.BatchNorm, layer: Layer, fresh: bool) -> Call:
+    rank = "2d" if len(layer.input_shape) == 3 else "1d"
+    return Call(f"nn.BatchNorm{rank}", (num(layer.input_shape[0]), *_kws(op, "eps", "momentum")))
+
+
+def _linear(op: ir.Dense, layer: Layer, fresh: bool) -> Call:
+    bias = () if op.bias else (Pair("bias", "False"),)
+    return Call("nn.Linear", (num(layer.input_shape[0]), num(op.units), *bias))
 
 
 def _kws(op, *names: str) -> tuple[Pair, ...]:
@@ -433,6 +428,35 @@ def _padded_avgpool(op: ir.AvgPool, pads: tuple[int, ...], counted: tuple[int, .
             Pair("counted", Seq("()", tuple(num(c) for c in counted))),
         ),
     )
+
+
+# ----------------------------------------------------------------------------- dispatch
+
+# op -> its Sequential entries (op, layer, label, fresh): one entry per op of the language
+# but the merges, which _merged writes (MERGED); tests/unit/test_op_registry.py checks both
+EMIT = {
+    "conv": lambda op, layer, label, fresh: _windowed(op, layer, label),
+    "maxpool": lambda op, layer, label, fresh: _windowed(op, layer, label),
+    "avgpool": lambda op, layer, label, fresh: _windowed(op, layer, label),
+    "global_avgpool": _call("nn.AdaptiveAvgPool2d", "1"),
+    "adaptive_avgpool": _module(
+        lambda op, layer, fresh: Call("nn.AdaptiveAvgPool2d", (_pair(op.size),))
+    ),
+    "lrn": _module(_lrn),
+    "batchnorm": _module(_batchnorm),
+    "relu": _in_place("nn.ReLU"),
+    "relu6": _in_place("nn.ReLU6"),
+    "tanh": _call("nn.Tanh"),
+    "sigmoid": _call("nn.Sigmoid"),
+    "leaky_relu": _module(_leaky_relu),
+    "softmax": _call("nn.Softmax", Pair("dim", "1")),
+    "dropout": _module(lambda op, layer, fresh: Call("nn.Dropout", (num(op.p),))),
+    "flatten": _call("nn.Flatten"),
+    "resize": _module(
+        lambda op, layer, fresh: Call("Resize", (tup(op.size), Pair("mode", string(op.mode))))
+    ),
+    "dense": _module(_linear),
+}
 
 
 # ----------------------------------------------------------------------------- the nn.Module
@@ -599,11 +623,14 @@ def _merged(chain: Chain, names: dict[str, str], devices: dict[str, int]) -> Cod
         names[n] if devices.get(n, 0) == here else Call("self._to_tower", (names[n], str(here)))
         for n in chain.stmt.inputs
     )
-    if chain.merge == "concat":
-        return Call("torch.cat", (Seq("[]", args), Pair("dim", "1")))
-    if chain.merge == "add" and len(args) > 1:
-        return Plus(tuple(flat(a) for a in args))
-    return args[0]
+    return MERGED[chain.merge](args) if chain.merge else args[0]
+
+
+# merge op -> the expression joining its inputs (the statement's Sequential then reads it)
+MERGED = {
+    "concat": lambda args: Call("torch.cat", (Seq("[]", args), Pair("dim", "1"))),
+    "add": lambda args: Plus(tuple(flat(a) for a in args)),
+}
 
 
 # ----------------------------------------------------------------------------- towers

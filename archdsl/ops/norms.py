@@ -1,0 +1,75 @@
+"""Normalisations: the paper's local response normalisation and batch normalisation."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
+
+from archdsl.ir_types import Frozen, Span
+from archdsl.ops.spec import OpSpec, Out, Shape, Tensor, need
+from archdsl.params import sig
+
+
+class LRN(Frozen):
+    """Local response normalisation, paper convention: b = a / (k + alpha * sum a^2)^beta."""
+
+    op: Literal["lrn"] = "lrn"
+    span: Span
+    size: PositiveInt = 5
+    alpha: NonNegativeFloat = 1e-4
+    beta: NonNegativeFloat = 0.75
+    k: NonNegativeFloat = 2.0
+
+
+class BatchNorm(Frozen):
+    """Batch normalisation; momentum is the weight of the new batch statistic (PyTorch's)."""
+
+    op: Literal["batchnorm"] = "batchnorm"
+    span: Span
+    eps: PositiveFloat = 1e-5
+    momentum: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
+
+
+def _lrn_shape(op: LRN, inputs: list[Shape]) -> Out:
+    """LRN normalises across the channels of a map: the shape is kept."""
+    (shape,) = inputs
+    need(shape, "map", "lrn")
+    return Out(shape)
+
+
+def _batchnorm_shape(op: BatchNorm, inputs: list[Shape]) -> Out:
+    """Batch norm of a map (per channel) or a vector (per feature): the shape is kept."""
+    (shape,) = inputs
+    return Out(shape)
+
+
+def _batchnorm_tensors(op: BatchNorm, inputs: list[Shape]) -> dict[str, Tensor]:
+    """Scale and shift (trained), running mean and variance (not), one per channel."""
+    channels = (inputs[0][0],)
+    return {
+        "weight": Tensor(channels),
+        "bias": Tensor(channels),
+        "running_mean": Tensor(channels, trainable=False),
+        "running_var": Tensor(channels, trainable=False),
+    }
+
+
+SPECS = (
+    OpSpec(
+        "lrn",
+        LRN,
+        sig("size:count", "alpha:nonneg", "beta:nonneg", "k:nonneg"),
+        "b = a / (k + alpha * sum of a^2 over `size` channels)^beta (alpha not divided by size)",
+        _lrn_shape,
+    ),
+    OpSpec(
+        "batchnorm",
+        BatchNorm,
+        sig("eps:float", "momentum:float"),
+        "batch normalisation per channel (or feature), with running statistics",
+        _batchnorm_shape,
+        tensors=_batchnorm_tensors,
+        feature_wise=True,
+    ),
+)
