@@ -132,7 +132,6 @@ LAYER_SCALE_CLASS = '''class LayerScale(nn.Module):
 
     def __init__(self, channels, init):
         super().__init__()
-        self.init = init
         self.scale = nn.Parameter(torch.full((channels,), float(init)))
 
     def forward(self, x):
