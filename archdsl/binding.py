@@ -89,7 +89,8 @@ def convert(param: Param, v: Value, callee: str) -> Any:
 
 def _number(v: Value, where: str) -> float:
     if v.kind != "number":
-        raise fail("E004", v.span, f"{where} must be a number, not {_describe(v)}")
+        hint = "write a number such as 0.5 or 1e-6"
+        raise fail("E004", v.span, f"{where} must be a number, not {_describe(v)}", hint)
     if not math.isfinite(v.value):
         raise fail("E004", v.span, f"{where} must be a finite number")
     return v.value
@@ -242,6 +243,13 @@ def _bias(v: Value, where: str):
 
 
 FIELD_SPELLING = {"weight_init": "weight", "bias_init": "bias", "from_": "from"}
+# pydantic's bound errors -> the range a hint names
+BOUNDS = {
+    "greater_than": "above {gt:g}",
+    "greater_than_equal": "of at least {ge:g}",
+    "less_than": "below {lt:g}",
+    "less_than_equal": "of at most {le:g}",
+}
 
 
 def validated(cls, values: dict, span: ir.Span, what: str, spans: dict | None = None):
@@ -258,7 +266,10 @@ def validated(cls, values: dict, span: ir.Span, what: str, spans: dict | None = 
         where = (spans or {}).get(field, span)
         got = first.get("input")
         shown = f", got {got}" if isinstance(got, (int, float)) else ""
-        raise fail("E004", where, f"`{field}` of `{what}`: {first['msg'].lower()}{shown}") from None
+        bound = BOUNDS.get(first["type"])
+        hint = f"use a value {bound.format(**first['ctx'])}" if bound else ""
+        message = f"`{field}` of `{what}`: {first['msg'].lower()}{shown}"
+        raise fail("E004", where, message, hint) from None
 
 
 def _describe_fail(v: Value, where: str):

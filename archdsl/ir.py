@@ -29,10 +29,17 @@ from archdsl.ir_types import (  # noqa: F401 - re-exported: the IR's public name
     Uniform,
 )
 from archdsl.ops import NODES
-from archdsl.ops.activations import Activation, Dropout, LeakyRelu, Softmax  # noqa: F401
+from archdsl.ops.activations import (  # noqa: F401
+    Activation,
+    Dropout,
+    Gelu,
+    LeakyRelu,
+    Softmax,
+    StochasticDepth,
+)
 from archdsl.ops.linear import Dense  # noqa: F401
 from archdsl.ops.merges import Add, Concat  # noqa: F401
-from archdsl.ops.norms import LRN, BatchNorm  # noqa: F401
+from archdsl.ops.norms import LRN, BatchNorm, LayerNorm, LayerScale  # noqa: F401
 from archdsl.ops.shaping import Flatten, Resize  # noqa: F401
 from archdsl.ops.windows import (  # noqa: F401
     AdaptiveAvgPool,

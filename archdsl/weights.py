@@ -6,6 +6,8 @@ Layout (both backends read and write it): one .npz file, one array per tensor, f
   dense  weight (units, inputs), bias (units,); a dense layer fed by `flatten` of a C x H x W map
          takes its inputs in C, H, W order (PyTorch's), whatever the backend's own order
   batchnorm weight (scale), bias (shift), running_mean, running_var, all (channels,)
+  layernorm weight (scale), bias (shift), both (channels,)
+  layer_scale scale (channels,) (torchvision's ConvNeXt keeps it as (channels, 1, 1))
 Reading the file needs no framework: .npz is a zip of .npy files whose headers are checked by
 backends/common/npzcheck.py (shared with the runtimes), which reads no array data.
 """

@@ -1,13 +1,13 @@
-"""Element-wise ops without parameters that keep the shape: activations, softmax, dropout."""
+"""Ops without parameters that keep the shape: activations, softmax, dropout, stochastic depth."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import NonNegativeFloat
+from pydantic import Field, NonNegativeFloat
 
 from archdsl.ir_types import Frozen, Probability, Span
-from archdsl.ops.spec import OpSpec, Out, Shape
+from archdsl.ops.spec import ArgumentError, OpSpec, Out, Shape
 from archdsl.params import sig
 
 # the activations that take no argument: one IR node serves them all
@@ -16,6 +16,10 @@ PLAIN = {
     "relu6": "min(max(x, 0), 6)",
     "tanh": "the hyperbolic tangent",
     "sigmoid": "1 / (1 + exp(-x))",
+    "silu": "x * sigmoid(x) (swish)",
+    "hardswish": "x * relu6(x + 3) / 6",
+    "hardsigmoid": "relu6(x + 3) / 6",
+    "mish": "x * tanh(softplus(x))",
 }
 PLAIN_NAMES = tuple(PLAIN)
 
@@ -35,6 +39,14 @@ class LeakyRelu(Frozen):
     slope: NonNegativeFloat = 0.01
 
 
+class Gelu(Frozen):
+    """x * Phi(x), Phi the standard normal CDF (erf), or PyTorch's tanh approximation of it."""
+
+    op: Literal["gelu"] = "gelu"
+    span: Span
+    approximate: Literal["none", "tanh"] = "none"
+
+
 class Softmax(Frozen):
     """Softmax over channels; a trailing softmax is applied at inference only."""
 
@@ -50,10 +62,32 @@ class Dropout(Frozen):
     p: Probability = 0.5
 
 
+class StochasticDepth(Frozen):
+    """torchvision's stochastic depth in row mode: each example's whole tensor is zeroed with
+    probability p in training (survivors scaled by 1 / (1 - p)); the identity in eval."""
+
+    op: Literal["stochastic_depth"] = "stochastic_depth"
+    span: Span
+    p: Annotated[float, Field(ge=0.0, le=1.0)]
+
+
 def same_shape(op, inputs: list[Shape]) -> Out:
     """The output has the input's shape."""
     (shape,) = inputs
     return Out(shape)
+
+
+def _drop_probability(values: dict) -> dict:
+    """stochastic_depth's p is a probability, 0 and 1 included (torchvision's range)."""
+    p = values["p"]
+    if not 0.0 <= p <= 1.0:
+        raise ArgumentError(
+            "E004",
+            "p",
+            f"stochastic_depth's p is the probability of dropping an example, not {p:g}",
+            "use a value from 0 (never drop) to 1 (always drop), e.g. 0.1",
+        )
+    return values
 
 
 SPECS = (
@@ -66,6 +100,14 @@ SPECS = (
         LeakyRelu,
         sig("slope:nonneg"),
         "element-wise max(x, slope * x)",
+        same_shape,
+        feature_wise=True,
+    ),
+    OpSpec(
+        "gelu",
+        Gelu,
+        sig("approximate:choice:none|tanh"),
+        "element-wise x * Phi(x) (erf), or its tanh approximation with `approximate=tanh`",
         same_shape,
         feature_wise=True,
     ),
@@ -83,6 +125,15 @@ SPECS = (
         sig("p:float"),
         "zeroes each value with probability p in training and scales the rest by 1 / (1 - p)",
         same_shape,
+        feature_wise=True,
+    ),
+    OpSpec(
+        "stochastic_depth",
+        StochasticDepth,
+        sig("p:float!"),
+        "in training zeroes each example with probability p and scales the rest by 1 / (1 - p)",
+        same_shape,
+        prepare=_drop_probability,
         feature_wise=True,
     ),
 )

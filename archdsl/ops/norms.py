@@ -1,4 +1,5 @@
-"""Normalisations: the paper's local response normalisation and batch normalisation."""
+"""Normalisations (the paper's local response normalisation, batch and layer normalisation)
+and the learned per-channel scale that follows a normalised branch (layer scale)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
 from archdsl.ir_types import Frozen, Span
-from archdsl.ops.spec import OpSpec, Out, Shape, Tensor, need
+from archdsl.ops.spec import OpSpec, Out, Shape, ShapeError, Tensor, fmt, layout, need
 from archdsl.params import sig
 
 
@@ -29,6 +30,23 @@ class BatchNorm(Frozen):
     span: Span
     eps: PositiveFloat = 1e-5
     momentum: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
+
+
+class LayerNorm(Frozen):
+    """Layer normalisation over the channels at each position of a map (ConvNeXt's
+    LayerNorm2d), or over the features of a vector; biased variance, eps inside the root."""
+
+    op: Literal["layernorm"] = "layernorm"
+    span: Span
+    eps: PositiveFloat = 1e-5
+
+
+class LayerScale(Frozen):
+    """Each channel (or feature) times a learned scale, initialised to `init`."""
+
+    op: Literal["layer_scale"] = "layer_scale"
+    span: Span
+    init: float = 1e-6
 
 
 def _lrn_shape(op: LRN, inputs: list[Shape]) -> Out:
@@ -55,6 +73,29 @@ def _batchnorm_tensors(op: BatchNorm, inputs: list[Shape]) -> dict[str, Tensor]:
     }
 
 
+def _per_channel_shape(op, inputs: list[Shape]) -> Out:
+    """An op acting per channel of a map or per feature of a vector: the shape is kept."""
+    (shape,) = inputs
+    if layout(shape) not in ("map", "vector"):
+        raise ShapeError(
+            "E018",
+            f"{op.op} needs a C x H x W map or a flat vector, got {fmt(shape)}",
+            "it acts on the channels of a map or the features of a vector",
+        )
+    return Out(shape)
+
+
+def _scale_and_shift(op: LayerNorm, inputs: list[Shape]) -> dict[str, Tensor]:
+    """Scale (weight) and shift (bias), one per channel, both trained."""
+    channels = (inputs[0][0],)
+    return {"weight": Tensor(channels), "bias": Tensor(channels)}
+
+
+def _scale(op: LayerScale, inputs: list[Shape]) -> dict[str, Tensor]:
+    """One trained scale per channel."""
+    return {"scale": Tensor((inputs[0][0],))}
+
+
 SPECS = (
     OpSpec(
         "lrn",
@@ -70,6 +111,24 @@ SPECS = (
         "batch normalisation per channel (or feature), with running statistics",
         _batchnorm_shape,
         tensors=_batchnorm_tensors,
+        feature_wise=True,
+    ),
+    OpSpec(
+        "layernorm",
+        LayerNorm,
+        sig("eps:float"),
+        "layer normalisation over the channels at each position (or the features of a vector)",
+        _per_channel_shape,
+        tensors=_scale_and_shift,
+        feature_wise=True,
+    ),
+    OpSpec(
+        "layer_scale",
+        LayerScale,
+        sig("init:float"),
+        "each channel (or feature) times a learned scale, initialised to `init`",
+        _per_channel_shape,
+        tensors=_scale,
         feature_wise=True,
     ),
 )

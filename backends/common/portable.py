@@ -7,6 +7,8 @@ of the spec's reports (`conv1.conv.weight`):
   dense      weight (units, inputs), bias (units,); the inputs of a dense layer fed by `flatten`
              of a C x H x W map are in C, H, W order (PyTorch's), whatever the backend's order
   batchnorm  weight (scale), bias (shift), running_mean, running_var, all (channels,)
+  layernorm  weight (scale), bias (shift), both (channels,)
+  layer_scale scale (channels,) (torchvision's ConvNeXt keeps it as (channels, 1, 1))
 """
 
 import numpy as np

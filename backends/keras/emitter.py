@@ -40,6 +40,9 @@ RUNTIME = {
     "OnPlateau": "schedules",
     "StepDecay": "schedules",
     "BatchNorm": "layers",
+    "Gelu": "layers",
+    "LayerScale": "layers",
+    "StochasticDepth": "layers",
 }
 ADAPTIVE = "_AdaptiveAvgPool2D"
 # Names build_model's body reads: a spec name equal to one gets a trailing `_` as a variable.
@@ -275,6 +278,11 @@ def _batchnorm_args(op: ir.BatchNorm) -> tuple[Code, ...]:
     return Pair("momentum", num(1 - op.momentum)), Pair("epsilon", num(op.eps))
 
 
+def _layernorm_args(op: ir.LayerNorm) -> tuple[Code, ...]:
+    """Over the last axis: the channels of a channels-last map, the features of a vector."""
+    return Pair("axis", "-1"), Pair("epsilon", num(op.eps))
+
+
 def _resize_args(op: ir.Resize) -> tuple[Code, ...]:
     return num(op.size[0]), num(op.size[1]), Pair("interpolation", string(op.mode))
 
@@ -290,12 +298,20 @@ LAYERS = {
     "lrn": _layer("LocalResponseNorm", _lrn_args),
     "batchnorm": _layer("BatchNorm", _batchnorm_args),  # PyTorch's running variance
     "dropout": _layer("keras.layers.Dropout", lambda op: (num(op.p),)),
+    "stochastic_depth": _layer("StochasticDepth", lambda op: (num(op.p),)),
+    "layernorm": _layer("keras.layers.LayerNormalization", _layernorm_args),
+    "layer_scale": _layer("LayerScale", lambda op: (num(op.init),)),
     "flatten": _simple("keras.layers.Flatten"),
     "dense": _dense,
     "relu": _simple("keras.layers.ReLU"),
     "relu6": _simple("keras.layers.ReLU", Pair("max_value", num(6.0))),
     "tanh": _simple("keras.layers.Activation", string("tanh")),
     "sigmoid": _simple("keras.layers.Activation", string("sigmoid")),
+    "silu": _simple("keras.layers.Activation", string("silu")),
+    "hardswish": _simple("keras.layers.Activation", string("hard_swish")),  # relu6(x + 3) / 6
+    "hardsigmoid": _simple("keras.layers.Activation", string("hard_sigmoid")),  # Keras 3's
+    "mish": _simple("keras.layers.Activation", string("mish")),
+    "gelu": _layer("Gelu", lambda op: (Pair("approximate", repr(op.approximate == "tanh")),)),
     "leaky_relu": _layer(
         "keras.layers.LeakyReLU", lambda op: (Pair("negative_slope", num(op.slope)),)
     ),

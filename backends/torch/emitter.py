@@ -60,6 +60,9 @@ MODULE_NAMES = {
     "TRAIN",
     "Resize",
     "PaddedAvgPool2d",
+    "LayerNorm2d",
+    "LayerScale",
+    "StochasticDepth",
     "build_model",
     "predict",
     "build_optimizer",
@@ -110,7 +113,58 @@ PADDED_AVGPOOL_CLASS = '''class PaddedAvgPool2d(nn.Module):
         """Plain average pooling with this layer's window."""
         return nn.functional.avg_pool2d(x, self.kernel_size, self.stride)
 '''
-HELPERS = (("Resize", RESIZE_CLASS), ("PaddedAvgPool2d", PADDED_AVGPOOL_CLASS))
+LAYERNORM2D_CLASS = '''class LayerNorm2d(nn.LayerNorm):
+    """Layer normalisation over the channels at each position of an (N, C, H, W) map
+    (torchvision's LayerNorm2d): biased variance, eps inside the square root."""
+
+    def forward(self, x):
+        """Normalise each position's C values, then scale and shift them."""
+        x = x.permute(0, 2, 3, 1)
+        x = nn.functional.layer_norm(
+            x, self.normalized_shape, self.weight, self.bias, self.eps
+        )
+        return x.permute(0, 3, 1, 2)
+'''
+
+LAYER_SCALE_CLASS = '''class LayerScale(nn.Module):
+    """Each channel of a map (or feature of a vector) times a learned scale (ConvNeXt's
+    layer_scale; a (C,) tensor where torchvision keeps a (C, 1, 1) one)."""
+
+    def __init__(self, channels, init):
+        super().__init__()
+        self.scale = nn.Parameter(torch.full((channels,), float(init)))
+
+    def forward(self, x):
+        """x times its channel's scale, broadcast over the positions of a map."""
+        return x * self.scale.view(-1, *[1] * (x.dim() - 2))
+'''
+
+STOCHASTIC_DEPTH_CLASS = '''class StochasticDepth(nn.Module):
+    """torchvision.ops.stochastic_depth(mode="row"): in training each example is zeroed with
+    probability p and the survivors scaled by 1 / (1 - p); the identity in eval."""
+
+    def __init__(self, p):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        """x times a per-example mask of 0 or 1 / (1 - p) in training; x in eval."""
+        if not self.training or self.p == 0.0:
+            return x
+        survival = 1.0 - self.p
+        size = (x.shape[0],) + (1,) * (x.dim() - 1)
+        noise = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(survival)
+        if survival > 0.0:
+            noise.div_(survival)
+        return x * noise
+'''
+HELPERS = (
+    ("Resize", RESIZE_CLASS),
+    ("PaddedAvgPool2d", PADDED_AVGPOOL_CLASS),
+    ("LayerNorm2d", LAYERNORM2D_CLASS),
+    ("LayerScale", LAYER_SCALE_CLASS),
+    ("StochasticDepth", STOCHASTIC_DEPTH_CLASS),
+)
 
 
 @dataclass(frozen=True)
@@ -315,6 +369,19 @@ def _batchnorm(op: ir.BatchNorm, layer: Layer, fresh: bool) -> Call:
     return Call(f"nn.BatchNorm{rank}", (num(layer.input_shape[0]), *_kws(op, "eps", "momentum")))
 
 
+def _layernorm(op: ir.LayerNorm, layer: Layer, fresh: bool) -> Call:
+    """LayerNorm2d over the channels of a map, nn.LayerNorm over a vector's features."""
+    cls = "LayerNorm2d" if len(layer.input_shape) == 3 else "nn.LayerNorm"
+    return Call(cls, (num(layer.input_shape[0]), *_kws(op, "eps")))
+
+
+def _gelu(op: ir.Gelu, layer: Layer, fresh: bool) -> Call:
+    """nn.GELU: erf form, or the tanh approximation."""
+    return Call(
+        "nn.GELU", (Pair("approximate", string("tanh")),) if op.approximate == "tanh" else ()
+    )
+
+
 def _linear(op: ir.Dense, layer: Layer, fresh: bool) -> Call:
     bias = () if op.bias else (Pair("bias", "False"),)
     return Call("nn.Linear", (num(layer.input_shape[0]), num(op.units), *bias))
@@ -448,9 +515,19 @@ EMIT = {
     "relu6": _in_place("nn.ReLU6"),
     "tanh": _call("nn.Tanh"),
     "sigmoid": _call("nn.Sigmoid"),
+    "silu": _in_place("nn.SiLU"),
+    "hardswish": _in_place("nn.Hardswish"),
+    "hardsigmoid": _in_place("nn.Hardsigmoid"),
+    "mish": _in_place("nn.Mish"),
     "leaky_relu": _module(_leaky_relu),
+    "gelu": _module(_gelu),
     "softmax": _call("nn.Softmax", Pair("dim", "1")),
     "dropout": _module(lambda op, layer, fresh: Call("nn.Dropout", (num(op.p),))),
+    "stochastic_depth": _module(lambda op, layer, fresh: Call("StochasticDepth", (num(op.p),))),
+    "layernorm": _module(_layernorm),
+    "layer_scale": _module(
+        lambda op, layer, fresh: Call("LayerScale", (num(layer.input_shape[0]), num(op.init)))
+    ),
     "flatten": _call("nn.Flatten"),
     "resize": _module(
         lambda op, layer, fresh: Call("Resize", (tup(op.size), Pair("mode", string(op.mode))))
@@ -532,9 +609,13 @@ def _reset_parameters(chains: list[Chain]) -> list[str]:
                 lines.append(_init_line(f"{path}.weight", weight))
                 if bias is not None:
                     lines.append(_init_line(f"{path}.bias", bias))
-            elif op.op == "batchnorm":
+            elif op.op in ("batchnorm", "layernorm"):
                 lines.append(statement(Call("nn.init.ones_", (f"{path}.weight",)), METHOD))
                 lines.append(statement(Call("nn.init.zeros_", (f"{path}.bias",)), METHOD))
+            elif op.op == "layer_scale":
+                lines.append(
+                    statement(Call("nn.init.constant_", (f"{path}.scale", num(op.init))), METHOD)
+                )
     return lines
 
 

@@ -260,7 +260,7 @@ def decays(name: str, no_decay) -> bool:
     label = name.split(".")[-2]
     if "bias" in no_decay and name.endswith(".bias"):
         return False
-    return not ("norm" in no_decay and label.startswith("batchnorm"))
+    return not ("norm" in no_decay and label.startswith(("batchnorm", "layernorm")))
 
 
 def learning_rates(lr: float) -> list[float]:

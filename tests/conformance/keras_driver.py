@@ -154,8 +154,8 @@ def train_float64(task, m, directory):
     m.load_weights(model, directory / "train_start.npz")
     start = dict(np.load(directory / "train_start.npz"))
     for layer in model.layers:
-        if isinstance(layer, keras.layers.Dropout):
-            layer.rate = 0.0  # dropout off; batch norm still trains
+        if isinstance(layer, keras.layers.Dropout) or type(layer).__name__ == "StochasticDepth":
+            layer.rate = 0.0  # dropout and stochastic depth off; batch norm still trains
     optimizer = m.build_optimizer(model)
     opt = m.TRAIN["optimizer"]
     lrs = conform.learning_rates(float(keras.ops.convert_to_numpy(optimizer.learning_rate)))

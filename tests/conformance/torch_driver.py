@@ -33,7 +33,8 @@ BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 def calibrate(model, x, rng, target=conform.TARGET_STD):
     """One eval-mode pass that rescales each conv / linear output to std `target` (random biases
-    first) and gives each batch norm non-trivial statistics near its input's."""
+    first) and gives each batch norm non-trivial statistics near its input's; layer norms and
+    layer scales get random scales (and shifts)."""
 
     def affine(module, inputs, output):
         out = output
@@ -59,6 +60,9 @@ def calibrate(model, x, rng, target=conform.TARGET_STD):
         module.weight.copy_(torch.from_numpy(rng.uniform(0.5, 1.5, shape)).float())
         module.bias.copy_(torch.from_numpy(rng.normal(0, 0.5, shape)).float())
 
+    def uniform(tensor, low, high):
+        tensor.copy_(torch.from_numpy(rng.uniform(low, high, tensor.shape)).float())
+
     hooks = []
     with torch.no_grad():
         for module in model.modules():
@@ -68,6 +72,11 @@ def calibrate(model, x, rng, target=conform.TARGET_STD):
                 hooks.append(module.register_forward_hook(affine))
             elif isinstance(module, BATCHNORMS):
                 hooks.append(module.register_forward_pre_hook(batchnorm))
+            elif isinstance(module, nn.LayerNorm):  # scales and shifts that show
+                uniform(module.weight, 0.5, 1.5)
+                uniform(module.bias, -0.5, 0.5)
+            elif type(module).__name__ == "LayerScale":
+                uniform(module.scale, 0.5, 1.5)
         model.eval()
         try:
             model(x)
@@ -171,8 +180,8 @@ def train_steps(m, model, batches, after_step):
     model = model.double()  # float64: see test_training.py
     tensors = sys.modules["weights"].portable_tensors
     for module in model.modules():
-        if isinstance(module, nn.Dropout):
-            module.p = 0.0  # dropout off; batch norm still trains
+        if isinstance(module, nn.Dropout) or type(module).__name__ == "StochasticDepth":
+            module.p = 0.0  # dropout and stochastic depth off; batch norm still trains
     model.train()
     optimizer = m.build_optimizer(model)
     smoothing = m.TRAIN["loss"].get("label_smoothing", 0.0)

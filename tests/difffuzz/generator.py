@@ -26,20 +26,30 @@ ARGUMENTS: dict[str, tuple] = {
     "adaptive_avgpool": ("size",),
     "lrn": ("size", "alpha", "beta", "k"),
     "batchnorm": ("eps", "momentum"),
+    "layernorm": ("eps",),
+    "layer_scale": ("init",),
     "dropout": ("p",),
+    "stochastic_depth": ("p",),
     "flatten": (),
     "dense": ("units", "bias", "weight"),
     "relu": (),
     "relu6": (),
     "tanh": (),
     "sigmoid": (),
+    "silu": (),
+    "hardswish": (),
+    "hardsigmoid": (),
+    "mish": (),
     "leaky_relu": ("slope",),
+    "gelu": ("approximate",),
     "softmax": (),
     "resize": ("size", "mode"),
     "concat": (),
     "add": (),
 }
 ACTIVATIONS = ("relu", "relu6", "tanh", "sigmoid", "leaky_relu", "softmax")
+# issue 12's activations and per-channel ops, drawn as often as one of the above together
+MODERN = ("silu", "hardswish", "hardsigmoid", "mish", "gelu", "layernorm", "layer_scale")
 # weight initialisers keep some spread (calibration rescales them: constant ones would not)
 WEIGHT_INITS = (
     Init("normal", (("std", 0.05),)),
@@ -474,22 +484,26 @@ class Generator:
         rng = self.rng
         if len(shape) == 1:
             kind = rng.choice(
-                ["dense"] * 4 + ["batchnorm", "dropout", "flatten", *ACTIVATIONS, "relu"]
+                ["dense"] * 4
+                + ["batchnorm", "dropout", "flatten", *ACTIVATIONS, "relu", "modern", "modern"]
             )
         else:
             kind = rng.choice(
                 ["conv"] * 6
                 + ["maxpool", "avgpool", "avgpool", "adaptive_avgpool", "lrn"] * 2
-                + ["global_avgpool", "batchnorm", "dropout"]
-                + ["flatten", "resize", "resize", *ACTIVATIONS]
+                + ["global_avgpool", "batchnorm", "dropout", "stochastic_depth"]
+                + ["flatten", "resize", "resize", *ACTIVATIONS, "modern", "modern"]
             )
+        if kind == "modern":
+            kind = rng.choice(MODERN)
         if kind == "softmax" and shape[0] == 1:
             kind = "relu"  # a softmax over one value is the constant 1: nothing to compare
         return positional_ops(rng, kind, getattr(self, f"args_{kind}", lambda s: {})(shape))
 
     def pointwise(self, shape: tuple, count: int, maps: bool = False) -> list:
         """Ops that keep the shape."""
-        kinds = ["batchnorm", "dropout", *ACTIVATIONS] + (["lrn"] if maps else [])
+        kinds = ["batchnorm", "dropout", *ACTIVATIONS, self.rng.choice(MODERN)]
+        kinds += ["lrn", "stochastic_depth"] if maps else []
         if shape[0] == 1:
             kinds.remove("softmax")
         return [
@@ -584,6 +598,24 @@ class Generator:
     def args_dropout(self, shape) -> dict:
         """Sometimes p."""
         return {"p": self.rng.choice((0.1, 0.5, 0.9))} if self.rng.random() < 0.5 else {}
+
+    def args_stochastic_depth(self, shape) -> dict:
+        """p, often 0 or 1 (torchvision's edge cases; the fuzzer runs in eval mode)."""
+        return {"p": self.rng.choice((0.0, 0.1, 0.5, 1.0))}
+
+    def args_layernorm(self, shape) -> dict:
+        """Sometimes eps."""
+        return {"eps": self.rng.choice((1e-6, 1e-5, 0.1))} if self.rng.random() < 0.5 else {}
+
+    def args_layer_scale(self, shape) -> dict:
+        """Sometimes an init (the default 1e-6 hides the branch it scales)."""
+        rng = self.rng
+        return {"init": rng.choice((0.5, 1.0, -2.0, 1e-6))} if rng.random() < 0.7 else {}
+
+    def args_gelu(self, shape) -> dict:
+        """Sometimes the form."""
+        rng = self.rng
+        return {"approximate": rng.choice(("none", "tanh"))} if rng.random() < 0.6 else {}
 
     def args_leaky_relu(self, shape) -> dict:
         """Sometimes the slope."""

@@ -24,7 +24,13 @@ MAP_OPS_ON_VECTORS = (
     Op("global_avgpool"),
     Op("adaptive_avgpool", {"size": 1}),
 )
-REQUIRED = {"conv": "filters", "dense": "units", "resize": "size", "adaptive_avgpool": "size"}
+REQUIRED = {
+    "conv": "filters",
+    "dense": "units",
+    "resize": "size",
+    "adaptive_avgpool": "size",
+    "stochastic_depth": "p",
+}
 
 
 def statements(spec: Spec) -> list:
@@ -126,6 +132,8 @@ def wrong_value(spec, rng) -> bool:
         (("resize",), "mode", "cubic"),
         (("conv", "maxpool"), "kernel", "same"),
         (("dense",), "units", 2.5),
+        (("gelu",), "approximate", "erf"),
+        (("stochastic_depth",), "p", 1.5),
     ]
     kinds, name, value = rng.choice(choices)
     found = ops_of(spec, kinds)

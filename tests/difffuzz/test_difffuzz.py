@@ -229,6 +229,60 @@ def test_known_disagreement_is_gone(fuzz, name):
     assert case.ran
 
 
+# issue 12's ops on maps and on vectors, the flattened features' order observed (an output)
+# and absorbed (a dense layer), and a residual branch with stochastic depth
+MODERN = {
+    "modern_map_ops": Spec(
+        "ModernMap",
+        [("x", (3, 5, 4))],
+        [
+            Stmt("stem", [Op("conv", {"filters": 6, "kernel": 1}), Op("layernorm")]),
+            Stmt(
+                "branch",
+                [
+                    Op("conv", {"filters": 6, "kernel": 3, "pad": 1, "groups": 6}),
+                    Op("layernorm", {"eps": 1e-6}),
+                    Op("gelu"),
+                    Op("conv", {"filters": 6, "kernel": 1}),
+                    Op("layer_scale", {"init": 0.5}),
+                    Op("stochastic_depth", {"p": 0.2}, 1),
+                ],
+            ),
+            Stmt("s", [Op("silu"), Op("hardswish"), Op("mish")], merge=("add", ["branch", "stem"])),
+        ],
+    ),
+    "modern_flat_output": Spec(
+        "ModernFlat",
+        [("x", (2, 3, 3))],
+        [Stmt("s", [Op("flatten"), Op("layernorm"), Op("layer_scale", {"init": 2.0})])],
+    ),
+    "modern_flat_dense": Spec(
+        "ModernDense",
+        [("x", (3, 2, 2))],
+        [
+            Stmt(
+                "s",
+                [
+                    Op("flatten"),
+                    Op("layer_scale", {"init": -1.0}),
+                    Op("layernorm", {"eps": 0.1}),
+                    Op("gelu", {"approximate": "tanh"}),
+                    Op("dense", {"units": 4}),
+                    Op("hardsigmoid"),
+                ],
+            )
+        ],
+    ),
+}
+
+
+def test_issue_12_ops_agree_everywhere(fuzz):
+    """The tracker, `shapes`, PyTorch and Keras agree on specs made of issue 12's ops."""
+    for case in fuzz.evaluate(list(MODERN.items())):
+        assert not case.disagreements, f"{case.text}" + "\n".join(map(str, case.disagreements))
+        assert case.ran
+
+
 def test_a_planted_backend_mistake_is_caught_and_shrunk(fuzz):
     """Keras compiled from a spec whose nearest resize became bilinear: the outputs differ,
     and the shrinker keeps the resize alone."""

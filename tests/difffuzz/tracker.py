@@ -15,7 +15,9 @@ Rules, with where they come from:
 - global_avgpool -> C x 1 x 1; adaptive_avgpool -> C x size (PyTorch's AdaptiveAvgPool2d: any
   size); resize -> C x size; lrn, the pools, conv, resize need a map (E018); dense needs a
   vector (E012); flatten of a map gives C*H*W, of a vector the vector (torch.nn.Flatten).
-- batchnorm: 4 * C parameters, 2 * C trainable; other ops none. A statement that does not
+- batchnorm: 4 * C parameters, 2 * C trainable; layernorm 2 * C (weight, bias) and
+  layer_scale C (scale), all trainable, on a map or a vector; other ops none.
+  stochastic_depth's p is 0 to 1 (E004 outside). A statement that does not
   reach the output is not built (issue 3, W103): its layers have no parameters.
 - concat: maps with equal H x W (channels add up) or vectors (features add up); add: equal
   shapes; anything else E013; fewer than two inputs E005 ("two or more").
@@ -76,20 +78,30 @@ OPS: dict[str, tuple] = {
         ("k", "number", 2),
     ),
     "batchnorm": (("eps", "number", 1e-5), ("momentum", "number", 0.1)),
+    "layernorm": (("eps", "number", 1e-5),),
+    "layer_scale": (("init", "number", 1e-6),),
     "dropout": (("p", "number", 0.5),),
+    "stochastic_depth": (("p", "probability", REQUIRED),),
     "flatten": (),
     "dense": (("units", "count", REQUIRED), ("bias", "bias", True), ("weight", "init", None)),
     "relu": (),
     "relu6": (),
     "tanh": (),
     "sigmoid": (),
+    "silu": (),
+    "hardswish": (),
+    "hardsigmoid": (),
+    "mish": (),
     "leaky_relu": (("slope", "number", 0.01),),
+    "gelu": (("approximate", ("none", "tanh"), "none"),),
     "softmax": (),
     "resize": (("size", "pair", REQUIRED), ("mode", ("bilinear", "nearest"), "bilinear")),
     "concat": (),
     "add": (),
 }
 MERGES = ("concat", "add")
+# ops holding trainable (C,) tensors of a map's channels or a vector's features, by name
+PER_CHANNEL = {"layernorm": ("weight", "bias"), "layer_scale": ("scale",)}
 MAP_OPS = ("conv", "maxpool", "avgpool", "global_avgpool", "adaptive_avgpool", "lrn", "resize")
 RESERVED = ("forward", "train", "eval", "parameters", "torch", "nn", "keras", "in")
 
@@ -206,8 +218,10 @@ def check_value(op: str, name: str, kind, value, where):
         if not isinstance(value, Init):
             raise wrong
         return value
-    if kind == "number":
+    if kind in ("number", "probability"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise wrong
+        if kind == "probability" and not 0 <= value <= 1:
             raise wrong
         return value
     if kind == "pad" and value in ("same", "valid"):
@@ -299,6 +313,9 @@ def apply_op(kind: str, args: dict, shape: tuple, where) -> tuple[tuple, int, in
         return (args["units"],), params, params
     if kind == "batchnorm":
         return shape, 4 * shape[0], 2 * shape[0]
+    if kind in PER_CHANNEL:
+        params = len(PER_CHANNEL[kind]) * shape[0]
+        return shape, params, params
     return shape, 0, 0
 
 
@@ -326,7 +343,7 @@ def op_tensors(layer: str, kind: str, args: dict, shape: tuple) -> dict:
     if kind == "batchnorm":
         names = ("weight", "bias", "running_mean", "running_var")
         return {f"{layer}.{n}": (shape[0],) for n in names}
-    return {}
+    return {f"{layer}.{n}": (shape[0],) for n in PER_CHANNEL.get(kind, ())}
 
 
 # ----------------------------------------------------------------------------- expansion

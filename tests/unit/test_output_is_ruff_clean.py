@@ -36,3 +36,21 @@ def test_every_written_file_passes_ruff_defaults(backend, tmp_path):
         assert lint.returncode == 0, lint.stdout + lint.stderr
         fmt = ruff("format", "--check", target, cwd=cwd)
         assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+POCKET = ROOT / "tests" / "conformance" / "specs" / "convnext_pocket.arch"  # issue 12's ops
+
+
+@pytest.mark.parametrize("backend", ["torch", "keras"])
+def test_the_new_ops_give_clean_and_deterministic_code(backend, tmp_path):
+    """The pocket ConvNeXt's model.py (layer norm, layer scale, stochastic depth, gelu and the
+    other new activations, with their helper classes) passes ruff and is the same each time."""
+    texts = []
+    for run in ("a", "b"):
+        checked = check_source(POCKET.read_text(encoding="utf-8"), str(POCKET))
+        write_output(checked, backend, tmp_path / run)
+        texts.append((tmp_path / run / "model.py").read_text(encoding="utf-8"))
+    assert texts[0] == texts[1]
+    for command in (("check", "--output-format", "concise"), ("format", "--check")):
+        done = ruff(*command, "model.py", cwd=tmp_path / "a")
+        assert done.returncode == 0, done.stdout + done.stderr

@@ -286,3 +286,77 @@ class PaddedAvgPool2D(_PaddedPool2D):
         config = super().get_config()
         config.update(count_include_pad=self.count_include_pad)
         return config
+
+
+@keras.saving.register_keras_serializable(package="archdsl")
+class Gelu(keras.layers.Layer):
+    """x * Phi(x) with the exact (erf) normal CDF, or PyTorch's tanh approximation."""
+
+    def __init__(self, approximate=False, **kwargs):
+        """approximate: the tanh form (torch's approximate="tanh")."""
+        super().__init__(**kwargs)
+        self.approximate = approximate
+
+    def call(self, x):
+        """The formula in x's dtype (keras.ops.gelu is accurate to float32 only: its
+        constants are float32 ones, ~5e-9 off in float64)."""
+        if self.approximate:
+            inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)
+            return 0.5 * x * (1.0 + ops.tanh(inner))
+        return 0.5 * x * (1.0 + ops.erf(x * math.sqrt(0.5)))
+
+    def get_config(self):
+        """Constructor arguments, for saving."""
+        return {**super().get_config(), "approximate": self.approximate}
+
+
+@keras.saving.register_keras_serializable(package="archdsl")
+class LayerScale(keras.layers.Layer):
+    """Each channel (the last axis) times a learned scale, initialised to `init`."""
+
+    def __init__(self, init=1e-6, **kwargs):
+        """init: the starting value of every scale."""
+        super().__init__(**kwargs)
+        self.init = init
+
+    def build(self, input_shape):
+        """One scale per channel."""
+        self.scale = self.add_weight(
+            shape=(input_shape[-1],),
+            initializer=keras.initializers.Constant(self.init),
+            name="scale",
+        )
+
+    def call(self, x):
+        """x times its channel's scale."""
+        return x * ops.cast(self.scale, x.dtype)
+
+    def get_config(self):
+        """Constructor arguments, for saving."""
+        return {**super().get_config(), "init": self.init}
+
+
+@keras.saving.register_keras_serializable(package="archdsl")
+class StochasticDepth(keras.layers.Layer):
+    """torchvision.ops.stochastic_depth(mode="row"): in training each example is zeroed with
+    probability `rate` and the survivors scaled by 1 / (1 - rate); the identity in eval."""
+
+    def __init__(self, rate, seed=None, **kwargs):
+        """rate: the drop probability p, 0 to 1."""
+        super().__init__(**kwargs)
+        self.rate, self.seed = rate, seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=False):
+        """x times a per-example mask of 0 or 1 / (1 - rate) in training; x in eval."""
+        if not training or self.rate == 0.0:
+            return x
+        survival = 1.0 - self.rate
+        shape = (ops.shape(x)[0],) + (1,) * (len(x.shape) - 1)
+        draw = keras.random.uniform(shape, seed=self.seed_generator, dtype=x.dtype)
+        noise = ops.cast(draw < survival, x.dtype)
+        return x * (noise / survival if survival > 0.0 else noise)
+
+    def get_config(self):
+        """Constructor arguments, for saving."""
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}

@@ -10,6 +10,8 @@ Keras layer `statement.op` holds the tensors `statement.op.param` of the portabl
   model flattens with the runtime's FlattenCHW, whose features are in the portable order.)
 - BatchNormalization gamma, beta, moving_mean, moving_variance <-> weight, bias, running_mean,
   running_var (permuted as a dense layer's inputs when fed by a Flatten).
+- LayerNormalization gamma, beta <-> weight, bias; LayerScale scale <-> scale (C,) (permuted
+  likewise).
 """
 
 from collections.abc import Callable
@@ -21,6 +23,9 @@ import numpy as np
 # the runtime beside this file (isort: split keeps one order wherever ruff runs)
 # isort: split
 from portable import WeightsError, check_arrays, read_npz, write_npz
+
+# isort: split
+from layers import Gelu, LayerScale, StochasticDepth
 
 __all__ = [
     "Entry",
@@ -46,7 +51,11 @@ FEATURE_WISE = (
     keras.layers.LeakyReLU,
     keras.layers.Softmax,
     keras.layers.BatchNormalization,
+    keras.layers.LayerNormalization,
     keras.layers.Identity,
+    Gelu,
+    LayerScale,
+    StochasticDepth,
 )
 MERGES = (
     keras.layers.Add,
@@ -59,6 +68,11 @@ BATCHNORM = (
     ("bias", "beta"),
     ("running_mean", "moving_mean"),
     ("running_var", "moving_variance"),
+)
+# per-channel vectors of the other layers: (layer class, ((portable name, attribute), ...))
+PER_CHANNEL = (
+    (keras.layers.LayerNormalization, (("weight", "gamma"), ("bias", "beta"))),
+    (LayerScale, (("scale", "scale"),)),
 )
 
 
@@ -239,17 +253,29 @@ def portable_variables(model):
             if layer.use_bias:
                 entries.append(_entry(f"{name}.bias", layer.bias, _vector(None)))
         elif isinstance(layer, keras.layers.BatchNormalization):
-            for portable, attr in BATCHNORM:
-                variable = getattr(layer, attr, None)
-                if variable is not None:
-                    entries.append(
-                        _entry(f"{name}.{portable}", variable, _vector(order))
-                    )
+            entries += _vectors(name, layer, BATCHNORM, order)
+        elif per_channel := _per_channel(layer):
+            entries += _vectors(name, layer, per_channel, order)
         else:
             raise WeightsError(
                 f"layer {name} ({type(layer).__name__}) has weights but no portable layout"
             )
     return entries
+
+
+def _per_channel(layer):
+    """The (portable name, attribute) pairs of a layer of PER_CHANNEL, or ()."""
+    return next((pairs for cls, pairs in PER_CHANNEL if isinstance(layer, cls)), ())
+
+
+def _vectors(name, layer, pairs, order):
+    """[Entry] for a layer's per-channel variables (those it has) named as `pairs` say."""
+    variables = ((portable, getattr(layer, attr, None)) for portable, attr in pairs)
+    return [
+        _entry(f"{name}.{portable}", variable, _vector(order))
+        for portable, variable in variables
+        if variable is not None
+    ]
 
 
 def state_arrays(model):
