@@ -158,7 +158,8 @@ def _nonneg_pair(v: Value, where: str, expected: str = "a whole number or H x W"
     elif v.kind == "number" and isinstance(v.value, int):
         h = w = v.value
     else:
-        raise fail("E004", v.span, f"{where} must be {expected}, not {_describe(v)}")
+        hint = "write a whole number (0 or more) or H x W, e.g. `1` or `0 x 2`"
+        raise fail("E004", v.span, f"{where} must be {expected}, not {_describe(v)}", hint)
     if min(h, w) < 0:
         raise fail("E006", v.span, f"{where} must not be negative, got {_describe(v)}")
     if max(h, w) > MAX_SIZE:

@@ -61,7 +61,9 @@ def _output_pad_below_stride_or_dilation(values: dict) -> dict:
                 "E004",
                 "output_pad",
                 f"output_pad {extra} must be smaller than the stride ({s}) or the dilation ({d})",
-                f"use output_pad <= {max(s, d) - 1}, or a larger stride",
+                f"use output_pad <= {max(s, d) - 1}, or a larger stride"
+                if max(s, d) > 1
+                else "drop `output_pad`: at stride 1 and dilation 1 it must be 0",
             )
     return values
 
