@@ -32,8 +32,8 @@ BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
 def calibrate(model, x, rng, target=conform.TARGET_STD):
-    """One eval-mode pass that rescales each conv / linear output to std `target` (random biases
-    first) and gives each batch norm non-trivial statistics near its input's."""
+    """One eval-mode pass that rescales each conv (transposed too) / linear output to std
+    `target` (random biases first) and gives each batch norm non-trivial statistics near its input's."""
 
     def affine(module, inputs, output):
         out = output
@@ -62,7 +62,7 @@ def calibrate(model, x, rng, target=conform.TARGET_STD):
     hooks = []
     with torch.no_grad():
         for module in model.modules():
-            if isinstance(module, (nn.Conv2d, nn.Linear)):
+            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
                 if module.bias is not None:
                     module.bias.zero_()
                 hooks.append(module.register_forward_hook(affine))
