@@ -148,17 +148,19 @@ def _pair(v: Value, where: str) -> tuple[int, int]:
 def _pad(v: Value, where: str):
     if v.kind == "name" and v.value in ("same", "valid"):
         return v.value
-    return _nonneg_pair(v, where, "a number, H x W, `same` or `valid`")
+    return _nonneg_pair(v, where, "a number, H x W, `same` or `valid`", ", `same` or `valid`")
 
 
-def _nonneg_pair(v: Value, where: str, expected: str = "a whole number or H x W") -> tuple:
-    """A whole number or H x W, each at least 0 (paddings)."""
+def _nonneg_pair(
+    v: Value, where: str, expected: str = "a whole number or H x W", names: str = ""
+) -> tuple:
+    """A whole number or H x W, each at least 0 (paddings); `names` adds to the hint."""
     if v.kind == "dims" and len(v.value) == 2:
         h, w = v.value
     elif v.kind == "number" and isinstance(v.value, int):
         h = w = v.value
     else:
-        hint = "write a whole number (0 or more) or H x W, e.g. `1` or `0 x 2`"
+        hint = f"e.g. `1` or `0 x 2`{names}"
         raise fail("E004", v.span, f"{where} must be {expected}, not {_describe(v)}", hint)
     if min(h, w) < 0:
         raise fail("E006", v.span, f"{where} must not be negative, got {_describe(v)}")

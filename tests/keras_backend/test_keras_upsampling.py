@@ -85,3 +85,14 @@ def test_conv_transpose_draws_with_pytorchs_fans(compiled):
     assert -bound <= kernel.min() < -0.99 * bound and 0.99 * bound < kernel.max() <= bound
     assert np.abs(bias).max() <= 1.0 / math.sqrt(32 * 9)
     assert np.abs(bias).max() > 0.8 / math.sqrt(32 * 9)
+
+
+def test_counts_of_a_spec_equal_the_built_models(compiled):
+    """Per layer and in total, the report's parameters are the Keras model's."""
+    out = compiled(ref.TINY_UNET)
+    model = out.module.build_model()
+    names = {layer.name for layer in model.layers}
+    for layer in out.checked.report.layers:
+        held = model.get_layer(layer.name).count_params() if layer.name in names else 0
+        assert layer.params == held, layer.name
+    assert model.count_params() == out.checked.report.total_params

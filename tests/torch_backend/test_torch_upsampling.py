@@ -78,20 +78,9 @@ def test_upsample_matches_its_definition(shape, op, compiled):
     np.testing.assert_array_equal(y, forward(torch_own, x))
 
 
-UNET = """
-model TinyUNet
-input image: 3 x 8 x 8
-down = conv(8, kernel=3, stride=2, pad=1) |> relu
-up   = conv_transpose(4, kernel=3, stride=2, pad=1, output_pad=1, groups=2) |> relu
-skip = conv(4, kernel=1) from image
-both = concat(up, skip) |> upsample(2, mode=bilinear) |> conv(2, kernel=3, stride=2, pad=1)
-       |> upsample(3) |> flatten |> dense(5)
-"""
-
-
 def test_counts_of_a_spec_equal_the_built_models(compiled):
     """Per layer, the report's parameters are the module's; the MACs are FlopCounterMode's."""
-    out = compiled(UNET)
+    out = compiled(ref.TINY_UNET)
     report = out.checked.report
     model = out.module.build_model().eval()
     for layer in report.layers:

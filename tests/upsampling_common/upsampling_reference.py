@@ -35,6 +35,17 @@ UPSAMPLE_CASES = [
     ("2 x 1 x 5", "upsample(3 x 2, mode=bilinear, align_corners=true)"),
 ]
 
+# a small spec with both ops, for the counts against the built models
+TINY_UNET = """
+model TinyUNet
+input image: 3 x 8 x 8
+down = conv(8, kernel=3, stride=2, pad=1) |> relu
+up   = conv_transpose(4, kernel=3, stride=2, pad=1, output_pad=1, groups=2) |> relu
+skip = conv(4, kernel=1) from image
+both = concat(up, skip) |> upsample(2, mode=bilinear) |> conv(2, kernel=3, stride=2, pad=1)
+       |> upsample(3) |> flatten |> dense(5)
+"""
+
 
 def conv_transpose(x, w, b, stride, pad, output_pad, dilation, groups):
     """ConvTranspose2d by scattering: input (i, j) of channel c adds x * w[c, o, a, b] at
