@@ -283,13 +283,12 @@ def _resize_args(op: ir.Resize) -> tuple[Code, ...]:
 def _conv_transpose(op: ir.ConvTranspose, layer: Layer, name: str) -> list[Step]:
     """The runtime's ConvTranspose2D (PyTorch's padding, output padding and groups)."""
     values = {
-        "strides": op.stride,
-        "padding": op.pad,
-        "output_padding": op.output_pad,
-        "dilation_rate": op.dilation,
+        "strides": (op.stride, (1, 1)),
+        "padding": (op.pad, (0, 0)),
+        "output_padding": (op.output_pad, (0, 0)),
+        "dilation_rate": (op.dilation, (1, 1)),
     }
-    defaults = {"strides": (1, 1), "dilation_rate": (1, 1)}
-    options = [Pair(k, _size(v)) for k, v in values.items() if v != defaults.get(k, (0, 0))]
+    options = [Pair(k, _size(v)) for k, (v, default) in values.items() if v != default]
     if op.groups > 1:
         options.append(Pair("groups", num(op.groups)))
     args = (num(op.filters), _size(op.kernel), *options, *_initializers(op, layer), _name(name))

@@ -422,14 +422,13 @@ def _conv_options(op: ir.Conv) -> list[Pair]:
 
 def _conv_transpose(op: ir.ConvTranspose, layer: Layer, fresh: bool) -> Call:
     """nn.ConvTranspose2d, its options where they differ from the defaults."""
-    defaults = {"stride": (1, 1), "padding": (0, 0), "output_padding": (0, 0), "dilation": (1, 1)}
     values = {
-        "stride": op.stride,
-        "padding": op.pad,
-        "output_padding": op.output_pad,
-        "dilation": op.dilation,
+        "stride": (op.stride, (1, 1)),
+        "padding": (op.pad, (0, 0)),
+        "output_padding": (op.output_pad, (0, 0)),
+        "dilation": (op.dilation, (1, 1)),
     }
-    options = [Pair(k, _pair(v)) for k, v in values.items() if v != defaults[k]]
+    options = [Pair(k, _pair(v)) for k, (v, default) in values.items() if v != default]
     if op.groups != 1:
         options.append(Pair("groups", num(op.groups)))
     if not op.bias:
