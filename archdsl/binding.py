@@ -149,16 +149,20 @@ def _pair(v: Value, where: str) -> tuple[int, int]:
 def _pad(v: Value, where: str):
     if v.kind == "name" and v.value in ("same", "valid"):
         return v.value
+    return _nonneg_pair(v, where, "a number, H x W, `same` or `valid`", ", `same` or `valid`")
+
+
+def _nonneg_pair(
+    v: Value, where: str, expected: str = "a whole number or H x W", names: str = ""
+) -> tuple:
+    """A whole number or H x W, each at least 0 (paddings); `names` adds to the hint."""
     if v.kind == "dims" and len(v.value) == 2:
         h, w = v.value
     elif v.kind == "number" and isinstance(v.value, int):
         h = w = v.value
     else:
-        raise fail(
-            "E004",
-            v.span,
-            f"{where} must be a number, H x W, `same` or `valid`, not {_describe(v)}",
-        )
+        hint = f"e.g. `1` or `0 x 2`{names}"
+        raise fail("E004", v.span, f"{where} must be {expected}, not {_describe(v)}", hint)
     if min(h, w) < 0:
         raise fail("E006", v.span, f"{where} must not be negative, got {_describe(v)}")
     if max(h, w) > MAX_SIZE:
@@ -308,6 +312,7 @@ CONVERTERS = {
     "count": _count,
     "pair": _pair,
     "pad": _pad,
+    "nonneg_pair": _nonneg_pair,
     "bool": _bool,
     "bias": _bias,
     "init": init_value,

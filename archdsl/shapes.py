@@ -279,7 +279,7 @@ def _grouped_lrn_notes(graph: ir.Graph) -> list[Diagnostic]:
     for stmt in graph.statements:
         groups = 1
         for op in stmt.ops:
-            if op.op in ("conv", "dense", "concat", "add"):
+            if op.op in ("conv", "conv_transpose", "dense", "concat", "add"):
                 groups = getattr(op, "groups", 1)
             elif op.op == "lrn" and groups > 1:
                 notes.append(

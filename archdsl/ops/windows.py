@@ -235,21 +235,27 @@ def _pool_arguments(values: dict) -> dict:
 # ----------------------------------------------------------------------------- rules
 
 
+def check_groups(channels: int, filters: int, groups: int) -> None:
+    """E008 unless `groups` divides both the input channels and the filters."""
+    for count, what in ((channels, "input channels"), (filters, "filters")):
+        if count % groups:
+            divisors = [
+                g
+                for g in range(1, min(channels, filters) + 1)
+                if channels % g == 0 and filters % g == 0
+            ]
+            raise ShapeError(
+                "E008",
+                f"groups={groups} does not divide the {count} {what}",
+                f"groups must divide both {channels} and {filters}: try one of {divisors[-6:]}",
+            )
+
+
 def _conv_shape(op: Conv, inputs: list[Shape]) -> Out:
     """Convolution: channels become `filters`; groups must divide both channel counts."""
     (shape,) = inputs
     need(shape, "map", "conv")
-    c = shape[0]
-    for count, what in ((c, "input channels"), (op.filters, "filters")):
-        if count % op.groups:
-            divisors = [
-                g for g in range(1, min(c, op.filters) + 1) if c % g == 0 and op.filters % g == 0
-            ]
-            raise ShapeError(
-                "E008",
-                f"groups={op.groups} does not divide the {count} {what}",
-                f"groups must divide both {c} and {op.filters}: try one of {divisors[-6:]}",
-            )
+    check_groups(shape[0], op.filters, op.groups)
     return _windowed(op, shape, op.filters, "conv")
 
 

@@ -4,6 +4,7 @@ Layout (both backends' `weights.py` read and write it; `archdsl weights SPEC FIL
 a file against a spec): one float32 array per tensor, keyed `statement.op.param` with the names
 of the spec's reports (`conv1.conv.weight`):
   conv       weight (filters, in_channels / groups, kh, kw), bias (filters,)
+  conv_transpose  weight (in_channels, filters / groups, kh, kw) (PyTorch's), bias (filters,)
   dense      weight (units, inputs), bias (units,); the inputs of a dense layer fed by `flatten`
              of a C x H x W map are in C, H, W order (PyTorch's), whatever the backend's order
   batchnorm  weight (scale), bias (shift), running_mean, running_var, all (channels,)

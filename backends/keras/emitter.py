@@ -25,6 +25,7 @@ from archdsl.ops import REGISTRY
 from archdsl.shapes import Layer, Report, Shape, resolve_padding, trailing_softmax
 
 RUNTIME = {
+    "ConvTranspose2D": "layers",
     "FlattenCHW": "layers",
     "LocalResponseNorm": "layers",
     "PaddedAvgPool2D": "layers",
@@ -287,6 +288,29 @@ def _resize_args(op: ir.Resize) -> tuple[Code, ...]:
     return num(op.size[0]), num(op.size[1]), Pair("interpolation", string(op.mode))
 
 
+def _conv_transpose(op: ir.ConvTranspose, layer: Layer, name: str) -> list[Step]:
+    """The runtime's ConvTranspose2D (PyTorch's padding, output padding and groups)."""
+    values = {
+        "strides": (op.stride, (1, 1)),
+        "padding": (op.pad, (0, 0)),
+        "output_padding": (op.output_pad, (0, 0)),
+        "dilation_rate": (op.dilation, (1, 1)),
+    }
+    options = [Pair(k, _size(v)) for k, (v, default) in values.items() if v != default]
+    if op.groups > 1:
+        options.append(Pair("groups", num(op.groups)))
+    args = (num(op.filters), _size(op.kernel), *options, *_initializers(op, layer), _name(name))
+    return [Step(Call("ConvTranspose2D", args), layer.output_shape)]
+
+
+def _upsample(op: ir.Upsample, layer: Layer, name: str) -> list[Step]:
+    """The runtime's Resize to the scaled size: for whole-number scales its half-pixel
+    centres are nn.Upsample's (nearest reads input floor(i / scale) exactly)."""
+    corners = [Pair("align_corners", "True")] if op.align_corners else []
+    args = (*map(num, layer.output_shape[1:]), Pair("interpolation", string(op.mode)), *corners)
+    return [Step(Call("Resize", (*args, _name(name))), layer.output_shape)]
+
+
 _flatten_chw = _simple("FlattenCHW")  # where the flatten order is observed
 
 LAYERS = {
@@ -319,6 +343,8 @@ LAYERS = {
     "resize": _layer("Resize", _resize_args),  # interpolates in the compute dtype
     "concat": _simple("keras.layers.Concatenate", Pair("axis", "-1")),
     "add": _simple("keras.layers.Add"),
+    "conv_transpose": _conv_transpose,
+    "upsample": _upsample,
 }
 
 

@@ -23,6 +23,7 @@ from archdsl import ir
 from archdsl.emit import EmitError
 from archdsl.initializers import Distribution, layer_distributions
 from archdsl.naming import op_labels
+from archdsl.ops import REGISTRY
 from archdsl.shapes import Layer, Report, resolve_padding, trailing_softmax, window_out
 
 TRAIN_ORDER = ("batch", "epochs", "loss", "optimizer", "schedule", "augment")
@@ -43,6 +44,8 @@ FRESH = {
     "global_avgpool",
     "adaptive_avgpool",
     "resize",
+    "conv_transpose",
+    "upsample",
 }
 METHOD = 8  # indentation of a method body
 # names at the top level of model.py, which the model's class must not shadow
@@ -484,6 +487,34 @@ def _conv_options(op: ir.Conv) -> list[Pair]:
     return options
 
 
+def _conv_transpose(op: ir.ConvTranspose, layer: Layer, fresh: bool) -> Call:
+    """nn.ConvTranspose2d, its options where they differ from the defaults."""
+    values = {
+        "stride": (op.stride, (1, 1)),
+        "padding": (op.pad, (0, 0)),
+        "output_padding": (op.output_pad, (0, 0)),
+        "dilation": (op.dilation, (1, 1)),
+    }
+    options = [Pair(k, _pair(v)) for k, (v, default) in values.items() if v != default]
+    if op.groups != 1:
+        options.append(Pair("groups", num(op.groups)))
+    if not op.bias:
+        options.append(Pair("bias", "False"))
+    channels = (num(layer.input_shape[0]), num(op.filters))
+    return Call("nn.ConvTranspose2d", (*channels, Pair("kernel_size", _pair(op.kernel)), *options))
+
+
+def _upsample(op: ir.Upsample, layer: Layer, fresh: bool) -> Call:
+    """nn.Upsample for bilinear; nearest reads input floor(i / scale) through the exact Resize
+    (nn.Upsample's nearest multiplies by a float32 1 / scale, which reads the pixel before at
+    some multiples of the scale, e.g. 41)."""
+    if op.mode == "nearest":
+        return Call("Resize", (tup(layer.output_shape[1:]), Pair("mode", string("nearest"))))
+    scale = Pair("scale_factor", _pair(op.scale))
+    corners = Pair("align_corners", repr(op.align_corners))
+    return Call("nn.Upsample", (scale, Pair("mode", string("bilinear")), corners))
+
+
 def _padded_avgpool(op: ir.AvgPool, pads: tuple[int, ...], counted: tuple[int, ...]) -> Call:
     """The helper module for an average pool that torch's own cannot express."""
     return Call(
@@ -533,6 +564,8 @@ EMIT = {
         lambda op, layer, fresh: Call("Resize", (tup(op.size), Pair("mode", string(op.mode))))
     ),
     "dense": _module(_linear),
+    "conv_transpose": _module(_conv_transpose),
+    "upsample": _module(_upsample),
 }
 
 
@@ -602,7 +635,7 @@ def _reset_parameters(chains: list[Chain]) -> list[str]:
     for chain in chains:
         for op, layer, label in chain.ops:
             path = f"self.{chain.stmt.name}.{label}"
-            if op.op in ("conv", "dense"):
+            if REGISTRY[op.op].learned:
                 weight, bias = layer_distributions(op, layer.input_shape)
                 rules = _rules(weight, bias)
                 lines.append(f"        # {layer.name}: {rules}")

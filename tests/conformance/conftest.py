@@ -15,6 +15,7 @@ INFER_SPECS = conform.SPECS + sorted(conform.OWN_SPECS.glob("*.arch"))
 BN_POCKET = conform.OWN_SPECS / "bn_pocket.arch"
 ADAM_POCKET = conform.OWN_SPECS / "adam_pocket.arch"
 CONVNEXT_POCKET = conform.OWN_SPECS / "convnext_pocket.arch"
+UPSAMPLE_POCKET = conform.OWN_SPECS / "upsample_pocket.arch"
 # the training comparison in the default run: spec -> task options (planted: also run the
 # planted rules; batch: 8 where 1-D batch norm is ill-conditioned at 2)
 TRAIN_SPECS = {
@@ -24,6 +25,7 @@ TRAIN_SPECS = {
     BN_POCKET: {"planted": True, "batch": 8},
     ADAM_POCKET: {"planted": True, "batch": 8},
     CONVNEXT_POCKET: {},
+    UPSAMPLE_POCKET: {"batch": 8},
 }
 # every other spec in specs/, behind the `slow` marker (float64 training of the zoo and the
 # 224-pixel AlexNets: about 15 minutes on two cores). ResNet-50 at its lr of 0.1 on batches of
@@ -43,6 +45,15 @@ PLANTED = {
     "ceil_pool": {
         "spec": CEIL,
         "replace": [["maxpool(3, stride=2)", "maxpool(3, stride=2, ceil=true)"]],
+    },
+    # half-pixel centres where the corners are aligned; bilinear where nearest
+    "align_corners": {
+        "spec": UPSAMPLE_POCKET,
+        "replace": [["align_corners=true", "align_corners=false"]],
+    },
+    "nearest_as_bilinear": {
+        "spec": UPSAMPLE_POCKET,
+        "replace": [["upsample(3)", "upsample(3, mode=bilinear)"]],
     },
 }
 SEEDS = {

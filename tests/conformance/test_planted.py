@@ -9,7 +9,7 @@ test_seeds.py.)
 
 import conform
 import pytest
-from conftest import CEIL, MINI, PLANTED
+from conftest import CEIL, MINI, PLANTED, UPSAMPLE_POCKET
 
 SOURCES = {name: conform.spec_id(p["spec"]) for name, p in PLANTED.items()}
 
@@ -32,3 +32,5 @@ def test_the_planted_specs_tile_or_not_as_intended():
     assert MINI.read_text().count("|> lrn |>") == 2
     assert "maxpool(3, stride=2)" in CEIL.read_text()
     assert "global_avgpool" in CEIL.read_text()
+    pocket = UPSAMPLE_POCKET.read_text()
+    assert pocket.count("align_corners=true") == pocket.count("upsample(3)") == 1

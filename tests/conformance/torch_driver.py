@@ -32,9 +32,9 @@ BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
 def calibrate(model, x, rng, target=conform.TARGET_STD):
-    """One eval-mode pass that rescales each conv / linear output to std `target` (random biases
-    first) and gives each batch norm non-trivial statistics near its input's; layer norms and
-    layer scales get random scales (and shifts)."""
+    """One eval-mode pass that rescales each conv (transposed too) / linear output to std
+    `target` (random biases first) and gives each batch norm non-trivial statistics near its
+    input's; layer norms and layer scales get random scales (and shifts)."""
 
     def affine(module, inputs, output):
         out = output
@@ -66,7 +66,7 @@ def calibrate(model, x, rng, target=conform.TARGET_STD):
     hooks = []
     with torch.no_grad():
         for module in model.modules():
-            if isinstance(module, (nn.Conv2d, nn.Linear)):
+            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
                 if module.bias is not None:
                     module.bias.zero_()
                 hooks.append(module.register_forward_hook(affine))

@@ -44,6 +44,18 @@ ARGUMENTS: dict[str, tuple] = {
     "gelu": ("approximate",),
     "softmax": (),
     "resize": ("size", "mode"),
+    "conv_transpose": (
+        "filters",
+        "kernel",
+        "stride",
+        "pad",
+        "output_pad",
+        "groups",
+        "dilation",
+        "bias",
+        "weight",
+    ),
+    "upsample": ("scale", "mode", "align_corners"),
     "concat": (),
     "add": (),
 }
@@ -493,6 +505,7 @@ class Generator:
                 + ["maxpool", "avgpool", "avgpool", "adaptive_avgpool", "lrn"] * 2
                 + ["global_avgpool", "batchnorm", "dropout", "stochastic_depth"]
                 + ["flatten", "resize", "resize", *ACTIVATIONS, "modern", "modern"]
+                + ["conv_transpose", "conv_transpose", "upsample", "upsample"]
             )
         if kind == "modern":
             kind = rng.choice(MODERN)
@@ -541,6 +554,54 @@ class Generator:
             args["ceil"] = True
         elif rng.random() < 0.05:
             args["ceil"] = False
+        return args
+
+    def args_conv_transpose(self, shape) -> dict:
+        """Groups, filters, a kernel, stride, padding, output padding below the stride or the
+        dilation, bias; maps stay within 24 pixels a side."""
+        rng = self.rng
+        channels, h, w = shape
+        args = {}
+        groups = rng.choice([g for g in range(1, channels + 1) if channels % g == 0])
+        if groups > 1 and rng.random() < 0.5:
+            args["groups"] = groups
+        else:
+            groups = 1
+        args["filters"] = groups * rng.randint(1, max(1, 6 // groups))
+        kernel = rng.randint(1, 4), rng.randint(1, 4)
+        args["kernel"] = size_arg(rng, *kernel)
+        stride = tuple(rng.choice((1, 2, 2, 3)) if n <= 6 else 1 for n in (h, w))
+        if stride != (1, 1) or rng.random() < 0.2:
+            args["stride"] = size_arg(rng, *stride)
+        dilation = (1, 1)
+        if rng.random() < 0.25:
+            dilation = rng.randint(1, 3), rng.randint(1, 2)
+            args["dilation"] = size_arg(rng, *dilation)
+        reach = [d * (k - 1) for d, k in zip(dilation, kernel, strict=True)]
+        if rng.random() < 0.6:
+            args["pad"] = size_arg(rng, *(rng.randint(0, r // 2 + 1) for r in reach))
+        if rng.random() < 0.5:
+            args["output_pad"] = size_arg(
+                rng, *(rng.randint(0, max(s, d) - 1) for s, d in zip(stride, dilation, strict=True))
+            )
+        if rng.random() < 0.3:
+            args["bias"] = rng.choice((False, True, *BIAS_INITS))
+        if rng.random() < 0.2:
+            args["weight"] = rng.choice(WEIGHT_INITS)
+        return args
+
+    def args_upsample(self, shape) -> dict:
+        """A scale (maps within 24 pixels a side), a mode, aligned corners for bilinear."""
+        rng = self.rng
+        _, h, w = shape
+        scale = tuple(rng.randint(1, max(1, min(3, 24 // n))) for n in (h, w))
+        args = {}
+        if scale != (2, 2) or rng.random() < 0.3:
+            args["scale"] = size_arg(rng, *scale)
+        if rng.random() < 0.7:
+            args["mode"] = rng.choice(("bilinear", "nearest"))
+        if args.get("mode") == "bilinear" and rng.random() < 0.5:
+            args["align_corners"] = rng.random() < 0.7
         return args
 
     def args_maxpool(self, shape) -> dict:

@@ -23,6 +23,8 @@ MAP_OPS_ON_VECTORS = (
     Op("resize", {"size": (2, 2)}),
     Op("global_avgpool"),
     Op("adaptive_avgpool", {"size": 1}),
+    Op("conv_transpose", {"filters": 2, "kernel": 2}, 1),
+    Op("upsample"),
 )
 REQUIRED = {
     "conv": "filters",
@@ -30,6 +32,7 @@ REQUIRED = {
     "resize": "size",
     "adaptive_avgpool": "size",
     "stochastic_depth": "p",
+    "conv_transpose": "filters",
 }
 
 
@@ -56,7 +59,7 @@ def window_too_large(spec, rng) -> bool:
 
 def bad_groups(spec, rng) -> bool:
     """groups of 5 or 7 (E008 unless they divide)."""
-    found = ops_of(spec, ("conv",))
+    found = ops_of(spec, ("conv", "conv_transpose"))
     if not found:
         return False
     _, op = rng.choice(found)
@@ -134,6 +137,9 @@ def wrong_value(spec, rng) -> bool:
         (("dense",), "units", 2.5),
         (("gelu",), "approximate", "erf"),
         (("stochastic_depth",), "p", 1.5),
+        (("conv_transpose",), "output_pad", 3),
+        (("conv_transpose",), "pad", "same"),
+        (("upsample",), "mode", "bicubic"),
     ]
     kinds, name, value = rng.choice(choices)
     found = ops_of(spec, kinds)
@@ -153,6 +159,7 @@ def zero_size(spec, rng) -> bool:
         (("conv",), "stride", (1, 0)),
         (("dense",), "units", 0),
         (("resize",), "size", (0, 3)),
+        (("upsample",), "scale", (2, 0)),
     ]
     kinds, name, value = rng.choice(choices)
     found = ops_of(spec, kinds)

@@ -12,6 +12,11 @@ Rules, with where they come from:
   ceil_mode the last window must start inside the input or the left padding (else it is
   dropped); padding at most half the kernel (PyTorch's check; E004); stride defaults to kernel.
 - an output size below 1 is E007.
+- conv_transpose (PyTorch ConvTranspose2d): out = (in-1)*s - 2*pad + d*(k-1) + output_pad + 1;
+  output_pad must be below the stride or the dilation (PyTorch's check; E004); pad is a whole
+  number or H x W (no `same`); params in * filters/groups * kh * kw (+ filters with a bias),
+  groups divide in and filters (E008). upsample (PyTorch Upsample(scale_factor)): H and W times
+  the scale; `align_corners` only with `mode=bilinear` (PyTorch refuses it otherwise; E004).
 - global_avgpool -> C x 1 x 1; adaptive_avgpool -> C x size (PyTorch's AdaptiveAvgPool2d: any
   size); resize -> C x size; lrn, the pools, conv, resize need a map (E018); dense needs a
   vector (E012); flatten of a map gives C*H*W, of a vector the vector (torch.nn.Flatten).
@@ -96,6 +101,22 @@ OPS: dict[str, tuple] = {
     "gelu": (("approximate", ("none", "tanh"), "none"),),
     "softmax": (),
     "resize": (("size", "pair", REQUIRED), ("mode", ("bilinear", "nearest"), "bilinear")),
+    "conv_transpose": (
+        ("filters", "count", REQUIRED),
+        ("kernel", "pair", REQUIRED),
+        ("stride", "pair", 1),
+        ("pad", "offsets", 0),
+        ("output_pad", "offsets", 0),
+        ("groups", "count", 1),
+        ("dilation", "pair", 1),
+        ("bias", "bias", True),
+        ("weight", "init", None),
+    ),
+    "upsample": (
+        ("scale", "pair", 2),
+        ("mode", ("nearest", "bilinear"), "nearest"),
+        ("align_corners", "bool", False),
+    ),
     "concat": (),
     "add": (),
 }
@@ -103,6 +124,7 @@ MERGES = ("concat", "add")
 # ops holding trainable (C,) tensors of a map's channels or a vector's features, by name
 PER_CHANNEL = {"layernorm": ("weight", "bias"), "layer_scale": ("scale",)}
 MAP_OPS = ("conv", "maxpool", "avgpool", "global_avgpool", "adaptive_avgpool", "lrn", "resize")
+MAP_OPS += ("conv_transpose", "upsample")
 RESERVED = ("forward", "train", "eval", "parameters", "torch", "nn", "keras", "in")
 
 
@@ -196,6 +218,13 @@ def bind(kind: str, op, where: str | None) -> dict:
         bound[name] = check_value(kind, name, arg_kind, value, where)
     if bound.get("stride") is STRIDE_IS_KERNEL:
         bound["stride"] = bound["kernel"]
+    if kind == "upsample" and "align_corners" in given and bound["mode"] != "bilinear":
+        raise SpecError("E004", where, "upsample: align_corners without mode=bilinear")
+    if kind == "conv_transpose":
+        axes = zip(bound["output_pad"], bound["stride"], bound["dilation"], strict=True)
+        for extra, s, d in axes:
+            if extra >= max(s, d):
+                raise SpecError("E004", where, "conv_transpose: output_pad >= stride, dilation")
     return bound
 
 
@@ -229,7 +258,7 @@ def check_value(op: str, name: str, kind, value, where):
     sizes = value if isinstance(value, tuple) and kind != "count" else (value,)
     if len(sizes) > 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in sizes):
         raise wrong
-    low = 0 if kind == "pad" else 1
+    low = 0 if kind in ("pad", "offsets") else 1
     if min(sizes) < low:
         raise SpecError("E006", where, f"{op}: {name} below {low}")
     if kind == "count":
@@ -298,6 +327,10 @@ def apply_op(kind: str, args: dict, shape: tuple, where) -> tuple[tuple, int, in
         kh, kw = args["kernel"]
         params = filters * (channels // groups) * kh * kw + (filters if args["bias"] else 0)
         return (filters, *windowed(kind, args, shape, where)), params, params
+    if kind == "conv_transpose":
+        return transposed(args, shape, where)
+    if kind == "upsample":
+        return (shape[0], shape[1] * args["scale"][0], shape[2] * args["scale"][1]), 0, 0
     if kind in ("maxpool", "avgpool"):
         return (shape[0], *windowed(kind, args, shape, where)), 0, 0
     if kind == "global_avgpool":
@@ -319,6 +352,24 @@ def apply_op(kind: str, args: dict, shape: tuple, where) -> tuple[tuple, int, in
     return shape, 0, 0
 
 
+def transposed(args: dict, shape: tuple, where) -> tuple[tuple, int, int]:
+    """(output shape, parameters, trainable parameters) of a conv_transpose."""
+    channels, filters, groups = shape[0], args["filters"], args["groups"]
+    if channels % groups or filters % groups:
+        raise SpecError("E008", where, f"groups {groups} vs {channels} -> {filters}")
+    out = []
+    for axis in (0, 1):
+        k, s, d = args["kernel"][axis], args["stride"][axis], args["dilation"][axis]
+        p, extra = args["pad"][axis], args["output_pad"][axis]
+        n = (shape[1 + axis] - 1) * s - 2 * p + d * (k - 1) + extra + 1
+        if n < 1:
+            raise SpecError("E007", where, f"conv_transpose: no output along axis {axis}")
+        out.append(n)
+    kh, kw = args["kernel"]
+    params = channels * (filters // groups) * kh * kw + (filters if args["bias"] else 0)
+    return (filters, *out), params, params
+
+
 def merged(kind: str, shapes: list, where) -> tuple:
     """The output of concat / add over `shapes` (E013 when they do not fit)."""
     first = shapes[0]
@@ -336,6 +387,10 @@ def op_tensors(layer: str, kind: str, args: dict, shape: tuple) -> dict:
     if kind == "conv":
         kh, kw = args["kernel"]
         out = {f"{layer}.weight": (args["filters"], shape[0] // args["groups"], kh, kw)}
+        return out | ({f"{layer}.bias": (args["filters"],)} if args["bias"] else {})
+    if kind == "conv_transpose":
+        kh, kw = args["kernel"]
+        out = {f"{layer}.weight": (shape[0], args["filters"] // args["groups"], kh, kw)}
         return out | ({f"{layer}.bias": (args["filters"],)} if args["bias"] else {})
     if kind == "dense":
         out = {f"{layer}.weight": (args["units"], shape[0])}

@@ -47,6 +47,7 @@ def test_each_op_compiles_alone_and_counts_what_its_tensors_hold(name):
     """Each op in a minimal spec: checked, counted from its tensors, emitted by both backends."""
     arguments = {"conv": "(4, kernel=3)", "maxpool": "(2)", "avgpool": "(2)", "dense": "(3)"}
     arguments |= {"adaptive_avgpool": "(2 x 2)", "resize": "(5 x 5)", "stochastic_depth": "(0.1)"}
+    arguments |= {"conv_transpose": "(4, kernel=3, stride=2, groups=2)"}
     if REGISTRY[name].merge:
         body = f"a = relu\nb = tanh from x\ny = {name}(a, b)"
     else:

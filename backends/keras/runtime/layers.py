@@ -119,18 +119,23 @@ class BatchNorm(keras.layers.BatchNormalization):
         return ops.cast(outputs, self.compute_dtype)
 
 
-def resize_taps(size_in, size_out, interpolation):
+def resize_taps(size_in, size_out, interpolation, align_corners=False):
     """Per output index along one axis: two input indices and the second one's weight, with
     half-pixel centres and no antialiasing (bilinear as torch's interpolate with
-    align_corners=False: clamped at the edges; nearest: output i reads input
+    align_corners=False: clamped at the edges; with align_corners=True output i samples
+    i * (size_in - 1) / (size_out - 1); nearest: output i reads input
     floor((i + 0.5) * size_in / size_out), in exact integer arithmetic, as the PyTorch model's
     Resize does)."""
     if interpolation == "nearest":
         indices = [(2 * i + 1) * size_in // (2 * size_out) for i in range(size_out)]
         return [(index, index, 0.0) for index in indices]
+    corner_scale = (size_in - 1) / (size_out - 1) if size_out > 1 else 0.0
     taps = []
     for i in range(size_out):
-        source = max((i + 0.5) * (size_in / size_out) - 0.5, 0.0)
+        if align_corners:
+            source = corner_scale * i  # torch's order of operations
+        else:
+            source = max((i + 0.5) * (size_in / size_out) - 0.5, 0.0)
         low = min(int(source), size_in - 1)
         taps.append((low, min(low + 1, size_in - 1), source - low))
     return taps
@@ -142,19 +147,24 @@ class Resize(keras.layers.Layer):
     interpolates in float32 on TensorFlow whatever the dtype): each axis takes two input rows
     by index and mixes them, a * (1 - t) + b * t."""
 
-    def __init__(self, height, width, interpolation="bilinear", **kwargs):
-        """interpolation: "bilinear" or "nearest"."""
+    def __init__(
+        self, height, width, interpolation="bilinear", align_corners=False, **kwargs
+    ):
+        """interpolation: "bilinear" or "nearest"; align_corners (bilinear): the corner
+        pixels' centres of input and output coincide."""
         super().__init__(**kwargs)
         self.height, self.width, self.interpolation = height, width, interpolation
+        self.align_corners = align_corners
 
     def build(self, input_shape):
         """Each spatial axis with its input indices and weights, from the (static) input size."""
         sizes = zip((1, 2), input_shape[1:3], (self.height, self.width), strict=True)
         self.axes = []
         for axis, size_in, size_out in sizes:
-            low, high, weight = zip(
-                *resize_taps(size_in, size_out, self.interpolation), strict=True
+            taps = resize_taps(
+                size_in, size_out, self.interpolation, self.align_corners
             )
+            low, high, weight = zip(*taps, strict=True)
             shape = [1, 1, 1, 1]
             shape[axis] = size_out
             self.axes.append((axis, list(low), list(high), np.reshape(weight, shape)))
@@ -178,7 +188,136 @@ class Resize(keras.layers.Layer):
         """Constructor arguments, for saving."""
         config = super().get_config()
         config.update(
-            height=self.height, width=self.width, interpolation=self.interpolation
+            height=self.height,
+            width=self.width,
+            interpolation=self.interpolation,
+            align_corners=self.align_corners,
+        )
+        return config
+
+
+def _spread(x, axis, stride):
+    """stride - 1 zeros after every element along a spatial axis of an NHWC tensor (the
+    trailing ones included): n elements become n * stride."""
+    if stride == 1:
+        return x
+    widths = [[0, 0]] * 5
+    widths[axis + 1] = [0, stride - 1]
+    spread = ops.pad(ops.expand_dims(x, axis + 1), widths)
+    shape = list(x.shape[1:])
+    shape[axis - 1] *= stride
+    return ops.reshape(spread, (-1, *shape))
+
+
+def _pad_or_crop(x, axis, before, after):
+    """Zeros added (a positive count) or elements removed (a negative one) at both ends of
+    a spatial axis of an NHWC tensor."""
+    size = x.shape[axis]
+    index = [slice(None)] * 4
+    index[axis] = slice(max(-before, 0), size - max(-after, 0))
+    widths = [[0, 0]] * 4
+    widths[axis] = [max(before, 0), max(after, 0)]
+    return ops.pad(x[tuple(index)], widths)
+
+
+@keras.saving.register_keras_serializable(package="archdsl")
+class ConvTranspose2D(keras.layers.Layer):
+    """torch.nn.ConvTranspose2d on channels-last maps: out = (in - 1) * stride - 2 * padding
+    + dilation * (kernel - 1) + output_padding + 1 per axis, optionally grouped.
+
+    Computed as the convolution it transposes: zeros spread the input by the stride, padding
+    of dilation * (kernel - 1) - padding (output_padding more after; a negative padding
+    crops) frames it, and a stride-1 grouped conv with the flipped kernel runs over it. The
+    kernel is (kh, kw, filters / groups, in): Keras's Conv2DTranspose layout, per group.
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding=0,
+        output_padding=0,
+        groups=1,
+        dilation_rate=1,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
+        """padding and output_padding: an int or (h, w), as torch's."""
+        super().__init__(**kwargs)
+        self.filters, self.groups, self.use_bias = filters, groups, use_bias
+        self.kernel_size, self.strides = _pair(kernel_size), _pair(strides)
+        self.padding, self.output_padding = _pair(padding), _pair(output_padding)
+        self.dilation_rate = _pair(dilation_rate)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+
+    def build(self, input_shape):
+        """The kernel (kh, kw, filters / groups, in) and the bias (filters,)."""
+        shape = (*self.kernel_size, self.filters // self.groups, input_shape[-1])
+        self.kernel = self.add_weight(
+            name="kernel", shape=shape, initializer=self.kernel_initializer
+        )
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias", shape=(self.filters,), initializer=self.bias_initializer
+            )
+
+    def conv_kernel(self):
+        """The kernel of the forward conv: flipped, (kh, kw, in / groups, filters)."""
+        kh, kw, per_group, channels = self.kernel.shape
+        flipped = ops.flip(self.kernel, axis=(0, 1))
+        grouped = ops.reshape(
+            flipped, (kh, kw, per_group, self.groups, channels // self.groups)
+        )
+        return ops.reshape(
+            ops.transpose(grouped, (0, 1, 4, 3, 2)), (kh, kw, -1, self.filters)
+        )
+
+    def call(self, x):
+        """Spread, frame, convolve; the bias reaches every output, the padding's too."""
+        for axis in (1, 2):
+            k, s = self.kernel_size[axis - 1], self.strides[axis - 1]
+            p, extra = self.padding[axis - 1], self.output_padding[axis - 1]
+            reach = self.dilation_rate[axis - 1] * (k - 1)
+            x = _spread(x, axis, s)  # s - 1 zeros after the last element too
+            x = _pad_or_crop(x, axis, reach - p, reach - p + extra - (s - 1))
+        x = ops.conv(x, self.conv_kernel(), dilation_rate=self.dilation_rate)
+        return x + self.bias if self.use_bias else x
+
+    def compute_output_shape(self, input_shape):
+        """(batch, height, width, filters) by torch's formula."""
+        sizes = [
+            (n - 1) * s - 2 * p + d * (k - 1) + extra + 1
+            for n, k, s, p, extra, d in zip(
+                input_shape[1:3],
+                self.kernel_size,
+                self.strides,
+                self.padding,
+                self.output_padding,
+                self.dilation_rate,
+                strict=True,
+            )
+        ]
+        return (input_shape[0], *sizes, self.filters)
+
+    def get_config(self):
+        """Constructor arguments, for saving."""
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            padding=self.padding,
+            output_padding=self.output_padding,
+            groups=self.groups,
+            dilation_rate=self.dilation_rate,
+            use_bias=self.use_bias,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            bias_initializer=keras.initializers.serialize(self.bias_initializer),
         )
         return config
 

@@ -2,6 +2,8 @@
 
 Keras layer `statement.op` holds the tensors `statement.op.param` of the portable file:
 - Conv2D kernel (kh, kw, in / groups, filters) <-> weight (filters, in / groups, kh, kw); bias.
+- ConvTranspose2D (layers.py) kernel (kh, kw, filters / groups, in) <-> weight (in,
+  filters / groups, kh, kw), PyTorch's ConvTranspose2d layout; bias.
 - Dense kernel (inputs, units) <-> weight (units, inputs); bias. Keras's Flatten orders a map's
   features H, W, C, the portable layout C, H, W: the inputs of a dense layer fed (through
   feature-wise layers such as dropout, activations or batch norm, and concatenations) by a
@@ -25,7 +27,7 @@ import numpy as np
 from portable import WeightsError, check_arrays, read_npz, write_npz
 
 # isort: split
-from layers import Gelu, LayerScale, StochasticDepth
+from layers import ConvTranspose2D, Gelu, LayerScale, StochasticDepth
 
 __all__ = [
     "Entry",
@@ -234,7 +236,9 @@ def portable_variables(model):
             continue
         order = orders.get(layer.name)
         name = layer.name
-        if isinstance(layer, keras.layers.Conv2D):
+        if isinstance(layer, (keras.layers.Conv2D, ConvTranspose2D)):
+            # (kh, kw, a, b) <-> (b, a, kh, kw): a conv's (filters, in / groups, kh, kw),
+            # a transposed conv's (in, filters / groups, kh, kw)
             kh, kw, per_group, filters = layer.kernel.shape
             convert = (_conv_out, _conv_in)
             entries.append(
