@@ -102,6 +102,19 @@ class Adam(Frozen):
     no_decay: tuple[Literal["bias", "norm"], ...] = ()
 
 
+class RMSprop(Frozen):
+    """RMSprop: eps outside the square root (`rule=torch`) or inside it, as TF (`rule=tf`)."""
+
+    name: Literal["rmsprop"] = "rmsprop"
+    lr: PositiveFloat = 0.01
+    alpha: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.99
+    eps: PositiveFloat = 1e-8
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    weight_decay: NonNegativeFloat = 0.0
+    rule: Literal["torch", "tf"] = "torch"
+    no_decay: tuple[Literal["bias", "norm"], ...] = ()
+
+
 class OnPlateau(Frozen):
     """Multiply the lr by `factor` when `metric` stops improving, at most `max_drops` times."""
 
@@ -130,10 +143,13 @@ class MultiStep(Frozen):
 
 
 class Cosine(Frozen):
-    """Cosine annealing from the initial lr to `min_lr` over all epochs."""
+    """Linear warmup from lr * `warmup_factor` over `warmup` epochs, then cosine annealing
+    from the initial lr to `min_lr` over the remaining epochs (stepped once per epoch)."""
 
     name: Literal["cosine"] = "cosine"
     min_lr: NonNegativeFloat = 0.0
+    warmup: NonNegativeInt = 0
+    warmup_factor: Annotated[float, Field(gt=0.0, le=1.0)] = 0.01
 
 
 class NoSchedule(Frozen):
@@ -191,7 +207,7 @@ class Normalize(Frozen):
     std: tuple[PositiveFloat, ...] = (0.229, 0.224, 0.225)
 
 
-Optimizer = Annotated[SGD | Adam, Field(discriminator="name")]
+Optimizer = Annotated[SGD | Adam | RMSprop, Field(discriminator="name")]
 Schedule = Annotated[
     OnPlateau | StepDecay | MultiStep | Cosine | NoSchedule, Field(discriminator="name")
 ]
@@ -209,6 +225,7 @@ class Train(Frozen):
     batch: PositiveInt = 32
     epochs: PositiveInt = 10
     augment: tuple[Augment, ...] = ()
+    clip_grad_norm: PositiveFloat | None = None
     span: Span | None = None
 
 

@@ -17,6 +17,7 @@ from archdsl.signatures import (
     OPS,
     OPTIMIZERS,
     SCHEDULES,
+    TRAIN_SETTINGS,
     Param,
 )
 from archdsl.syntax import (
@@ -404,7 +405,9 @@ class _Lowering:
             except BindError as exc:
                 self._report(exc.diagnostic)
         try:
-            return validated(ir.Train, fields, block.span, "train")
+            train = validated(ir.Train, fields, block.span, "train")
+            _check_recipe(train, {s.key: s.value.span for s in block.settings})
+            return train
         except BindError as exc:
             self._report(exc.diagnostic)
             return ir.Train()
@@ -476,6 +479,8 @@ def _setting(s: Setting, input_shape: tuple[int, ...]):
     key, v = s.key, evaluate(s.value, {})
     if key in ("batch", "epochs"):
         return convert(Param(key, "count"), v, "train")
+    if key == "clip_grad_norm":
+        return _max_norm(v)
     if key == "augment":
         items = v.value if v.kind == "list" else (v,)
         steps = [_recipe_call(item, AUGMENTS, "augmentation", AUGMENT_CLASSES) for item in items]
@@ -492,10 +497,36 @@ def _setting(s: Setting, input_shape: tuple[int, ...]):
             "E019",
             s.key_span,
             f"unknown train setting `{key}`",
-            did_you_mean(key, (*tables, "batch", "epochs", "augment")),
+            did_you_mean(key, TRAIN_SETTINGS),
         )
     table, classes = tables[key]
     return _recipe_call(v, table, key, classes)
+
+
+def _max_norm(v: Value) -> float:
+    """`clip_grad_norm`: a positive number, the largest global L2 norm of the gradients."""
+    norm = convert(Param("clip_grad_norm", "float"), v, "train")
+    if norm <= 0:
+        raise fail(
+            "E006",
+            v.span,
+            f"`clip_grad_norm` must be positive, got {norm}",
+            "leave the setting out to train without clipping",
+        )
+    return norm
+
+
+def _check_recipe(train: ir.Train, spans: dict) -> None:
+    """Settings that must agree with each other: the cosine warmup fits in the epochs."""
+    schedule = train.schedule
+    if schedule.name == "cosine" and schedule.warmup >= train.epochs:
+        raise fail(
+            "E019",
+            spans["schedule"],
+            f"`cosine` warms up for {schedule.warmup} epochs of {train.epochs}: nothing is "
+            "left to anneal",
+            f"warm up for fewer epochs than `epochs`, e.g. `warmup={min(max(1, train.epochs // 10), train.epochs - 1)}`",
+        )
 
 
 def _check_augment(step, span, input_shape: tuple[int, ...]) -> None:
@@ -572,7 +603,7 @@ def lower(module: Module) -> tuple[ir.Graph | None, list[Diagnostic]]:
     return graph, lowering.diagnostics
 
 
-OPTIMIZER_CLASSES = {"sgd": ir.SGD, "adam": ir.Adam, "adamw": ir.Adam}
+OPTIMIZER_CLASSES = {"sgd": ir.SGD, "adam": ir.Adam, "adamw": ir.Adam, "rmsprop": ir.RMSprop}
 SCHEDULE_CLASSES = {
     "on_plateau": ir.OnPlateau,
     "step": ir.StepDecay,

@@ -46,6 +46,15 @@ OPTIMIZERS: dict[str, tuple[Param, ...]] = {
         "weight_decay:float",
         "no_decay:names",
     ),
+    "rmsprop": sig(
+        "lr:float",
+        "alpha:float",
+        "eps:float",
+        "momentum:float",
+        "weight_decay:float",
+        "rule:choice:torch|tf",
+        "no_decay:names",
+    ),
 }
 
 SCHEDULES: dict[str, tuple[Param, ...]] = {
@@ -58,7 +67,7 @@ SCHEDULES: dict[str, tuple[Param, ...]] = {
     ),
     "step": sig("step_size:count!", "gamma:float"),
     "multistep": sig("milestones:ints!", "gamma:float"),
-    "cosine": sig("min_lr:float"),
+    "cosine": sig("min_lr:float", "warmup:int", "warmup_factor:float"),
     "none": (),
 }
 
@@ -72,4 +81,12 @@ AUGMENTS: dict[str, tuple[Param, ...]] = {
     "normalize": sig("mean:floats", "std:floats"),
 }
 
-TRAIN_SETTINGS = ("optimizer", "schedule", "loss", "batch", "epochs", "augment")
+TRAIN_SETTINGS = (
+    "optimizer",
+    "schedule",
+    "loss",
+    "batch",
+    "epochs",
+    "augment",
+    "clip_grad_norm",
+)

@@ -90,7 +90,7 @@ def test_planted_rules_are_caught(training, spec, backend):
     all exceed the tolerance."""
     run = training[spec].check()
     result = getattr(run, backend)["reference"]
-    for planted in conform.planted_rules(run.torch["optimizer"]):
+    for planted in conform.planted_rules(run.torch["train"]):
         worst = max(step[planted]["max_rel"] for step in result)
         show(f"{spec} {backend} vs planted {planted}", [s[planted] for s in result])
         assert worst > 1e3 * max(conform.REFERENCE_RTOL, conform.CROSS_RTOL), planted

@@ -150,7 +150,8 @@ def train(task):
         batches[f"x{step}"] = rng.standard_normal((batch, *m.INPUT_SHAPE)).astype(np.float32)
         batches[f"y{step}"] = rng.integers(0, m.NUM_CLASSES, batch)
     np.savez(directory / "batches.npz", **batches)
-    reference = conform.Reference(start, opt, conform.training_rules(opt, task.get("planted")))
+    rules = conform.training_rules(m.TRAIN, task.get("planted"))
+    reference = conform.Reference(start, opt, rules, m.TRAIN.get("clip_grad_norm"))
     steps = []
 
     def compare(step, lr, grads, state):
@@ -158,7 +159,7 @@ def train(task):
         steps.append(reference.step(lr, grads, state))
 
     lrs, losses = train_steps(m, model, batches, compare)
-    result = {"optimizer": opt, "lrs": lrs, "losses": losses, "reference": steps}
+    result = {"optimizer": opt, "train": m.TRAIN, "lrs": lrs, "losses": losses, "reference": steps}
     if task.get("sensitivity"):
         result["sensitivity"] = sensitivity(m, directory, batches, task["sensitivity"])
     return result
@@ -166,7 +167,8 @@ def train(task):
 
 def train_steps(m, model, batches, after_step):
     """Train `model` in float64 for STEPS steps of its optimizer on the batches, the rate set as
-    the schedules set it; after_step(step, lr, grads, portable float64 state) after each.
+    the schedules set it, the gradients clipped as the trainer clips them; after_step(step, lr,
+    grads before clipping, portable float64 state) after each.
     Returns (lrs, losses)."""
     model = model.double()  # float64: see test_training.py
     tensors = sys.modules["weights"].portable_tensors
@@ -187,7 +189,11 @@ def train_steps(m, model, batches, after_step):
         y = torch.from_numpy(batches[f"y{step}"])
         loss = F.cross_entropy(model(x), y, label_smoothing=smoothing)
         loss.backward()
-        grads = {names[id(p)]: p.grad.numpy() for p in model.parameters() if p.grad is not None}
+        grads = {
+            names[id(p)]: p.grad.numpy().copy() for p in model.parameters() if p.grad is not None
+        }
+        if m.TRAIN.get("clip_grad_norm") is not None:  # as the trainer clips
+            torch.nn.utils.clip_grad_norm_(model.parameters(), m.TRAIN["clip_grad_norm"])
         optimizer.step()
         state = {n: t.detach().numpy() for n, t in tensors(model).items()}
         after_step(step, lrs[step - 1], grads, state)

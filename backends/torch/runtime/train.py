@@ -534,9 +534,17 @@ class Trainer:
             loss = self.criterion(self.train_net(x), y)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        self.clip_gradients()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return loss.detach()
+
+    def clip_gradients(self):
+        """Scale the gradients to the spec's clip_grad_norm (their global L2 norm), if any."""
+        max_norm = spec.TRAIN.get("clip_grad_norm")
+        if max_norm is not None:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), max_norm)
 
     def train_epoch(self, epoch):
         """Train from the saved position to the epoch's end, --max-steps or Ctrl-C."""
