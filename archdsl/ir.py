@@ -185,6 +185,19 @@ class CenterCrop(Frozen):
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True, populate_by_name=True)
 
 
+class RandomResizedCrop(Frozen):
+    """torchvision's RandomResizedCrop: a random box of `scale` of the area and `ratio` aspect,
+    resized to size x size; evaluation resizes the shorter side to `from_` and centre-crops."""
+
+    name: Literal["random_resized_crop"] = "random_resized_crop"
+    size: PositiveInt
+    scale: tuple[PositiveFloat, ...] = (0.08, 1.0)  # [low, high]: lowering checks the pair
+    ratio: tuple[PositiveFloat, ...] = (3 / 4, 4 / 3)
+    from_: PositiveInt | None = Field(default=None, alias="from")
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True, populate_by_name=True)
+
+
 class HFlip(Frozen):
     """Mirror left-right with probability p."""
 
@@ -212,7 +225,8 @@ Schedule = Annotated[
     OnPlateau | StepDecay | MultiStep | Cosine | NoSchedule, Field(discriminator="name")
 ]
 Augment = Annotated[
-    RandomCrop | CenterCrop | HFlip | PCALighting | Normalize, Field(discriminator="name")
+    RandomCrop | CenterCrop | RandomResizedCrop | HFlip | PCALighting | Normalize,
+    Field(discriminator="name"),
 ]
 
 

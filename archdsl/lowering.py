@@ -484,6 +484,7 @@ def _setting(s: Setting, input_shape: tuple[int, ...]):
     if key == "augment":
         items = v.value if v.kind == "list" else (v,)
         steps = [_recipe_call(item, AUGMENTS, "augmentation", AUGMENT_CLASSES) for item in items]
+        steps = [_eval_size(step) for step in steps]
         for step, item in zip(steps, items, strict=True):
             _check_augment(step, item.span, input_shape)
         return tuple(steps)
@@ -529,12 +530,44 @@ def _check_recipe(train: ir.Train, spans: dict) -> None:
         )
 
 
+def _eval_size(step):
+    """A random_resized_crop without `from`: evaluation resizes to size * 256 / 224, as
+    torchvision's recipes resize to 256 for a 224 crop."""
+    if step.name != "random_resized_crop" or step.from_ is not None:
+        return step
+    return step.model_copy(update={"from_": round(step.size * 256 / 224)})
+
+
+def _check_ranges(step, span) -> None:
+    """random_resized_crop's scale and ratio: [low, high] ranges, scale within (0, 1]."""
+    for key, top in (("scale", 1.0), ("ratio", None)):
+        pair = getattr(step, key)
+        if len(pair) != 2:
+            raise fail(
+                "E019",
+                span,
+                f"`{step.name}`: `{key}` needs two numbers [low, high], not {len(pair)}",
+                f"e.g. `{key}=[0.08, 1.0]`" if top else f"e.g. `{key}=[0.75, 1.3333]`",
+            )
+        low, high = pair
+        if low > high or (top is not None and high > top):
+            raise fail(
+                "E019",
+                span,
+                f"`{step.name}`: `{key}` [{low}, {high}] is not a range "
+                + ("within (0, 1]" if top else "low to high"),
+                "e.g. `scale=[0.08, 1.0]`" if top else "e.g. `ratio=[0.75, 1.3333]`",
+            )
+
+
 def _check_augment(step, span, input_shape: tuple[int, ...]) -> None:
     """Crops must yield the model's input size; normalize needs one value per channel."""
     if len(input_shape) != 3:
         raise fail("E019", span, f"`{step.name}` needs an image input (C x H x W)")
     channels, height, width = input_shape
-    if step.name in ("random_crop", "center_crop"):
+    if step.name == "random_resized_crop":
+        _check_ranges(step, span)
+    if step.name in ("random_crop", "center_crop", "random_resized_crop"):
         if (step.size, step.size) != (height, width):
             raise fail(
                 "E019",
@@ -615,6 +648,7 @@ LOSS_CLASSES = {"cross_entropy": ir.CrossEntropy}
 AUGMENT_CLASSES = {
     "random_crop": ir.RandomCrop,
     "center_crop": ir.CenterCrop,
+    "random_resized_crop": ir.RandomResizedCrop,
     "hflip": ir.HFlip,
     "pca_lighting": ir.PCALighting,
     "normalize": ir.Normalize,

@@ -76,6 +76,7 @@ LOSSES: dict[str, tuple[Param, ...]] = {"cross_entropy": sig("label_smoothing:fl
 AUGMENTS: dict[str, tuple[Param, ...]] = {
     "random_crop": sig("size:count!", "from:count!"),
     "center_crop": sig("size:count!", "from:count!"),
+    "random_resized_crop": sig("size:count!", "scale:floats", "ratio:floats", "from:count"),
     "hflip": sig("p:float"),
     "pca_lighting": sig("std:float"),
     "normalize": sig("mean:floats", "std:floats"),

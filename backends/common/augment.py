@@ -1,5 +1,6 @@
 """Image augmentation in NumPy: resizing, crops, flips, PCA lighting and normalisation."""
 
+import math
 from functools import partial
 
 import numpy as np
@@ -15,7 +16,8 @@ EIGVEC = np.array(
         [-0.5836, -0.6948, 0.4203],
     ]
 )
-CROPS = ("random_crop", "center_crop")
+CROPS = ("random_crop", "center_crop", "random_resized_crop")
+RRC_ATTEMPTS = 10  # torchvision's RandomResizedCrop tries 10 boxes before its fallback
 LUMA = np.array([0.299, 0.587, 0.114])
 
 
@@ -68,6 +70,34 @@ def random_crop(img, size, rng):
     return img[top : top + size, left : left + size]
 
 
+def resized_crop_box(height, width, scale, ratio, rng):
+    """(top, left, h, w) of torchvision's RandomResizedCrop: up to 10 boxes of a uniform
+    fraction `scale` of the area and a log-uniform aspect `ratio`, the first that fits taken at
+    a uniform position; else the central crop of the image clamped to the ratio range."""
+    area, log_ratio = height * width, (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(RRC_ATTEMPTS):
+        target = area * rng.uniform(scale[0], scale[1])
+        aspect = math.exp(rng.uniform(log_ratio[0], log_ratio[1]))
+        w = int(round(math.sqrt(target * aspect)))
+        h = int(round(math.sqrt(target / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            top = int(rng.integers(0, height - h + 1))
+            left = int(rng.integers(0, width - w + 1))
+            return top, left, h, w
+    h, w = height, width
+    if width / height < min(ratio):
+        h = int(round(width / min(ratio)))
+    elif width / height > max(ratio):
+        w = int(round(height * max(ratio)))
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+def random_resized_crop(img, size, scale, ratio, rng):
+    """A resized_crop_box() crop resized to size x size (Pillow's bilinear filter)."""
+    top, left, h, w = resized_crop_box(*img.shape[:2], scale, ratio, rng)
+    return resize(img[top : top + h, left : left + w], (size, size))
+
+
 def hflip(img, rng, p=0.5):
     """Mirror left-right with probability p."""
     return img[:, ::-1] if rng.random() < p else img
@@ -107,6 +137,11 @@ def _apply(fn, kwargs, img, rng):
 def _random_crop(img, rng, size):
     """Random crop step."""
     return random_crop(img, size, rng)
+
+
+def _random_resized_crop(img, rng, size, scale, ratio):
+    """Random resized crop step."""
+    return random_resized_crop(img, size, scale, ratio, rng)
 
 
 def _pca_lighting(img, rng, std):
@@ -163,6 +198,9 @@ def check_channels(augment, channels):
 def train_steps(entry):
     """The steps of one TRAIN["augment"] entry."""
     name = entry["name"]
+    if name == "random_resized_crop":
+        args = {k: entry[k] for k in ("size", "scale", "ratio")}
+        return [partial(_random_resized_crop, **args)]
     if name in CROPS:
         size = entry["size"]
         if name == "random_crop":

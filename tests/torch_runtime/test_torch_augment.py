@@ -5,7 +5,7 @@ import pickle
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
 
 NORM = {"name": "normalize", "mean": [0.5, 0.25, 0.0], "std": [0.5, 0.25, 1.0]}
 
@@ -177,3 +177,70 @@ def test_hflip_probability_is_honoured(aug, p, low, high):
         not np.array_equal(pipe(img, np.random.default_rng(seed)), plain) for seed in range(200)
     )
     assert low <= flips <= high
+
+
+class TorchDraws:
+    """A stand-in for the NumPy generator that draws as torchvision's transforms draw (the
+    global torch generator), so the same seed must give torchvision's box."""
+
+    def uniform(self, low, high):
+        """torch.empty(1).uniform_(low, high), as RandomResizedCrop draws."""
+        return torch.empty(1).uniform_(low, high).item()
+
+    def integers(self, low, high):
+        """torch.randint(low, high, (1,)), as RandomResizedCrop draws."""
+        return torch.randint(low, high, size=(1,)).item()
+
+
+@pytest.mark.parametrize(
+    "hw, scale, ratio",
+    [((40, 60), (0.08, 1.0), (3 / 4, 4 / 3)), ((50, 20), (0.5, 1.0), (0.5, 2.0))],
+)
+def test_random_resized_crop_samples_torchvisions_boxes(aug, hw, scale, ratio):
+    v2 = pytest.importorskip("torchvision.transforms.v2")
+    theirs = v2.RandomResizedCrop(8, scale=scale, ratio=ratio)
+    frame = torch.zeros(3, *hw)
+    for seed in range(200):
+        torch.manual_seed(seed)
+        want = theirs.make_params([frame])
+        torch.manual_seed(seed)
+        got = aug.resized_crop_box(*hw, scale, ratio, TorchDraws())
+        assert got == (want["top"], want["left"], want["height"], want["width"]), seed
+
+
+@pytest.mark.parametrize("hw, ratio", [((30, 30), (2.0, 3.0)), ((10, 40), (0.5, 1.5))])
+def test_random_resized_crop_falls_back_to_torchvisions_central_crop(aug, hw, ratio):
+    """No box of the whole area with these aspects fits: both take the same central one."""
+    v2 = pytest.importorskip("torchvision.transforms.v2")
+    want = v2.RandomResizedCrop(8, scale=(1.0, 1.0), ratio=ratio).make_params([torch.zeros(3, *hw)])
+    got = aug.resized_crop_box(*hw, (1.0, 1.0), ratio, np.random.default_rng(0))
+    assert got == (want["top"], want["left"], want["height"], want["width"])
+    assert got[2:] != hw  # the fallback clamped the aspect
+
+
+def test_random_resized_crop_pixels_are_torchvisions_resized_crop(aug):
+    """The same box gives the same pixels as torchvision.transforms.v2.functional.resized_crop
+    on a PIL image (bilinear; Pillow resizes in both)."""
+    v2 = pytest.importorskip("torchvision.transforms.v2")
+    from PIL import Image
+
+    img = np.random.default_rng(3).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    for seed in range(5):
+        box = aug.resized_crop_box(37, 53, (0.08, 1.0), (3 / 4, 4 / 3), aug.sample_rng(0, 0, seed))
+        got = aug.random_resized_crop(
+            img, 16, (0.08, 1.0), (3 / 4, 4 / 3), aug.sample_rng(0, 0, seed)
+        )
+        want = v2.functional.resized_crop(
+            Image.fromarray(img), *box, [16, 16], v2.InterpolationMode.BILINEAR
+        )
+        np.testing.assert_array_equal(got, np.asarray(want))
+
+
+def test_random_resized_crop_pipeline_trains_and_evaluates(aug):
+    entry = {"name": "random_resized_crop", "size": 8, "scale": [0.2, 1.0], "ratio": [0.75, 4 / 3]}
+    train = aug.build_pipeline([{**entry, "from": 10}], (8, 8), train=True)
+    outs = {train(image(20, 30), aug.sample_rng(1, 0, i)).tobytes() for i in range(6)}
+    assert len(outs) == 6  # a different box per sample
+    evaluated = aug.build_pipeline([{**entry, "from": 10}], (8, 8), train=False)(image(20, 30))
+    want = aug.center_crop(aug.resize_shorter(image(20, 30), 10), 8).astype(np.float32) / 255
+    np.testing.assert_allclose(evaluated, want)
