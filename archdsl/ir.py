@@ -198,6 +198,22 @@ class RandomResizedCrop(Frozen):
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True, populate_by_name=True)
 
 
+class Mixup(Frozen):
+    """Batch-level: each image blended with the next one of the batch (torchvision's MixUp),
+    lambda ~ Beta(alpha, alpha), the targets blended alike."""
+
+    name: Literal["mixup"] = "mixup"
+    alpha: PositiveFloat = 0.2
+
+
+class Cutmix(Frozen):
+    """Batch-level: a box of the next image of the batch pasted in (torchvision's CutMix),
+    lambda ~ Beta(alpha, alpha), the targets blended by the pasted area."""
+
+    name: Literal["cutmix"] = "cutmix"
+    alpha: PositiveFloat = 1.0
+
+
 class HFlip(Frozen):
     """Mirror left-right with probability p."""
 
@@ -225,9 +241,19 @@ Schedule = Annotated[
     OnPlateau | StepDecay | MultiStep | Cosine | NoSchedule, Field(discriminator="name")
 ]
 Augment = Annotated[
-    RandomCrop | CenterCrop | RandomResizedCrop | HFlip | PCALighting | Normalize,
+    RandomCrop | CenterCrop | RandomResizedCrop | HFlip | PCALighting | Normalize | Mixup | Cutmix,
     Field(discriminator="name"),
 ]
+
+
+class EMA(Frozen):
+    """An exponential moving average of the weights and batch-norm statistics, updated every
+    `every` optimizer steps and evaluated in place of the raw weights (torchvision's)."""
+
+    name: Literal["ema"] = "ema"
+    decay: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.9999
+    every: PositiveInt = 1
+    adjust: bool = False
 
 
 class Train(Frozen):
@@ -240,6 +266,7 @@ class Train(Frozen):
     epochs: PositiveInt = 10
     augment: tuple[Augment, ...] = ()
     clip_grad_norm: PositiveFloat | None = None
+    ema: EMA | None = None
     span: Span | None = None
 
 

@@ -13,6 +13,7 @@ from archdsl.ops import LEARNED, MERGES, REGISTRY
 from archdsl.ops.spec import ArgumentError
 from archdsl.signatures import (
     AUGMENTS,
+    AVERAGES,
     LOSSES,
     OPS,
     OPTIMIZERS,
@@ -481,12 +482,15 @@ def _setting(s: Setting, input_shape: tuple[int, ...]):
         return convert(Param(key, "count"), v, "train")
     if key == "clip_grad_norm":
         return _max_norm(v)
+    if key == "ema":
+        return _ema(v)
     if key == "augment":
         items = v.value if v.kind == "list" else (v,)
         steps = [_recipe_call(item, AUGMENTS, "augmentation", AUGMENT_CLASSES) for item in items]
         steps = [_eval_size(step) for step in steps]
         for step, item in zip(steps, items, strict=True):
             _check_augment(step, item.span, input_shape)
+        _check_once(steps, items)
         return tuple(steps)
     tables = {
         "optimizer": (OPTIMIZERS, OPTIMIZER_CLASSES),
@@ -502,6 +506,20 @@ def _setting(s: Setting, input_shape: tuple[int, ...]):
         )
     table, classes = tables[key]
     return _recipe_call(v, table, key, classes)
+
+
+def _ema(v: Value) -> ir.EMA | None:
+    """`ema = ema(decay=..., every=..., adjust=...)`, or `none`."""
+    if (v.kind, v.value) == ("name", "none"):
+        return None
+    if v.kind == "number":
+        raise fail(
+            "E019",
+            v.span,
+            "`ema` takes the call `ema(...)`, not a number",
+            f"write `ema = ema(decay={v.value})`",
+        )
+    return _recipe_call(v, AVERAGES, "ema", {"ema": ir.EMA})
 
 
 def _max_norm(v: Value) -> float:
@@ -536,6 +554,20 @@ def _eval_size(step):
     if step.name != "random_resized_crop" or step.from_ is not None:
         return step
     return step.model_copy(update={"from_": round(step.size * 256 / 224)})
+
+
+def _check_once(steps, items) -> None:
+    """Each batch-level mix (mixup, cutmix) at most once."""
+    seen: set[str] = set()
+    for step, item in zip(steps, items, strict=True):
+        if step.name in ("mixup", "cutmix") and step.name in seen:
+            raise fail(
+                "E016",
+                item.span,
+                f"`{step.name}` given twice",
+                "each batch takes one of mixup and cutmix (chosen at random if both are listed)",
+            )
+        seen.add(step.name)
 
 
 def _check_ranges(step, span) -> None:
@@ -652,4 +684,6 @@ AUGMENT_CLASSES = {
     "hflip": ir.HFlip,
     "pca_lighting": ir.PCALighting,
     "normalize": ir.Normalize,
+    "mixup": ir.Mixup,
+    "cutmix": ir.Cutmix,
 }

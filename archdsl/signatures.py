@@ -80,7 +80,11 @@ AUGMENTS: dict[str, tuple[Param, ...]] = {
     "hflip": sig("p:float"),
     "pca_lighting": sig("std:float"),
     "normalize": sig("mean:floats", "std:floats"),
+    "mixup": sig("alpha:float"),
+    "cutmix": sig("alpha:float"),
 }
+
+AVERAGES: dict[str, tuple[Param, ...]] = {"ema": sig("decay:float", "every:count", "adjust:bool")}
 
 TRAIN_SETTINGS = (
     "optimizer",
@@ -90,4 +94,5 @@ TRAIN_SETTINGS = (
     "epochs",
     "augment",
     "clip_grad_norm",
+    "ema",
 )

@@ -17,6 +17,10 @@ EIGVEC = np.array(
     ]
 )
 CROPS = ("random_crop", "center_crop", "random_resized_crop")
+MIXES = (
+    "mixup",
+    "cutmix",
+)  # batch-level: applied by mix_batch, after the per-image steps
 RRC_ATTEMPTS = 10  # torchvision's RandomResizedCrop tries 10 boxes before its fallback
 LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -24,6 +28,11 @@ LUMA = np.array([0.299, 0.587, 0.114])
 def sample_rng(seed, epoch, index):
     """Return the augmentation generator of one sample: a pure function of (seed, epoch, index)."""
     return np.random.default_rng([seed, 0, epoch, index])
+
+
+def batch_rng(seed, epoch, batch, rank=0):
+    """The generator of one training batch's mix: a function of (seed, epoch, batch, rank)."""
+    return np.random.default_rng([seed, 3, epoch, batch, rank])
 
 
 def to_float(img):
@@ -78,17 +87,17 @@ def resized_crop_box(height, width, scale, ratio, rng):
     for _ in range(RRC_ATTEMPTS):
         target = area * rng.uniform(scale[0], scale[1])
         aspect = math.exp(rng.uniform(log_ratio[0], log_ratio[1]))
-        w = int(round(math.sqrt(target * aspect)))
-        h = int(round(math.sqrt(target / aspect)))
+        w = round(math.sqrt(target * aspect))
+        h = round(math.sqrt(target / aspect))
         if 0 < w <= width and 0 < h <= height:
             top = int(rng.integers(0, height - h + 1))
             left = int(rng.integers(0, width - w + 1))
             return top, left, h, w
     h, w = height, width
     if width / height < min(ratio):
-        h = int(round(width / min(ratio)))
+        h = round(width / min(ratio))
     elif width / height > max(ratio):
-        w = int(round(height * max(ratio)))
+        w = round(height * max(ratio))
     return (height - h) // 2, (width - w) // 2, h, w
 
 
@@ -122,6 +131,52 @@ def ten_crop(img, size):
         center_crop(img, size)
     ]
     return np.stack(crops + [c[:, ::-1] for c in crops])
+
+
+def mixup(x, targets, lam):
+    """torchvision's MixUp: every image and target blended with the batch's next (rolled by 1)."""
+    lam = np.float32(lam)
+    mixed = lam * x + (1 - lam) * np.roll(x, 1, axis=0)
+    return mixed, lam * targets + (1 - lam) * np.roll(targets, 1, axis=0)
+
+
+def cutmix_box(height, width, lam, rng):
+    """(y1, y2, x1, x2) of torchvision's CutMix box: centre uniform over the pixels, half-sides
+    int(0.5 * sqrt(1 - lam) * side), clipped to the image."""
+    centre_x, centre_y = int(rng.integers(0, width)), int(rng.integers(0, height))
+    half = 0.5 * math.sqrt(1.0 - lam)
+    half_w, half_h = int(half * width), int(half * height)
+    x1, x2 = max(centre_x - half_w, 0), min(centre_x + half_w, width)
+    y1, y2 = max(centre_y - half_h, 0), min(centre_y + half_h, height)
+    return y1, y2, x1, x2
+
+
+def cutmix(x, targets, box):
+    """torchvision's CutMix: the box of the batch's next image pasted in; the targets blended
+    by the share of the image left unpasted."""
+    y1, y2, x1, x2 = box
+    mixed = x.copy()
+    mixed[:, y1:y2, x1:x2] = np.roll(x, 1, axis=0)[:, y1:y2, x1:x2]
+    kept = np.float32(1 - (y2 - y1) * (x2 - x1) / (x.shape[1] * x.shape[2]))
+    return mixed, kept * targets + (1 - kept) * np.roll(targets, 1, axis=0)
+
+
+def mix_entries(augment):
+    """The batch-level entries (mixup, cutmix) of TRAIN["augment"]."""
+    return [e for e in augment if e["name"] in MIXES]
+
+
+def mix_batch(x, labels, num_classes, entries, rng):
+    """(images, float32 soft targets) of an NHWC batch: one of the entries chosen uniformly (as
+    torchvision's RandomChoice), lambda ~ Beta(alpha, alpha); (x, labels) without entries."""
+    if not entries:
+        return x, labels
+    entry = entries[int(rng.integers(0, len(entries)))]
+    lam = float(rng.beta(entry["alpha"], entry["alpha"]))
+    targets = np.eye(num_classes, dtype=np.float32)[np.asarray(labels)]
+    if entry["name"] == "mixup":
+        return mixup(x, targets, lam)
+    return cutmix(x, targets, cutmix_box(x.shape[1], x.shape[2], lam, rng))
 
 
 def step(fn, **kwargs):
@@ -214,6 +269,8 @@ def train_steps(entry):
         return [partial(_pca_lighting, std=entry["std"])]
     if name == "normalize":
         return [step(normalize, mean=entry["mean"], std=entry["std"])]
+    if name in MIXES:
+        return []  # batch-level: mix_batch
     raise ValueError(f"unknown augment {name!r}")
 
 

@@ -54,6 +54,7 @@ TRAIN_ORDER = (
     "schedule",
     "augment",
     "clip_grad_norm",
+    "ema",
 )
 BODY = 4  # indentation of a function body
 SPLIT = ("# The archdsl runtime, copied beside this file:", "# isort: split")

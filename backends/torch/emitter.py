@@ -33,6 +33,7 @@ TRAIN_ORDER = (
     "schedule",
     "augment",
     "clip_grad_norm",
+    "ema",
 )
 SCHEDULES = {
     "on_plateau": "OnPlateau",

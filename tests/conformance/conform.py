@@ -391,6 +391,30 @@ def rule_name(opt: dict) -> str:
     return opt["rule"] if opt["name"] == "sgd" else opt["name"]
 
 
+def mixed_batch(train: dict, x, labels, num_classes: int, step: int):
+    """(x, targets) of a harness batch (NCHW or flat x) through the spec's mixup / cutmix, as
+    the trainers mix (backends/common/augment.py); (x, labels) without them."""
+    augment = _runtime_augment()
+    entries = augment.mix_entries(train["augment"])
+    if not entries:
+        return x, labels
+    nhwc = x.transpose(0, 2, 3, 1)
+    mixed, targets = augment.mix_batch(
+        nhwc, labels, num_classes, entries, augment.batch_rng(SEED, 0, step)
+    )
+    return np.ascontiguousarray(mixed.transpose(0, 3, 1, 2)), targets
+
+
+def _runtime_augment():
+    """backends/common/augment.py, the module both trainers mix their batches with."""
+    spec = importlib.util.spec_from_file_location(
+        "conformance_augment", ROOT / "backends" / "common" / "augment.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 # ----------------------------------------------------------------------------- running
 
 

@@ -174,7 +174,12 @@ def train_float64(task, m, directory):
         optimizer.learning_rate = lrs[step - 1]  # as the schedules set it
         x = batches[f"x{step}"]
         x = (x.transpose(0, 2, 3, 1) if x.ndim == 4 else x).astype(np.float64)
-        y = keras.ops.one_hot(batches[f"y{step}"], m.NUM_CLASSES, dtype="float64")
+        y = batches[f"y{step}"]  # labels, or mixup / cutmix's soft targets
+        y = (
+            y.astype(np.float64)
+            if y.ndim == 2
+            else keras.ops.one_hot(y, m.NUM_CLASSES, dtype="float64")
+        )
         with tf.GradientTape() as tape:
             logits = model(x, training=True)
             loss = keras.ops.mean(

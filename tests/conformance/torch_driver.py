@@ -147,8 +147,11 @@ def train(task):
     batches = {}
     for step in range(1, conform.STEPS + 1):
         batch = task.get("batch", conform.BATCH)
-        batches[f"x{step}"] = rng.standard_normal((batch, *m.INPUT_SHAPE)).astype(np.float32)
-        batches[f"y{step}"] = rng.integers(0, m.NUM_CLASSES, batch)
+        x = rng.standard_normal((batch, *m.INPUT_SHAPE)).astype(np.float32)
+        y = rng.integers(0, m.NUM_CLASSES, batch)
+        batches[f"x{step}"], batches[f"y{step}"] = conform.mixed_batch(
+            m.TRAIN, x, y, m.NUM_CLASSES, step
+        )
     np.savez(directory / "batches.npz", **batches)
     rules = conform.training_rules(m.TRAIN, task.get("planted"))
     reference = conform.Reference(start, opt, rules, m.TRAIN.get("clip_grad_norm"))
@@ -187,6 +190,7 @@ def train_steps(m, model, batches, after_step):
         optimizer.zero_grad()
         x = torch.from_numpy(batches[f"x{step}"]).double()
         y = torch.from_numpy(batches[f"y{step}"])
+        y = y.double() if y.is_floating_point() else y  # mixup / cutmix: soft targets
         loss = F.cross_entropy(model(x), y, label_smoothing=smoothing)
         loss.backward()
         grads = {

@@ -10,7 +10,12 @@ import pytest
 
 keras = pytest.importorskip("keras")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes_common"))
-from recipes_reference import clip_by_global_norm, cosine_lr, rmsprop_step  # noqa: E402
+from recipes_reference import (  # noqa: E402
+    clip_by_global_norm,
+    cosine_lr,
+    ema_reference,
+    rmsprop_step,
+)
 
 LRS = [0.1, 0.1, 0.1, 0.01, 0.01]  # the rate drops at step 4
 ALPHA, EPS, MU, WD = 0.9, 1e-3, 0.9, 0.05
@@ -99,3 +104,32 @@ def test_cosine_with_warmup_matches_the_closed_form(load, warmup):
     again = schedules.Cosine(keras.optimizers.SGD(learning_rate=0.2), 10, 0.001, warmup, 0.1)
     again.load_state_dict(state)
     assert again.epoch == 12 and again.base_lr == pytest.approx(0.2)
+
+
+def test_ema_of_weights_and_batch_norm_statistics_matches_numpy(load):
+    """WeightAverage averages every variable (moving statistics included), copies at the first
+    update and after a restart, swaps the average in for evaluation and back."""
+    ema_module = load("ema")
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((5, 5, 2))
+    x = keras.layers.Conv2D(3, 3)(inputs)
+    model = keras.Model(inputs, keras.layers.BatchNormalization()(x, training=True))
+    average = ema_module.WeightAverage(model, 0.75)
+    rng = np.random.default_rng(0)
+    snapshots, restarts = [], (1,)
+    for update in range(5):
+        for v in model.variables:
+            v.assign(np.asarray(v) + rng.normal(size=v.shape).astype(v.dtype))
+        average.update(restart=update in restarts)
+        snapshots.append({v.path: np.asarray(v).copy() for v in model.variables})
+    want = ema_reference(snapshots, 0.75, restarts)[-1]
+    raw = {v.path: np.asarray(v).copy() for v in model.variables}
+    with average.swapped_in():
+        for v in model.variables:
+            np.testing.assert_allclose(np.asarray(v), want[v.path], rtol=1e-6, err_msg=v.path)
+    for v in model.variables:
+        np.testing.assert_array_equal(np.asarray(v), raw[v.path])
+    assert average.n_averaged == 3  # updates 2, 3 and 4 after the restart at update 1
+    again = ema_module.WeightAverage(model, 0.75)
+    assert again.load(average.arrays(), average.n_averaged)
+    assert not again.load({"ema/00000": np.zeros(1)}, 0)

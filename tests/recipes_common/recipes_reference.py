@@ -51,3 +51,22 @@ def clip_by_global_norm(grads, max_norm):
     norm = math.sqrt(sum(float(np.sum(np.square(np.asarray(g, np.float64)))) for g in grads))
     scale = min(1.0, max_norm / (norm + 1e-6))
     return [np.asarray(g, np.float64) * scale for g in grads], norm
+
+
+def ema_reference(snapshots, decay, restarts=()):
+    """The EMA after each update of torchvision's reference, in NumPy: snapshots is a list of
+    {name: array} of the weights at each update; the first update (and the first after an
+    update listed in `restarts`, counted from 0) copies, the others take
+    a <- decay*a + (1 - decay)*w for floating arrays and copy the others."""
+    average, fresh, out = {}, True, []
+    for i, weights in enumerate(snapshots):
+        for name, w in weights.items():
+            w = np.asarray(w)
+            floating = np.issubdtype(w.dtype, np.floating)
+            if fresh or not floating:
+                average[name] = w.astype(np.float64) if floating else w.copy()
+            else:
+                average[name] = decay * average[name] + (1 - decay) * w
+        fresh = i in restarts
+        out.append({k: v.copy() for k, v in average.items()})
+    return out

@@ -244,3 +244,55 @@ def test_random_resized_crop_pipeline_trains_and_evaluates(aug):
     evaluated = aug.build_pipeline([{**entry, "from": 10}], (8, 8), train=False)(image(20, 30))
     want = aug.center_crop(aug.resize_shorter(image(20, 30), 10), 8).astype(np.float32) / 255
     np.testing.assert_allclose(evaluated, want)
+
+
+def batch_nchw(rng, n=4, h=6, w=10):
+    """A float32 NHWC batch and labels, and the same images as an NCHW tensor."""
+    x = rng.random((n, h, w, 3), dtype=np.float32)
+    return x, rng.integers(0, 5, n), torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+
+
+def test_mixup_is_torchvisions_for_the_same_lambda(aug):
+    v2 = pytest.importorskip("torchvision.transforms.v2")
+    x, y, images = batch_nchw(np.random.default_rng(0))
+    theirs = v2.MixUp(alpha=0.2, num_classes=5)
+    theirs.make_params = lambda flat: {"lam": 0.3}
+    want_x, want_y = theirs(images, torch.from_numpy(y))
+    got_x, got_y = aug.mixup(x, np.eye(5, dtype=np.float32)[y], 0.3)
+    np.testing.assert_allclose(got_x.transpose(0, 3, 1, 2), want_x.numpy(), atol=1e-6)
+    np.testing.assert_allclose(got_y, want_y.numpy(), atol=1e-6)
+
+
+def test_cutmix_is_torchvisions_box_and_blend(aug):
+    v2 = pytest.importorskip("torchvision.transforms.v2")
+    x, y, images = batch_nchw(np.random.default_rng(1))
+    theirs = v2.CutMix(alpha=1.0, num_classes=5)
+    theirs._dist.sample = lambda shape: torch.tensor(0.35)
+    for seed in range(20):
+        torch.manual_seed(seed)
+        params = theirs.make_params([images])
+        torch.manual_seed(seed)
+        y1, y2, x1, x2 = aug.cutmix_box(6, 10, 0.35, TorchDraws())
+        assert params["box"] == (x1, y1, x2, y2), seed
+    theirs.make_params = lambda flat: params
+    want_x, want_y = theirs(images, torch.from_numpy(y))
+    got_x, got_y = aug.cutmix(x, np.eye(5, dtype=np.float32)[y], (y1, y2, x1, x2))
+    assert (y2 - y1) * (x2 - x1) > 0  # a box was pasted
+    np.testing.assert_array_equal(got_x.transpose(0, 3, 1, 2), want_x.numpy())
+    np.testing.assert_allclose(got_y, want_y.numpy(), atol=1e-6)
+
+
+def test_mix_batch_draws_from_the_batch_generator(aug):
+    """Without mix entries the batch is untouched; with both, each batch takes one of them,
+    reproducibly from (seed, epoch, batch); the soft targets sum to 1."""
+    x, y, _ = batch_nchw(np.random.default_rng(2))
+    assert aug.mix_batch(x, y, 5, [], aug.batch_rng(0, 0, 0)) == (x, y)
+    entries = [{"name": "mixup", "alpha": 0.2}, {"name": "cutmix", "alpha": 1.0}]
+    runs = [aug.mix_batch(x, y, 5, entries, aug.batch_rng(0, 0, b)) for b in range(8)]
+    again = aug.mix_batch(x, y, 5, entries, aug.batch_rng(0, 0, 3))
+    np.testing.assert_array_equal(runs[3][0], again[0])
+    for mixed, targets in runs:
+        assert mixed.dtype == np.float32 and targets.shape == (4, 5)
+        np.testing.assert_allclose(targets.sum(axis=1), 1.0, rtol=1e-6)
+    pasted = [np.isin(m, x).all() for m, _ in runs]  # cutmix only copies pixels
+    assert any(pasted) and not all(pasted)

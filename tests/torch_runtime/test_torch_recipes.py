@@ -10,7 +10,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes_common"))
-from recipes_reference import clip_by_global_norm, cosine_lr, rmsprop_step  # noqa: E402
+from recipes_reference import (  # noqa: E402
+    clip_by_global_norm,
+    cosine_lr,
+    ema_reference,
+    rmsprop_step,
+)
 
 LRS = [0.1, 0.1, 0.1, 0.01, 0.01]  # the rate drops at step 4
 ALPHA, EPS, MU, WD = 0.9, 1e-3, 0.9, 0.05
@@ -119,3 +124,26 @@ def test_clip_grad_norm_matches_numpy():
     torch.nn.utils.clip_grad_norm_(params, 1.5)
     for p, w in zip(params, want, strict=True):
         np.testing.assert_allclose(p.grad.numpy(), w, rtol=1e-15, atol=0)
+
+
+def test_ema_of_weights_and_batch_norm_statistics_matches_numpy(load):
+    """The EMA averages parameters and float buffers (running statistics), copies integer
+    buffers, copies at the first update and at the first after a restart (warmup)."""
+    ema_module = load("ema")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.BatchNorm2d(3)).double()
+    ema = ema_module.ema_model(net, 0.75)
+    snapshots, restarts = [], (1,)
+    for update in range(5):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(torch.randn_like(p))
+        net(torch.randn(4, 2, 5, 5, dtype=torch.float64))  # moves the running statistics
+        ema_module.update(ema, net, restart=update in restarts)
+        snapshots.append({k: v.detach().numpy().copy() for k, v in net.state_dict().items()})
+        averaged = {k: v.detach().numpy() for k, v in ema.module.state_dict().items()}
+        want = ema_reference(snapshots, 0.75, restarts)[-1]
+        assert set(averaged) == set(want)
+        for name, value in want.items():
+            np.testing.assert_allclose(averaged[name], value, rtol=1e-13, atol=0, err_msg=name)
+    assert averaged["1.num_batches_tracked"] == 5  # copied, not averaged
