@@ -198,6 +198,17 @@ class RandomResizedCrop(Frozen):
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True, populate_by_name=True)
 
 
+class RandomErasing(Frozen):
+    """torchvision's RandomErasing: with probability p, a random box of `scale` of the area and
+    `ratio` aspect set to `value` (in the pipeline's units at that point)."""
+
+    name: Literal["random_erasing"] = "random_erasing"
+    p: Probability = 0.5
+    scale: tuple[PositiveFloat, ...] = (0.02, 0.33)  # [low, high]: lowering checks the pair
+    ratio: tuple[PositiveFloat, ...] = (0.3, 3.3)
+    value: float = 0.0
+
+
 class Mixup(Frozen):
     """Batch-level: each image blended with the next one of the batch (torchvision's MixUp),
     lambda ~ Beta(alpha, alpha), the targets blended alike."""
@@ -241,7 +252,15 @@ Schedule = Annotated[
     OnPlateau | StepDecay | MultiStep | Cosine | NoSchedule, Field(discriminator="name")
 ]
 Augment = Annotated[
-    RandomCrop | CenterCrop | RandomResizedCrop | HFlip | PCALighting | Normalize | Mixup | Cutmix,
+    RandomCrop
+    | CenterCrop
+    | RandomResizedCrop
+    | HFlip
+    | PCALighting
+    | Normalize
+    | RandomErasing
+    | Mixup
+    | Cutmix,
     Field(discriminator="name"),
 ]
 

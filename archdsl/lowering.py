@@ -571,7 +571,8 @@ def _check_once(steps, items) -> None:
 
 
 def _check_ranges(step, span) -> None:
-    """random_resized_crop's scale and ratio: [low, high] ranges, scale within (0, 1]."""
+    """random_resized_crop's and random_erasing's scale and ratio: [low, high] ranges, scale
+    within (0, 1]."""
     for key, top in (("scale", 1.0), ("ratio", None)):
         pair = getattr(step, key)
         if len(pair) != 2:
@@ -597,7 +598,7 @@ def _check_augment(step, span, input_shape: tuple[int, ...]) -> None:
     if len(input_shape) != 3:
         raise fail("E019", span, f"`{step.name}` needs an image input (C x H x W)")
     channels, height, width = input_shape
-    if step.name == "random_resized_crop":
+    if step.name in ("random_resized_crop", "random_erasing"):
         _check_ranges(step, span)
     if step.name in ("random_crop", "center_crop", "random_resized_crop"):
         if (step.size, step.size) != (height, width):
@@ -684,6 +685,7 @@ AUGMENT_CLASSES = {
     "hflip": ir.HFlip,
     "pca_lighting": ir.PCALighting,
     "normalize": ir.Normalize,
+    "random_erasing": ir.RandomErasing,
     "mixup": ir.Mixup,
     "cutmix": ir.Cutmix,
 }

@@ -80,6 +80,7 @@ AUGMENTS: dict[str, tuple[Param, ...]] = {
     "hflip": sig("p:float"),
     "pca_lighting": sig("std:float"),
     "normalize": sig("mean:floats", "std:floats"),
+    "random_erasing": sig("p:float", "scale:floats", "ratio:floats", "value:float"),
     "mixup": sig("alpha:float"),
     "cutmix": sig("alpha:float"),
 }

@@ -21,7 +21,7 @@ MIXES = (
     "mixup",
     "cutmix",
 )  # batch-level: applied by mix_batch, after the per-image steps
-RRC_ATTEMPTS = 10  # torchvision's RandomResizedCrop tries 10 boxes before its fallback
+ATTEMPTS = 10  # torchvision's RandomResizedCrop and RandomErasing try 10 boxes
 LUMA = np.array([0.299, 0.587, 0.114])
 
 
@@ -84,7 +84,7 @@ def resized_crop_box(height, width, scale, ratio, rng):
     fraction `scale` of the area and a log-uniform aspect `ratio`, the first that fits taken at
     a uniform position; else the central crop of the image clamped to the ratio range."""
     area, log_ratio = height * width, (math.log(ratio[0]), math.log(ratio[1]))
-    for _ in range(RRC_ATTEMPTS):
+    for _ in range(ATTEMPTS):
         target = area * rng.uniform(scale[0], scale[1])
         aspect = math.exp(rng.uniform(log_ratio[0], log_ratio[1]))
         w = round(math.sqrt(target * aspect))
@@ -105,6 +105,35 @@ def random_resized_crop(img, size, scale, ratio, rng):
     """A resized_crop_box() crop resized to size x size (Pillow's bilinear filter)."""
     top, left, h, w = resized_crop_box(*img.shape[:2], scale, ratio, rng)
     return resize(img[top : top + h, left : left + w], (size, size))
+
+
+def erasing_box(height, width, scale, ratio, rng):
+    """(top, left, h, w) of torchvision's RandomErasing, or None: up to 10 boxes of a uniform
+    fraction `scale` of the area and a log-uniform aspect h / w in `ratio`, the first smaller
+    than the image taken at a uniform position."""
+    area, log_ratio = height * width, (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(ATTEMPTS):
+        erased = area * rng.uniform(scale[0], scale[1])
+        aspect = math.exp(rng.uniform(log_ratio[0], log_ratio[1]))
+        h, w = round(math.sqrt(erased * aspect)), round(math.sqrt(erased / aspect))
+        if h < height and w < width:
+            top = int(rng.integers(0, height - h + 1))
+            left = int(rng.integers(0, width - w + 1))
+            return top, left, h, w
+    return None
+
+
+def random_erasing(img, rng, p, scale, ratio, value):
+    """With probability p, an erasing_box() of the image (as float) set to value."""
+    if rng.random() >= p:
+        return img
+    box = erasing_box(*img.shape[:2], scale, ratio, rng)
+    if box is None:
+        return img
+    top, left, h, w = box
+    out = np.array(to_float(img), dtype=np.float32)
+    out[top : top + h, left : left + w] = value
+    return out
 
 
 def hflip(img, rng, p=0.5):
@@ -269,6 +298,9 @@ def train_steps(entry):
         return [partial(_pca_lighting, std=entry["std"])]
     if name == "normalize":
         return [step(normalize, mean=entry["mean"], std=entry["std"])]
+    if name == "random_erasing":
+        args = {k: entry[k] for k in ("p", "scale", "ratio", "value")}
+        return [partial(random_erasing, **args)]
     if name in MIXES:
         return []  # batch-level: mix_batch
     raise ValueError(f"unknown augment {name!r}")

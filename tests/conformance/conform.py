@@ -27,7 +27,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE.parent / "recipes_common"))
-from recipes_reference import clip_by_global_norm, rmsprop_step  # noqa: E402
+from recipes_reference import clip_by_global_norm, ema_reference, rmsprop_step  # noqa: E402
 
 SPECS = sorted((ROOT / "specs").rglob("*.arch"))
 OWN_SPECS = HERE / "specs"
@@ -403,6 +403,41 @@ def mixed_batch(train: dict, x, labels, num_classes: int, step: int):
         nhwc, labels, num_classes, entries, augment.batch_rng(SEED, 0, step)
     )
     return np.ascontiguousarray(mixed.transpose(0, 3, 1, 2)), targets
+
+
+def ema_updates(train: dict) -> list[int]:
+    """The harness steps after which the spec's EMA updates (none without one); the harness
+    runs past any warmup, so no update restarts the average."""
+    ema = train.get("ema")
+    if ema is None:
+        return []
+    if ema["adjust"]:
+        raise ValueError("the harness takes the EMA's decay as written (adjust=false)")
+    return [step for step in range(1, STEPS + 1) if step % ema["every"] == 0]
+
+
+def ema_check(train: dict, snapshots: list, averaged: dict) -> dict:
+    """{rule: worst diff} of a backend's EMA (portable tensors) against NumPy's average of its
+    own weights at the update steps: "ema" (torchvision's, batch-norm statistics averaged) and
+    the planted "ema_statistics_copied" (statistics taken as they are, without use_buffers)."""
+    decay = train["ema"]["decay"]
+    want = ema_reference(snapshots, decay)[-1]
+    copied = {k: (snapshots[-1][k] if "running" in k else v) for k, v in want.items()}
+    scales = layer_scales(want)
+    return {
+        "ema": tensor_diffs(averaged, want, scales=scales),
+        "ema_statistics_copied": tensor_diffs(averaged, copied, scales=scales),
+    }
+
+
+def runtime_module(directory: Path, name: str):
+    """A runtime module of a compiled output directory, imported from its file."""
+    spec = importlib.util.spec_from_file_location(
+        f"conformance_{name}_{next(_serial)}", Path(directory) / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _runtime_augment():

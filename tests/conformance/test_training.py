@@ -137,3 +137,21 @@ def test_recipes_pocket_trains_tf_rmsprop_clipped_on_mixed_batches(training):
     assert train["clip_grad_norm"] == 1.0
     targets = [run.npz("batches.npz")[f"y{step}"] for step in range(1, conform.STEPS + 1)]
     assert all(t.ndim == 2 and (t.max(axis=1) < 1).any() for t in targets)
+
+
+@pytest.mark.parametrize("backend", ["torch", "keras"])
+def test_ema_of_the_recipes_pocket_is_torchvisions(training, backend):
+    """Each trainer's EMA (AveragedModel with its buffers; Keras's WeightAverage), updated after
+    steps 2 and 4, is NumPy's average of the weights and batch-norm statistics at those steps;
+    the average that takes the statistics as they are (without use_buffers) is caught."""
+    result = getattr(training["specs/recipes_pocket.arch"].check(), backend)["ema"]
+    show(f"recipes_pocket {backend} EMA vs NumPy", [result["ema"]])
+    assert result["ema"]["max_rel"] <= conform.REFERENCE_RTOL
+    assert result["ema_statistics_copied"]["max_rel"] > 1e3 * conform.CROSS_RTOL
+    assert "running" in result["ema_statistics_copied"]["worst"]
+
+
+def test_ema_agrees_between_the_backends(training):
+    cross = training["specs/recipes_pocket.arch"].check().keras["ema_cross"]
+    show("recipes_pocket EMA keras vs torch", [cross])
+    assert cross["max_rel"] <= conform.CROSS_RTOL

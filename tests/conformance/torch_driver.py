@@ -155,14 +155,27 @@ def train(task):
     np.savez(directory / "batches.npz", **batches)
     rules = conform.training_rules(m.TRAIN, task.get("planted"))
     reference = conform.Reference(start, opt, rules, m.TRAIN.get("clip_grad_norm"))
-    steps = []
+    steps, updates, snapshots, ema = [], conform.ema_updates(m.TRAIN), [], []
+    runtime = conform.runtime_module(directory / "torch", "ema") if updates else None
 
-    def compare(step, lr, grads, state):
+    def compare(step, lr, grads, state, model):
         np.savez(directory / f"torch_weights{step}.npz", **state)
         steps.append(reference.step(lr, grads, state))
+        if step in updates:  # the trainer's EMA, updated as the trainer updates it
+            if not ema:
+                ema.append(runtime.ema_model(model, m.TRAIN["ema"]["decay"]))
+            runtime.update(ema[0], model, restart=False)
+            snapshots.append({n: a.copy() for n, a in state.items()})  # views of the model
 
     lrs, losses = train_steps(m, model, batches, compare)
     result = {"optimizer": opt, "train": m.TRAIN, "lrs": lrs, "losses": losses, "reference": steps}
+    if ema:
+        averaged = {
+            n: t.detach().numpy()
+            for n, t in sys.modules["weights"].portable_tensors(ema[0].module).items()
+        }
+        np.savez(directory / "torch_ema.npz", **averaged)
+        result["ema"] = conform.ema_check(m.TRAIN, snapshots, averaged)
     if task.get("sensitivity"):
         result["sensitivity"] = sensitivity(m, directory, batches, task["sensitivity"])
     return result
@@ -171,7 +184,7 @@ def train(task):
 def train_steps(m, model, batches, after_step):
     """Train `model` in float64 for STEPS steps of its optimizer on the batches, the rate set as
     the schedules set it, the gradients clipped as the trainer clips them; after_step(step, lr,
-    grads before clipping, portable float64 state) after each.
+    grads before clipping, portable float64 state, model) after each.
     Returns (lrs, losses)."""
     model = model.double()  # float64: see test_training.py
     tensors = sys.modules["weights"].portable_tensors
@@ -200,7 +213,7 @@ def train_steps(m, model, batches, after_step):
             torch.nn.utils.clip_grad_norm_(model.parameters(), m.TRAIN["clip_grad_norm"])
         optimizer.step()
         state = {n: t.detach().numpy() for n, t in tensors(model).items()}
-        after_step(step, lrs[step - 1], grads, state)
+        after_step(step, lrs[step - 1], grads, state, model)
         losses.append(float(loss.detach()))
     return lrs, losses
 
@@ -218,7 +231,7 @@ def sensitivity(m, directory, batches, delta):
             p.mul_(1 + delta * torch.randn(p.shape, generator=noise, dtype=p.dtype))
     diffs = []
 
-    def compare(step, lr, grads, state):
+    def compare(step, lr, grads, state, model):
         with np.load(directory / f"torch_weights{step}.npz") as f:
             theirs = dict(f)
         diffs.append(conform.tensor_diffs(state, theirs, scales=conform.layer_scales(theirs)))

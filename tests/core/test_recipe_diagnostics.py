@@ -23,7 +23,8 @@ def test_the_recipes_settings_reach_the_ir():
         "  epochs = 600\n"
         "  clip_grad_norm = 2.5\n"
         "  ema = ema(decay=0.99998, every=32, adjust=true)\n"
-        "  augment = [random_resized_crop(32, scale=[0.25, 1]), mixup(0.2), cutmix(1.0)]"
+        "  augment = [random_resized_crop(32, scale=[0.25, 1]), normalize,"
+        " random_erasing(p=0.25, value=-1), mixup(0.2), cutmix(1.0)]"
     )
     assert checked.ok, [d.message for d in checked.diagnostics]
     train = checked.graph.train
@@ -35,7 +36,13 @@ def test_the_recipes_settings_reach_the_ir():
     assert (train.schedule.warmup, train.schedule.warmup_factor) == (5, 0.01)
     assert train.clip_grad_norm == 2.5
     assert (train.ema.decay, train.ema.every, train.ema.adjust) == (0.99998, 32, True)
-    crop, mixup, cutmix = train.augment
+    crop, _, erasing, mixup, cutmix = train.augment
+    assert (erasing.p, erasing.scale, erasing.ratio, erasing.value) == (
+        0.25,
+        (0.02, 0.33),
+        (0.3, 3.3),
+        -1,
+    )
     assert (crop.scale, crop.ratio, crop.from_) == ((0.25, 1.0), (0.75, 4 / 3), 37)
     assert (mixup.alpha, cutmix.alpha) == (0.2, 1.0)
 
@@ -56,6 +63,8 @@ def test_the_recipes_settings_reach_the_ir():
         ("  augment = [random_resized_crop(30)]", "E019", (5, 14), "crop to the input size"),
         ("  augment = [mixup(0.2), mixup(0.4)]", "E016", (5, 26), "chosen at random"),
         ("  augment = [cutmix(alpha=0)]", "E004", (5, 27), ""),
+        ("  augment = [random_erasing(p=2)]", "E004", (5, 31), ""),
+        ("  augment = [random_erasing(ratio=[3, 0.3])]", "E019", (5, 14), "ratio="),
     ],
 )
 def test_bad_recipe_values_get_one_located_diagnostic(train, code, where, hint):

@@ -133,3 +133,20 @@ def test_ema_of_weights_and_batch_norm_statistics_matches_numpy(load):
     again = ema_module.WeightAverage(model, 0.75)
     assert again.load(average.arrays(), average.n_averaged)
     assert not again.load({"ema/00000": np.zeros(1)}, 0)
+
+
+@pytest.mark.slow
+def test_trainer_with_every_recipe_resumes_its_ema_exactly(tmp_path):
+    """rmsprop(tf), cosine warmup, clipping, EMA, random_resized_crop, mixup and cutmix in one
+    run: a run stopped after 2 of 3 epochs and resumed ends with the uninterrupted run's weights,
+    EMA and metrics (the EMA is validated, so the metrics see it too)."""
+    from recipes_trainer import compile_recipes, metrics, straight_and_resumed
+
+    directory = compile_recipes(tmp_path / "out", "keras")
+    straight, resumed = straight_and_resumed(directory, tmp_path)
+    a, b = (dict(np.load(out / "last.npz")) for out in (straight, resumed))
+    assert set(a) == set(b) and any(n.startswith("ema/") for n in a)
+    for name in a:
+        if name != "meta":
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    assert metrics(straight) == metrics(resumed)

@@ -191,6 +191,10 @@ class TorchDraws:
         """torch.randint(low, high, (1,)), as RandomResizedCrop draws."""
         return torch.randint(low, high, size=(1,)).item()
 
+    def random(self):
+        """torch.rand(1), as a random transform decides whether to apply itself."""
+        return torch.rand(1).item()
+
 
 @pytest.mark.parametrize(
     "hw, scale, ratio",
@@ -296,3 +300,33 @@ def test_mix_batch_draws_from_the_batch_generator(aug):
         np.testing.assert_allclose(targets.sum(axis=1), 1.0, rtol=1e-6)
     pasted = [np.isin(m, x).all() for m, _ in runs]  # cutmix only copies pixels
     assert any(pasted) and not all(pasted)
+
+
+@pytest.mark.parametrize("scale, ratio", [((0.02, 0.33), (0.3, 3.3)), ((0.3, 0.9), (0.5, 2.0))])
+def test_random_erasing_is_torchvisions_for_the_same_draws(aug, scale, ratio):
+    """The same decision, box and fill as v2.RandomErasing (p = 0.5, value 0.7) when our
+    generator draws what torch's draws; some images erased, some kept, some boxes not found."""
+    v2 = pytest.importorskip("torchvision.transforms.v2")
+    img = np.random.default_rng(4).random((12, 20, 3), dtype=np.float32)
+    theirs = v2.RandomErasing(p=0.5, scale=scale, ratio=ratio, value=0.7)
+    erased = 0
+    for seed in range(100):
+        torch.manual_seed(seed)
+        want = theirs(torch.from_numpy(img.transpose(2, 0, 1).copy())).numpy()
+        torch.manual_seed(seed)
+        got = aug.random_erasing(img, TorchDraws(), 0.5, scale, ratio, 0.7)
+        np.testing.assert_array_equal(got.transpose(2, 0, 1), want, err_msg=str(seed))
+        erased += not np.array_equal(got, img)
+    assert 20 < erased < 80
+
+
+def test_random_erasing_in_the_pipeline_fills_a_box(aug):
+    entry = {"name": "random_erasing", "p": 1.0, "scale": [0.1, 0.2], "ratio": [0.5, 2.0]}
+    pipe = aug.build_pipeline([{**entry, "value": -1.0}], (10, 10), train=True)
+    out = pipe(image(10, 10), aug.sample_rng(0, 0, 1))
+    rows, cols = np.nonzero((out == -1.0).all(axis=2))
+    assert 6 <= len(rows) <= 30 and len(rows) == (np.ptp(rows) + 1) * (np.ptp(cols) + 1)
+    assert (
+        aug.build_pipeline([{**entry, "value": -1.0}], (10, 10), train=False)(image(10, 10)).min()
+        >= 0
+    )  # evaluation does not erase

@@ -147,3 +147,23 @@ def test_ema_of_weights_and_batch_norm_statistics_matches_numpy(load):
         for name, value in want.items():
             np.testing.assert_allclose(averaged[name], value, rtol=1e-13, atol=0, err_msg=name)
     assert averaged["1.num_batches_tracked"] == 5  # copied, not averaged
+
+
+@pytest.mark.slow
+def test_trainer_with_every_recipe_resumes_its_ema_exactly(tmp_path):
+    """rmsprop(tf), cosine warmup, clipping, EMA, random_resized_crop, mixup and cutmix in one
+    run: a run stopped after 2 of 3 epochs and resumed ends with the uninterrupted run's weights,
+    EMA and metrics (the EMA is validated, so the metrics see it too)."""
+    from recipes_trainer import compile_recipes, metrics, straight_and_resumed
+
+    directory = compile_recipes(tmp_path / "out", "torch")
+    straight, resumed = straight_and_resumed(directory, tmp_path)
+    a, b = (torch.load(out / "last.pt", weights_only=True) for out in (straight, resumed))
+    assert a["state"] == b["state"] == {"epoch": 3, "batches_done": 0, "global_step": 9}
+    assert int(a["ema"]["n_averaged"]) > 0
+    for name in a["ema"]:
+        assert torch.equal(a["ema"][name], b["ema"][name]), name
+    for name in a["model"]:
+        assert torch.equal(a["model"][name], b["model"][name]), name
+    assert not torch.equal(a["ema"]["module.fc.dense.weight"], a["model"]["fc.dense.weight"])
+    assert metrics(straight) == metrics(resumed)
