@@ -110,6 +110,19 @@ class Adam(Frozen):
     no_decay: tuple[Literal["bias", "norm"], ...] = ()
 
 
+class RMSprop(Frozen):
+    """RMSprop: eps outside the square root (`rule=torch`) or inside it, as TF (`rule=tf`)."""
+
+    name: Literal["rmsprop"] = "rmsprop"
+    lr: PositiveFloat = 0.01
+    alpha: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.99
+    eps: PositiveFloat = 1e-8
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    weight_decay: NonNegativeFloat = 0.0
+    rule: Literal["torch", "tf"] = "torch"
+    no_decay: tuple[Literal["bias", "norm"], ...] = ()
+
+
 class OnPlateau(Frozen):
     """Multiply the lr by `factor` when `metric` stops improving, at most `max_drops` times."""
 
@@ -138,10 +151,13 @@ class MultiStep(Frozen):
 
 
 class Cosine(Frozen):
-    """Cosine annealing from the initial lr to `min_lr` over all epochs."""
+    """Linear warmup from lr * `warmup_factor` over `warmup` epochs, then cosine annealing
+    from the initial lr to `min_lr` over the remaining epochs (stepped once per epoch)."""
 
     name: Literal["cosine"] = "cosine"
     min_lr: NonNegativeFloat = 0.0
+    warmup: NonNegativeInt = 0
+    warmup_factor: Annotated[float, Field(gt=0.0, le=1.0)] = 0.01
 
 
 class NoSchedule(Frozen):
@@ -177,6 +193,46 @@ class CenterCrop(Frozen):
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True, populate_by_name=True)
 
 
+class RandomResizedCrop(Frozen):
+    """torchvision's RandomResizedCrop: a random box of `scale` of the area and `ratio` aspect,
+    resized to size x size; evaluation resizes the shorter side to `from_` and centre-crops."""
+
+    name: Literal["random_resized_crop"] = "random_resized_crop"
+    size: PositiveInt
+    scale: tuple[PositiveFloat, ...] = (0.08, 1.0)  # [low, high]: lowering checks the pair
+    ratio: tuple[PositiveFloat, ...] = (3 / 4, 4 / 3)
+    from_: PositiveInt | None = Field(default=None, alias="from")
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True, populate_by_name=True)
+
+
+class RandomErasing(Frozen):
+    """torchvision's RandomErasing: with probability p, a random box of `scale` of the area and
+    `ratio` aspect set to `value` (in the pipeline's units at that point)."""
+
+    name: Literal["random_erasing"] = "random_erasing"
+    p: Probability = 0.5
+    scale: tuple[PositiveFloat, ...] = (0.02, 0.33)  # [low, high]: lowering checks the pair
+    ratio: tuple[PositiveFloat, ...] = (0.3, 3.3)
+    value: float = 0.0
+
+
+class Mixup(Frozen):
+    """Batch-level: each image blended with the next one of the batch (torchvision's MixUp),
+    lambda ~ Beta(alpha, alpha), the targets blended alike."""
+
+    name: Literal["mixup"] = "mixup"
+    alpha: PositiveFloat = 0.2
+
+
+class Cutmix(Frozen):
+    """Batch-level: a box of the next image of the batch pasted in (torchvision's CutMix),
+    lambda ~ Beta(alpha, alpha), the targets blended by the pasted area."""
+
+    name: Literal["cutmix"] = "cutmix"
+    alpha: PositiveFloat = 1.0
+
+
 class HFlip(Frozen):
     """Mirror left-right with probability p."""
 
@@ -199,13 +255,32 @@ class Normalize(Frozen):
     std: tuple[PositiveFloat, ...] = (0.229, 0.224, 0.225)
 
 
-Optimizer = Annotated[SGD | Adam, Field(discriminator="name")]
+Optimizer = Annotated[SGD | Adam | RMSprop, Field(discriminator="name")]
 Schedule = Annotated[
     OnPlateau | StepDecay | MultiStep | Cosine | NoSchedule, Field(discriminator="name")
 ]
 Augment = Annotated[
-    RandomCrop | CenterCrop | HFlip | PCALighting | Normalize, Field(discriminator="name")
+    RandomCrop
+    | CenterCrop
+    | RandomResizedCrop
+    | HFlip
+    | PCALighting
+    | Normalize
+    | RandomErasing
+    | Mixup
+    | Cutmix,
+    Field(discriminator="name"),
 ]
+
+
+class EMA(Frozen):
+    """An exponential moving average of the weights and batch-norm statistics, updated every
+    `every` optimizer steps and evaluated in place of the raw weights (torchvision's)."""
+
+    name: Literal["ema"] = "ema"
+    decay: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.9999
+    every: PositiveInt = 1
+    adjust: bool = False
 
 
 class Train(Frozen):
@@ -217,6 +292,8 @@ class Train(Frozen):
     batch: PositiveInt = 32
     epochs: PositiveInt = 10
     augment: tuple[Augment, ...] = ()
+    clip_grad_norm: PositiveFloat | None = None
+    ema: EMA | None = None
     span: Span | None = None
 
 

@@ -13,10 +13,12 @@ from archdsl.ops import LEARNED, MERGES, REGISTRY
 from archdsl.ops.spec import ArgumentError
 from archdsl.signatures import (
     AUGMENTS,
+    AVERAGES,
     LOSSES,
     OPS,
     OPTIMIZERS,
     SCHEDULES,
+    TRAIN_SETTINGS,
     Param,
 )
 from archdsl.syntax import (
@@ -404,7 +406,9 @@ class _Lowering:
             except BindError as exc:
                 self._report(exc.diagnostic)
         try:
-            return validated(ir.Train, fields, block.span, "train")
+            train = validated(ir.Train, fields, block.span, "train")
+            _check_recipe(train, {s.key: s.value.span for s in block.settings})
+            return train
         except BindError as exc:
             self._report(exc.diagnostic)
             return ir.Train()
@@ -476,11 +480,17 @@ def _setting(s: Setting, input_shape: tuple[int, ...]):
     key, v = s.key, evaluate(s.value, {})
     if key in ("batch", "epochs"):
         return convert(Param(key, "count"), v, "train")
+    if key == "clip_grad_norm":
+        return _max_norm(v)
+    if key == "ema":
+        return _ema(v)
     if key == "augment":
         items = v.value if v.kind == "list" else (v,)
         steps = [_recipe_call(item, AUGMENTS, "augmentation", AUGMENT_CLASSES) for item in items]
+        steps = [_eval_size(step) for step in steps]
         for step, item in zip(steps, items, strict=True):
             _check_augment(step, item.span, input_shape)
+        _check_once(steps, items)
         return tuple(steps)
     tables = {
         "optimizer": (OPTIMIZERS, OPTIMIZER_CLASSES),
@@ -492,10 +502,95 @@ def _setting(s: Setting, input_shape: tuple[int, ...]):
             "E019",
             s.key_span,
             f"unknown train setting `{key}`",
-            did_you_mean(key, (*tables, "batch", "epochs", "augment")),
+            did_you_mean(key, TRAIN_SETTINGS),
         )
     table, classes = tables[key]
     return _recipe_call(v, table, key, classes)
+
+
+def _ema(v: Value) -> ir.EMA | None:
+    """`ema = ema(decay=..., every=..., adjust=...)`, or `none`."""
+    if (v.kind, v.value) == ("name", "none"):
+        return None
+    if v.kind == "number":
+        raise fail(
+            "E019",
+            v.span,
+            "`ema` takes the call `ema(...)`, not a number",
+            f"write `ema = ema(decay={v.value})`",
+        )
+    return _recipe_call(v, AVERAGES, "ema", {"ema": ir.EMA})
+
+
+def _max_norm(v: Value) -> float:
+    """`clip_grad_norm`: a positive number, the largest global L2 norm of the gradients."""
+    norm = convert(Param("clip_grad_norm", "float"), v, "train")
+    if norm <= 0:
+        raise fail(
+            "E006",
+            v.span,
+            f"`clip_grad_norm` must be positive, got {norm}",
+            "leave the setting out to train without clipping",
+        )
+    return norm
+
+
+def _check_recipe(train: ir.Train, spans: dict) -> None:
+    """Settings that must agree with each other: the cosine warmup fits in the epochs."""
+    schedule = train.schedule
+    if schedule.name == "cosine" and schedule.warmup >= train.epochs:
+        raise fail(
+            "E019",
+            spans["schedule"],
+            f"`cosine` warms up for {schedule.warmup} epochs of {train.epochs}: nothing is "
+            "left to anneal",
+            f"warm up for fewer epochs than `epochs`, e.g. `warmup={min(max(1, train.epochs // 10), train.epochs - 1)}`",
+        )
+
+
+def _eval_size(step):
+    """A random_resized_crop without `from`: evaluation resizes to size * 256 / 224, as
+    torchvision's recipes resize to 256 for a 224 crop."""
+    if step.name != "random_resized_crop" or step.from_ is not None:
+        return step
+    return step.model_copy(update={"from_": round(step.size * 256 / 224)})
+
+
+def _check_once(steps, items) -> None:
+    """Each batch-level mix (mixup, cutmix) at most once."""
+    seen: set[str] = set()
+    for step, item in zip(steps, items, strict=True):
+        if step.name in ("mixup", "cutmix") and step.name in seen:
+            raise fail(
+                "E016",
+                item.span,
+                f"`{step.name}` given twice",
+                "each batch takes one of mixup and cutmix (chosen at random if both are listed)",
+            )
+        seen.add(step.name)
+
+
+def _check_ranges(step, span) -> None:
+    """random_resized_crop's and random_erasing's scale and ratio: [low, high] ranges, scale
+    within (0, 1]."""
+    for key, top in (("scale", 1.0), ("ratio", None)):
+        pair = getattr(step, key)
+        if len(pair) != 2:
+            raise fail(
+                "E019",
+                span,
+                f"`{step.name}`: `{key}` needs two numbers [low, high], not {len(pair)}",
+                f"e.g. `{key}=[0.08, 1.0]`" if top else f"e.g. `{key}=[0.75, 1.3333]`",
+            )
+        low, high = pair
+        if low > high or (top is not None and high > top):
+            raise fail(
+                "E019",
+                span,
+                f"`{step.name}`: `{key}` [{low}, {high}] is not a range "
+                + ("within (0, 1]" if top else "low to high"),
+                "e.g. `scale=[0.08, 1.0]`" if top else "e.g. `ratio=[0.75, 1.3333]`",
+            )
 
 
 def _check_augment(step, span, input_shape: tuple[int, ...]) -> None:
@@ -503,7 +598,9 @@ def _check_augment(step, span, input_shape: tuple[int, ...]) -> None:
     if len(input_shape) != 3:
         raise fail("E019", span, f"`{step.name}` needs an image input (C x H x W)")
     channels, height, width = input_shape
-    if step.name in ("random_crop", "center_crop"):
+    if step.name in ("random_resized_crop", "random_erasing"):
+        _check_ranges(step, span)
+    if step.name in ("random_crop", "center_crop", "random_resized_crop"):
         if (step.size, step.size) != (height, width):
             raise fail(
                 "E019",
@@ -572,7 +669,7 @@ def lower(module: Module) -> tuple[ir.Graph | None, list[Diagnostic]]:
     return graph, lowering.diagnostics
 
 
-OPTIMIZER_CLASSES = {"sgd": ir.SGD, "adam": ir.Adam, "adamw": ir.Adam}
+OPTIMIZER_CLASSES = {"sgd": ir.SGD, "adam": ir.Adam, "adamw": ir.Adam, "rmsprop": ir.RMSprop}
 SCHEDULE_CLASSES = {
     "on_plateau": ir.OnPlateau,
     "step": ir.StepDecay,
@@ -584,7 +681,11 @@ LOSS_CLASSES = {"cross_entropy": ir.CrossEntropy}
 AUGMENT_CLASSES = {
     "random_crop": ir.RandomCrop,
     "center_crop": ir.CenterCrop,
+    "random_resized_crop": ir.RandomResizedCrop,
     "hflip": ir.HFlip,
     "pca_lighting": ir.PCALighting,
     "normalize": ir.Normalize,
+    "random_erasing": ir.RandomErasing,
+    "mixup": ir.Mixup,
+    "cutmix": ir.Cutmix,
 }

@@ -46,6 +46,15 @@ OPTIMIZERS: dict[str, tuple[Param, ...]] = {
         "weight_decay:float",
         "no_decay:names",
     ),
+    "rmsprop": sig(
+        "lr:float",
+        "alpha:float",
+        "eps:float",
+        "momentum:float",
+        "weight_decay:float",
+        "rule:choice:torch|tf",
+        "no_decay:names",
+    ),
 }
 
 SCHEDULES: dict[str, tuple[Param, ...]] = {
@@ -58,7 +67,7 @@ SCHEDULES: dict[str, tuple[Param, ...]] = {
     ),
     "step": sig("step_size:count!", "gamma:float"),
     "multistep": sig("milestones:ints!", "gamma:float"),
-    "cosine": sig("min_lr:float"),
+    "cosine": sig("min_lr:float", "warmup:int", "warmup_factor:float"),
     "none": (),
 }
 
@@ -67,9 +76,24 @@ LOSSES: dict[str, tuple[Param, ...]] = {"cross_entropy": sig("label_smoothing:fl
 AUGMENTS: dict[str, tuple[Param, ...]] = {
     "random_crop": sig("size:count!", "from:count!"),
     "center_crop": sig("size:count!", "from:count!"),
+    "random_resized_crop": sig("size:count!", "scale:floats", "ratio:floats", "from:count"),
     "hflip": sig("p:float"),
     "pca_lighting": sig("std:float"),
     "normalize": sig("mean:floats", "std:floats"),
+    "random_erasing": sig("p:float", "scale:floats", "ratio:floats", "value:float"),
+    "mixup": sig("alpha:float"),
+    "cutmix": sig("alpha:float"),
 }
 
-TRAIN_SETTINGS = ("optimizer", "schedule", "loss", "batch", "epochs", "augment")
+AVERAGES: dict[str, tuple[Param, ...]] = {"ema": sig("decay:float", "every:count", "adjust:bool")}
+
+TRAIN_SETTINGS = (
+    "optimizer",
+    "schedule",
+    "loss",
+    "batch",
+    "epochs",
+    "augment",
+    "clip_grad_norm",
+    "ema",
+)

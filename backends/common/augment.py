@@ -1,5 +1,6 @@
 """Image augmentation in NumPy: resizing, crops, flips, PCA lighting and normalisation."""
 
+import math
 from functools import partial
 
 import numpy as np
@@ -15,13 +16,23 @@ EIGVEC = np.array(
         [-0.5836, -0.6948, 0.4203],
     ]
 )
-CROPS = ("random_crop", "center_crop")
+CROPS = ("random_crop", "center_crop", "random_resized_crop")
+MIXES = (
+    "mixup",
+    "cutmix",
+)  # batch-level: applied by mix_batch, after the per-image steps
+ATTEMPTS = 10  # torchvision's RandomResizedCrop and RandomErasing try 10 boxes
 LUMA = np.array([0.299, 0.587, 0.114])
 
 
 def sample_rng(seed, epoch, index):
     """Return the augmentation generator of one sample: a pure function of (seed, epoch, index)."""
     return np.random.default_rng([seed, 0, epoch, index])
+
+
+def batch_rng(seed, epoch, batch, rank=0):
+    """The generator of one training batch's mix: a function of (seed, epoch, batch, rank)."""
+    return np.random.default_rng([seed, 3, epoch, batch, rank])
 
 
 def to_float(img):
@@ -68,6 +79,63 @@ def random_crop(img, size, rng):
     return img[top : top + size, left : left + size]
 
 
+def resized_crop_box(height, width, scale, ratio, rng):
+    """(top, left, h, w) of torchvision's RandomResizedCrop: up to 10 boxes of a uniform
+    fraction `scale` of the area and a log-uniform aspect `ratio`, the first that fits taken at
+    a uniform position; else the central crop of the image clamped to the ratio range."""
+    area, log_ratio = height * width, (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(ATTEMPTS):
+        target = area * rng.uniform(scale[0], scale[1])
+        aspect = math.exp(rng.uniform(log_ratio[0], log_ratio[1]))
+        w = round(math.sqrt(target * aspect))
+        h = round(math.sqrt(target / aspect))
+        if 0 < w <= width and 0 < h <= height:
+            top = int(rng.integers(0, height - h + 1))
+            left = int(rng.integers(0, width - w + 1))
+            return top, left, h, w
+    h, w = height, width
+    if width / height < min(ratio):
+        h = round(width / min(ratio))
+    elif width / height > max(ratio):
+        w = round(height * max(ratio))
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+def random_resized_crop(img, size, scale, ratio, rng):
+    """A resized_crop_box() crop resized to size x size (Pillow's bilinear filter)."""
+    top, left, h, w = resized_crop_box(*img.shape[:2], scale, ratio, rng)
+    return resize(img[top : top + h, left : left + w], (size, size))
+
+
+def erasing_box(height, width, scale, ratio, rng):
+    """(top, left, h, w) of torchvision's RandomErasing, or None: up to 10 boxes of a uniform
+    fraction `scale` of the area and a log-uniform aspect h / w in `ratio`, the first smaller
+    than the image taken at a uniform position."""
+    area, log_ratio = height * width, (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(ATTEMPTS):
+        erased = area * rng.uniform(scale[0], scale[1])
+        aspect = math.exp(rng.uniform(log_ratio[0], log_ratio[1]))
+        h, w = round(math.sqrt(erased * aspect)), round(math.sqrt(erased / aspect))
+        if h < height and w < width:
+            top = int(rng.integers(0, height - h + 1))
+            left = int(rng.integers(0, width - w + 1))
+            return top, left, h, w
+    return None
+
+
+def random_erasing(img, rng, p, scale, ratio, value):
+    """With probability p, an erasing_box() of the image (as float) set to value."""
+    if rng.random() >= p:
+        return img
+    box = erasing_box(*img.shape[:2], scale, ratio, rng)
+    if box is None:
+        return img
+    top, left, h, w = box
+    out = np.array(to_float(img), dtype=np.float32)
+    out[top : top + h, left : left + w] = value
+    return out
+
+
 def hflip(img, rng, p=0.5):
     """Mirror left-right with probability p."""
     return img[:, ::-1] if rng.random() < p else img
@@ -94,6 +162,52 @@ def ten_crop(img, size):
     return np.stack(crops + [c[:, ::-1] for c in crops])
 
 
+def mixup(x, targets, lam):
+    """torchvision's MixUp: every image and target blended with the batch's next (rolled by 1)."""
+    lam = np.float32(lam)
+    mixed = lam * x + (1 - lam) * np.roll(x, 1, axis=0)
+    return mixed, lam * targets + (1 - lam) * np.roll(targets, 1, axis=0)
+
+
+def cutmix_box(height, width, lam, rng):
+    """(y1, y2, x1, x2) of torchvision's CutMix box: centre uniform over the pixels, half-sides
+    int(0.5 * sqrt(1 - lam) * side), clipped to the image."""
+    centre_x, centre_y = int(rng.integers(0, width)), int(rng.integers(0, height))
+    half = 0.5 * math.sqrt(1.0 - lam)
+    half_w, half_h = int(half * width), int(half * height)
+    x1, x2 = max(centre_x - half_w, 0), min(centre_x + half_w, width)
+    y1, y2 = max(centre_y - half_h, 0), min(centre_y + half_h, height)
+    return y1, y2, x1, x2
+
+
+def cutmix(x, targets, box):
+    """torchvision's CutMix: the box of the batch's next image pasted in; the targets blended
+    by the share of the image left unpasted."""
+    y1, y2, x1, x2 = box
+    mixed = x.copy()
+    mixed[:, y1:y2, x1:x2] = np.roll(x, 1, axis=0)[:, y1:y2, x1:x2]
+    kept = np.float32(1 - (y2 - y1) * (x2 - x1) / (x.shape[1] * x.shape[2]))
+    return mixed, kept * targets + (1 - kept) * np.roll(targets, 1, axis=0)
+
+
+def mix_entries(augment):
+    """The batch-level entries (mixup, cutmix) of TRAIN["augment"]."""
+    return [e for e in augment if e["name"] in MIXES]
+
+
+def mix_batch(x, labels, num_classes, entries, rng):
+    """(images, float32 soft targets) of an NHWC batch: one of the entries chosen uniformly (as
+    torchvision's RandomChoice), lambda ~ Beta(alpha, alpha); (x, labels) without entries."""
+    if not entries:
+        return x, labels
+    entry = entries[int(rng.integers(0, len(entries)))]
+    lam = float(rng.beta(entry["alpha"], entry["alpha"]))
+    targets = np.eye(num_classes, dtype=np.float32)[np.asarray(labels)]
+    if entry["name"] == "mixup":
+        return mixup(x, targets, lam)
+    return cutmix(x, targets, cutmix_box(x.shape[1], x.shape[2], lam, rng))
+
+
 def step(fn, **kwargs):
     """A deterministic pipeline step: fn(img, **kwargs), ignoring the generator."""
     return partial(_apply, fn, kwargs)
@@ -107,6 +221,11 @@ def _apply(fn, kwargs, img, rng):
 def _random_crop(img, rng, size):
     """Random crop step."""
     return random_crop(img, size, rng)
+
+
+def _random_resized_crop(img, rng, size, scale, ratio):
+    """Random resized crop step."""
+    return random_resized_crop(img, size, scale, ratio, rng)
 
 
 def _pca_lighting(img, rng, std):
@@ -163,6 +282,9 @@ def check_channels(augment, channels):
 def train_steps(entry):
     """The steps of one TRAIN["augment"] entry."""
     name = entry["name"]
+    if name == "random_resized_crop":
+        args = {k: entry[k] for k in ("size", "scale", "ratio")}
+        return [partial(_random_resized_crop, **args)]
     if name in CROPS:
         size = entry["size"]
         if name == "random_crop":
@@ -176,6 +298,11 @@ def train_steps(entry):
         return [partial(_pca_lighting, std=entry["std"])]
     if name == "normalize":
         return [step(normalize, mean=entry["mean"], std=entry["std"])]
+    if name == "random_erasing":
+        args = {k: entry[k] for k in ("p", "scale", "ratio", "value")}
+        return [partial(random_erasing, **args)]
+    if name in MIXES:
+        return []  # batch-level: mix_batch
     raise ValueError(f"unknown augment {name!r}")
 
 

@@ -35,6 +35,8 @@ RUNTIME = {
     "TorchAdamW": "optim",
     "PaperSGD": "optim",
     "TorchSGD": "optim",
+    "TorchRMSprop": "optim",
+    "TFRMSprop": "optim",
     "exclude_from_decay": "optim",
     "Cosine": "schedules",
     "MultiStep": "schedules",
@@ -48,7 +50,16 @@ RUNTIME = {
 ADAPTIVE = "_AdaptiveAvgPool2D"
 # Names build_model's body reads: a spec name equal to one gets a trailing `_` as a variable.
 RESERVED = {"keras", "INPUT_SHAPE", "MODEL_NAME", ADAPTIVE, *RUNTIME}
-TRAIN_ORDER = ("batch", "epochs", "loss", "optimizer", "schedule", "augment")
+TRAIN_ORDER = (
+    "batch",
+    "epochs",
+    "loss",
+    "optimizer",
+    "schedule",
+    "augment",
+    "clip_grad_norm",
+    "ema",
+)
 BODY = 4  # indentation of a function body
 SPLIT = ("# The archdsl runtime, copied beside this file:", "# isort: split")
 
@@ -81,12 +92,14 @@ OPTIMIZER_DOCS = {
     "torch": "torch.optim.SGD's rule: b <- mu*b + g + wd*w; w <- w - lr*b.",
     "adam": "Adam with weight decay added to the gradient (L2), as torch.optim.Adam.",
     "adamw": "AdamW: weight decay decoupled from the gradient, as torch.optim.AdamW.",
+    "rmsprop/torch": "torch.optim.RMSprop: b <- mu*b + g/(sqrt(v) + eps); w <- w - lr*b.",
+    "rmsprop/tf": "TensorFlow's RMSprop: b <- mu*b + lr*g/sqrt(v + eps); w <- w - b.",
 }
 SCHEDULER_DOCS = {
     "on_plateau": "Multiply the learning rate by `factor` when the metric stops improving.",
     "step": "Multiply the learning rate by `gamma` every `step_size` epochs.",
     "multistep": "Multiply the learning rate by `gamma` at each milestone epoch.",
-    "cosine": "Anneal the learning rate along a half cosine to `min_lr` over all epochs.",
+    "cosine": "Warm up linearly for `warmup` epochs, then anneal along a half cosine to `min_lr`.",
     "none": "No schedule (None): the learning rate stays constant.",
 }
 
@@ -495,23 +508,44 @@ def _build_model(graph: ir.Graph, report: Report) -> tuple[str, list[Call]]:
 # ----------------------------------------------------------------------------- recipe
 
 
-def _optimizer_call(opt) -> Call:
-    """The optimizer's constructor; the learning rate may be overridden by the caller."""
+def _optimizer_call(train: ir.Train) -> Call:
+    """The optimizer's constructor (global_clipnorm: the runtime's clip as torch clips); the
+    learning rate may be overridden by the caller."""
+    call = _rule_call(train.optimizer)
+    if train.clip_grad_norm is None:
+        return call
+    return Call(call.func, (*call.args, Pair("global_clipnorm", num(train.clip_grad_norm))))
+
+
+def _rule_call(opt) -> Call:
+    """The optimizer's constructor without clipping."""
     lr = Pair("learning_rate", f"{num(opt.lr)} if lr is None else lr")
     decay = Pair("weight_decay", num(opt.weight_decay))
     if opt.name == "sgd":
         cls = "PaperSGD" if opt.rule == "paper" else "TorchSGD"
         momentum = Pair("momentum", num(opt.momentum))
         return Call(cls, (lr, momentum, decay, Pair("nesterov", repr(opt.nesterov))))
+    if opt.name == "rmsprop":
+        cls = "TorchRMSprop" if opt.rule == "torch" else "TFRMSprop"
+        keys = ("alpha", "eps", "momentum")
+        options = (Pair("epsilon" if k == "eps" else k, num(getattr(opt, k))) for k in keys)
+        return Call(cls, (lr, *options, decay))
     cls = "L2Adam" if opt.name == "adam" else "TorchAdamW"
     betas = Pair("beta_1", num(opt.beta1)), Pair("beta_2", num(opt.beta2))
     return Call(cls, (lr, *betas, Pair("epsilon", num(opt.eps)), decay))
 
 
-def _build_optimizer(opt) -> tuple[str, list[Call]]:
+def _doc_key(opt) -> str:
+    """OPTIMIZER_DOCS's key of an optimizer: sgd's rule, rmsprop/RULE or the name."""
+    if opt.name == "sgd":
+        return opt.rule
+    return f"rmsprop/{opt.rule}" if opt.name == "rmsprop" else opt.name
+
+
+def _build_optimizer(train: ir.Train) -> tuple[str, list[Call]]:
     """build_optimizer()'s text and its calls."""
-    call = _optimizer_call(opt)
-    doc = OPTIMIZER_DOCS[opt.rule if opt.name == "sgd" else opt.name]
+    opt, call = train.optimizer, _optimizer_call(train)
+    doc = OPTIMIZER_DOCS[_doc_key(opt)]
     signature = "build_optimizer(model, lr=None)"
     if not opt.no_decay:
         return _function(signature, doc, statement(call, BODY, "return ")), [call]
@@ -535,7 +569,8 @@ def _scheduler_call(train: ir.Train) -> Call | None:
         args = (Pair("milestones", literal(list(s.milestones))), Pair("gamma", num(s.gamma)))
         return Call("MultiStep", ("optimizer", *args))
     args = (Pair("epochs", num(train.epochs)), Pair("min_lr", num(s.min_lr)))
-    return Call("Cosine", ("optimizer", *args))
+    warmup = (Pair("warmup", num(s.warmup)), Pair("warmup_factor", num(s.warmup_factor)))
+    return Call("Cosine", ("optimizer", *args, *(warmup if s.warmup else ())))
 
 
 def _build_scheduler(train: ir.Train) -> tuple[str, list[Call]]:
@@ -629,7 +664,7 @@ def render_model(graph: ir.Graph, report: Report, spec_name: str) -> str:
     """The text of model.py (see backends/CONTRACT.md) for a graph that checked cleanly."""
     _identifier(graph.name)
     model, calls = _build_model(graph, report)
-    optimizer, optimizer_calls = _build_optimizer(graph.train.optimizer)
+    optimizer, optimizer_calls = _build_optimizer(graph.train)
     scheduler, scheduler_calls = _build_scheduler(graph.train)
     used = _callees([*calls, *optimizer_calls, *scheduler_calls])
     header = (

@@ -26,12 +26,35 @@ from archdsl.naming import op_labels
 from archdsl.ops import REGISTRY
 from archdsl.shapes import Layer, Report, resolve_padding, trailing_softmax, window_out
 
-TRAIN_ORDER = ("batch", "epochs", "loss", "optimizer", "schedule", "augment")
+TRAIN_ORDER = (
+    "batch",
+    "epochs",
+    "loss",
+    "optimizer",
+    "schedule",
+    "augment",
+    "clip_grad_norm",
+    "ema",
+)
 SCHEDULES = {
     "on_plateau": "OnPlateau",
     "step": "StepDecay",
     "multistep": "MultiStep",
     "cosine": "Cosine",
+}
+# optimizer rules that torch.optim lacks: the runtime's optim.py has them
+RUNTIME_OPTIMIZERS = {("sgd", "paper"): "PaperSGD", ("rmsprop", "tf"): "TFRMSprop"}
+TORCH_OPTIMIZERS = {"sgd": "torch.optim.SGD", "rmsprop": "torch.optim.RMSprop"}
+# the keyword arguments build_optimizer passes from TRAIN["optimizer"], after params and lr
+SETTINGS = {
+    "sgd": ("momentum", "weight_decay", "nesterov"),
+    "rmsprop": ("alpha", "eps", "momentum", "weight_decay"),
+}
+OPTIMIZER_DOCS = {
+    ("sgd", "paper"): "The paper's SGD: v <- mu*v - wd*lr*w - lr*g; w <- w + v.",
+    ("sgd", "torch"): "torch.optim.SGD: b <- mu*b + g + wd*w; w <- w - lr*b.",
+    ("rmsprop", "torch"): "torch.optim.RMSprop: b <- mu*b + g/(sqrt(v) + eps); w <- w - lr*b.",
+    ("rmsprop", "tf"): "TensorFlow's RMSprop: b <- mu*b + lr*g/sqrt(v + eps); w <- w - b.",
 }
 # ops whose output is a new tensor that no backward pass needs: an in-place activation may follow
 FRESH = {
@@ -54,6 +77,7 @@ MODULE_NAMES = {
     "torch",
     "nn",
     "PaperSGD",
+    "TFRMSprop",
     "param_groups",
     *SCHEDULES.values(),
     "MODEL_NAME",
@@ -256,9 +280,8 @@ def _runtime_imports(train: ir.Train) -> list[str]:
     """`from optim import ...` and `from schedules import ...`, as the recipe needs them."""
     lines = []
     opt = train.optimizer
-    optim = (["PaperSGD"] if opt.name == "sgd" and opt.rule == "paper" else []) + (
-        ["param_groups"] if opt.no_decay else []
-    )
+    optim = [RUNTIME_OPTIMIZERS[(opt.name, opt.rule)]] if _runtime_rule(opt) else []
+    optim += ["param_groups"] if opt.no_decay else []
     if optim:
         lines.append(f"from optim import {', '.join(optim)}")
     if train.schedule.name in SCHEDULES:
@@ -833,6 +856,11 @@ def _predict(softmax: bool) -> str:
     )
 
 
+def _runtime_rule(opt) -> bool:
+    """Whether the optimizer's rule is the runtime's (not one of torch.optim's)."""
+    return (opt.name, getattr(opt, "rule", None)) in RUNTIME_OPTIMIZERS
+
+
 def _build_optimizer(opt) -> str:
     """build_optimizer(model, lr=None) reading TRAIN["optimizer"]."""
     params = (
@@ -842,14 +870,12 @@ def _build_optimizer(opt) -> str:
     )
     lr = Pair("lr", 'opt["lr"] if lr is None else lr')
     decay = Pair("weight_decay", 'opt["weight_decay"]')
-    if opt.name == "sgd":
-        cls, doc = (
-            ("PaperSGD", "The paper's SGD: v <- mu*v - wd*lr*w - lr*g; w <- w + v.")
-            if opt.rule == "paper"
-            else ("torch.optim.SGD", "torch.optim.SGD: b <- mu*b + g + wd*w; w <- w - lr*b.")
-        )
-        momentum = (Pair("momentum", 'opt["momentum"]'), decay, Pair("nesterov", 'opt["nesterov"]'))
-        call = Call(cls, (params, lr, *momentum))
+    if opt.name in ("sgd", "rmsprop"):
+        doc = OPTIMIZER_DOCS[(opt.name, opt.rule)]
+        cls = RUNTIME_OPTIMIZERS.get((opt.name, opt.rule), TORCH_OPTIMIZERS[opt.name])
+        keys = SETTINGS[opt.name]
+        options = [Pair(k, f"opt[{string(k)}]") for k in keys]
+        call = Call(cls, (params, lr, *options))
     else:
         cls, doc = (
             ("torch.optim.Adam", "Adam with weight decay as an L2 term in the gradient.")

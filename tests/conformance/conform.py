@@ -26,6 +26,9 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE.parent / "recipes_common"))
+from recipes_reference import clip_by_global_norm, ema_reference, rmsprop_step  # noqa: E402
+
 SPECS = sorted((ROOT / "specs").rglob("*.arch"))
 OWN_SPECS = HERE / "specs"
 
@@ -299,38 +302,46 @@ def adam_step(w, m, v, t, g, lr, opt, decay, rule):
 
 class Reference:
     """NumPy optimizer rules run beside a backend's training, in float64, fed with its
-    gradients: the rules of sgd_step and adam_step (see planted_rules for the planted ones).
-    opt: TRAIN["optimizer"]; start: the portable tensors the training started from."""
+    gradients (before clipping): the rules of sgd_step, adam_step and rmsprop_step (see
+    planted_rules for the planted ones), each after clipping the gradients to max_norm as
+    torch.nn.utils.clip_grad_norm_ does (RULE+noclip: without). opt: TRAIN["optimizer"];
+    start: the portable tensors the training started from."""
 
-    def __init__(self, start: dict, opt: dict, rules):
+    def __init__(self, start: dict, opt: dict, rules, max_norm=None):
         self.opt, self.rules, self.start = opt, list(rules), start
+        self.max_norm = max_norm
         self.states = {rule: {} for rule in self.rules}
         self.t = 0
+
+    def clipped(self, grads: dict) -> dict:
+        """The gradients as the optimizer sees them: clipped to max_norm (if any)."""
+        if self.max_norm is None:
+            return grads
+        clipped, _ = clip_by_global_norm(list(grads.values()), self.max_norm)
+        return dict(zip(grads, clipped, strict=True))
 
     def step(self, lr: float, grads: dict, weights: dict) -> dict:
         """Advance every rule by one step; {rule: worst diff of `weights` against it}."""
         opt, result = self.opt, {}
         scales = layer_scales(weights)
+        clipped = self.clipped(grads)
         self.t += 1
         for rule in self.rules:
             worst = Worst()
-            adam = rule.startswith("adam")
-            for name, g in grads.items():
+            seen = grads if rule.endswith("+noclip") else clipped
+            base = rule.removesuffix("+noclip")
+            moments = 1 if base in ("paper", "torch") or "+decoupled" in base else 2
+            for name, g in seen.items():
                 if name not in self.states[rule]:
                     w = np.array(self.start[name], np.float64)
-                    moments = [np.zeros_like(w) for _ in range(2 if adam else 1)]
-                    self.states[rule][name] = (w, *moments)
+                    self.states[rule][name] = (w, *(np.zeros_like(w) for _ in range(moments)))
                 state = self.states[rule][name]
                 decay = opt["weight_decay"] if decays(name, opt["no_decay"]) else 0.0
                 flat = [np.reshape(a, -1) for a in (*state, g, weights[name])]
                 err = 0.0
                 for i in range(0, state[0].size, CHUNK):  # cache-sized pieces: no page faults
                     *parts, gc, got = (a[i : i + CHUNK] for a in flat)
-                    if adam:
-                        adam_step(*parts, self.t, gc, lr, opt, decay, rule)
-                    else:
-                        args = (lr, opt["momentum"], decay, opt["nesterov"])
-                        sgd_step(rule, *parts, gc, *args)
+                    self.apply(base, parts, gc, lr, decay)
                     err = max(err, diff(got, parts[0])[0])
                 scale = max(_max_abs(state[0]), scales[name])
                 scale = math.inf if math.isnan(scale) else scale
@@ -338,26 +349,105 @@ class Reference:
             result[rule] = worst.as_dict()
         return result
 
+    def apply(self, rule: str, parts: list, g, lr: float, decay: float) -> None:
+        """One step of `rule` in place on the arrays of parts (weights, then moments)."""
+        opt = self.opt
+        if rule.startswith("adam"):
+            adam_step(*parts, self.t, g, lr, opt, decay, rule)
+        elif rule.startswith("rmsprop_"):
+            form = rule.removeprefix("rmsprop_")
+            rmsprop_step(form, *parts, g, lr, opt["alpha"], opt["eps"], opt["momentum"], decay)
+        else:
+            args = (lr, opt["momentum"], decay, opt["nesterov"])
+            sgd_step(rule, *parts, g, *args)
 
-def training_rules(opt: dict, planted: bool) -> list[str]:
+
+def training_rules(train: dict, planted: bool) -> list[str]:
     """The spec's rule, then (planted) the mistakes the comparison must catch."""
-    return [rule_name(opt), *(planted_rules(opt) if planted else [])]
+    return [rule_name(train["optimizer"]), *(planted_rules(train) if planted else [])]
 
 
-def planted_rules(opt: dict) -> list[str]:
+def planted_rules(train: dict) -> list[str]:
     """The mistakes a training comparison must catch: weight decay on the wrong side of the
     momentum (coupled vs decoupled) and the other convention of the same optimizer (SGD: the
-    paper's rule vs torch's, which differ after the rate drops; Adam: Keras's epsilon)."""
+    paper's rule vs torch's, which differ after the rate drops; Adam: Keras's epsilon;
+    RMSprop: epsilon inside or outside the square root); with clip_grad_norm, the rule
+    without clipping."""
+    opt = train["optimizer"]
+    noclip = [f"{rule_name(opt)}+noclip"] if train.get("clip_grad_norm") else []
     if opt["name"] == "sgd":
         other = "torch" if opt["rule"] == "paper" else "paper"
-        return [f"{opt['rule']}+decoupled", other]
+        return [f"{opt['rule']}+decoupled", other, *noclip]
+    if opt["name"] == "rmsprop":
+        return ["rmsprop_tf" if opt["rule"] == "torch" else "rmsprop_torch", *noclip]
     swapped = "adamw" if opt["name"] == "adam" else "adam"
-    return [swapped, f"{opt['name']}+keras_eps"]
+    return [swapped, f"{opt['name']}+keras_eps", *noclip]
 
 
 def rule_name(opt: dict) -> str:
-    """The reference rule of a TRAIN["optimizer"]: sgd's rule, or the optimizer's name."""
+    """The reference rule of a TRAIN["optimizer"]: sgd's rule, rmsprop_RULE, or the name."""
+    if opt["name"] == "rmsprop":
+        return f"rmsprop_{opt['rule']}"
     return opt["rule"] if opt["name"] == "sgd" else opt["name"]
+
+
+def mixed_batch(train: dict, x, labels, num_classes: int, step: int):
+    """(x, targets) of a harness batch (NCHW or flat x) through the spec's mixup / cutmix, as
+    the trainers mix (backends/common/augment.py); (x, labels) without them."""
+    augment = _runtime_augment()
+    entries = augment.mix_entries(train["augment"])
+    if not entries:
+        return x, labels
+    nhwc = x.transpose(0, 2, 3, 1)
+    mixed, targets = augment.mix_batch(
+        nhwc, labels, num_classes, entries, augment.batch_rng(SEED, 0, step)
+    )
+    return np.ascontiguousarray(mixed.transpose(0, 3, 1, 2)), targets
+
+
+def ema_updates(train: dict) -> list[int]:
+    """The harness steps after which the spec's EMA updates (none without one); the harness
+    runs past any warmup, so no update restarts the average."""
+    ema = train.get("ema")
+    if ema is None:
+        return []
+    if ema["adjust"]:
+        raise ValueError("the harness takes the EMA's decay as written (adjust=false)")
+    return [step for step in range(1, STEPS + 1) if step % ema["every"] == 0]
+
+
+def ema_check(train: dict, snapshots: list, averaged: dict) -> dict:
+    """{rule: worst diff} of a backend's EMA (portable tensors) against NumPy's average of its
+    own weights at the update steps: "ema" (torchvision's, batch-norm statistics averaged) and
+    the planted "ema_statistics_copied" (statistics taken as they are, without use_buffers)."""
+    decay = train["ema"]["decay"]
+    want = ema_reference(snapshots, decay)[-1]
+    copied = {k: (snapshots[-1][k] if "running" in k else v) for k, v in want.items()}
+    scales = layer_scales(want)
+    return {
+        "ema": tensor_diffs(averaged, want, scales=scales),
+        "ema_statistics_copied": tensor_diffs(averaged, copied, scales=scales),
+    }
+
+
+def runtime_module(directory: Path, name: str):
+    """A runtime module of a compiled output directory, imported from its file."""
+    spec = importlib.util.spec_from_file_location(
+        f"conformance_{name}_{next(_serial)}", Path(directory) / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _runtime_augment():
+    """backends/common/augment.py, the module both trainers mix their batches with."""
+    spec = importlib.util.spec_from_file_location(
+        "conformance_augment", ROOT / "backends" / "common" / "augment.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 # ----------------------------------------------------------------------------- running
@@ -368,7 +458,8 @@ def run_driver(backend: str, tasks: list[dict], job_dir: Path, timeout=900) -> l
     job_dir.mkdir(parents=True, exist_ok=True)
     job = job_dir / f"{backend}_job_{next(_serial)}.json"
     job.write_text(json.dumps(tasks, indent=1, default=str))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT)])}
+    path = [str(HERE), str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     done = subprocess.run(
         [sys.executable, str(HERE / f"{backend}_driver.py"), str(job)],

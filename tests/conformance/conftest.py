@@ -16,6 +16,7 @@ BN_POCKET = conform.OWN_SPECS / "bn_pocket.arch"
 ADAM_POCKET = conform.OWN_SPECS / "adam_pocket.arch"
 CONVNEXT_POCKET = conform.OWN_SPECS / "convnext_pocket.arch"
 UPSAMPLE_POCKET = conform.OWN_SPECS / "upsample_pocket.arch"
+RECIPES_POCKET = conform.OWN_SPECS / "recipes_pocket.arch"
 # the training comparison in the default run: spec -> task options (planted: also run the
 # planted rules; batch: 8 where 1-D batch norm is ill-conditioned at 2)
 TRAIN_SPECS = {
@@ -26,6 +27,7 @@ TRAIN_SPECS = {
     ADAM_POCKET: {"planted": True, "batch": 8},
     CONVNEXT_POCKET: {},
     UPSAMPLE_POCKET: {"batch": 8},
+    RECIPES_POCKET: {"planted": True, "batch": 8},
 }
 # every other spec in specs/, behind the `slow` marker (float64 training of the zoo and the
 # 224-pixel AlexNets: about 15 minutes on two cores). ResNet-50 at its lr of 0.1 on batches of

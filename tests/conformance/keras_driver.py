@@ -159,7 +159,8 @@ def train_float64(task, m, directory):
     optimizer = m.build_optimizer(model)
     opt = m.TRAIN["optimizer"]
     lrs = conform.learning_rates(float(keras.ops.convert_to_numpy(optimizer.learning_rate)))
-    reference = conform.Reference(start, opt, conform.training_rules(opt, task.get("planted")))
+    rules = conform.training_rules(m.TRAIN, task.get("planted"))
+    reference = conform.Reference(start, opt, rules, m.TRAIN.get("clip_grad_norm"))
     smoothing = m.TRAIN["loss"].get("label_smoothing", 0.0)
     batches = np.load(directory / "batches.npz")
     entries = weights.portable_variables(model)
@@ -169,11 +170,19 @@ def train_float64(task, m, directory):
     if missing:
         raise ValueError(f"trainable variables without a portable name: {missing}")
     losses, steps, cross = [], [], []
+    updates, snapshots = conform.ema_updates(m.TRAIN), []
+    runtime = conform.runtime_module(Path(task["dir"]) / "keras", "ema") if updates else None
+    average = runtime.WeightAverage(model, m.TRAIN["ema"]["decay"]) if updates else None
     for step in range(1, conform.STEPS + 1):
         optimizer.learning_rate = lrs[step - 1]  # as the schedules set it
         x = batches[f"x{step}"]
         x = (x.transpose(0, 2, 3, 1) if x.ndim == 4 else x).astype(np.float64)
-        y = keras.ops.one_hot(batches[f"y{step}"], m.NUM_CLASSES, dtype="float64")
+        y = batches[f"y{step}"]  # labels, or mixup / cutmix's soft targets
+        y = (
+            y.astype(np.float64)
+            if y.ndim == 2
+            else keras.ops.one_hot(y, m.NUM_CLASSES, dtype="float64")
+        )
         with tf.GradientTape() as tape:
             logits = model(x, training=True)
             loss = keras.ops.mean(
@@ -198,7 +207,25 @@ def train_float64(task, m, directory):
         compared = sorted(theirs)
         del theirs
         losses.append(float(loss))
-    return {"lrs": lrs, "losses": losses, "reference": steps, "cross": cross, "compared": compared}
+        if step in updates:  # the trainer's EMA, updated as the trainer updates it
+            average.update(restart=False)
+            snapshots.append(state)
+    result = {"lrs": lrs, "losses": losses, "reference": steps, "cross": cross}
+    if average is not None:
+        result.update(ema_results(m, average, entries, snapshots, directory))
+    return {**result, "compared": compared}
+
+
+def ema_results(m, average, entries, snapshots, directory):
+    """The Keras EMA (portable tensors) against NumPy's and against PyTorch's."""
+    with average.swapped_in():
+        averaged = {e.name: portable(e, e.variable) for e in entries}
+    with np.load(directory / "torch_ema.npz") as f:
+        theirs = dict(f)
+    return {
+        "ema": conform.ema_check(m.TRAIN, snapshots, averaged),
+        "ema_cross": conform.tensor_diffs(averaged, theirs, scales=conform.layer_scales(theirs)),
+    }
 
 
 def strict(task):

@@ -4,10 +4,12 @@ torch's convention, Adam and AdamW as torch.optim takes their steps).
 
 How the runs are made (torch_driver.py / keras_driver.py `train`): the spec's own
 initialisation (saved by PyTorch, loaded by Keras), random batches of 2 (8 for the pockets,
-whose 1-D batch norms are ill-conditioned at 2), dropout off (rate 0) while batch norm trains on
-batch statistics, the optimizer from the generated build_optimizer(model), and the rate dropped
-by 10x from step 3 on by setting it on the optimizer as the schedules do (torch:
-param_group["lr"]; Keras: optimizer.learning_rate). The default run trains the specs of
+whose 1-D batch norms are ill-conditioned at 2; mixed by the spec's mixup / cutmix into soft
+targets, as the trainers mix them), dropout off (rate 0) while batch norm trains on batch
+statistics, the optimizer from the generated build_optimizer(model), the gradients clipped to
+the spec's clip_grad_norm as the trainers clip them (the NumPy rules clip the raw gradients
+themselves), and the rate dropped by 10x from step 3 on by setting it on the optimizer as the
+schedules do (torch: param_group["lr"]; Keras: optimizer.learning_rate). The default run trains the specs of
 conftest.TRAIN_SPECS; every other spec in specs/ runs under the `slow` marker.
 
 Both backends train in float64. In float32 a ReLU input or max-pool tie within rounding of its
@@ -90,7 +92,7 @@ def test_planted_rules_are_caught(training, spec, backend):
     all exceed the tolerance."""
     run = training[spec].check()
     result = getattr(run, backend)["reference"]
-    for planted in conform.planted_rules(run.torch["optimizer"]):
+    for planted in conform.planted_rules(run.torch["train"]):
         worst = max(step[planted]["max_rel"] for step in result)
         show(f"{spec} {backend} vs planted {planted}", [s[planted] for s in result])
         assert worst > 1e3 * max(conform.REFERENCE_RTOL, conform.CROSS_RTOL), planted
@@ -124,3 +126,32 @@ def test_running_variance_is_pytorchs_unbiased_one(training):
     show("bn_pocket with a biased moving variance", planted)
     assert planted[0]["worst"].endswith("running_var")
     assert planted[0]["max_rel"] > 1e3 * conform.CROSS_RTOL
+
+
+def test_recipes_pocket_trains_tf_rmsprop_clipped_on_mixed_batches(training):
+    """The recipes pocket: TensorFlow's RMSprop, clipping active (its planted `+noclip` rule is
+    caught by test_planted_rules_are_caught) and mixup / cutmix soft targets in every batch."""
+    run = training["specs/recipes_pocket.arch"].check()
+    train = run.torch["train"]
+    assert conform.rule_name(train["optimizer"]) == "rmsprop_tf"
+    assert train["clip_grad_norm"] == 1.0
+    targets = [run.npz("batches.npz")[f"y{step}"] for step in range(1, conform.STEPS + 1)]
+    assert all(t.ndim == 2 and (t.max(axis=1) < 1).any() for t in targets)
+
+
+@pytest.mark.parametrize("backend", ["torch", "keras"])
+def test_ema_of_the_recipes_pocket_is_torchvisions(training, backend):
+    """Each trainer's EMA (AveragedModel with its buffers; Keras's WeightAverage), updated after
+    steps 2 and 4, is NumPy's average of the weights and batch-norm statistics at those steps;
+    the average that takes the statistics as they are (without use_buffers) is caught."""
+    result = getattr(training["specs/recipes_pocket.arch"].check(), backend)["ema"]
+    show(f"recipes_pocket {backend} EMA vs NumPy", [result["ema"]])
+    assert result["ema"]["max_rel"] <= conform.REFERENCE_RTOL
+    assert result["ema_statistics_copied"]["max_rel"] > 1e3 * conform.CROSS_RTOL
+    assert "running" in result["ema_statistics_copied"]["worst"]
+
+
+def test_ema_agrees_between_the_backends(training):
+    cross = training["specs/recipes_pocket.arch"].check().keras["ema_cross"]
+    show("recipes_pocket EMA keras vs torch", [cross])
+    assert cross["max_rel"] <= conform.CROSS_RTOL

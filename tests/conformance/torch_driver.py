@@ -156,18 +156,35 @@ def train(task):
     batches = {}
     for step in range(1, conform.STEPS + 1):
         batch = task.get("batch", conform.BATCH)
-        batches[f"x{step}"] = rng.standard_normal((batch, *m.INPUT_SHAPE)).astype(np.float32)
-        batches[f"y{step}"] = rng.integers(0, m.NUM_CLASSES, batch)
+        x = rng.standard_normal((batch, *m.INPUT_SHAPE)).astype(np.float32)
+        y = rng.integers(0, m.NUM_CLASSES, batch)
+        batches[f"x{step}"], batches[f"y{step}"] = conform.mixed_batch(
+            m.TRAIN, x, y, m.NUM_CLASSES, step
+        )
     np.savez(directory / "batches.npz", **batches)
-    reference = conform.Reference(start, opt, conform.training_rules(opt, task.get("planted")))
-    steps = []
+    rules = conform.training_rules(m.TRAIN, task.get("planted"))
+    reference = conform.Reference(start, opt, rules, m.TRAIN.get("clip_grad_norm"))
+    steps, updates, snapshots, ema = [], conform.ema_updates(m.TRAIN), [], []
+    runtime = conform.runtime_module(directory / "torch", "ema") if updates else None
 
-    def compare(step, lr, grads, state):
+    def compare(step, lr, grads, state, model):
         np.savez(directory / f"torch_weights{step}.npz", **state)
         steps.append(reference.step(lr, grads, state))
+        if step in updates:  # the trainer's EMA, updated as the trainer updates it
+            if not ema:
+                ema.append(runtime.ema_model(model, m.TRAIN["ema"]["decay"]))
+            runtime.update(ema[0], model, restart=False)
+            snapshots.append({n: a.copy() for n, a in state.items()})  # views of the model
 
     lrs, losses = train_steps(m, model, batches, compare)
-    result = {"optimizer": opt, "lrs": lrs, "losses": losses, "reference": steps}
+    result = {"optimizer": opt, "train": m.TRAIN, "lrs": lrs, "losses": losses, "reference": steps}
+    if ema:
+        averaged = {
+            n: t.detach().numpy()
+            for n, t in sys.modules["weights"].portable_tensors(ema[0].module).items()
+        }
+        np.savez(directory / "torch_ema.npz", **averaged)
+        result["ema"] = conform.ema_check(m.TRAIN, snapshots, averaged)
     if task.get("sensitivity"):
         result["sensitivity"] = sensitivity(m, directory, batches, task["sensitivity"])
     return result
@@ -175,7 +192,8 @@ def train(task):
 
 def train_steps(m, model, batches, after_step):
     """Train `model` in float64 for STEPS steps of its optimizer on the batches, the rate set as
-    the schedules set it; after_step(step, lr, grads, portable float64 state) after each.
+    the schedules set it, the gradients clipped as the trainer clips them; after_step(step, lr,
+    grads before clipping, portable float64 state, model) after each.
     Returns (lrs, losses)."""
     model = model.double()  # float64: see test_training.py
     tensors = sys.modules["weights"].portable_tensors
@@ -194,12 +212,17 @@ def train_steps(m, model, batches, after_step):
         optimizer.zero_grad()
         x = torch.from_numpy(batches[f"x{step}"]).double()
         y = torch.from_numpy(batches[f"y{step}"])
+        y = y.double() if y.is_floating_point() else y  # mixup / cutmix: soft targets
         loss = F.cross_entropy(model(x), y, label_smoothing=smoothing)
         loss.backward()
-        grads = {names[id(p)]: p.grad.numpy() for p in model.parameters() if p.grad is not None}
+        grads = {
+            names[id(p)]: p.grad.numpy().copy() for p in model.parameters() if p.grad is not None
+        }
+        if m.TRAIN.get("clip_grad_norm") is not None:  # as the trainer clips
+            torch.nn.utils.clip_grad_norm_(model.parameters(), m.TRAIN["clip_grad_norm"])
         optimizer.step()
         state = {n: t.detach().numpy() for n, t in tensors(model).items()}
-        after_step(step, lrs[step - 1], grads, state)
+        after_step(step, lrs[step - 1], grads, state, model)
         losses.append(float(loss.detach()))
     return lrs, losses
 
@@ -217,7 +240,7 @@ def sensitivity(m, directory, batches, delta):
             p.mul_(1 + delta * torch.randn(p.shape, generator=noise, dtype=p.dtype))
     diffs = []
 
-    def compare(step, lr, grads, state):
+    def compare(step, lr, grads, state, model):
         with np.load(directory / f"torch_weights{step}.npz") as f:
             theirs = dict(f)
         diffs.append(conform.tensor_diffs(state, theirs, scales=conform.layer_scales(theirs)))

@@ -48,6 +48,8 @@ def test_train_is_the_specs_recipe_as_plain_data(compiled_file):
             {"name": "pca_lighting", "std": 0.1},
             {"name": "normalize", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
         ],
+        "clip_grad_norm": None,
+        "ema": None,
     }
 
 

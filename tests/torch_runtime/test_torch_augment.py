@@ -5,7 +5,7 @@ import pickle
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
 
 NORM = {"name": "normalize", "mean": [0.5, 0.25, 0.0], "std": [0.5, 0.25, 1.0]}
 
@@ -177,3 +177,156 @@ def test_hflip_probability_is_honoured(aug, p, low, high):
         not np.array_equal(pipe(img, np.random.default_rng(seed)), plain) for seed in range(200)
     )
     assert low <= flips <= high
+
+
+class TorchDraws:
+    """A stand-in for the NumPy generator that draws as torchvision's transforms draw (the
+    global torch generator), so the same seed must give torchvision's box."""
+
+    def uniform(self, low, high):
+        """torch.empty(1).uniform_(low, high), as RandomResizedCrop draws."""
+        return torch.empty(1).uniform_(low, high).item()
+
+    def integers(self, low, high):
+        """torch.randint(low, high, (1,)), as RandomResizedCrop draws."""
+        return torch.randint(low, high, size=(1,)).item()
+
+    def random(self):
+        """torch.rand(1), as a random transform decides whether to apply itself."""
+        return torch.rand(1).item()
+
+
+@pytest.mark.parametrize(
+    "hw, scale, ratio",
+    [((40, 60), (0.08, 1.0), (3 / 4, 4 / 3)), ((50, 20), (0.5, 1.0), (0.5, 2.0))],
+)
+def test_random_resized_crop_samples_torchvisions_boxes(aug, hw, scale, ratio):
+    v2 = pytest.importorskip("torchvision.transforms.v2")
+    theirs = v2.RandomResizedCrop(8, scale=scale, ratio=ratio)
+    frame = torch.zeros(3, *hw)
+    for seed in range(200):
+        torch.manual_seed(seed)
+        want = theirs.make_params([frame])
+        torch.manual_seed(seed)
+        got = aug.resized_crop_box(*hw, scale, ratio, TorchDraws())
+        assert got == (want["top"], want["left"], want["height"], want["width"]), seed
+
+
+@pytest.mark.parametrize("hw, ratio", [((30, 30), (2.0, 3.0)), ((10, 40), (0.5, 1.5))])
+def test_random_resized_crop_falls_back_to_torchvisions_central_crop(aug, hw, ratio):
+    """No box of the whole area with these aspects fits: both take the same central one."""
+    v2 = pytest.importorskip("torchvision.transforms.v2")
+    want = v2.RandomResizedCrop(8, scale=(1.0, 1.0), ratio=ratio).make_params([torch.zeros(3, *hw)])
+    got = aug.resized_crop_box(*hw, (1.0, 1.0), ratio, np.random.default_rng(0))
+    assert got == (want["top"], want["left"], want["height"], want["width"])
+    assert got[2:] != hw  # the fallback clamped the aspect
+
+
+def test_random_resized_crop_pixels_are_torchvisions_resized_crop(aug):
+    """The same box gives the same pixels as torchvision.transforms.v2.functional.resized_crop
+    on a PIL image (bilinear; Pillow resizes in both)."""
+    v2 = pytest.importorskip("torchvision.transforms.v2")
+    from PIL import Image
+
+    img = np.random.default_rng(3).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    for seed in range(5):
+        box = aug.resized_crop_box(37, 53, (0.08, 1.0), (3 / 4, 4 / 3), aug.sample_rng(0, 0, seed))
+        got = aug.random_resized_crop(
+            img, 16, (0.08, 1.0), (3 / 4, 4 / 3), aug.sample_rng(0, 0, seed)
+        )
+        want = v2.functional.resized_crop(
+            Image.fromarray(img), *box, [16, 16], v2.InterpolationMode.BILINEAR
+        )
+        np.testing.assert_array_equal(got, np.asarray(want))
+
+
+def test_random_resized_crop_pipeline_trains_and_evaluates(aug):
+    entry = {"name": "random_resized_crop", "size": 8, "scale": [0.2, 1.0], "ratio": [0.75, 4 / 3]}
+    train = aug.build_pipeline([{**entry, "from": 10}], (8, 8), train=True)
+    outs = {train(image(20, 30), aug.sample_rng(1, 0, i)).tobytes() for i in range(6)}
+    assert len(outs) == 6  # a different box per sample
+    evaluated = aug.build_pipeline([{**entry, "from": 10}], (8, 8), train=False)(image(20, 30))
+    want = aug.center_crop(aug.resize_shorter(image(20, 30), 10), 8).astype(np.float32) / 255
+    np.testing.assert_allclose(evaluated, want)
+
+
+def batch_nchw(rng, n=4, h=6, w=10):
+    """A float32 NHWC batch and labels, and the same images as an NCHW tensor."""
+    x = rng.random((n, h, w, 3), dtype=np.float32)
+    return x, rng.integers(0, 5, n), torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+
+
+def test_mixup_is_torchvisions_for_the_same_lambda(aug):
+    v2 = pytest.importorskip("torchvision.transforms.v2")
+    x, y, images = batch_nchw(np.random.default_rng(0))
+    theirs = v2.MixUp(alpha=0.2, num_classes=5)
+    theirs.make_params = lambda flat: {"lam": 0.3}
+    want_x, want_y = theirs(images, torch.from_numpy(y))
+    got_x, got_y = aug.mixup(x, np.eye(5, dtype=np.float32)[y], 0.3)
+    np.testing.assert_allclose(got_x.transpose(0, 3, 1, 2), want_x.numpy(), atol=1e-6)
+    np.testing.assert_allclose(got_y, want_y.numpy(), atol=1e-6)
+
+
+def test_cutmix_is_torchvisions_box_and_blend(aug):
+    v2 = pytest.importorskip("torchvision.transforms.v2")
+    x, y, images = batch_nchw(np.random.default_rng(1))
+    theirs = v2.CutMix(alpha=1.0, num_classes=5)
+    theirs._dist.sample = lambda shape: torch.tensor(0.35)
+    for seed in range(20):
+        torch.manual_seed(seed)
+        params = theirs.make_params([images])
+        torch.manual_seed(seed)
+        y1, y2, x1, x2 = aug.cutmix_box(6, 10, 0.35, TorchDraws())
+        assert params["box"] == (x1, y1, x2, y2), seed
+    theirs.make_params = lambda flat: params
+    want_x, want_y = theirs(images, torch.from_numpy(y))
+    got_x, got_y = aug.cutmix(x, np.eye(5, dtype=np.float32)[y], (y1, y2, x1, x2))
+    assert (y2 - y1) * (x2 - x1) > 0  # a box was pasted
+    np.testing.assert_array_equal(got_x.transpose(0, 3, 1, 2), want_x.numpy())
+    np.testing.assert_allclose(got_y, want_y.numpy(), atol=1e-6)
+
+
+def test_mix_batch_draws_from_the_batch_generator(aug):
+    """Without mix entries the batch is untouched; with both, each batch takes one of them,
+    reproducibly from (seed, epoch, batch); the soft targets sum to 1."""
+    x, y, _ = batch_nchw(np.random.default_rng(2))
+    assert aug.mix_batch(x, y, 5, [], aug.batch_rng(0, 0, 0)) == (x, y)
+    entries = [{"name": "mixup", "alpha": 0.2}, {"name": "cutmix", "alpha": 1.0}]
+    runs = [aug.mix_batch(x, y, 5, entries, aug.batch_rng(0, 0, b)) for b in range(8)]
+    again = aug.mix_batch(x, y, 5, entries, aug.batch_rng(0, 0, 3))
+    np.testing.assert_array_equal(runs[3][0], again[0])
+    for mixed, targets in runs:
+        assert mixed.dtype == np.float32 and targets.shape == (4, 5)
+        np.testing.assert_allclose(targets.sum(axis=1), 1.0, rtol=1e-6)
+    pasted = [np.isin(m, x).all() for m, _ in runs]  # cutmix only copies pixels
+    assert any(pasted) and not all(pasted)
+
+
+@pytest.mark.parametrize("scale, ratio", [((0.02, 0.33), (0.3, 3.3)), ((0.3, 0.9), (0.5, 2.0))])
+def test_random_erasing_is_torchvisions_for_the_same_draws(aug, scale, ratio):
+    """The same decision, box and fill as v2.RandomErasing (p = 0.5, value 0.7) when our
+    generator draws what torch's draws; some images erased, some kept, some boxes not found."""
+    v2 = pytest.importorskip("torchvision.transforms.v2")
+    img = np.random.default_rng(4).random((12, 20, 3), dtype=np.float32)
+    theirs = v2.RandomErasing(p=0.5, scale=scale, ratio=ratio, value=0.7)
+    erased = 0
+    for seed in range(100):
+        torch.manual_seed(seed)
+        want = theirs(torch.from_numpy(img.transpose(2, 0, 1).copy())).numpy()
+        torch.manual_seed(seed)
+        got = aug.random_erasing(img, TorchDraws(), 0.5, scale, ratio, 0.7)
+        np.testing.assert_array_equal(got.transpose(2, 0, 1), want, err_msg=str(seed))
+        erased += not np.array_equal(got, img)
+    assert 20 < erased < 80
+
+
+def test_random_erasing_in_the_pipeline_fills_a_box(aug):
+    entry = {"name": "random_erasing", "p": 1.0, "scale": [0.1, 0.2], "ratio": [0.5, 2.0]}
+    pipe = aug.build_pipeline([{**entry, "value": -1.0}], (10, 10), train=True)
+    out = pipe(image(10, 10), aug.sample_rng(0, 0, 1))
+    rows, cols = np.nonzero((out == -1.0).all(axis=2))
+    assert 6 <= len(rows) <= 30 and len(rows) == (np.ptp(rows) + 1) * (np.ptp(cols) + 1)
+    assert (
+        aug.build_pipeline([{**entry, "value": -1.0}], (10, 10), train=False)(image(10, 10)).min()
+        >= 0
+    )  # evaluation does not erase

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 
 import pytest
@@ -170,7 +171,7 @@ def test_a_file_name_that_is_neither_utf8_nor_printable_is_shown_escaped(tmp_pat
     if "json" in command or command == ["ir"]:
         assert SHOWN_NAME in json.loads(out)["file"]
     elif command[0] == "compile":
-        assert out.startswith(f"wrote 12 files to {SHOWN_NAME}.out/ (")
+        assert re.match(rf"wrote \d+ files to {re.escape(SHOWN_NAME)}\.out/ \(", out)
     elif command in (["check"], ["shapes"]):  # markdown and weights do not name the file
         assert SHOWN_NAME in out + err
 

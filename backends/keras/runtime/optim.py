@@ -15,6 +15,23 @@ def _constant(value, dtype):
     return ops.convert_to_tensor(value, dtype=dtype)
 
 
+class _TorchClipping:
+    """global_clipnorm as torch.nn.utils.clip_grad_norm_ clips: every gradient times
+    min(1, max_norm / (norm + 1e-6)), norm the L2 norm of all gradients together (Keras's own
+    multiplies by max_norm / max(norm, max_norm), without the 1e-6)."""
+
+    def _clip_gradients(self, grads):
+        """The gradients scaled to a global norm of at most global_clipnorm."""
+        if not self.global_clipnorm:
+            return super()._clip_gradients(grads)
+        present = [g for g in grads if g is not None]
+        dtype = present[0].dtype
+        norm = ops.sqrt(sum(ops.sum(ops.square(ops.cast(g, dtype))) for g in present))
+        limit = _constant(self.global_clipnorm, dtype)
+        scale = ops.minimum(limit / (norm + _constant(1e-6, dtype)), 1.0)
+        return [None if g is None else g * ops.cast(scale, g.dtype) for g in grads]
+
+
 class _CoupledDecay:
     """Adds weight_decay * w to the gradient of every decayed variable before the update rule."""
 
@@ -41,7 +58,7 @@ class _CoupledDecay:
         return config
 
 
-class _DecaySGD(_CoupledDecay, keras.optimizers.SGD):
+class _DecaySGD(_TorchClipping, _CoupledDecay, keras.optimizers.SGD):
     """Keras's SGD with coupled weight decay and the spec's defaults."""
 
     def __init__(
@@ -123,13 +140,82 @@ class _TorchAdamStep:
 
 
 @keras.saving.register_keras_serializable(package="archdsl")
-class L2Adam(_CoupledDecay, _TorchAdamStep, keras.optimizers.Adam):
+class L2Adam(_TorchClipping, _CoupledDecay, _TorchAdamStep, keras.optimizers.Adam):
     """torch.optim.Adam: weight decay as L2 added to the gradient (Keras's Adam decouples it)."""
 
 
 @keras.saving.register_keras_serializable(package="archdsl")
-class TorchAdamW(_TorchAdamStep, keras.optimizers.AdamW):
+class TorchAdamW(_TorchClipping, _TorchAdamStep, keras.optimizers.AdamW):
     """torch.optim.AdamW: decoupled decay (Keras's), then torch's epsilon placement."""
+
+
+class _RMSpropStep:
+    """RMSprop's step, eps inside the square root (TensorFlow's) or added to it (torch's)."""
+
+    eps_inside = True
+
+    def update_step(self, gradient, variable, learning_rate):
+        """v <- alpha*v + (1 - alpha)*g^2, then the rule's momentum step."""
+        dtype = variable.dtype
+        gradient = ops.cast(gradient, dtype)
+        index = self._get_variable_index(variable)
+        v = self._velocities[index]
+        rho, eps = _constant(self.rho, dtype), _constant(self.epsilon, dtype)
+        self.assign(v, rho * v + (1 - rho) * ops.square(gradient))
+        learning_rate = ops.cast(learning_rate, dtype)
+        if self.eps_inside:  # b <- mu*b + lr*g/sqrt(v + eps) ; w <- w - b
+            step, after = learning_rate * gradient / ops.sqrt(v + eps), 1
+        else:  # b <- mu*b + g/(sqrt(v) + eps) ; w <- w - lr*b
+            step, after = gradient / (ops.sqrt(v) + eps), learning_rate
+        if self.momentum > 0:
+            buf = self._momentums[index]
+            self.assign(buf, _constant(self.momentum, dtype) * buf + step)
+            step = buf
+        self.assign_sub(variable, after * step)
+
+
+class _DecayRMSprop(
+    _TorchClipping, _CoupledDecay, _RMSpropStep, keras.optimizers.RMSprop
+):
+    """Keras's RMSprop variables with coupled weight decay and the spec's argument names."""
+
+    def __init__(
+        self,
+        learning_rate=0.01,
+        alpha=0.99,
+        epsilon=1e-8,
+        momentum=0.0,
+        weight_decay=0.0,
+        **kwargs,
+    ):
+        """alpha: the square average's decay (Keras's rho); weight_decay: L2, coupled."""
+        super().__init__(
+            learning_rate=learning_rate,
+            rho=float(alpha),
+            momentum=float(momentum),
+            epsilon=float(epsilon),
+            weight_decay=weight_decay,
+            **kwargs,
+        )
+
+    def get_config(self):
+        """Constructor arguments, for saving."""
+        config = super().get_config()
+        config["alpha"] = config.pop("rho")
+        config.pop("centered", None)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="archdsl")
+class TorchRMSprop(_DecayRMSprop):
+    """torch.optim.RMSprop: b <- mu*b + g/(sqrt(v) + eps) ; w <- w - lr*b."""
+
+    eps_inside = False
+
+
+@keras.saving.register_keras_serializable(package="archdsl")
+class TFRMSprop(_DecayRMSprop):
+    """TensorFlow's RMSprop: b <- mu*b + lr*g/sqrt(v + eps) ; w <- w - b (v starts at 0)."""
 
 
 def _layers(layer):

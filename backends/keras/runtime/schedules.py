@@ -114,14 +114,27 @@ class MultiStep(_Schedule):
 
 
 class Cosine(_Schedule):
-    """Half a cosine from base_lr to min_lr over `epochs` (torch's CosineAnnealingLR, T_max)."""
+    """Linear warmup, then half a cosine to min_lr (torchvision's recipe: LinearLR for
+    `warmup` epochs from base_lr * warmup_factor, then CosineAnnealingLR with T_max = epochs -
+    warmup, one step per epoch)."""
 
-    def __init__(self, optimizer, epochs, min_lr=0.0):
-        """epochs: the length of the anneal; the rate stays at min_lr afterwards."""
+    def __init__(self, optimizer, epochs, min_lr=0.0, warmup=0, warmup_factor=0.01):
+        """epochs: the whole run; the rate stays at min_lr after it."""
+        if not 0 <= warmup < epochs or not 0 < warmup_factor <= 1:
+            raise ValueError(
+                f"need 0 <= warmup < epochs and 0 < warmup_factor <= 1, got "
+                f"warmup={warmup}, epochs={epochs}, warmup_factor={warmup_factor}"
+            )
         super().__init__(optimizer)
         self.epochs, self.min_lr = epochs, min_lr
+        self.warmup, self.warmup_factor = warmup, warmup_factor
+        self.optimizer.learning_rate = self.next_lr(None)
 
     def next_lr(self, metrics):
         """Closed form in the epoch count."""
-        cos = math.cos(math.pi * min(self.epoch, self.epochs) / self.epochs)
+        if self.epoch < self.warmup:
+            f = self.warmup_factor
+            return self.base_lr * (f + (1 - f) * self.epoch / self.warmup)
+        span = self.epochs - self.warmup
+        cos = math.cos(math.pi * min(self.epoch - self.warmup, span) / span)
         return self.min_lr + (self.base_lr - self.min_lr) * (1 + cos) / 2

@@ -18,6 +18,7 @@ import signal
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 
 import keras
 import numpy as np
@@ -26,7 +27,8 @@ import tensorflow as tf
 # the runtime beside this file (isort: split keeps one order wherever ruff runs)
 # isort: split
 import model as spec
-from augment import build_pipeline, sample_rng
+from augment import batch_rng, build_pipeline, mix_batch, mix_entries, sample_rng
+from ema_rule import ema_decay, updates_after, warmup_epochs
 from imagefolder import DataError, ImageFolderDataset, scan_imagefolder
 from metrics_log import MetricsLog, ProgressBar, atomic_write
 from npzcheck import printable
@@ -44,6 +46,9 @@ from trainer_args import (
     resume_path,
     synthetic_sets,
 )
+
+# isort: split
+from ema import WeightAverage  # beside this file in the repository, too
 
 CHECKPOINT = "last.npz"
 META = "meta"  # the checkpoint's array of JSON bytes: position, schedule, metrics
@@ -160,7 +165,9 @@ def make_train_step(strategy, net, optimizer, smoothing, jit):
         with tf.GradientTape() as tape:
             logits = tf.cast(net(x, training=True), tf.float32)
             losses = keras.losses.categorical_crossentropy(
-                tf.one_hot(y, classes),
+                y
+                if y.shape.rank == 2
+                else tf.one_hot(y, classes),  # mixed: soft targets
                 logits,
                 from_logits=True,
                 label_smoothing=smoothing,
@@ -345,6 +352,17 @@ class Trainer:
             self.strategy, self.net, self.optimizer, smoothing, jit
         )
         self.eval_step = make_eval_step(self.strategy, self.net, jit)
+        ema = spec.TRAIN.get("ema")
+        self.ema = None
+        if ema is not None:
+            decay = ema_decay(ema, self.args.batch_size, self.args.epochs)
+            self.ema = WeightAverage(self.net, decay)
+
+    def update_ema(self, epoch):
+        """Fold the weights into the EMA after the steps the spec says."""
+        ema = spec.TRAIN.get("ema")
+        if ema is not None and updates_after(self.state["global_step"], ema):
+            self.ema.update(epoch < warmup_epochs(spec.TRAIN))
 
     def steps_per_epoch(self):
         """Optimizer steps in a full epoch (the last partial batch is dropped)."""
@@ -372,20 +390,25 @@ class Trainer:
         batches = self.train_data.batches(
             epoch, self.epoch_order(epoch), batch, st["batches_done"]
         )
+        entries = mix_entries(spec.TRAIN["augment"])
         for x, y in batches:
             if self.out_of_steps() or self.stop.requested:
                 break
+            rng = batch_rng(self.args.seed, epoch, st["batches_done"])
+            x, y = mix_batch(x, y, spec.NUM_CLASSES, entries, rng)
             self.loss_sum += float(self.train_step(distribute(self.strategy, (x, y))))
             self.seen += len(y)
             st["batches_done"] += 1
             st["global_step"] += 1
+            self.update_ema(epoch)
             bar.update(st["batches_done"], loss=self.loss_sum / self.seen)
             if self.args.save_every and st["global_step"] % self.args.save_every == 0:
                 self.save()
         bar.close()
 
     def validate(self):
-        """Validation loss (no label smoothing), top-1 and top-5 error over the whole val set."""
+        """Validation loss (no label smoothing), top-1 and top-5 error over the whole val set,
+        of the EMA of the weights if the spec keeps one."""
         size = (
             max(1, self.args.batch_size // 10)
             if self.args.ten_crop
@@ -393,9 +416,10 @@ class Trainer:
         )
         totals = np.zeros(3)
         replicas = self.strategy.num_replicas_in_sync
-        for batch in self.val_data.batches(0, np.arange(len(self.val_set)), size):
-            parts = distribute(self.strategy, padded(batch, replicas))
-            totals += self.eval_step(parts).numpy()
+        with self.ema.swapped_in() if self.ema is not None else nullcontext():
+            for batch in self.val_data.batches(0, np.arange(len(self.val_set)), size):
+                parts = distribute(self.strategy, padded(batch, replicas))
+                totals += self.eval_step(parts).numpy()
         loss, top1, top5 = totals / len(self.val_set)
         return {"val_loss": loss, "val_error": 1 - top1, "val_top5_error": 1 - top5}
 
@@ -417,9 +441,11 @@ class Trainer:
             else None,
             "metrics": self.log.rows,
             "seed": self.args.seed,
+            "ema_updates": self.ema.n_averaged if self.ema is not None else None,
         }
         arrays = {
             **variable_arrays(self.net, self.optimizer),
+            **(self.ema.arrays() if self.ema is not None else {}),
             META: np.frombuffer(json.dumps(meta).encode("utf-8"), np.uint8),
         }
         atomic_write(self.args.out / CHECKPOINT, lambda f: np.savez(f, **arrays))
@@ -437,12 +463,23 @@ class Trainer:
                 f"{path}: written with --seed {meta['seed']}, not {self.args.seed}"
             )
         assign_arrays(arrays, self.net, self.optimizer, path)
+        self.restore_ema(arrays, meta, path)
         if self.scheduler is not None:
             self.scheduler.load_state_dict(meta["scheduler"])
         self.state = meta["state"]
         self.loss_sum, self.seen = meta["train_loss_sum"], meta["train_seen"]
         self.log = MetricsLog(self.args.out, meta["metrics"])
         self.log.write()
+
+    def restore_ema(self, arrays, meta, path):
+        """Load the checkpoint's EMA of the weights, checked against this spec's."""
+        updates = meta.get("ema_updates")
+        if self.ema is None and updates is None:
+            return
+        if self.ema is None or not is_count(updates):
+            raise UsageError(f"{path}: not a checkpoint of this trainer (its EMA)")
+        if not self.ema.load(arrays, updates):
+            raise UsageError(f"{path}: the checkpoint's EMA does not match this model")
 
     def end_epoch(self, epoch, train_seconds, images, start):
         """Validate, step the schedule, log and checkpoint a finished epoch."""

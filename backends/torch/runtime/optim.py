@@ -66,6 +66,63 @@ class PaperSGD(torch.optim.Optimizer):
             p.add_(v)
 
 
+class TFRMSprop(torch.optim.Optimizer):
+    """RMSprop as TensorFlow takes its step: eps inside the square root, lr in the momentum.
+
+    g <- g + lambda*w ; v <- alpha*v + (1 - alpha)*g^2 ; b <- mu*b + lr*g/sqrt(v + eps) ;
+    w <- w - b (v and b start at 0). torch.optim.RMSprop adds eps to sqrt(v) instead and
+    multiplies the momentum buffer by lr afterwards.
+    """
+
+    def __init__(self, params, lr, alpha=0.9, eps=1e-3, momentum=0.0, weight_decay=0.0):
+        """Check the hyper-parameters; per-group values override these defaults."""
+        if min(lr, alpha, eps, momentum, weight_decay) < 0:
+            raise ValueError(
+                f"lr={lr}, alpha={alpha}, eps={eps}, momentum={momentum}, "
+                f"weight_decay={weight_decay}: none may be < 0"
+            )
+        defaults = {
+            "lr": lr,
+            "alpha": alpha,
+            "eps": eps,
+            "momentum": momentum,
+            "weight_decay": weight_decay,
+        }
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """Apply one update to every parameter with a gradient."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self.update(p, group)
+        return loss
+
+    def update(self, p, group):
+        """TensorFlow's rule for one parameter."""
+        if p.grad.is_sparse:
+            raise RuntimeError("TFRMSprop does not support sparse gradients")
+        grad = p.grad.add(p, alpha=group["weight_decay"])
+        state = self.state[p]
+        if "square_avg" not in state:
+            state["square_avg"] = torch.zeros_like(
+                p, memory_format=torch.preserve_format
+            )
+            state["momentum_buffer"] = torch.zeros_like(
+                p, memory_format=torch.preserve_format
+            )
+        square_avg = state["square_avg"].mul_(group["alpha"])
+        square_avg.addcmul_(grad, grad, value=1 - group["alpha"])
+        step = grad.div_(square_avg.add(group["eps"]).sqrt_()).mul_(group["lr"])
+        buf = state["momentum_buffer"].mul_(group["momentum"]).add_(step)
+        p.sub_(buf)
+
+
 def no_decay_ids(model, no_decay):
     """Ids of the parameters that no_decay (a subset of {"bias", "norm"}) exempts from decay."""
     unknown = set(no_decay) - {"bias", "norm"}

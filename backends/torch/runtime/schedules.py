@@ -58,16 +58,32 @@ class MultiStep(EpochSchedule):
 
 
 class Cosine(EpochSchedule):
-    """Cosine annealing from each group's lr to min_lr over `epochs` epochs."""
+    """Linear warmup, then cosine annealing to min_lr (torchvision's recipe: LinearLR for
+    `warmup` epochs from lr * warmup_factor, then CosineAnnealingLR with T_max = epochs -
+    warmup, one step per epoch)."""
 
-    def __init__(self, optimizer, epochs, min_lr=0.0):
-        """epochs: the length of the anneal; the lr stays at min_lr afterwards."""
+    def __init__(self, optimizer, epochs, min_lr=0.0, warmup=0, warmup_factor=0.01):
+        """epochs: the whole run; the rate stays at min_lr after it."""
+        if not 0 <= warmup < epochs or not 0 < warmup_factor <= 1:
+            raise ValueError(
+                f"need 0 <= warmup < epochs and 0 < warmup_factor <= 1, got "
+                f"warmup={warmup}, epochs={epochs}, warmup_factor={warmup_factor}"
+            )
         super().__init__(optimizer)
         self.epochs, self.min_lr = epochs, min_lr
+        self.warmup, self.warmup_factor = warmup, warmup_factor
+        for group, base in zip(optimizer.param_groups, self.base_lrs, strict=True):
+            group["lr"] = self.lr_at(base, 0)
 
     def lr_at(self, base, epoch):
-        """min_lr + (base - min_lr) * (1 + cos(pi * t)) / 2 with t = epoch / epochs, capped at 1."""
-        t = min(epoch / self.epochs, 1.0)
+        """base * (f + (1 - f) * epoch / warmup) while warming up, then min_lr + (base -
+        min_lr) * (1 + cos(pi * t)) / 2 with t = (epoch - warmup) / (epochs - warmup) <= 1."""
+        if epoch < self.warmup:
+            f = self.warmup_factor
+            return base * (f + (1 - f) * epoch / self.warmup)
+        t = min(epoch - self.warmup, self.epochs - self.warmup) / (
+            self.epochs - self.warmup
+        )
         return self.min_lr + (base - self.min_lr) * (1.0 + math.cos(math.pi * t)) / 2.0
 
 

@@ -44,7 +44,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 # the runtime beside this file (isort: split keeps one order wherever ruff runs)
 # isort: split
 import model as spec
-from augment import build_pipeline, sample_rng
+from augment import batch_rng, build_pipeline, mix_batch, mix_entries, sample_rng
+from ema_rule import ema_decay, updates_after, warmup_epochs
 from imagefolder import DataError, ImageFolderDataset, scan_imagefolder
 from metrics_log import MetricsLog, ProgressBar, atomic_write
 from npzcheck import printable
@@ -62,6 +63,9 @@ from trainer_args import (
     resume_path,
     synthetic_sets,
 )
+
+# isort: split
+from ema import ema_model, update  # beside this file in the repository, too
 
 CHECKPOINT = "last.pt"
 TORCH_ENTRIES = ("model", "optimizer", "scaler", "rng")
@@ -435,6 +439,7 @@ class Trainer:
         self.net = self.build_net()
         self.optimizer = spec.build_optimizer(self.net, lr=args.lr)
         self.scheduler = spec.build_scheduler(self.optimizer)
+        self.ema = self.build_ema()
         self.amp_dtype, self.scaler = amp_setup(
             args.amp, self.device, self.lead, self.devices
         )
@@ -470,6 +475,21 @@ class Trainer:
         if self.devices:
             return spec.place(spec.build_model(), self.devices).to(memory_format=fmt)
         return spec.build_model().to(self.device, memory_format=fmt)
+
+    def build_ema(self):
+        """The spec's EMA of the weights (None without one), evaluated instead of them."""
+        ema = spec.TRAIN.get("ema")
+        if ema is None:
+            return None
+        return ema_model(
+            self.net, ema_decay(ema, self.args.batch_size, self.args.epochs)
+        )
+
+    def update_ema(self, epoch):
+        """Fold the weights into the EMA after the steps the spec says."""
+        ema = spec.TRAIN.get("ema")
+        if ema is not None and updates_after(self.state["global_step"], ema):
+            update(self.ema, self.net, epoch < warmup_epochs(spec.TRAIN))
 
     def wrap_net(self):
         """(evaluation net, training net): compiled and DDP-wrapped as the flags ask."""
@@ -534,9 +554,26 @@ class Trainer:
             loss = self.criterion(self.train_net(x), y)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        self.clip_gradients()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return loss.detach()
+
+    def mixed(self, x, y, epoch):
+        """The batch through the spec's mixup / cutmix (soft targets), if it has them."""
+        entries = mix_entries(spec.TRAIN["augment"])
+        if not entries:
+            return x, y
+        rng = batch_rng(self.args.seed, epoch, self.state["batches_done"], self.rank)
+        x, y = mix_batch(x.numpy(), y.numpy(), spec.NUM_CLASSES, entries, rng)
+        return torch.from_numpy(x), torch.from_numpy(y)
+
+    def clip_gradients(self):
+        """Scale the gradients to the spec's clip_grad_norm (their global L2 norm), if any."""
+        max_norm = spec.TRAIN.get("clip_grad_norm")
+        if max_norm is not None:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), max_norm)
 
     def train_epoch(self, epoch):
         """Train from the saved position to the epoch's end, --max-steps or Ctrl-C."""
@@ -553,10 +590,12 @@ class Trainer:
             self.loss_sum, dtype=torch.float64, device=self.device
         )
         for x, y in batches:
+            x, y = self.mixed(x, y, epoch)
             self.loss_sum += self.train_step(x, y).double() * len(y)
             self.seen += len(y)
             st["batches_done"] += 1
             st["global_step"] += 1
+            self.update_ema(epoch)
             bar.update(
                 st["batches_done"], loss=lambda: self.loss_sum.item() / self.seen
             )
@@ -583,14 +622,16 @@ class Trainer:
         if self.world > 1:
             for buf in self.net.buffers():
                 dist.broadcast(buf, 0)
+            for buf in self.ema.module.buffers() if self.ema is not None else []:
+                dist.broadcast(buf, 0)
 
     @torch.no_grad()
-    def eval_batch(self, x, y):
+    def eval_batch(self, net, x, y):
         """[summed loss, top-1 hits, top-5 hits, count] of one batch (10-crop: mean softmax)."""
         y = y.to(self.device, non_blocking=True)
         crops = x.shape[1] if self.args.ten_crop else 1
         with self.autocast():
-            logits = self.eval_net(self.to_input(x.flatten(0, 1) if crops > 1 else x))
+            logits = net(self.to_input(x.flatten(0, 1) if crops > 1 else x))
         logp = torch.log_softmax(logits.float(), dim=-1).view(len(y), crops, -1)
         logp = torch.logsumexp(logp, dim=1) - math.log(crops)
         hits = logp.topk(min(5, logp.shape[-1]), dim=-1).indices == y[:, None]
@@ -603,13 +644,15 @@ class Trainer:
         return torch.stack([loss.double(), *(c.double() for c in counts)])
 
     def validate(self):
-        """Validation loss (no label smoothing), top-1 and top-5 error over the whole val set."""
-        self.eval_net.eval()
+        """Validation loss (no label smoothing), top-1 and top-5 error over the whole val set,
+        of the EMA of the weights if the spec keeps one."""
+        net = self.eval_net if self.ema is None else self.ema.module
+        net.eval()
         shard = [(0, i) for i in range(self.rank, len(self.val_set), self.world)]
         batch = max(1, self.batch // 10) if self.args.ten_crop else self.batch
         totals = torch.zeros(4, dtype=torch.float64, device=self.device)
         for x, y in self.loader(self.val_set, shard, batch, drop_last=False):
-            totals += self.eval_batch(x, y)
+            totals += self.eval_batch(net, x, y)
         if self.world > 1:
             dist.all_reduce(totals)
         loss, top1, top5, n = totals.tolist()
@@ -644,6 +687,7 @@ class Trainer:
             "train_seen": seen,
             "metrics": self.log.rows,
             "rng": rng_states(self.device),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             "classes": self.classes,
             "args": {
                 k: str(v) if isinstance(v, Path) else v
@@ -696,6 +740,18 @@ class Trainer:
             self.scaler.load_state_dict(ckpt["scaler"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(ckpt["scheduler"])
+        return self.load_ema(ckpt.get("ema"))
+
+    def load_ema(self, state):
+        """Restore the EMA of a checkpoint; what does not fit, or None."""
+        if self.ema is None:
+            return None if state is None else "an EMA this spec does not keep"
+        if not isinstance(state, dict):
+            return "no EMA of the weights"
+        try:
+            self.ema.load_state_dict(state)
+        except (RuntimeError, ValueError, TypeError, KeyError) as err:
+            return f"EMA: {detail(err, type(err).__name__)}"
         return None
 
     def end_epoch(self, epoch, train_seconds, images, start):
