@@ -10,12 +10,13 @@ OPS: dict[str, tuple[Param, ...]] = {name: spec.params for name, spec in REGISTR
 
 INITS: dict[str, tuple[Param, ...]] = {
     "normal": sig("mean:float", "std:float!"),
+    "trunc_normal": sig("mean:float", "std:float!", "low:float!", "high:float!"),
     "uniform": sig("low:float!", "high:float!"),
     "constant": sig("value:float!"),
     "zeros": (),
     "ones": (),
-    "he_normal": sig("mode:choice:fan_in|fan_out"),
-    "he_uniform": sig("mode:choice:fan_in|fan_out"),
+    "he_normal": sig("mode:choice:fan_in|fan_out", "nonlinearity:choice:relu|linear|sigmoid|tanh"),
+    "he_uniform": sig("mode:choice:fan_in|fan_out", "nonlinearity:choice:relu|linear|sigmoid|tanh"),
     "glorot_normal": (),
     "glorot_uniform": (),
     "fan_in_uniform": sig("scale:float"),

@@ -553,6 +553,11 @@ def _init_line(target: str, dist: Distribution) -> str:
         call = Call(
             "nn.init.normal_", (target, Pair("mean", num(dist.a)), Pair("std", num(dist.b)))
         )
+    elif dist.kind == "trunc_normal":
+        low, high = dist.bounds
+        args = (Pair("mean", num(dist.a)), Pair("std", num(dist.b)))
+        bounds = (Pair("a", num(low)), Pair("b", num(high)))
+        call = Call("nn.init.trunc_normal_", (target, *args, *bounds))
     elif dist.kind == "uniform":
         call = Call("nn.init.uniform_", (target, Pair("a", num(dist.a)), Pair("b", num(dist.b))))
     else:
