@@ -67,7 +67,7 @@ class TruncNormal(Frozen):
     high: float
 
 
-# the gain of each nonlinearity, as torch.nn.init.calculate_gain gives it
+# the nonlinearities whose gain (torch.nn.init.calculate_gain's) scales he_normal / he_uniform
 Nonlinearity = Literal["relu", "linear", "sigmoid", "tanh"]
 
 

@@ -8,6 +8,9 @@ from archdsl.params import Param, sig
 # the ops' argument lists are declared with the ops (archdsl/ops/); OPS is a view
 OPS: dict[str, tuple[Param, ...]] = {name: spec.params for name, spec in REGISTRY.items()}
 
+# he_normal / he_uniform: the fan, and the nonlinearity whose gain scales them (torch's names)
+HE = ("mode:choice:fan_in|fan_out", "nonlinearity:choice:relu|linear|sigmoid|tanh")
+
 INITS: dict[str, tuple[Param, ...]] = {
     "normal": sig("mean:float", "std:float!"),
     "trunc_normal": sig("mean:float", "std:float!", "low:float!", "high:float!"),
@@ -15,8 +18,8 @@ INITS: dict[str, tuple[Param, ...]] = {
     "constant": sig("value:float!"),
     "zeros": (),
     "ones": (),
-    "he_normal": sig("mode:choice:fan_in|fan_out", "nonlinearity:choice:relu|linear|sigmoid|tanh"),
-    "he_uniform": sig("mode:choice:fan_in|fan_out", "nonlinearity:choice:relu|linear|sigmoid|tanh"),
+    "he_normal": sig(*HE),
+    "he_uniform": sig(*HE),
     "glorot_normal": (),
     "glorot_uniform": (),
     "fan_in_uniform": sig("scale:float"),
