@@ -125,7 +125,9 @@ def _initializer(dist: Distribution) -> Call:
         low, high = dist.bounds
         args = (Pair("mean", num(dist.a)), Pair("stddev", num(dist.b)))
         return Call("TruncatedNormal", (*args, Pair("low", num(low)), Pair("high", num(high))))
-    return Call("keras.initializers.Constant", (num(dist.a),))
+    if dist.kind == "constant":
+        return Call("keras.initializers.Constant", (num(dist.a),))
+    raise ValueError(f"no Keras initialiser for a {dist.kind} distribution")
 
 
 def _initializers(op, layer: Layer) -> list[Pair]:

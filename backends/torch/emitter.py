@@ -560,8 +560,10 @@ def _init_line(target: str, dist: Distribution) -> str:
         call = Call("nn.init.trunc_normal_", (target, *args, *bounds))
     elif dist.kind == "uniform":
         call = Call("nn.init.uniform_", (target, Pair("a", num(dist.a)), Pair("b", num(dist.b))))
-    else:
+    elif dist.kind == "constant":
         call = Call("nn.init.constant_", (target, num(dist.a)))
+    else:
+        raise ValueError(f"no PyTorch initialiser for a {dist.kind} distribution")
     return statement(call, METHOD)
 
 
