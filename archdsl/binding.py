@@ -224,12 +224,28 @@ def build_init(name: str, values: dict, span: ir.Span):
         return ir.Constant(value=0.0)
     if name == "ones":
         return ir.Constant(value=1.0)
-    if name == "normal" and values["std"] <= 0:
-        raise fail("E006", span, f"`normal` needs a positive std, got {values['std']}")
+    if name in ("normal", "trunc_normal") and values["std"] <= 0:
+        raise fail("E006", span, f"`{name}` needs a positive std, got {values['std']}")
+    if name == "trunc_normal":
+        _check_truncation(values, span)
     if name == "uniform" and values["high"] <= values["low"]:
         raise fail("E004", span, "`uniform` needs low < high")
     cls = INIT_CLASSES[name]
     return validated(cls, values, span, name)
+
+
+def _check_truncation(values: dict, span: ir.Span) -> None:
+    """trunc_normal's bounds: low < high, within two std of the mean (torch warns past that)."""
+    low, high, mean, std = values["low"], values["high"], values.get("mean", 0.0), values["std"]
+    if high <= low:
+        raise fail("E004", span, "`trunc_normal` needs low < high")
+    if mean < low - 2 * std or mean > high + 2 * std:
+        raise fail(
+            "E004",
+            span,
+            f"`trunc_normal`: the mean {mean} is more than 2 std from [{low}, {high}]",
+            "the bounds are absolute values (torch's a and b), not multiples of std",
+        )
 
 
 def _bias(v: Value, where: str):
@@ -293,6 +309,7 @@ def _describe(v: Value) -> str:
 
 INIT_CLASSES = {
     "normal": ir.Normal,
+    "trunc_normal": ir.TruncNormal,
     "uniform": ir.Uniform,
     "constant": ir.Constant,
     "he_normal": ir.HeNormal,

@@ -26,6 +26,7 @@ from archdsl.ir_types import (  # noqa: F401 - re-exported: the IR's public name
     Probability,
     Shape,
     Span,
+    TruncNormal,
     Uniform,
 )
 from archdsl.ops import NODES

@@ -57,18 +57,34 @@ class Constant(Frozen):
     value: float
 
 
+class TruncNormal(Frozen):
+    """N(mean, std^2) restricted to [low, high] (absolute bounds, as torch's trunc_normal_)."""
+
+    kind: Literal["trunc_normal"] = "trunc_normal"
+    mean: float = 0.0
+    std: PositiveFloat
+    low: float
+    high: float
+
+
+# the nonlinearities whose gain (torch.nn.init.calculate_gain's) scales he_normal / he_uniform
+Nonlinearity = Literal["relu", "linear", "sigmoid", "tanh"]
+
+
 class HeNormal(Frozen):
-    """He et al. 2015: N(0, 2/fan), not truncated."""
+    """He et al. 2015: N(0, gain^2/fan) (gain sqrt(2) for relu), not truncated."""
 
     kind: Literal["he_normal"] = "he_normal"
     mode: Literal["fan_in", "fan_out"] = "fan_in"
+    nonlinearity: Nonlinearity = "relu"
 
 
 class HeUniform(Frozen):
-    """He et al. 2015: U(-sqrt(6/fan), sqrt(6/fan))."""
+    """He et al. 2015: U(+-gain * sqrt(3/fan)) (gain sqrt(2) for relu: sqrt(6/fan))."""
 
     kind: Literal["he_uniform"] = "he_uniform"
     mode: Literal["fan_in", "fan_out"] = "fan_in"
+    nonlinearity: Nonlinearity = "relu"
 
 
 class GlorotNormal(Frozen):
@@ -92,6 +108,7 @@ class FanInUniform(Frozen):
 
 Init = Annotated[
     Normal
+    | TruncNormal
     | Uniform
     | Constant
     | HeNormal

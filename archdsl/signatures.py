@@ -8,14 +8,18 @@ from archdsl.params import Param, sig
 # the ops' argument lists are declared with the ops (archdsl/ops/); OPS is a view
 OPS: dict[str, tuple[Param, ...]] = {name: spec.params for name, spec in REGISTRY.items()}
 
+# he_normal / he_uniform: the fan, and the nonlinearity whose gain scales them (torch's names)
+HE = ("mode:choice:fan_in|fan_out", "nonlinearity:choice:relu|linear|sigmoid|tanh")
+
 INITS: dict[str, tuple[Param, ...]] = {
     "normal": sig("mean:float", "std:float!"),
+    "trunc_normal": sig("mean:float", "std:float!", "low:float!", "high:float!"),
     "uniform": sig("low:float!", "high:float!"),
     "constant": sig("value:float!"),
     "zeros": (),
     "ones": (),
-    "he_normal": sig("mode:choice:fan_in|fan_out"),
-    "he_uniform": sig("mode:choice:fan_in|fan_out"),
+    "he_normal": sig(*HE),
+    "he_uniform": sig(*HE),
     "glorot_normal": (),
     "glorot_uniform": (),
     "fan_in_uniform": sig("scale:float"),

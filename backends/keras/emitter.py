@@ -46,6 +46,7 @@ RUNTIME = {
     "Gelu": "layers",
     "LayerScale": "layers",
     "StochasticDepth": "layers",
+    "TruncatedNormal": "initializers",
 }
 ADAPTIVE = "_AdaptiveAvgPool2D"
 # Names build_model's body reads: a spec name equal to one gets a trailing `_` as a variable.
@@ -130,14 +131,20 @@ def _pads(pads) -> Seq:
 
 
 def _initializer(dist: Distribution) -> Call:
-    """The resolved distribution as an untruncated Keras initialiser."""
+    """The resolved distribution as a Keras initialiser (Keras's own truncate at 2 std: not used)."""
     if dist.kind == "normal":
         args = (Pair("mean", num(dist.a)), Pair("stddev", num(dist.b)))
         return Call("keras.initializers.RandomNormal", args)
     if dist.kind == "uniform":
         args = (Pair("minval", num(dist.a)), Pair("maxval", num(dist.b)))
         return Call("keras.initializers.RandomUniform", args)
-    return Call("keras.initializers.Constant", (num(dist.a),))
+    if dist.kind == "trunc_normal":
+        low, high = dist.bounds
+        args = (Pair("mean", num(dist.a)), Pair("stddev", num(dist.b)))
+        return Call("TruncatedNormal", (*args, Pair("low", num(low)), Pair("high", num(high))))
+    if dist.kind == "constant":
+        return Call("keras.initializers.Constant", (num(dist.a),))
+    raise ValueError(f"no Keras initialiser for a {dist.kind} distribution")
 
 
 def _initializers(op, layer: Layer) -> list[Pair]:

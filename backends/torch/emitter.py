@@ -690,10 +690,17 @@ def _init_line(target: str, dist: Distribution) -> str:
         call = Call(
             "nn.init.normal_", (target, Pair("mean", num(dist.a)), Pair("std", num(dist.b)))
         )
+    elif dist.kind == "trunc_normal":
+        low, high = dist.bounds
+        args = (Pair("mean", num(dist.a)), Pair("std", num(dist.b)))
+        bounds = (Pair("a", num(low)), Pair("b", num(high)))
+        call = Call("nn.init.trunc_normal_", (target, *args, *bounds))
     elif dist.kind == "uniform":
         call = Call("nn.init.uniform_", (target, Pair("a", num(dist.a)), Pair("b", num(dist.b))))
-    else:
+    elif dist.kind == "constant":
         call = Call("nn.init.constant_", (target, num(dist.a)))
+    else:
+        raise ValueError(f"no PyTorch initialiser for a {dist.kind} distribution")
     return statement(call, METHOD)
 
 

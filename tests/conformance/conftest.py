@@ -10,8 +10,11 @@ import shutil
 import conform
 import numpy as np
 import pytest
+from heavy_specs import is_heavy
 
-INFER_SPECS = conform.SPECS + sorted(conform.OWN_SPECS.glob("*.arch"))
+# the heavy zoo specs (tests/heavy_specs.py) are compared across the backends in tests/keras_zoo
+SPECS = [s for s in conform.SPECS if not is_heavy(s)]
+INFER_SPECS = SPECS + sorted(conform.OWN_SPECS.glob("*.arch"))
 BN_POCKET = conform.OWN_SPECS / "bn_pocket.arch"
 ADAM_POCKET = conform.OWN_SPECS / "adam_pocket.arch"
 CONVNEXT_POCKET = conform.OWN_SPECS / "convnext_pocket.arch"
@@ -29,11 +32,11 @@ TRAIN_SPECS = {
     UPSAMPLE_POCKET: {"batch": 8},
     RECIPES_POCKET: {"planted": True, "batch": 8},
 }
-# every other spec in specs/, behind the `slow` marker (float64 training of the zoo and the
+# every other spec in specs/ but the heavy ones, behind the `slow` marker (float64 training of the zoo and the
 # 224-pixel AlexNets: about 15 minutes on two cores). ResNet-50 at its lr of 0.1 on batches of
 # 2 blows up (loss 7 -> 111 -> 140) and is chaotic: PyTorch itself, started 1e-13 away, lands
 # 1e-2 away after 5 steps; its comparison is held to that envelope (test_training.py).
-SLOW_TRAIN_SPECS = {s: {} for s in conform.SPECS if s not in TRAIN_SPECS}
+SLOW_TRAIN_SPECS = {s: {} for s in SPECS if s not in TRAIN_SPECS}
 SLOW_TRAIN_SPECS[conform.ROOT / "specs" / "zoo" / "resnet50.arch"] = {"sensitivity": 1e-13}
 MINI = conform.ROOT / "specs" / "mini_alexnet.arch"
 CEIL = conform.OWN_SPECS / "ceil_pool.arch"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from core_helpers import SHIPPED_SPECS
+from heavy_specs import is_heavy
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +20,8 @@ from archdsl.compiler import Checked, check_source
 from archdsl.diagnostics import CATALOGUE, Diagnostic, render, visible
 
 SEVERITY = {"E": "error", "W": "warning", "I": "info"}
-SOURCES = [p.read_text(encoding="utf-8") for p in SHIPPED_SPECS]
+# the heavy zoo specs (tests/heavy_specs.py) add no construct and would slow each example down
+SOURCES = [p.read_text(encoding="utf-8") for p in SHIPPED_SPECS if not is_heavy(p)]
 
 DETERMINISTIC = {
     "derandomize": True,

@@ -72,6 +72,19 @@ EXPECTED: dict[str, Counter] = {
     # 3x3 pad 1 convs and 2x2 pools on 224, 112, 56, 28, 14: all tile; no softmax.
     "zoo/vgg16.arch": _n(),
     "zoo/vgg16_bn.arch": _n(),
+    "zoo/vgg11.arch": _n(),
+    # ResNet-18/50's stem and blocks, other depths, groups and widths.
+    "zoo/resnet34.arch": _n(),
+    "zoo/resnet101.arch": _n(),
+    "zoo/resnext50_32x4d.arch": _n(),
+    "zoo/wide_resnet50_2.arch": _n(),
+    # DenseNet-121's windows (on 1280 and 640 channels instead of 1024 and 512).
+    "zoo/densenet169.arch": _n(),
+    # 299: 3x3/2 valid (299 - 3) / 2 + 1 = 149, then 147, pool 73, 71, pool 35, the strided
+    # 3x3s of Mixed_6a (35 -> 17) and Mixed_7a (17 -> 8): all exact; the rest keep the size.
+    "zoo/inception_v3.arch": _n(),
+    # stride-2 convs with pad kernel // 2 on even sizes (224 ... 14) leave only padding unread.
+    "zoo/mnasnet1_0.arch": _n(),
 }
 
 IDS = [str(p.relative_to(SPECS_DIR)) for p in SHIPPED_SPECS]

@@ -1,6 +1,8 @@
 """Keras backend tests: the TensorFlow backend, quiet; a fixture compiling inline specs."""
 
 import os
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -8,6 +10,8 @@ from kerasgen import check, compile_to, import_model
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# init_reference: the initialiser check both backends run
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "init_common"))
 
 
 @pytest.fixture(autouse=True)

@@ -3,6 +3,7 @@
 import math
 from fractions import Fraction
 
+import init_reference
 import numpy as np
 import pytest
 from archdsl.backends.keras.emitter import render_model
@@ -431,6 +432,13 @@ def test_uniform_initialisers_use_the_fans_of_the_layer(compiled):
         -bias_bound <= bias.min() < -0.8 * bias_bound
         and 0.8 * bias_bound < bias.max() <= bias_bound
     )
+
+
+def test_truncated_and_gained_initialisers_draw_torchs_distributions(compiled):
+    """trunc_normal's absolute bounds, he_* with a nonlinearity's gain (init_common)."""
+    model = compiled(init_reference.SPEC).module.build_model()
+    for layer in init_reference.EXPECTED:
+        init_reference.check_drawn(layer, model.get_layer(layer).get_weights()[0])
 
 
 def test_statements_that_never_reach_the_output_are_not_built(compiled):

@@ -1,10 +1,15 @@
 """Torch backend tests: fixtures compiling spec files (once per session) and inline specs."""
 
 import functools
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from ptgen import check, check_file, compile_to, import_model
+
+# init_reference: the initialiser check both backends run
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "init_common"))
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 import math
 from fractions import Fraction
 
+import init_reference
 import numpy as np
 import pytest
 from ptgen import ROOT
@@ -128,6 +129,14 @@ def test_fan_based_initialisers_use_the_right_fans(compiled):
     assert np.all(weights(model, "hef.conv.bias") == 0.25)
     assert np.all(weights(model, "gl.conv.bias") == 1.0)
     assert np.all(weights(model, "out.dense.bias") == 0.0)
+
+
+def test_truncated_and_gained_initialisers_draw_torchs_distributions(compiled):
+    """trunc_normal's absolute bounds, he_* with a nonlinearity's gain (init_common)."""
+    torch.manual_seed(0)
+    model = compiled(init_reference.SPEC).module.build_model()
+    for layer in init_reference.EXPECTED:
+        init_reference.check_drawn(layer, weights(model, f"{layer}.weight"))
 
 
 # ----------------------------------------------------------------------------- LRN

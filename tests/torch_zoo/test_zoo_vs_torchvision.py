@@ -7,12 +7,17 @@ batch norm of torchvision's model gets random running statistics and a random af
 and every conv/dense bias a random value, so that a tensor loaded into the wrong place, a wrong
 eps or a missing bias shows in the outputs (torchvision initialises many of them to 0 and 1).
 
+The comparisons of the big models (every spec added after issue 7 but MNASNet) run under
+`-m slow`; every spec's trainable parameter count is compared with torchvision's in the default
+run, on models built on the meta device (no memory, no initialisation time).
+
 Tolerance: max |ours - torchvision| <= 1e-5 * max(1, max |torchvision|). The two models run the
 same float32 kernels on the same tensors, so they agree to rounding (in practice: exactly); the
 scale factor only matters for outputs larger than 1, where 1e-5 absolute would ask for more
 than float32's ~1e-7 relative precision accumulated over a hundred layers.
 """
 
+import re
 import time
 
 import pytest
@@ -25,6 +30,21 @@ torchvision = pytest.importorskip("torchvision")
 ZOO = ROOT / "specs" / "zoo"
 TOLERANCE = 1e-5
 BATCH = 2
+# seconds or more each on two cores: run with -m slow (MNASNet, ~0.3 GMACs, stays in the default run)
+SLOW = {
+    "vgg11",
+    "resnet34",
+    "resnet101",
+    "resnext50_32x4d",
+    "wide_resnet50_2",
+    "densenet169",
+    "inception_v3",
+}
+
+
+def stems_with_slow_marks():
+    """Every MODELS stem, the SLOW ones marked slow."""
+    return [pytest.param(s, marks=pytest.mark.slow) if s in SLOW else s for s in MODELS]
 
 
 def torchvision_model(stem):
@@ -97,6 +117,20 @@ def test_every_zoo_spec_but_lenet5_has_a_torchvision_rule():
 
 
 @pytest.mark.parametrize("stem", list(MODELS))
+def test_trainable_parameters_are_torchvisions(stem):
+    """shapes' trainable count is torchvision's sum of parameters(), and the header says it."""
+    builder, kwargs, _ = MODELS[stem]
+    with torch.device("meta"):
+        theirs = getattr(torchvision.models, builder)(weights=None, **kwargs)
+    expected = sum(p.numel() for p in theirs.parameters())
+    text = (ZOO / f"{stem}.arch").read_text(encoding="utf-8")
+    assert check(text, f"{stem}.arch").report.trainable_params == expected
+    header = "".join(line for line in text.splitlines() if line.startswith("#"))
+    stated = re.search(r"([\d,]+) parameters", header)
+    assert stated and int(stated[1].replace(",", "")) == expected, stated
+
+
+@pytest.mark.parametrize("stem", stems_with_slow_marks())
 def test_zoo_model_matches_torchvision(stem, compiled_zoo):
     start = time.perf_counter()
     theirs = torchvision_model(stem)

@@ -9,13 +9,15 @@ torch's own tensor name (`weight`, `bias`, `running_mean`, `running_var`).
 torchvision names by module attributes (`layer2.0.bn1.weight`) or by position in an
 nn.Sequential (`features.7.weight`). Each function below maps one family's keys by rule:
 
-- `resnet` (resnet18, resnet50): `conv1`/`bn1` -> `stem.conv`/`stem.batchnorm`;
+- `resnet` (resnet18/34/50/101, resnext50_32x4d, wide_resnet50_2: one naming whatever the
+  block, depth, groups or width): `conv1`/`bn1` -> `stem.conv`/`stem.batchnorm`;
   `layerL.B.convK` -> `layerL_B_convK.conv`, `layerL.B.bnK` -> `layerL_B_convK.batchnorm`;
   `layerL.B.downsample.0`/`.1` -> `layerL_B_downsample.conv`/`.batchnorm`; `fc` -> `head.dense`.
-- `vgg` (vgg16, vgg16_bn): `features.I` is the I-th module of torchvision's `make_layers`
-  over configuration D (conv, [batchnorm,] relu per number; one maxpool per "M"); the c-th conv
-  of stage s is `stage{s}_{c}_conv.conv` (its batch norm `.batchnorm`); `classifier.0/3/6` ->
-  `fc6/fc7/fc8.dense`.
+- `vgg` (vgg11, vgg16, vgg16_bn): `features.I` is the I-th module of torchvision's
+  `make_layers` over configuration A (vgg11) or D (vgg16) (conv, [batchnorm,] relu per number;
+  one maxpool per "M"); the c-th conv of stage s is `stage{s}_{c}_conv.conv` (its batch norm
+  `.batchnorm`), or `stage{s}_conv.conv` where the stage has one conv (a single call is not
+  numbered); `classifier.0/3/6` -> `fc6/fc7/fc8.dense`.
 - `googlenet`: `convN.conv`/`convN.bn` -> `convN_conv.conv`/`.batchnorm`;
   `inceptionX.branch1.*` -> `inceptionX_branch1_conv.*`; `inceptionX.branchB.J.*` (B = 2, 3:
   two BasicConv2d) -> `inceptionX_branchB_J_conv.*`; `inceptionX.branch4.1.*` (0 is the pool)
@@ -31,11 +33,21 @@ nn.Sequential (`features.7.weight`). Each function below maps one family's keys 
   then the projection conv and bn (`conv.1`/`conv.2` when t == 1, else `conv.2`/`conv.3`),
   -> `expand`, `depthwise`, `project`; `features.18.0`/`.1` -> `last`; `classifier.1` ->
   `head.dense`.
-- `densenet` (densenet121): `features.conv0`/`norm0` -> `stem.conv`/`stem.batchnorm`;
+- `densenet` (densenet121, densenet169): `features.conv0`/`norm0` -> `stem.conv`/`stem.batchnorm`;
   `features.denseblockB.denselayerL.{norm1,conv1,norm2,conv2}` ->
   `denseblockB_{L-1}_new.{batchnorm,conv,batchnorm_2,conv_2}`;
   `features.transitionT.{norm,conv}` -> `transitionT_down.{batchnorm,conv}`;
   `features.norm5` -> `head.batchnorm`; `classifier` -> `head.dense`.
+- `inception_v3` (aux_logits=False): every tensor is a BasicConv2d's (`.conv`, `.bn`) or the
+  classifier's; the spec names its statements as torchvision's modules, lower-cased:
+  `Conv2d_1a_3x3.{conv,bn}` -> `conv2d_1a_3x3_conv.{conv,batchnorm}`,
+  `Mixed_6b.branch7x7dbl_3.{conv,bn}` -> `mixed_6b_branch7x7dbl_3_conv.{conv,batchnorm}`;
+  `fc` -> `fc.dense`.
+- `mnasnet` (mnasnet1_0): `layers.I` is the I-th module of torchvision's `layers` list: 0/1
+  conv/bn -> `stem`; 3/4 and 6/7 (the depthwise and pointwise convs) -> `separable.conv`,
+  `.batchnorm`, `.conv_2`, `.batchnorm_2`; 8 .. 13 the six stacks -> `stack{k}` (`stack{k}_{i}`
+  for a stack of several blocks), whose `layers.0/1`, `3/4`, `6/7` are `expand`, `depthwise`,
+  `project` (conv/bn); 14/15 -> `last`; `classifier.1` -> `head.dense`.
 
 `num_batches_tracked` (a counter, not a tensor of the network) is left out on both sides.
 `mapped_state_dict` applies a family's rule and checks that it is a bijection between every
@@ -48,8 +60,11 @@ import re
 from collections.abc import Callable, Iterable
 
 SKIP = "num_batches_tracked"
-# torchvision's VGG configuration "D" (vgg16): conv widths, "M" = max pool
+# torchvision's VGG configurations "A" (vgg11) and "D" (vgg16): conv widths, "M" = max pool
+VGG11_CFG = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
 VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+# torchvision's MNASNet stacks (repeats of each `_stack`) after the separable stem, layers 8..13
+MNASNET_REPEATS = (3, 3, 3, 2, 4, 1)
 # torchvision's MobileNetV2 inverted_residual_setting: expansion t, channels c, repeats n, stride s
 MOBILENET_V2_SETTING = (
     (1, 16, 1, 1),
@@ -90,24 +105,35 @@ def resnet(key: str) -> str:
     _fail(key)
 
 
-def _vgg_features(batch_norm: bool) -> dict[int, str]:
-    """features index -> our `stage{s}_{c}_conv.<label>` prefix, as torchvision's make_layers."""
-    table, index, stage, conv = {}, 0, 1, 0
-    for item in VGG16_CFG:
+def _vgg_stages(cfg: tuple) -> list[int]:
+    """The number of convs of each stage (between the "M"s) of a configuration."""
+    counts, convs = [], 0
+    for item in cfg:
         if item == "M":
-            index, stage, conv = index + 1, stage + 1, 0
-            continue
-        table[index] = f"stage{stage}_{conv}_conv.conv"
-        if batch_norm:
-            table[index + 1] = f"stage{stage}_{conv}_conv.batchnorm"
-        index += 3 if batch_norm else 2  # conv, [bn,] relu
-        conv += 1
+            counts.append(convs)
+            convs = 0
+        else:
+            convs += 1
+    return counts
+
+
+def _vgg_features(cfg: tuple, batch_norm: bool) -> dict[int, str]:
+    """features index -> our `stage{s}[_{c}]_conv.<label>` prefix, as torchvision's make_layers."""
+    table, index = {}, 0
+    for stage, convs in enumerate(_vgg_stages(cfg), start=1):
+        for conv in range(convs):
+            prefix = f"stage{stage}_{conv}_conv" if convs > 1 else f"stage{stage}_conv"
+            table[index] = f"{prefix}.conv"
+            if batch_norm:
+                table[index + 1] = f"{prefix}.batchnorm"
+            index += 3 if batch_norm else 2  # conv, [bn,] relu
+        index += 1  # the stage's max pool
     return table
 
 
-def vgg(batch_norm: bool) -> Callable[[str], str]:
-    """vgg16 (batch_norm=False) / vgg16_bn (True)."""
-    features = _vgg_features(batch_norm)
+def vgg(batch_norm: bool, cfg: tuple = VGG16_CFG) -> Callable[[str], str]:
+    """vgg16 (batch_norm=False) / vgg16_bn (True); vgg11 with cfg=VGG11_CFG."""
+    features = _vgg_features(cfg, batch_norm)
     # classifier: Linear, ReLU, Dropout, Linear, ReLU, Dropout, Linear
     classifier = {0: "fc6", 3: "fc7", 6: "fc8"}
 
@@ -211,6 +237,61 @@ def densenet(key: str) -> str:
     _fail(key)
 
 
+def inception_v3(key: str) -> str:
+    """inception_v3(aux_logits=False): torchvision's module names, lower-cased."""
+    if m := re.fullmatch(r"fc\.(weight|bias)", key):
+        return f"fc.dense.{m[1]}"
+    if m := re.fullmatch(r"((?:Conv2d|Mixed)_[\w.]+?)\.(conv|bn)\.(\w+)", key):
+        module, kind, tensor = m.groups()
+        label = "conv" if kind == "conv" else "batchnorm"
+        return f"{module.lower().replace('.', '_')}_conv.{label}.{tensor}"
+    _fail(key)
+
+
+def _mnasnet_stacks() -> dict[int, str]:
+    """`layers.{8..13}.{i}` -> our `stack{k}[_{i}]` statement prefix."""
+    table = {}
+    for k, repeats in enumerate(MNASNET_REPEATS, start=1):
+        for i in range(repeats):
+            table[(7 + k, i)] = f"stack{k}_{i}" if repeats > 1 else f"stack{k}"
+    return table
+
+
+# torchvision's MNASNet `layers` indices with tensors, outside the stacks
+MNASNET_LAYERS = {
+    0: "stem.conv",
+    1: "stem.batchnorm",
+    3: "separable.conv",
+    4: "separable.batchnorm",
+    6: "separable.conv_2",
+    7: "separable.batchnorm_2",
+    14: "last.conv",
+    15: "last.batchnorm",
+}
+# inside an _InvertedResidual's `layers`: pointwise conv/bn, depthwise conv/bn, linear conv/bn
+MNASNET_BLOCK = {
+    0: "expand.conv",
+    1: "expand.batchnorm",
+    3: "depthwise.conv",
+    4: "depthwise.batchnorm",
+    6: "project.conv",
+    7: "project.batchnorm",
+}
+
+
+def mnasnet(key: str) -> str:
+    """mnasnet1_0 (torchvision's version 2 layout)."""
+    stacks = _mnasnet_stacks()
+    if m := re.fullmatch(r"classifier\.1\.(weight|bias)", key):
+        return f"head.dense.{m[1]}"
+    if (m := re.fullmatch(r"layers\.(\d+)\.(\w+)", key)) and int(m[1]) in MNASNET_LAYERS:
+        return f"{MNASNET_LAYERS[int(m[1])]}.{m[2]}"
+    m = re.fullmatch(r"layers\.(\d+)\.(\d+)\.layers\.(\d)\.(\w+)", key)
+    if m and (int(m[1]), int(m[2])) in stacks and int(m[3]) in MNASNET_BLOCK:
+        return f"{stacks[int(m[1]), int(m[2])]}_{MNASNET_BLOCK[int(m[3])]}.{m[4]}"
+    _fail(key)
+
+
 # ----------------------------------------------------------------------------- per model
 
 # zoo spec stem -> (torchvision builder name, builder keyword arguments, rule factory)
@@ -228,6 +309,18 @@ MODELS: dict[str, tuple[str, dict, Callable[[Iterable[str]], Callable[[str], str
     "squeezenet1_1": ("squeezenet1_1", {}, squeezenet),
     "mobilenet_v2": ("mobilenet_v2", {}, lambda keys: mobilenet_v2),
     "densenet121": ("densenet121", {}, lambda keys: densenet),
+    "vgg11": ("vgg11", {}, lambda keys: vgg(batch_norm=False, cfg=VGG11_CFG)),
+    "resnet34": ("resnet34", {}, lambda keys: resnet),
+    "resnet101": ("resnet101", {}, lambda keys: resnet),
+    "resnext50_32x4d": ("resnext50_32x4d", {}, lambda keys: resnet),
+    "wide_resnet50_2": ("wide_resnet50_2", {}, lambda keys: resnet),
+    "densenet169": ("densenet169", {}, lambda keys: densenet),
+    "inception_v3": (
+        "inception_v3",
+        {"aux_logits": False, "transform_input": False, "init_weights": True},
+        lambda keys: inception_v3,
+    ),
+    "mnasnet1_0": ("mnasnet1_0", {}, lambda keys: mnasnet),
 }
 
 
