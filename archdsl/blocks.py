@@ -143,6 +143,14 @@ class BlockExpander:
                 for a in e.args
             )
             return replace(e, args=args)
+        if e.repeat is not None and isinstance(e.repeat[0], str):
+            factors = f"{e.name}, {e.repeat[0]}"
+            raise fail(
+                "E004",
+                e.span,
+                f"there is no element-wise `*` between tensors (`{e.name} * {e.repeat[0]}`)",
+                f"write `mul({factors})`: the element-wise product, broadcasting sizes of 1",
+            )
         if e.repeat is not None:
             raise fail(
                 "E004",

@@ -30,8 +30,9 @@ from archdsl.ir_types import (  # noqa: F401 - re-exported: the IR's public name
 )
 from archdsl.ops import NODES
 from archdsl.ops.activations import Activation, Dropout, LeakyRelu, Softmax  # noqa: F401
+from archdsl.ops.channels import ChannelShuffle, Chunk  # noqa: F401
 from archdsl.ops.linear import Dense  # noqa: F401
-from archdsl.ops.merges import Add, Concat  # noqa: F401
+from archdsl.ops.merges import Add, Concat, Mul  # noqa: F401
 from archdsl.ops.norms import LRN, BatchNorm  # noqa: F401
 from archdsl.ops.shaping import Flatten, Resize  # noqa: F401
 from archdsl.ops.windows import (  # noqa: F401

@@ -60,7 +60,7 @@ MODEL_FILE_NAMES = {
     "predict", "build_optimizer", "build_scheduler", "save_weights", "load_weights", "place",
     "param_groups", "exclude_from_decay", "PaperSGD", "TorchSGD", "L2Adam", "TorchAdamW", "OnPlateau",
     "StepDecay", "MultiStep", "Cosine", "LocalResponseNorm", "PaddedMaxPool2D",
-    "PaddedAvgPool2D", "PaddedAvgPool2d", "Resize",
+    "PaddedAvgPool2D", "PaddedAvgPool2d", "Resize", "Chunk", "ChannelShuffle",
 }  # fmt: skip
 MAX_TOWERS = 64
 DEFAULT_WEIGHT_INIT = ir.GlorotUniform()

@@ -86,7 +86,7 @@ class Element:
     span: Pos
     name_span: Pos
     args: tuple[Arg, ...]
-    repeat: tuple[int | float, Pos] | None = None
+    repeat: tuple[int | float | str, Pos] | None = None  # a name: `a * b`, refused
 
     @property
     def size(self) -> int:
@@ -410,7 +410,8 @@ class _ToNodes(Transformer):
         return ("condition", c[1])
 
     def repetition(self, c):
-        return ("repeat", (_single_dim(c[1]), _around(c)))
+        count = str(c[1]) if c[1].type == "NAME" else _single_dim(c[1])
+        return ("repeat", (count, _around(c)))
 
     def block_def(self, c):
         params = c[3] if len(c) > 3 and isinstance(c[3], tuple) else ()

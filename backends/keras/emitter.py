@@ -40,6 +40,8 @@ RUNTIME = {
     "OnPlateau": "schedules",
     "StepDecay": "schedules",
     "BatchNorm": "layers",
+    "Chunk": "layers",
+    "ChannelShuffle": "layers",
 }
 ADAPTIVE = "_AdaptiveAvgPool2D"
 # Names build_model's body reads: a spec name equal to one gets a trailing `_` as a variable.
@@ -302,7 +304,10 @@ LAYERS = {
     "softmax": _simple("keras.layers.Softmax", Pair("axis", "-1")),
     "resize": _layer("Resize", _resize_args),  # interpolates in the compute dtype
     "concat": _simple("keras.layers.Concatenate", Pair("axis", "-1")),
-    "add": _simple("keras.layers.Add"),
+    "add": _simple("keras.layers.Add"),  # broadcasts sizes of 1, as the spec does
+    "mul": _simple("keras.layers.Multiply"),
+    "chunk": _layer("Chunk", lambda op: (num(op.chunks), num(op.part))),
+    "channel_shuffle": _layer("ChannelShuffle", lambda op: (num(op.groups),)),
 }
 
 

@@ -60,6 +60,7 @@ MODULE_NAMES = {
     "TRAIN",
     "Resize",
     "PaddedAvgPool2d",
+    "Chunk",
     "build_model",
     "predict",
     "build_optimizer",
@@ -110,7 +111,22 @@ PADDED_AVGPOOL_CLASS = '''class PaddedAvgPool2d(nn.Module):
         """Plain average pooling with this layer's window."""
         return nn.functional.avg_pool2d(x, self.kernel_size, self.stride)
 '''
-HELPERS = (("Resize", RESIZE_CLASS), ("PaddedAvgPool2d", PADDED_AVGPOOL_CLASS))
+CHUNK_CLASS = '''class Chunk(nn.Module):
+    """The `part`-th of `chunks` equal slices of the channels, as torch.chunk along dim 1."""
+
+    def __init__(self, chunks, part):
+        super().__init__()
+        self.chunks, self.part = chunks, part
+
+    def forward(self, x):
+        """x's channels part * C / chunks up to (part + 1) * C / chunks."""
+        return x.chunk(self.chunks, dim=1)[self.part]
+'''
+HELPERS = (
+    ("Resize", RESIZE_CLASS),
+    ("PaddedAvgPool2d", PADDED_AVGPOOL_CLASS),
+    ("Chunk", CHUNK_CLASS),
+)
 
 
 @dataclass(frozen=True)
@@ -456,6 +472,10 @@ EMIT = {
         lambda op, layer, fresh: Call("Resize", (tup(op.size), Pair("mode", string(op.mode))))
     ),
     "dense": _module(_linear),
+    "chunk": _module(lambda op, layer, fresh: Call("Chunk", (num(op.chunks), num(op.part)))),
+    "channel_shuffle": _module(
+        lambda op, layer, fresh: Call("nn.ChannelShuffle", (num(op.groups),))
+    ),
 }
 
 
@@ -630,6 +650,7 @@ def _merged(chain: Chain, names: dict[str, str], devices: dict[str, int]) -> Cod
 MERGED = {
     "concat": lambda args: Call("torch.cat", (Seq("[]", args), Pair("dim", "1"))),
     "add": lambda args: Plus(tuple(flat(a) for a in args)),
+    "mul": lambda args: Plus(tuple(flat(a) for a in args), "*"),  # broadcasts as torch does
 }
 
 

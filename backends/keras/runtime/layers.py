@@ -286,3 +286,49 @@ class PaddedAvgPool2D(_PaddedPool2D):
         config = super().get_config()
         config.update(count_include_pad=self.count_include_pad)
         return config
+
+
+@keras.saving.register_keras_serializable(package="archdsl")
+class Chunk(keras.layers.Layer):
+    """The `part`-th of `chunks` equal slices of the channels (the last axis)."""
+
+    def __init__(self, chunks, part, **kwargs):
+        super().__init__(**kwargs)
+        self.chunks, self.part = chunks, part
+
+    def call(self, x):
+        """Channels part * C / chunks up to (part + 1) * C / chunks."""
+        width = x.shape[-1] // self.chunks
+        return x[..., self.part * width : (self.part + 1) * width]
+
+    def compute_output_shape(self, input_shape):
+        """The channels divided by `chunks`."""
+        return (*input_shape[:-1], input_shape[-1] // self.chunks)
+
+    def get_config(self):
+        """Constructor arguments, for saving."""
+        return {**super().get_config(), "chunks": self.chunks, "part": self.part}
+
+
+@keras.saving.register_keras_serializable(package="archdsl")
+class ChannelShuffle(keras.layers.Layer):
+    """torchvision's channel_shuffle, channels-last: channel g * (C / groups) + i of the
+    input becomes channel i * groups + g."""
+
+    def __init__(self, groups, **kwargs):
+        super().__init__(**kwargs)
+        self.groups = groups
+
+    def call(self, x):
+        """(N, H, W, groups, C / groups) transposed to (N, H, W, C / groups, groups)."""
+        h, w, c = ops.shape(x)[1:]
+        grouped = ops.reshape(x, (-1, h, w, self.groups, c // self.groups))
+        return ops.reshape(ops.transpose(grouped, (0, 1, 2, 4, 3)), (-1, h, w, c))
+
+    def compute_output_shape(self, input_shape):
+        """The input's shape."""
+        return tuple(input_shape)
+
+    def get_config(self):
+        """Constructor arguments, for saving."""
+        return {**super().get_config(), "groups": self.groups}
