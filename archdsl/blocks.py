@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import ChainMap
 from dataclasses import dataclass, field, replace
 
-from archdsl.binding import bind, convert, fail
+from archdsl.binding import BindError, bind, convert, fail, failures
 from archdsl.diagnostics import did_you_mean
 from archdsl.expressions import evaluate, evaluate_args, truth
 from archdsl.ops import MERGES
@@ -25,7 +25,7 @@ BLOCK_INPUT = "in"
 INDEX = "index"
 MAX_REPEAT = 10_000
 MAX_NESTING = 50  # blocks calling blocks (expansion recurses once per level)
-PARAM_KINDS = {"int": "int", "float": "float", "bool": "bool", "size": "pair", "name": "name"}
+PARAM_KINDS = {"int": "int", "float": "float", "bool": "bool", "size": "size", "name": "name"}
 
 
 @dataclass
@@ -228,11 +228,17 @@ class BlockExpander:
         """Parameters of a call as values, type-checked, defaults filled in."""
         params = tuple(Param(p.name, "value", p.default is None) for p in block.params)
         bound = bind(block.name, args, params, call.span)
+        errors = []
         for p in block.params:
             if p.name not in bound:
                 bound[p.name] = evaluate(p.default, {})
-            if p.type is not None:
-                convert(Param(p.name, PARAM_KINDS[p.type]), bound[p.name], block.name)
+            try:
+                if p.type is not None:
+                    convert(Param(p.name, PARAM_KINDS[p.type]), bound[p.name], block.name)
+            except BindError as exc:
+                errors.append(exc)
+        if errors:
+            raise failures(errors)
         return bound
 
 

@@ -125,6 +125,10 @@ class _Lowering:
     def _report(self, d: Diagnostic) -> None:
         self.diagnostics.append(d)
 
+    def _reject(self, exc: BindError, via: str | None = None) -> None:
+        """Report every diagnostic a BindError carries (one per bad argument of a call)."""
+        self.diagnostics.extend(_located(d, via) for d in exc.diagnostics)
+
     def _name_ok(self, name: str, span: ir.Span, what: str) -> bool:
         why = unsafe_identifier(name)
         if why:
@@ -207,7 +211,7 @@ class _Lowering:
                 value = evaluate(d.value, {})
                 self.defaults[self._init_target(d)] = init_value(value, "the default initialiser")
             except BindError as exc:
-                self._report(exc.diagnostic)
+                self._reject(exc)
 
     def _init_target(self, d: InitDecl) -> tuple[str, ...]:
         target = d.target
@@ -255,7 +259,7 @@ class _Lowering:
             try:
                 expanded = self.expander.expand(node, previous, count)
             except BindError as exc:
-                self._report(exc.diagnostic)
+                self._reject(exc)
                 previous = node.name
                 continue
             for plain, via in expanded.nodes:
@@ -314,7 +318,7 @@ class _Lowering:
                     continue
                 ops.append(self._op(element))
             except BindError as exc:
-                self._report(_located(exc.diagnostic, via))
+                self._reject(exc, via)
                 ok = False
         expect = None
         if node.expect:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# kinds: count (positive int), pair (int or H x W), pad (int, H x W, same, valid), float,
+# kinds: count (positive int), pair (positive int or H x W), size (the same, zeros allowed),
+# pad (int, H x W, same, valid), float,
 # nonneg, bool, bias (bool or initialiser), init, choice:a|b, names, ints, floats, opt_int
 
 
