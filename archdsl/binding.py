@@ -311,6 +311,8 @@ def _describe_fail(v: Value, where: str):
 
 def _describe(v: Value) -> str:
     """How a written value reads in a message."""
+    if v.kind == "tensor":
+        return f"the tensor `{v.value.written}` (read its size: `{v.value.written}.channels`)"
     if v.kind == "dims":
         return "`" + " x ".join(str(d) for d in v.value) + "`"
     if v.kind == "list":

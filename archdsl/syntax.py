@@ -56,7 +56,9 @@ class Pos:
 
 @dataclass(frozen=True)
 class Value:
-    """A literal or call as written: kind is number, dims, name, call or list.
+    """A literal or call as written: kind is number, dims, name, call, list, attribute
+    (`in.channels`), an operator, or after evaluation "tensor" (a block input whose shape
+    an attribute reads).
 
     `depth` and `size` (levels and nodes) describe the expression as written, before evaluation.
     """
@@ -501,6 +503,9 @@ class _ToNodes(Transformer):
 
     def name(self, c):
         return _counted(Value("name", str(c[0]), _pos(c[0])))
+
+    def attribute(self, c):
+        return _counted(Value("attribute", (str(c[0]), str(c[1])), _around(c)))
 
     def call(self, c):
         args, parens = c[1]
