@@ -14,6 +14,8 @@ import pytest
 INFER_SPECS = conform.SPECS + sorted(conform.OWN_SPECS.glob("*.arch"))
 BN_POCKET = conform.OWN_SPECS / "bn_pocket.arch"
 ADAM_POCKET = conform.OWN_SPECS / "adam_pocket.arch"
+SE_POCKET = conform.OWN_SPECS / "se_pocket.arch"  # mul, broadcasting add, in.channels
+SHUFFLE_POCKET = conform.OWN_SPECS / "shuffle_pocket.arch"  # chunk, channel_shuffle
 # the training comparison in the default run: spec -> task options (planted: also run the
 # planted rules; batch: 8 where 1-D batch norm is ill-conditioned at 2)
 TRAIN_SPECS = {
@@ -22,6 +24,8 @@ TRAIN_SPECS = {
     conform.ROOT / "specs" / "variants" / "seed004_cifar_resize.arch": {},
     BN_POCKET: {"planted": True, "batch": 8},
     ADAM_POCKET: {"planted": True, "batch": 8},
+    SE_POCKET: {"batch": 8},
+    SHUFFLE_POCKET: {"batch": 8},
 }
 # every other spec in specs/, behind the `slow` marker (float64 training of the zoo and the
 # 224-pixel AlexNets: about 15 minutes on two cores). ResNet-50 at its lr of 0.1 on batches of
