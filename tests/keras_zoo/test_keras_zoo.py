@@ -27,6 +27,7 @@ TORCHVISION = {
     "squeezenet1_1": 1_235_496,
     "mobilenet_v2": 3_504_872,
     "densenet121": 7_978_856,
+    "shufflenet_v2_x1_0": 2_278_604,
     "lenet5": 61_706,
 }
 EXCHANGE_RTOL = 1e-4  # max |keras - torch| <= EXCHANGE_RTOL * max |torch|
