@@ -94,7 +94,8 @@ class _Lowering:
         self.defaults: dict[tuple[str, ...], object] = {}
         self.totals = totals
         self.expander = BlockExpander({})
-        self.lowered: dict[str, ir.Statement | None] = {}  # by name, so far (None: failed)
+        self.lowered: dict[str, ir.Statement] = {}  # by name, so far
+        self.failed: set[str] = set()  # statements whose errors are reported
         self.aliases: dict[str, str] = {}
 
     def run(self) -> ir.Graph | None:
@@ -257,8 +258,12 @@ class _Lowering:
         name = self.aliases.get(name, name)
         if name not in self.lowered and name in self.expander.emitted:
             node, via = self.expander.emitted[name]
-            self.lowered[name] = self._statement(node, None, 1, via)
-        if name in self.lowered and self.lowered[name] is None:
+            stmt = self._statement(node, None, 1, via)
+            if stmt is None:
+                self.failed.add(name)
+            else:
+                self.lowered[name] = stmt
+        if name in self.failed:
             raise UnknownShape(name)
         return self.lowered.get(name)
 
@@ -270,8 +275,10 @@ class _Lowering:
             if self.expander.exhausted:
                 break  # the spec is too large: its error is reported once
             if not self._name_ok(node.name, node.name_span, "statement name"):
+                self.failed.add(node.name)
                 continue
             if any(e.name in self.broken_blocks for e in node.elements):
+                self.failed.add(node.name)
                 previous = node.name  # its block's definition error is already reported
                 continue
             try:
@@ -279,14 +286,16 @@ class _Lowering:
             except (BindError, UnknownShape) as exc:
                 if isinstance(exc, BindError):  # else the error it stems from is reported
                     self._reject(exc)
-                self.lowered[node.name] = None
+                self.failed.add(node.name)
                 previous = node.name
                 continue
             for plain, via in expanded.nodes:
                 stmt = self._statement(plain, previous, count, via)
                 if stmt is not None:
                     out.append(stmt)
-                self.lowered[plain.name] = stmt
+                    self.lowered[plain.name] = stmt
+                else:
+                    self.failed.add(plain.name)
                 previous = plain.name
             if expanded.output != node.name:
                 aliases[node.name] = expanded.output

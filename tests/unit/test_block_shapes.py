@@ -158,3 +158,13 @@ def test_a_structure_that_depends_on_positions_is_refused():
 def test_true_division_by_zero_is_an_error():
     text = STAGES + "s1 = mb(4, drop=0.1 * position / (positions - 1))\n"
     assert errors(text) == [("E004", 9, 17)]
+
+
+def test_a_statement_that_failed_to_lower_is_not_reported_again():
+    text = SE + "bad = conv(0, kernel=1)\ns1 = unit(8) from bad\n"
+    assert errors(text) == [("E006", 16, 12)]
+
+
+def test_a_call_reading_its_own_shape_is_an_error_not_silence():
+    text = SE + "s1 = se from s1\n"
+    assert errors(text) == [("E010", 4, 33)]
