@@ -42,6 +42,7 @@ RUNTIME = {
     "BatchNorm": "layers",
     "Chunk": "layers",
     "ChannelShuffle": "layers",
+    "BroadcastMerge": "layers",
 }
 ADAPTIVE = "_AdaptiveAvgPool2D"
 # Names build_model's body reads: a spec name equal to one gets a trailing `_` as a variable.
@@ -281,6 +282,20 @@ def _resize_args(op: ir.Resize) -> tuple[Code, ...]:
     return num(op.size[0]), num(op.size[1]), Pair("interpolation", string(op.mode))
 
 
+def _elementwise(func: str):
+    """add / mul: Keras's own merge for inputs of one shape, else the runtime's, which
+    broadcasts each input to the output's shape (Keras's add mistakes a one-channel gate
+    for a bias; see BroadcastMerge)."""
+
+    def build(op, layer: Layer, name: str) -> list[Step]:
+        if len(set(layer.input_shapes)) == 1:
+            return [Step(Call(func, (_name(name),)), layer.output_shape)]
+        call = Call("BroadcastMerge", (string(op.op), _name(name)))
+        return [Step(call, layer.output_shape)]
+
+    return build
+
+
 _flatten_chw = _simple("FlattenCHW")  # where the flatten order is observed
 
 LAYERS = {
@@ -304,8 +319,8 @@ LAYERS = {
     "softmax": _simple("keras.layers.Softmax", Pair("axis", "-1")),
     "resize": _layer("Resize", _resize_args),  # interpolates in the compute dtype
     "concat": _simple("keras.layers.Concatenate", Pair("axis", "-1")),
-    "add": _simple("keras.layers.Add"),  # broadcasts sizes of 1, as the spec does
-    "mul": _simple("keras.layers.Multiply"),
+    "add": _elementwise("keras.layers.Add"),
+    "mul": _elementwise("keras.layers.Multiply"),
     "chunk": _layer("Chunk", lambda op: (num(op.chunks), num(op.part))),
     "channel_shuffle": _layer("ChannelShuffle", lambda op: (num(op.groups),)),
 }

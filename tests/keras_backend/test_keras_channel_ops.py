@@ -74,3 +74,16 @@ def test_chunk_of_a_flattened_map_takes_the_specs_features(compiled):
     x = sample(3, 2, 3, 2)
     chw = x.transpose(0, 3, 1, 2).reshape(3, -1)
     np.testing.assert_array_equal(run(compiled, source, x), chw[:, 6:])
+
+
+def test_a_one_channel_gate_is_not_taken_for_a_bias(compiled):
+    """A batch as large as the map's height (or the vector's features): Keras's own add
+    would add the gate along the wrong axis."""
+    source = "model T\ninput image: 1 x 4 x 1\ngate = global_avgpool\nout = add(image, gate)\n"
+    x = sample(4, 4, 1, 1)
+    np.testing.assert_allclose(
+        run(compiled, source, x), x + x.mean(axis=(1, 2), keepdims=True), rtol=1e-5, atol=1e-6
+    )
+    source = "model T\ninput v: 4\nfirst = chunk(4, part=0)\nout = mul(v, first)\n"
+    v = sample(4, 4)
+    np.testing.assert_allclose(run(compiled, source, v), v * v[:, :1], rtol=1e-5, atol=1e-6)

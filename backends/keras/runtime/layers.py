@@ -332,3 +332,39 @@ class ChannelShuffle(keras.layers.Layer):
     def get_config(self):
         """Constructor arguments, for saving."""
         return {**super().get_config(), "groups": self.groups}
+
+
+def _broadcast(shapes):
+    """The sizes (batch left out) that shapes of one rank broadcast to: the largest of each
+    axis (the others being 1)."""
+    return [max(sizes) for sizes in zip(*(s[1:] for s in shapes), strict=True)]
+
+
+@keras.saving.register_keras_serializable(package="archdsl")
+class BroadcastMerge(keras.layers.Layer):
+    """The sum or product of inputs whose sizes of 1 stretch to the others' (NumPy's
+    rule), each input broadcast to the output's shape first: Keras 3's TensorFlow
+    `ops.add` takes a second operand with one size above 1 (a one-channel gate over a
+    batch) for a bias and adds it along the wrong axis, so only equal shapes meet here."""
+
+    def __init__(self, operation, **kwargs):
+        """operation: "add" or "mul"."""
+        super().__init__(**kwargs)
+        self.operation = operation
+
+    def call(self, inputs):
+        """Every input broadcast to the output's shape, then summed or multiplied."""
+        shape = (ops.shape(inputs[0])[0], *_broadcast([x.shape for x in inputs]))
+        combine = ops.add if self.operation == "add" else ops.multiply
+        out = ops.broadcast_to(inputs[0], shape)
+        for x in inputs[1:]:
+            out = combine(out, ops.broadcast_to(x, shape))
+        return out
+
+    def compute_output_shape(self, input_shape):
+        """The batch, then the largest size along each axis."""
+        return (input_shape[0][0], *_broadcast(input_shape))
+
+    def get_config(self):
+        """Constructor arguments, for saving."""
+        return {**super().get_config(), "operation": self.operation}
