@@ -12,11 +12,19 @@ from archdsl.syntax import MAX_SIZE, Arg, Value
 
 
 class BindError(Exception):
-    """Carries the diagnostic of a bad argument."""
+    """Carries the diagnostic of a bad argument (`diagnostics`: of every bad argument of a call,
+    the first being `diagnostic`)."""
 
-    def __init__(self, diagnostic: Diagnostic):
+    def __init__(self, diagnostic: Diagnostic, more: tuple[Diagnostic, ...] = ()):
         super().__init__(diagnostic.message)
         self.diagnostic = diagnostic
+        self.diagnostics = (diagnostic, *more)
+
+
+def failures(errors: list[BindError]) -> BindError:
+    """One BindError carrying the diagnostics of all of `errors`, in order."""
+    found = [d for e in errors for d in e.diagnostics]
+    return BindError(found[0], tuple(found[1:]))
 
 
 def fail(code: str, span: ir.Span, message: str, hint: str = "") -> BindError:
@@ -33,49 +41,71 @@ def bind(
 ) -> dict:
     """Match positional and keyword arguments to `params`; convert each; check required ones.
 
-    `spans`, when given, receives where each bound argument's value was written.
+    Every bad argument is reported (one BindError carrying them all). `spans`, when given,
+    receives where each bound argument's value was written.
     """
     bound: dict[str, Any] = {}
     names = [p.name for p in params]
-    by_name = {p.name: p for p in params}
+    given: set[str] = set()  # written, converted or not
+    errors: list[BindError] = []
+    unplaced = False  # an argument that fits no parameter may be the missing one: no E005
     seen_keyword = False
     for index, arg in enumerate(args):
-        if arg.key is None:
-            if seen_keyword:
-                raise fail("E016", arg.span, f"positional argument after a keyword in `{callee}`")
-            if index >= len(params):
-                raise fail(
-                    "E016",
-                    arg.span,
-                    f"`{callee}` takes at most {len(params)} positional argument(s), got {len(args)}",
-                    f"arguments in order: {', '.join(names) or 'none'}",
-                )
-            param = params[index]
-        else:
-            seen_keyword = True
-            if arg.key not in by_name:
-                choices = names or ["(no arguments)"]
-                raise fail(
-                    "E003",
-                    arg.span,
-                    f"`{callee}` has no argument `{arg.key}`",
-                    did_you_mean(arg.key, choices),
-                )
-            param = by_name[arg.key]
-        if param.name in bound:
-            raise fail("E016", arg.span, f"argument `{param.name}` of `{callee}` given twice")
-        bound[param.name] = convert(param, arg.value, callee)
+        seen_keyword = seen_keyword or arg.key is not None
+        try:
+            try:
+                param = _parameter(callee, arg, index, params, seen_keyword, len(args))
+            except BindError:
+                unplaced = True
+                raise
+            if param.name in given:
+                raise fail("E016", arg.span, f"argument `{param.name}` of `{callee}` given twice")
+            given.add(param.name)
+            bound[param.name] = convert(param, arg.value, callee)
+        except BindError as exc:
+            errors.append(exc)
+            continue
         if spans is not None:
             spans[param.name] = arg.value.span
-    for p in params:
-        if p.required and p.name not in bound:
-            raise fail(
-                "E005",
-                span,
-                f"`{callee}` needs argument `{p.name}`",
-                f"write it as `{p.name}=...` or in position {names.index(p.name) + 1}",
-            )
+    errors += [
+        fail(
+            "E005",
+            span,
+            f"`{callee}` needs argument `{p.name}`",
+            f"write it as `{p.name}=...` or in position {names.index(p.name) + 1}",
+        )
+        for p in params
+        if p.required and p.name not in given and not unplaced
+    ]
+    if errors:
+        raise failures(errors)
     return bound
+
+
+def _parameter(
+    callee: str, arg: Arg, index: int, params: tuple[Param, ...], after_keyword: bool, count: int
+) -> Param:
+    """The parameter an argument is written for (by position or by name)."""
+    names = [p.name for p in params]
+    if arg.key is None:
+        if after_keyword:
+            raise fail("E016", arg.span, f"positional argument after a keyword in `{callee}`")
+        if index >= len(params):
+            raise fail(
+                "E016",
+                arg.span,
+                f"`{callee}` takes at most {len(params)} positional argument(s), got {count}",
+                f"arguments in order: {', '.join(names) or 'none'}",
+            )
+        return params[index]
+    if arg.key not in names:
+        raise fail(
+            "E003",
+            arg.span,
+            f"`{callee}` has no argument `{arg.key}`",
+            did_you_mean(arg.key, names or ["(no arguments)"]),
+        )
+    return params[names.index(arg.key)]
 
 
 def convert(param: Param, v: Value, callee: str) -> Any:
@@ -133,14 +163,25 @@ def _nonneg(v: Value, where: str) -> float:
 
 
 def _pair(v: Value, where: str) -> tuple[int, int]:
+    """A positive size: a whole number or H x W (a kernel, a stride)."""
+    return _sizes(v, where, 1, "be positive")
+
+
+def _size(v: Value, where: str) -> tuple[int, int]:
+    """A size that may be zero: a whole number or H x W (a block parameter typed `size`)."""
+    return _sizes(v, where, 0, "not be negative")
+
+
+def _sizes(v: Value, where: str, least: int, rule: str) -> tuple[int, int]:
+    """A whole number or H x W, each at least `least` (else E006: `where` must `rule`)."""
     if v.kind == "dims" and len(v.value) == 2:
         h, w = v.value
     elif v.kind == "number" and isinstance(v.value, int):
         h = w = v.value
     else:
         raise fail("E004", v.span, f"{where} must be a whole number or H x W, not {_describe(v)}")
-    if h <= 0 or w <= 0:
-        raise fail("E006", v.span, f"{where} must be positive, got {h} x {w}")
+    if min(h, w) < least:
+        raise fail("E006", v.span, f"{where} must {rule}, got {h} x {w}")
     if max(h, w) > MAX_SIZE:
         raise fail("E006", v.span, f"{where} is too large; at most {MAX_SIZE}")
     return (h, w)
@@ -279,17 +320,20 @@ def validated(cls, values: dict, span: ir.Span, what: str, spans: dict | None = 
     try:
         return cls(**values)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = (
-            FIELD_SPELLING.get(str(first["loc"][0]), str(first["loc"][0])) if first["loc"] else ""
-        )
-        where = (spans or {}).get(field, span)
-        got = first.get("input")
-        shown = f", got {got}" if isinstance(got, (int, float)) else ""
-        bound = BOUNDS.get(first["type"])
-        hint = f"use a value {bound.format(**first['ctx'])}" if bound else ""
-        message = f"`{field}` of `{what}`: {first['msg'].lower()}{shown}"
-        raise fail("E004", where, message, hint) from None
+        raise failures([_invalid(e, span, what, spans or {}) for e in exc.errors()]) from None
+
+
+def _invalid(problem: dict, span: ir.Span, what: str, spans: dict) -> BindError:
+    """E004 at the argument that one pydantic validation error is about, with the range a
+    bound asks for as the hint."""
+    loc = problem["loc"]
+    field = FIELD_SPELLING.get(str(loc[0]), str(loc[0])) if loc else ""
+    got = problem.get("input")
+    shown = f", got {got}" if isinstance(got, (int, float)) else ""
+    bound = BOUNDS.get(problem["type"])
+    hint = f"use a value {bound.format(**problem['ctx'])}" if bound else ""
+    message = f"`{field}` of `{what}`: {problem['msg'].lower()}{shown}"
+    return fail("E004", spans.get(field, span), message, hint)
 
 
 def _describe_fail(v: Value, where: str):
@@ -298,6 +342,8 @@ def _describe_fail(v: Value, where: str):
 
 def _describe(v: Value) -> str:
     """How a written value reads in a message."""
+    if v.kind == "tensor":
+        return f"the tensor `{v.value.written}` (read its size: `{v.value.written}.channels`)"
     if v.kind == "dims":
         return "`" + " x ".join(str(d) for d in v.value) + "`"
     if v.kind == "list":
@@ -328,6 +374,7 @@ CONVERTERS = {
     "opt_int": _opt_int,
     "count": _count,
     "pair": _pair,
+    "size": _size,
     "pad": _pad,
     "nonneg_pair": _nonneg_pair,
     "bool": _bool,

@@ -3,19 +3,21 @@
 A statement whose pipeline calls blocks (`layer2 = bottleneck(128, stride=2) |> bottleneck(128) * 3`)
 becomes the statements of each call, named `layer2_0_conv1`, `layer2_1_conv1`, ... (a single call
 without repetition is not numbered: `inception3a_branch1`). Inside a block, `in` is the call's
-input, `index` is the repetition index, parameters are substituted into arguments, and a statement
-with `if CONDITION` exists only when the condition holds. Values are evaluated here, so lowering
-sees literals only.
+input (`in.channels` its shape's size, asked of `shape_of`), `index` is the repetition index,
+`position` / `positions` the call's place among all the calls of its block and their number,
+parameters are substituted into arguments, and a statement with `if CONDITION` exists only when
+the condition holds. Values are evaluated here, so lowering sees literals only.
 """
 
 from __future__ import annotations
 
-from collections import ChainMap
-from dataclasses import dataclass, field, replace
+from collections import ChainMap, Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 
-from archdsl.binding import bind, convert, fail
+from archdsl.binding import BindError, bind, convert, fail, failures
 from archdsl.diagnostics import did_you_mean
-from archdsl.expressions import evaluate, evaluate_args, truth
+from archdsl.expressions import TensorRef, evaluate, evaluate_args, truth
 from archdsl.ops import MERGES
 from archdsl.params import Param
 from archdsl.signatures import OPS
@@ -23,9 +25,12 @@ from archdsl.syntax import Arg, BlockDef, Element, Pos, StatementNode, Value, pa
 
 BLOCK_INPUT = "in"
 INDEX = "index"
+POSITION = "position"  # of a call among all the calls of its block in the model, from 0
+POSITIONS = "positions"  # how many calls of the block the model makes
+UNCOUNTED = 10**9  # `positions` before the calls are counted (a first pass, see lowering.lower)
 MAX_REPEAT = 10_000
 MAX_NESTING = 50  # blocks calling blocks (expansion recurses once per level)
-PARAM_KINDS = {"int": "int", "float": "float", "bool": "bool", "size": "pair", "name": "name"}
+PARAM_KINDS = {"int": "int", "float": "float", "bool": "bool", "size": "size", "name": "name"}
 
 
 @dataclass
@@ -51,8 +56,13 @@ class _Scope:
 class BlockExpander:
     """Expands statements against a table of block definitions."""
 
-    def __init__(self, blocks: dict[str, BlockDef]):
+    def __init__(self, blocks: dict[str, BlockDef], totals: dict[str, int] | None = None):
+        """`totals`: how many times the model calls each block (`positions`), once counted."""
         self.blocks = blocks
+        self.totals = totals
+        self.calls: Counter[str] = Counter()  # calls expanded so far, per block
+        self.shape_of: Callable[..., tuple[int, ...]] | None = None  # (name, span) -> shape
+        self.emitted: dict[str, tuple[StatementNode, str | None]] = {}  # this expansion's
         self.statements = 0  # emitted so far, each tower counted
         self.terms = 0  # ops and values emitted so far, each tower counted
         self.copies = 1  # towers of the statement being expanded
@@ -63,6 +73,7 @@ class BlockExpander:
         """A top-level statement (run in `copies` towers): unchanged (values folded) unless it
         calls blocks."""
         self.copies = max(copies, 1)
+        self.emitted = {}
         if not any(e.name in self.blocks for e in node.elements):
             self._charge(1, node.size, node.span)
         scope = _Scope("", previous or "", previous or "", {}, None, ())
@@ -88,7 +99,8 @@ class BlockExpander:
         """One statement in `scope`: its calls expanded, or its ops with evaluated arguments."""
         calls = [e for e in node.elements if e.name in self.blocks]
         if not calls:
-            return Expanded([(self._plain(node, name, scope, local), scope.via)], name)
+            self.emitted[name] = (self._plain(node, name, scope, local), scope.via)
+            return Expanded([self.emitted[name]], name)
         if len(calls) != len(node.elements):
             first_op = next(e for e in node.elements if e.name not in self.blocks)
             raise fail(
@@ -143,6 +155,14 @@ class BlockExpander:
                 for a in e.args
             )
             return replace(e, args=args)
+        if e.repeat is not None and isinstance(e.repeat[0], str):
+            factors = f"{e.name}, {e.repeat[0]}"
+            raise fail(
+                "E004",
+                e.span,
+                f"there is no element-wise `*` between tensors (`{e.name} * {e.repeat[0]}`)",
+                f"write `mul({factors})`: the element-wise product, broadcasting sizes of 1",
+            )
         if e.repeat is not None:
             raise fail(
                 "E004",
@@ -184,12 +204,12 @@ class BlockExpander:
                 "write some of the nested blocks' statements out in the block that calls them",
             )
         self._charge(*self._cost(block), call.span)
-        position = Value("number", index, call.span)
-        args = evaluate_args(call.args, ChainMap({INDEX: position}, outer.env))
+        numbers = {INDEX: Value("number", index, call.span), **self._numbering(block, call)}
+        args = evaluate_args(call.args, ChainMap(numbers, outer.env))
         bound = self._bind(block, args, call)
         where = f"{call.span.file}:{call.span.line}:{call.span.column}"
         via = f"in block `{block.name}` called at {where}"
-        env = {**bound, INDEX: position}
+        env = {**bound, **numbers, BLOCK_INPUT: self._input(source, call.span)}
         scope = _Scope(prefix, source, source, env, via, (*outer.stack, call.name))
         local: dict[str, str] = {}
         out = Expanded(output=source)
@@ -207,6 +227,32 @@ class BlockExpander:
             )
         return out
 
+    def _numbering(self, block: BlockDef, call: Element) -> dict[str, Value]:
+        """`position` of this call among all the calls of `block`, and `positions`."""
+        position = self.calls[block.name]
+        self.calls[block.name] += 1
+        total = UNCOUNTED if self.totals is None else self.totals.get(block.name, 0)
+        return {
+            POSITION: Value("number", position, call.span),
+            POSITIONS: Value("number", total, call.span),
+        }
+
+    def _input(self, source: str, span: Pos) -> Value:
+        """`in` of a call that reads `source`: a tensor whose shape `in.channels` reads."""
+        towered = self.copies > 1
+
+        def shape(at: Pos) -> tuple[int, ...]:
+            if self.shape_of is None or towered:
+                raise fail(
+                    "E004",
+                    at,
+                    "a block inside `towers` cannot read the shape of its input",
+                    "pass the width as an argument to this block",
+                )
+            return self.shape_of(source, at)
+
+        return Value("tensor", TensorRef(BLOCK_INPUT, shape), span)
+
     def _cost(self, block: BlockDef) -> tuple[int, int]:
         """What one call of `block` emits itself: its op statements, and its terms."""
         if block.name not in self.costs:
@@ -220,11 +266,17 @@ class BlockExpander:
         """Parameters of a call as values, type-checked, defaults filled in."""
         params = tuple(Param(p.name, "value", p.default is None) for p in block.params)
         bound = bind(block.name, args, params, call.span)
+        errors = []
         for p in block.params:
             if p.name not in bound:
                 bound[p.name] = evaluate(p.default, {})
-            if p.type is not None:
-                convert(Param(p.name, PARAM_KINDS[p.type]), bound[p.name], block.name)
+            try:
+                if p.type is not None:
+                    convert(Param(p.name, PARAM_KINDS[p.type]), bound[p.name], block.name)
+            except BindError as exc:
+                errors.append(exc)
+        if errors:
+            raise failures(errors)
         return bound
 
 
@@ -241,7 +293,7 @@ def check_block(block: BlockDef) -> None:
                 f"unknown parameter type `{p.type}`",
                 did_you_mean(p.type, PARAM_KINDS),
             )
-        if p.name in (BLOCK_INPUT, INDEX) or p.name in seen:
+        if p.name in (BLOCK_INPUT, INDEX, POSITION, POSITIONS) or p.name in seen:
             raise fail("E009", p.span, f"parameter `{p.name}` is reserved or repeated")
         seen.add(p.name)
 
@@ -254,3 +306,17 @@ def _repeat_count(call: Element) -> int:
     if not isinstance(n, int) or not 1 <= n <= MAX_REPEAT:
         raise fail("E006", span, f"`* N` needs a whole number from 1 to {MAX_REPEAT}, not {n}")
     return n
+
+
+def reads(node, name: str) -> bool:
+    """Whether the syntax tree under `node` reads the name `name` anywhere."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Value) and item.kind == "name" and item.value == name:
+            return True
+        if is_dataclass(item):
+            stack += [getattr(item, f.name) for f in fields(item)]
+        elif isinstance(item, tuple):
+            stack += item
+    return False

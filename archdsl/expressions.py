@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 
 from archdsl.binding import fail
+from archdsl.diagnostics import did_you_mean
 from archdsl.syntax import MAX_DIGITS, MAX_SIZE, Arg, Value
 
 LITERAL_KINDS = ("number", "dims", "name")
-ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul, "//": operator.floordiv}
+# what `in.ATTRIBUTE` reads of the block input's shape: the index of its size
+SHAPE_ATTRIBUTES = {"channels": 0, "height": 1, "width": 2}
+ARITHMETIC = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "//": operator.floordiv,
+    "/": operator.truediv,
+}
 COMPARISONS = {
     "==": operator.eq,
     "!=": operator.ne,
@@ -19,6 +28,15 @@ COMPARISONS = {
     ">": operator.gt,
     ">=": operator.ge,
 }
+
+
+@dataclass(frozen=True)
+class TensorRef:
+    """A tensor whose shape an expression may read (`in.channels`), as a "tensor" Value's value:
+    how it is written, and a function giving its shape for the expression at a span."""
+
+    written: str
+    shape: Callable[..., tuple[int, ...]]
 
 
 def evaluate(v: Value, env: Mapping[str, Value]) -> Value:
@@ -32,7 +50,39 @@ def evaluate(v: Value, env: Mapping[str, Value]) -> Value:
         return replace(v, args=evaluate_args(v.args, env))
     if v.kind == "list":
         return replace(v, value=tuple(evaluate(item, env) for item in v.value))
+    if v.kind == "attribute":
+        return _attribute(v, env)
     return _compute(v, env)
+
+
+def _attribute(v: Value, env: Mapping[str, Value]) -> Value:
+    """`in.channels`, `in.height`, `in.width`: a size of the block input's shape."""
+    name, attribute = v.value
+    bound = env.get(name)
+    if bound is None or bound.kind != "tensor":
+        raise fail(
+            "E010",
+            v.span,
+            f"`{name}.{attribute}`: `{name}` has no shape to read",
+            "inside a block, `in.channels`, `in.height` and `in.width` read the input's shape",
+        )
+    if attribute not in SHAPE_ATTRIBUTES:
+        raise fail(
+            "E003",
+            v.span,
+            f"`{name}` has no attribute `{attribute}`",
+            did_you_mean(attribute, SHAPE_ATTRIBUTES),
+        )
+    shape = bound.value.shape(v.span)
+    index = SHAPE_ATTRIBUTES[attribute]
+    if index >= len(shape):
+        raise fail(
+            "E018",
+            v.span,
+            f"`{name}.{attribute}`: `{name}` is a vector of {shape[0]} features, not a map",
+            f"`{name}.channels` reads its number of features",
+        )
+    return Value("number", shape[index], v.span)
 
 
 def evaluate_args(args: tuple[Arg, ...], env: Mapping[str, Value]) -> tuple[Arg, ...]:
@@ -68,6 +118,13 @@ def _compute(v: Value, env: Mapping[str, Value]) -> Value:
     x, y = _number(a, op), _number(b, op)
     if op == "//" and (y == 0 or not isinstance(x, int) or not isinstance(y, int)):
         raise fail("E004", v.span, "`//` needs whole numbers and a non-zero divisor")
+    if op == "/" and y == 0:
+        raise fail(
+            "E004",
+            v.span,
+            "`/` needs a non-zero divisor",
+            "the divisor is 0 for this call (`positions - 1` is 0 for a block called once)",
+        )
     result = ARITHMETIC[op](x, y)
     if isinstance(result, int) and abs(result) >= 10**MAX_DIGITS:
         raise fail(
@@ -99,6 +156,8 @@ def _bool(flag: bool, v: Value) -> Value:
 
 def _show(v: Value) -> str:
     """How a value reads in a message."""
+    if v.kind == "tensor":
+        return f"the tensor `{v.value.written}`"
     if v.kind in ("number", "name"):
         return f"`{v.value}`"
     if v.kind == "dims":

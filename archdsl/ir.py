@@ -38,8 +38,9 @@ from archdsl.ops.activations import (  # noqa: F401
     Softmax,
     StochasticDepth,
 )
+from archdsl.ops.channels import ChannelShuffle, Chunk  # noqa: F401
 from archdsl.ops.linear import Dense  # noqa: F401
-from archdsl.ops.merges import Add, Concat  # noqa: F401
+from archdsl.ops.merges import Add, Concat, Mul  # noqa: F401
 from archdsl.ops.norms import LRN, BatchNorm, LayerNorm, LayerScale  # noqa: F401
 from archdsl.ops.shaping import Flatten, Resize  # noqa: F401
 from archdsl.ops.upsampling import ConvTranspose, Upsample  # noqa: F401

@@ -6,11 +6,12 @@ import keyword
 
 from archdsl import ir
 from archdsl.binding import BindError, bind, convert, fail, init_value, validated
-from archdsl.blocks import BlockExpander, check_block
+from archdsl.blocks import POSITIONS, BlockExpander, check_block, reads
 from archdsl.diagnostics import Diagnostic, did_you_mean, error
 from archdsl.expressions import evaluate
 from archdsl.ops import LEARNED, MERGES, REGISTRY
 from archdsl.ops.spec import ArgumentError
+from archdsl.shape_queries import ShapesSoFar, UnknownShape
 from archdsl.signatures import (
     AUGMENTS,
     AVERAGES,
@@ -62,7 +63,8 @@ MODEL_FILE_NAMES = {
     "predict", "build_optimizer", "build_scheduler", "save_weights", "load_weights", "place",
     "param_groups", "exclude_from_decay", "PaperSGD", "TorchSGD", "L2Adam", "TorchAdamW", "OnPlateau",
     "StepDecay", "MultiStep", "Cosine", "LocalResponseNorm", "PaddedMaxPool2D",
-    "PaddedAvgPool2D", "PaddedAvgPool2d", "Resize",
+    "PaddedAvgPool2D", "PaddedAvgPool2d", "Resize", "Chunk", "ChannelShuffle",
+    "BroadcastMerge",
 }  # fmt: skip
 MAX_TOWERS = 64
 DEFAULT_WEIGHT_INIT = ir.GlorotUniform()
@@ -88,11 +90,16 @@ def unsafe_identifier(name: str) -> str | None:
 class _Lowering:
     """Walks a Module once, collecting diagnostics instead of stopping at the first problem."""
 
-    def __init__(self, module: Module):
+    def __init__(self, module: Module, totals: dict[str, int] | None = None):
+        """`totals`: the calls of each block in the model, once counted (`positions`)."""
         self.module = module
         self.diagnostics: list[Diagnostic] = []
         self.defaults: dict[tuple[str, ...], object] = {}
+        self.totals = totals
         self.expander = BlockExpander({})
+        self.lowered: dict[str, ir.Statement] = {}  # by name, so far
+        self.failed: set[str] = set()  # statements whose errors are reported
+        self.aliases: dict[str, str] = {}
 
     def run(self) -> ir.Graph | None:
         items = self.module.items
@@ -100,7 +107,9 @@ class _Lowering:
         inputs = self._inputs(items)
         self._init_defaults(items)
         self.broken_blocks: set[str] = set()
-        self.expander = BlockExpander(self._blocks(items))
+        self.expander = BlockExpander(self._blocks(items), self.totals)
+        shapes = ShapesSoFar({i.name: i.shape for i in inputs}, self._lowered_above)
+        self.expander.shape_of = shapes.shape
         statements = self._statements(items, inputs)
         train = self._train(items, inputs[0].shape if inputs else ())
         if any(d.severity == "error" for d in self.diagnostics) or model is None or not inputs:
@@ -126,6 +135,10 @@ class _Lowering:
 
     def _report(self, d: Diagnostic) -> None:
         self.diagnostics.append(d)
+
+    def _reject(self, exc: BindError, via: str | None = None) -> None:
+        """Report every diagnostic a BindError carries (one per bad argument of a call)."""
+        self.diagnostics.extend(_located(d, via) for d in exc.diagnostics)
 
     def _name_ok(self, name: str, span: ir.Span, what: str) -> bool:
         why = unsafe_identifier(name)
@@ -209,7 +222,7 @@ class _Lowering:
                 value = evaluate(d.value, {})
                 self.defaults[self._init_target(d)] = init_value(value, "the default initialiser")
             except BindError as exc:
-                self._report(exc.diagnostic)
+                self._reject(exc)
 
     def _init_target(self, d: InitDecl) -> tuple[str, ...]:
         target = d.target
@@ -242,28 +255,50 @@ class _Lowering:
                 blocks[block.name] = block
         return blocks
 
+    def _lowered_above(self, name: str) -> ir.Statement | None:
+        """A statement lowered so far, or one of the call being expanded lowered now, for a
+        shape query (None: not defined above); UnknownShape for one whose error is reported."""
+        name = self.aliases.get(name, name)
+        if name not in self.lowered and name in self.expander.emitted:
+            node, via = self.expander.emitted[name]
+            stmt = self._statement(node, None, 1, via)
+            if stmt is None:
+                self.failed.add(name)
+            else:
+                self.lowered[name] = stmt
+        if name in self.failed:
+            raise UnknownShape(name)
+        return self.lowered.get(name)
+
     def _statements(self, items, inputs: list[ir.Input]) -> list[ir.Statement]:
         out: list[ir.Statement] = []
-        aliases: dict[str, str] = {}
+        aliases = self.aliases
         previous = inputs[0].name if inputs else None
         for node, count in self._statement_nodes(items):
             if self.expander.exhausted:
                 break  # the spec is too large: its error is reported once
             if not self._name_ok(node.name, node.name_span, "statement name"):
+                self.failed.add(node.name)
                 continue
             if any(e.name in self.broken_blocks for e in node.elements):
+                self.failed.add(node.name)
                 previous = node.name  # its block's definition error is already reported
                 continue
             try:
                 expanded = self.expander.expand(node, previous, count)
-            except BindError as exc:
-                self._report(exc.diagnostic)
+            except (BindError, UnknownShape) as exc:
+                if isinstance(exc, BindError):  # else the error it stems from is reported
+                    self._reject(exc)
+                self.failed.add(node.name)
                 previous = node.name
                 continue
             for plain, via in expanded.nodes:
                 stmt = self._statement(plain, previous, count, via)
                 if stmt is not None:
                     out.append(stmt)
+                    self.lowered[plain.name] = stmt
+                else:
+                    self.failed.add(plain.name)
                 previous = plain.name
             if expanded.output != node.name:
                 aliases[node.name] = expanded.output
@@ -316,7 +351,7 @@ class _Lowering:
                     continue
                 ops.append(self._op(element))
             except BindError as exc:
-                self._report(_located(exc.diagnostic, via))
+                self._reject(exc, via)
                 ok = False
         expect = None
         if node.expect:
@@ -663,9 +698,29 @@ def _file_start(file: str) -> ir.Span:
 
 
 def lower(module: Module) -> tuple[ir.Graph | None, list[Diagnostic]]:
-    """Lower a parsed module to a Graph (None when it has errors) plus diagnostics."""
-    lowering = _Lowering(module)
+    """Lower a parsed module to a Graph (None when it has errors) plus diagnostics.
+
+    A spec that reads `positions` is lowered twice: first to count the calls of each block
+    (with `positions` a placeholder), then with the counts, which must come out the same.
+    """
+    totals = None
+    if reads(module, POSITIONS):
+        first = _Lowering(module)
+        first.run()
+        totals = dict(first.expander.calls)
+    lowering = _Lowering(module, totals)
     graph = lowering.run()
+    if totals is not None and dict(lowering.expander.calls) != totals and graph is not None:
+        lowering.diagnostics.append(
+            error(
+                "E004",
+                _file_start(module.file),
+                "how many times a block is called depends on `positions`",
+                "use `positions` in arguments, not in the conditions or repetitions that decide "
+                "which blocks are called",
+            )
+        )
+        graph = None
     return graph, lowering.diagnostics
 
 

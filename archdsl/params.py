@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# kinds: count (positive int), pair (int or H x W), pad (int, H x W, same, valid),
-# nonneg_pair (int or H x W, zeros allowed), float, nonneg, bool, bias (bool or initialiser),
-# init, choice:a|b, names, ints, floats, opt_int
+# kinds: count (positive int), pair (positive int or H x W), size (the same, zeros allowed),
+# nonneg_pair (int or H x W, zeros allowed, no `same`), pad (int, H x W, same, valid), float,
+# nonneg, bool, bias (bool or initialiser), init, choice:a|b, names, ints, floats, opt_int
 
 
 @dataclass(frozen=True)

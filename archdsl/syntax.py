@@ -56,7 +56,9 @@ class Pos:
 
 @dataclass(frozen=True)
 class Value:
-    """A literal or call as written: kind is number, dims, name, call or list.
+    """A literal or call as written: kind is number, dims, name, call, list, attribute
+    (`in.channels`), an operator, or after evaluation "tensor" (a block input whose shape
+    an attribute reads).
 
     `depth` and `size` (levels and nodes) describe the expression as written, before evaluation.
     """
@@ -86,7 +88,7 @@ class Element:
     span: Pos
     name_span: Pos
     args: tuple[Arg, ...]
-    repeat: tuple[int | float, Pos] | None = None
+    repeat: tuple[int | float | str, Pos] | None = None  # a name: `a * b`, refused
 
     @property
     def size(self) -> int:
@@ -410,7 +412,8 @@ class _ToNodes(Transformer):
         return ("condition", c[1])
 
     def repetition(self, c):
-        return ("repeat", (_single_dim(c[1]), _around(c)))
+        count = str(c[1]) if c[1].type == "NAME" else _single_dim(c[1])
+        return ("repeat", (count, _around(c)))
 
     def block_def(self, c):
         params = c[3] if len(c) > 3 and isinstance(c[3], tuple) else ()
@@ -500,6 +503,9 @@ class _ToNodes(Transformer):
 
     def name(self, c):
         return _counted(Value("name", str(c[0]), _pos(c[0])))
+
+    def attribute(self, c):
+        return _counted(Value("attribute", (str(c[0]), str(c[1])), _around(c)))
 
     def call(self, c):
         args, parens = c[1]

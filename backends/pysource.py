@@ -40,9 +40,10 @@ class Pair:
 
 @dataclass(frozen=True)
 class Plus:
-    """`a + b + ...` of names."""
+    """`a + b + ...` of names (or `a * b * ...` with op="*")."""
 
     terms: tuple[str, ...]
+    op: str = "+"
 
 
 Code = str | Call | Seq | Pair | Plus
@@ -85,7 +86,7 @@ def flat(code: Code) -> str:
     if isinstance(code, Pair):
         return code.key + code.sep + flat(code.value)
     if isinstance(code, Plus):
-        return " + ".join(code.terms)
+        return f" {code.op} ".join(code.terms)
     if isinstance(code, Call):
         return f"{flat(code.func)}({', '.join(flat(a) for a in code.args)})"
     inner = ", ".join(flat(i) for i in code.items)

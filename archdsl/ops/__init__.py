@@ -7,10 +7,19 @@ views of it.
 
 from __future__ import annotations
 
-from archdsl.ops import activations, linear, merges, norms, shaping, upsampling, windows
+from archdsl.ops import (
+    activations,
+    channels,
+    linear,
+    merges,
+    norms,
+    shaping,
+    upsampling,
+    windows,
+)
 from archdsl.ops.spec import OpSpec
 
-FAMILIES = (windows, norms, activations, shaping, upsampling, linear, merges)
+FAMILIES = (windows, norms, activations, shaping, upsampling, channels, linear, merges)
 
 REGISTRY: dict[str, OpSpec] = {spec.name: spec for family in FAMILIES for spec in family.SPECS}
 NODES = tuple(dict.fromkeys(spec.node for spec in REGISTRY.values()))  # each IR class once

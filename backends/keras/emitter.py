@@ -47,6 +47,9 @@ RUNTIME = {
     "LayerScale": "layers",
     "StochasticDepth": "layers",
     "TruncatedNormal": "initializers",
+    "Chunk": "layers",
+    "ChannelShuffle": "layers",
+    "BroadcastMerge": "layers",
 }
 ADAPTIVE = "_AdaptiveAvgPool2D"
 # Names build_model's body reads: a spec name equal to one gets a trailing `_` as a variable.
@@ -331,6 +334,20 @@ def _upsample(op: ir.Upsample, layer: Layer, name: str) -> list[Step]:
     return [Step(Call("Resize", (*args, _name(name))), layer.output_shape)]
 
 
+def _elementwise(func: str):
+    """add / mul: Keras's own merge for inputs of one shape, else the runtime's, which
+    broadcasts each input to the output's shape (Keras's add mistakes a one-channel gate
+    for a bias; see BroadcastMerge)."""
+
+    def build(op, layer: Layer, name: str) -> list[Step]:
+        if len(set(layer.input_shapes)) == 1:
+            return [Step(Call(func, (_name(name),)), layer.output_shape)]
+        call = Call("BroadcastMerge", (string(op.op), _name(name)))
+        return [Step(call, layer.output_shape)]
+
+    return build
+
+
 _flatten_chw = _simple("FlattenCHW")  # where the flatten order is observed
 
 LAYERS = {
@@ -362,9 +379,12 @@ LAYERS = {
     "softmax": _simple("keras.layers.Softmax", Pair("axis", "-1")),
     "resize": _layer("Resize", _resize_args),  # interpolates in the compute dtype
     "concat": _simple("keras.layers.Concatenate", Pair("axis", "-1")),
-    "add": _simple("keras.layers.Add"),
     "conv_transpose": _conv_transpose,
     "upsample": _upsample,
+    "add": _elementwise("keras.layers.Add"),
+    "mul": _elementwise("keras.layers.Multiply"),
+    "chunk": _layer("Chunk", lambda op: (num(op.chunks), num(op.part))),
+    "channel_shuffle": _layer("ChannelShuffle", lambda op: (num(op.groups),)),
 }
 
 

@@ -90,6 +90,7 @@ MODULE_NAMES = {
     "LayerNorm2d",
     "LayerScale",
     "StochasticDepth",
+    "Chunk",
     "build_model",
     "predict",
     "build_optimizer",
@@ -185,12 +186,25 @@ STOCHASTIC_DEPTH_CLASS = '''class StochasticDepth(nn.Module):
             noise.div_(survival)
         return x * noise
 '''
+
+CHUNK_CLASS = '''class Chunk(nn.Module):
+    """The `part`-th of `chunks` equal slices of the channels, as torch.chunk along dim 1."""
+
+    def __init__(self, chunks, part):
+        super().__init__()
+        self.chunks, self.part = chunks, part
+
+    def forward(self, x):
+        """x's channels part * C / chunks up to (part + 1) * C / chunks."""
+        return x.chunk(self.chunks, dim=1)[self.part]
+'''
 HELPERS = (
     ("Resize", RESIZE_CLASS),
     ("PaddedAvgPool2d", PADDED_AVGPOOL_CLASS),
     ("LayerNorm2d", LAYERNORM2D_CLASS),
     ("LayerScale", LAYER_SCALE_CLASS),
     ("StochasticDepth", STOCHASTIC_DEPTH_CLASS),
+    ("Chunk", CHUNK_CLASS),
 )
 
 
@@ -589,6 +603,10 @@ EMIT = {
     "dense": _module(_linear),
     "conv_transpose": _module(_conv_transpose),
     "upsample": _module(_upsample),
+    "chunk": _module(lambda op, layer, fresh: Call("Chunk", (num(op.chunks), num(op.part)))),
+    "channel_shuffle": _module(
+        lambda op, layer, fresh: Call("nn.ChannelShuffle", (num(op.groups),))
+    ),
 }
 
 
@@ -774,6 +792,7 @@ def _merged(chain: Chain, names: dict[str, str], devices: dict[str, int]) -> Cod
 MERGED = {
     "concat": lambda args: Call("torch.cat", (Seq("[]", args), Pair("dim", "1"))),
     "add": lambda args: Plus(tuple(flat(a) for a in args)),
+    "mul": lambda args: Plus(tuple(flat(a) for a in args), "*"),  # broadcasts as torch does
 }
 
 

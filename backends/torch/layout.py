@@ -20,7 +20,7 @@ def layout(code: Code, indent: int, column: int, trail: int) -> str:
         head = code.key + code.sep
         return head + layout(code.value, indent, column + len(head), trail)
     if isinstance(code, Plus):
-        return ("\n" + " " * indent + "+ ").join(code.terms)
+        return ("\n" + " " * indent + code.op + " ").join(code.terms)
     head, brackets, items = (
         (flat(code.func), "()", code.args)
         if isinstance(code, Call)

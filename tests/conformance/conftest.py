@@ -20,6 +20,8 @@ ADAM_POCKET = conform.OWN_SPECS / "adam_pocket.arch"
 CONVNEXT_POCKET = conform.OWN_SPECS / "convnext_pocket.arch"
 UPSAMPLE_POCKET = conform.OWN_SPECS / "upsample_pocket.arch"
 RECIPES_POCKET = conform.OWN_SPECS / "recipes_pocket.arch"
+SE_POCKET = conform.OWN_SPECS / "se_pocket.arch"  # mul, broadcasting add, in.channels
+SHUFFLE_POCKET = conform.OWN_SPECS / "shuffle_pocket.arch"  # chunk, channel_shuffle
 # the training comparison in the default run: spec -> task options (planted: also run the
 # planted rules; batch: 8 where 1-D batch norm is ill-conditioned at 2)
 TRAIN_SPECS = {
@@ -31,6 +33,8 @@ TRAIN_SPECS = {
     CONVNEXT_POCKET: {},
     UPSAMPLE_POCKET: {"batch": 8},
     RECIPES_POCKET: {"planted": True, "batch": 8},
+    SE_POCKET: {"batch": 8},
+    SHUFFLE_POCKET: {"batch": 8},
 }
 # every other spec in specs/ but the heavy ones, behind the `slow` marker (float64 training of the zoo and the
 # 224-pixel AlexNets: about 15 minutes on two cores). ResNet-50 at its lr of 0.1 on batches of

@@ -53,7 +53,7 @@ def test_he_initialisers_scale_by_the_nonlinearitys_gain(init, nonlinearity, gai
         ("trunc_normal(std=0.1, low=2, high=-2)", "E004", "`trunc_normal` needs low < high"),
         ("trunc_normal(std=0, low=-2, high=2)", "E006", "`trunc_normal` needs a positive std"),
         ("trunc_normal(std=0.1, low=1, high=2)", "E004", "more than 2 std from [1, 2]"),
-        ("trunc_normal(std=0.1)", "E005", "low"),
+        ("trunc_normal(std=0.1, high=2)", "E005", "low"),
         ("he_uniform(nonlinearity=gelu)", "E004", "nonlinearity"),
     ],
 )
@@ -62,3 +62,10 @@ def test_bad_initialiser_arguments_are_one_error_at_the_initialiser(weight, code
     (d,) = check_source(text, "t.arch").diagnostics
     assert (d.code, d.span.line) == (code, 3) and message in d.message, (d.code, d.message)
     assert d.span.column >= text.splitlines()[2].index("weight=") + 1
+
+
+def test_an_initialiser_missing_both_bounds_names_each():
+    text = f"{HEAD}y = conv(16, kernel=3, weight=trunc_normal(std=0.1))\n"
+    found = check_source(text, "t.arch").diagnostics
+    assert sorted(d.code for d in found) == ["E005", "E005"]
+    assert any("`low`" in d.message for d in found) and any("`high`" in d.message for d in found)

@@ -62,6 +62,9 @@ EXPECTED: dict[str, Counter] = {
     "zoo/lenet5.arch": _n(("I201", 20)),
     # stride-2 3x3 pad 1 convs on even sizes leave only padding; groups = channels divide.
     "zoo/mobilenet_v2.arch": _n(),
+    # the same stride-2 3x3 pad 1 windows on even sizes (224, 112, 56, 28, 14); the chunks and
+    # shuffles split and interleave even channel counts; no softmax.
+    "zoo/shufflenet_v2_x1_0.arch": _n(),
     # the 1x1 stride-2 projections are windows smaller than their stride: no W101.
     "zoo/resnet18.arch": _n(),
     "zoo/resnet50.arch": _n(),

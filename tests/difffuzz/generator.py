@@ -56,8 +56,11 @@ ARGUMENTS: dict[str, tuple] = {
         "weight",
     ),
     "upsample": ("scale", "mode", "align_corners"),
+    "chunk": ("chunks", "part"),
+    "channel_shuffle": ("groups",),
     "concat": (),
     "add": (),
+    "mul": (),
 }
 ACTIVATIONS = ("relu", "relu6", "tanh", "sigmoid", "leaky_relu", "softmax")
 # issue 12's activations and per-channel ops, drawn as often as one of the above together
@@ -261,9 +264,10 @@ class Generator:
         return 2
 
     def merge(self, spec, shapes) -> int:
-        """concat or add of statements that fit, making a sibling that fits when none does."""
+        """concat, add or mul of statements that fit (add and mul broadcasting sizes of 1),
+        making a sibling that fits when none does."""
         rng = self.rng
-        kind = rng.choice(("concat", "add"))
+        kind = rng.choice(("concat", "add", "add", "mul"))
         first = rng.choice(sorted(shapes))
         shape = shapes[first]
         fits = [n for n, s in sorted(shapes.items()) if n != first and fits_with(kind, shape, s)]
@@ -272,23 +276,46 @@ class Generator:
             sibling = Stmt(self.name(), self.sibling_ops(kind, shape), source=first)
             spec.items.append(sibling)
             fits, added = [sibling.name], 1
-        names = [first, *rng.sample(fits, min(len(fits), rng.choice((1, 1, 2))))]
+            shapes = {**shapes, sibling.name: chain_shape(sibling.ops, shape)}
+        names = [first]
+        for name in rng.sample(fits, min(len(fits), rng.choice((1, 1, 2)))):
+            if fits_with(kind, *(shapes[n] for n in names), shapes[name]):
+                names.append(name)
         rng.shuffle(names)
-        ops = self.ops(tracker.merged(kind, [shape] * len(names), None), rng.randint(0, 2))
+        merged = tracker.merged(kind, [shapes[n] for n in names], None)
+        ops = self.ops(merged, rng.randint(0, 2))
         spec.items.append(Stmt(self.name(), ops, merge=(kind, names)))
         return added + 1
 
     def sibling_ops(self, kind: str, shape: tuple) -> list:
-        """Ops that keep a map's H x W (concat) or its whole shape (add), or a vector's size."""
+        """Ops that keep a map's H x W (concat) or its whole shape (add, mul), or a vector's
+        size; for add and mul sometimes a C x 1 x 1 gate (squeeze-and-excitation) or 1 unit."""
         rng = self.rng
+        elementwise = kind in ("add", "mul")
+        if elementwise and rng.random() < 0.4:
+            return self.gate(shape)
         if len(shape) == 1:
-            units = shape[0] if kind == "add" else rng.randint(1, 12)
+            units = shape[0] if elementwise else rng.randint(1, 12)
             return [Op("dense", {"units": units})] + self.pointwise(shape, rng.randint(0, 1))
-        filters = shape[0] if kind == "add" else rng.randint(1, 6)
+        filters = shape[0] if elementwise else rng.randint(1, 6)
         kernel = rng.choice((1, 3))
         pad = rng.choice((kernel // 2, "same")) if kernel > 1 else rng.choice((0, "valid", "same"))
         conv = positional_ops(rng, "conv", {"filters": filters, "kernel": kernel, "pad": pad})
         return [conv] + self.pointwise(shape, rng.randint(0, 2))
+
+    def gate(self, shape: tuple) -> list:
+        """What broadcasts over `shape`: a C x 1 x 1 gate of a map, one unit for a vector."""
+        squash = Op(self.rng.choice(("sigmoid", "tanh", "relu")))
+        if len(shape) == 1:
+            return [Op("dense", {"units": 1}), squash]
+        squeeze = max(shape[0] // 2, 1)
+        return [
+            Op("global_avgpool"),
+            Op("conv", {"filters": squeeze, "kernel": 1}),
+            Op("relu"),
+            Op("conv", {"filters": shape[0], "kernel": 1}),
+            squash,
+        ]
 
     def flat_layouts(self, spec, shapes) -> int:
         """add / concat of a flattened map with a flattened map of another C x H x W layout
@@ -497,7 +524,8 @@ class Generator:
         if len(shape) == 1:
             kind = rng.choice(
                 ["dense"] * 4
-                + ["batchnorm", "dropout", "flatten", *ACTIVATIONS, "relu", "modern", "modern"]
+                + ["batchnorm", "dropout", "flatten", "chunk", *ACTIVATIONS, "relu"]
+                + ["modern", "modern"]
             )
         else:
             kind = rng.choice(
@@ -506,6 +534,7 @@ class Generator:
                 + ["global_avgpool", "batchnorm", "dropout", "stochastic_depth"]
                 + ["flatten", "resize", "resize", *ACTIVATIONS, "modern", "modern"]
                 + ["conv_transpose", "conv_transpose", "upsample", "upsample"]
+                + ["chunk", "channel_shuffle"]
             )
         if kind == "modern":
             kind = rng.choice(MODERN)
@@ -523,6 +552,16 @@ class Generator:
             positional_ops(self.rng, k, getattr(self, f"args_{k}", lambda s: {})(shape))
             for k in self.rng.sample(kinds, count)
         ]
+
+    def args_chunk(self, shape) -> dict:
+        """A number of chunks that divides the channels (1 at times), and one of them."""
+        chunks = self.rng.choice([d for d in range(1, shape[0] + 1) if shape[0] % d == 0][:4])
+        return {"chunks": chunks, "part": self.rng.randrange(chunks)}
+
+    def args_channel_shuffle(self, shape) -> dict:
+        """A number of groups that divides the channels (more than 1 where there is one)."""
+        divisors = [d for d in range(2, shape[0] + 1) if shape[0] % d == 0]
+        return {"groups": self.rng.choice(divisors or [1])}
 
     def args_conv(self, shape) -> dict:
         """Groups, filters, a kernel within the padded map, every padding form, bias, ceil."""
@@ -715,10 +754,17 @@ class Generator:
 # ----------------------------------------------------------------------------- helpers
 
 
-def fits_with(kind: str, a: tuple, b: tuple) -> bool:
-    """Whether concat / add takes a and b together."""
+def chain_shape(ops: list, shape: tuple) -> tuple:
+    """The shape a chain of ops gives `shape` (the tracker's rules)."""
+    for op in ops:
+        shape = tracker.apply_op(op.kind, tracker.bind(op.kind, op, None), shape, None)[0]
+    return shape
+
+
+def fits_with(kind: str, *shapes: tuple) -> bool:
+    """Whether concat / add / mul takes these shapes together."""
     try:
-        tracker.merged(kind, [a, b], None)
+        tracker.merged(kind, list(shapes), None)
     except tracker.SpecError:
         return False
     return True

@@ -108,7 +108,7 @@ def misfit_merge(spec, rng) -> bool:
     if not isinstance(last, Stmt) or last.call or last.merge or len(names) < 2:
         return False
     pair = rng.sample(names[:-1], min(2, len(names) - 1))
-    kind = rng.choice(("concat", "add"))
+    kind = rng.choice(("concat", "add", "mul"))
     spec.items.insert(len(spec.items) - 1, Stmt("misfit", [], merge=(kind, pair)))
     last.source = last.source or "misfit"
     return True

@@ -82,6 +82,16 @@ CASES: dict[str, Spec] = {
     "keras_strided_conv_one_column": Spec(
         "StridedColumn", [("x", (1, 3, 3))], [Stmt("s", [conv(1, kernel=2, stride=(1, 2))])]
     ),
+    # found by this fuzzer: Keras's TensorFlow `ops.add` takes a one-channel gate over a batch
+    # as large as the map's height for a bias and adds it along the height
+    "keras_add_one_channel_gate": Spec(
+        "OneChannelGate",
+        [("image", (1, 4, 1))],
+        [
+            Stmt("head1", [Op("global_avgpool")], source="image"),
+            Stmt("stem2", [], merge=("add", ["image", "head1"])),
+        ],
+    ),
 }
 
 

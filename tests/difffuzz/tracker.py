@@ -24,8 +24,12 @@ Rules, with where they come from:
   layer_scale C (scale), all trainable, on a map or a vector; other ops none.
   stochastic_depth's p is 0 to 1 (E004 outside). A statement that does not
   reach the output is not built (issue 3, W103): its layers have no parameters.
-- concat: maps with equal H x W (channels add up) or vectors (features add up); add: equal
-  shapes; anything else E013; fewer than two inputs E005 ("two or more").
+- concat: maps with equal H x W (channels add up) or vectors (features add up); add and mul:
+  shapes of one rank whose sizes are equal or 1 (README "Broadcasting": NumPy's rule, a size
+  of 1 stretches); anything else E013; fewer than two inputs E005 ("two or more").
+- chunk(chunks, part): C / chunks channels (features of a vector), chunks dividing C (E008),
+  part from 0 to chunks - 1 (E004); channel_shuffle(groups): a map (E018), groups dividing C
+  (E008), same shape (torchvision's channel_shuffle).
 - names: `from` / merge of an unknown name E010, a name defined twice E009, a cycle E011,
   an unknown op E002, unknown argument E003, missing E005, given twice E016, wrong type E004,
   zero size E006, `expect` not met E014.
@@ -117,14 +121,17 @@ OPS: dict[str, tuple] = {
         ("mode", ("nearest", "bilinear"), "nearest"),
         ("align_corners", "bool", False),
     ),
+    "chunk": (("chunks", "count", REQUIRED), ("part", "whole", REQUIRED)),
+    "channel_shuffle": (("groups", "count", REQUIRED),),
     "concat": (),
     "add": (),
+    "mul": (),
 }
-MERGES = ("concat", "add")
+MERGES = ("concat", "add", "mul")
 # ops holding trainable (C,) tensors of a map's channels or a vector's features, by name
 PER_CHANNEL = {"layernorm": ("weight", "bias"), "layer_scale": ("scale",)}
 MAP_OPS = ("conv", "maxpool", "avgpool", "global_avgpool", "adaptive_avgpool", "lrn", "resize")
-MAP_OPS += ("conv_transpose", "upsample")
+MAP_OPS += ("conv_transpose", "upsample", "channel_shuffle")
 RESERVED = ("forward", "train", "eval", "parameters", "torch", "nn", "keras", "in")
 
 
@@ -255,6 +262,10 @@ def check_value(op: str, name: str, kind, value, where):
         return value
     if kind == "pad" and value in ("same", "valid"):
         return value
+    if kind == "whole":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong
+        return value
     sizes = value if isinstance(value, tuple) and kind != "count" else (value,)
     if len(sizes) > 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in sizes):
         raise wrong
@@ -349,6 +360,14 @@ def apply_op(kind: str, args: dict, shape: tuple, where) -> tuple[tuple, int, in
     if kind in PER_CHANNEL:
         params = len(PER_CHANNEL[kind]) * shape[0]
         return shape, params, params
+    if kind == "chunk":
+        if not 0 <= args["part"] < args["chunks"]:
+            raise SpecError("E004", where, f"chunk: part {args['part']} of {args['chunks']}")
+        if shape[0] % args["chunks"]:
+            raise SpecError("E008", where, f"chunk: {args['chunks']} parts of {shape[0]}")
+        return (shape[0] // args["chunks"], *shape[1:]), 0, 0
+    if kind == "channel_shuffle" and shape[0] % args["groups"]:
+        raise SpecError("E008", where, f"channel_shuffle: {args['groups']} groups of {shape[0]}")
     return shape, 0, 0
 
 
@@ -371,12 +390,18 @@ def transposed(args: dict, shape: tuple, where) -> tuple[tuple, int, int]:
 
 
 def merged(kind: str, shapes: list, where) -> tuple:
-    """The output of concat / add over `shapes` (E013 when they do not fit)."""
+    """The output of concat / add / mul over `shapes` (E013 when they do not fit)."""
     first = shapes[0]
-    if kind == "add":
-        if any(s != first for s in shapes):
-            raise SpecError("E013", where, f"add of {shapes}")
-        return first
+    if kind in ("add", "mul"):
+        if any(len(s) != len(first) for s in shapes):
+            raise SpecError("E013", where, f"{kind} of {shapes}")
+        out = []
+        for sizes in zip(*shapes, strict=True):
+            wide = set(sizes) - {1}
+            if len(wide) > 1:
+                raise SpecError("E013", where, f"{kind} of {shapes}")
+            out.append(max(sizes))
+        return tuple(out)
     if any(len(s) != len(first) or s[1:] != first[1:] for s in shapes):
         raise SpecError("E013", where, f"concat of {shapes}")
     return (sum(s[0] for s in shapes), *first[1:])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -82,7 +83,7 @@ def test_a_newline_in_a_file_name_stays_on_its_line(tmp_path):
         one_line(done, 0, "two\\nlines.arch: no problems")
         done = archdsl("compile", "two\nlines.arch", cwd=tmp_path, timeout=CASE_SECONDS)
         assert done.returncode == 0 and lines(done) == []
-        assert done.stdout.decode().startswith("wrote 12 files to build/two\\nlines-torch/ (")
+        assert re.match(r"wrote \d+ files to build/two\\nlines-torch/ \(", done.stdout.decode())
         assert done.stdout.count(b"\n") == 1
         done = archdsl("check", "no\nsuch.arch", cwd=tmp_path, timeout=CASE_SECONDS)
         one_line(done, 2, "error[usage]: no\\nsuch.arch: no such file")
@@ -138,7 +139,7 @@ def test_a_closed_stderr_is_no_crash(tmp_path):
 
     with Untouched(tmp_path, tmp_path / "out", tmp_path / "run"):
         done = without_stderr("compile", spec, "-o", "out")
-        assert done.returncode == 0 and done.stdout.startswith(b"wrote 12 files to out/ (")
+        assert done.returncode == 0 and re.match(rb"wrote \d+ files to out/ \(", done.stdout)
         assert (tmp_path / "out" / "model.py").is_file()
         done = without_stderr("check", "bad.arch")
         assert done.returncode == 1 and b"bad.arch:3:21: error[E002]: " in done.stdout

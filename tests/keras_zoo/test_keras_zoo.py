@@ -29,6 +29,7 @@ TORCHVISION = {
     "squeezenet1_1": 1_235_496,
     "mobilenet_v2": 3_504_872,
     "densenet121": 7_978_856,
+    "shufflenet_v2_x1_0": 2_278_604,
     "lenet5": 61_706,
 }
 # issue 12's specs: tests/torch_zoo compares these counts with torchvision's sum of parameters()

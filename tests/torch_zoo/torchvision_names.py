@@ -48,6 +48,11 @@ nn.Sequential (`features.7.weight`). Each function below maps one family's keys 
   `.batchnorm`, `.conv_2`, `.batchnorm_2`; 8 .. 13 the six stacks -> `stack{k}` (`stack{k}_{i}`
   for a stack of several blocks), whose `layers.0/1`, `3/4`, `6/7` are `expand`, `depthwise`,
   `project` (conv/bn); 14/15 -> `last`; `classifier.1` -> `head.dense`.
+- `shufflenet_v2` (shufflenet_v2_x1_0): `conv1.0`/`.1` and `conv5.0`/`.1` -> `conv1`/`conv5`
+  `.conv`/`.batchnorm`; in `stageS.K` (K = 0 the halving unit, then the plain ones, as the
+  spec's `down(w) |> unit * n` numbers its calls) `branch1.0/1/2/3` ->
+  `stageS_K_branch1.{conv,batchnorm,conv_2,batchnorm_2}` and `branch2.0/1`, `3/4`, `5/6` ->
+  `stageS_K_branch2_{expand,depthwise,project}.{conv,batchnorm}`; `fc` -> `fc.dense`.
 
 `num_batches_tracked` (a counter, not a tensor of the network) is left out on both sides.
 `mapped_state_dict` applies a family's rule and checks that it is a bijection between every
@@ -292,6 +297,33 @@ def mnasnet(key: str) -> str:
     _fail(key)
 
 
+# inside a ShuffleNetV2 InvertedResidual's branch1 / branch2 (nn.Sequential indices)
+SHUFFLENET_BRANCH1 = {0: "conv", 1: "batchnorm", 2: "conv_2", 3: "batchnorm_2"}
+SHUFFLENET_BRANCH2 = {
+    0: "expand.conv",
+    1: "expand.batchnorm",
+    3: "depthwise.conv",
+    4: "depthwise.batchnorm",
+    5: "project.conv",
+    6: "project.batchnorm",
+}
+
+
+def shufflenet_v2(key: str) -> str:
+    """shufflenet_v2_x1_0 (any width: the rule does not fix the channels)."""
+    if m := re.fullmatch(r"fc\.(weight|bias)", key):
+        return f"fc.dense.{m[1]}"
+    if m := re.fullmatch(r"(conv1|conv5)\.([01])\.(\w+)", key):
+        return f"{m[1]}.{('conv', 'batchnorm')[int(m[2])]}.{m[3]}"
+    m = re.fullmatch(r"(stage\d)\.(\d+)\.branch([12])\.(\d)\.(\w+)", key)
+    table = (SHUFFLENET_BRANCH1, SHUFFLENET_BRANCH2)[int(m[3]) - 1] if m else {}
+    if m and int(m[4]) in table:
+        label = table[int(m[4])]
+        prefix = f"{m[1]}_{m[2]}_branch{m[3]}"
+        return f"{prefix}.{label}.{m[5]}" if m[3] == "1" else f"{prefix}_{label}.{m[5]}"
+    _fail(key)
+
+
 # ----------------------------------------------------------------------------- per model
 
 # zoo spec stem -> (torchvision builder name, builder keyword arguments, rule factory)
@@ -321,6 +353,7 @@ MODELS: dict[str, tuple[str, dict, Callable[[Iterable[str]], Callable[[str], str
         lambda keys: inception_v3,
     ),
     "mnasnet1_0": ("mnasnet1_0", {}, lambda keys: mnasnet),
+    "shufflenet_v2_x1_0": ("shufflenet_v2_x1_0", {}, lambda keys: shufflenet_v2),
 }
 
 

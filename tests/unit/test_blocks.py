@@ -21,6 +21,7 @@ TORCHVISION_PARAMS = {
     "squeezenet1_1": 1_235_496,
     "mobilenet_v2": 3_504_872,
     "densenet121": 7_978_856,
+    "shufflenet_v2_x1_0": 2_278_604,
     "lenet5": 61_706,  # LeNet-5 with a dense C5: the commonly quoted figure
 }
 

@@ -39,7 +39,7 @@ def test_each_spec_is_complete(name):
     assert len({p.name for p in spec.params}) == len(spec.params)
     for p in spec.params:
         assert p.kind in CONVERTERS or p.kind.startswith("choice:"), (name, p)
-    assert spec.merge == (name in ("concat", "add"))
+    assert spec.merge == (name in ("concat", "add", "mul"))
 
 
 @pytest.mark.parametrize("name", OPS)
@@ -48,6 +48,7 @@ def test_each_op_compiles_alone_and_counts_what_its_tensors_hold(name):
     arguments = {"conv": "(4, kernel=3)", "maxpool": "(2)", "avgpool": "(2)", "dense": "(3)"}
     arguments |= {"adaptive_avgpool": "(2 x 2)", "resize": "(5 x 5)", "stochastic_depth": "(0.1)"}
     arguments |= {"conv_transpose": "(4, kernel=3, stride=2, groups=2)"}
+    arguments |= {"chunk": "(2, part=1)", "channel_shuffle": "(2)"}
     if REGISTRY[name].merge:
         body = f"a = relu\nb = tanh from x\ny = {name}(a, b)"
     else:

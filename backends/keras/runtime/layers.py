@@ -499,3 +499,85 @@ class StochasticDepth(keras.layers.Layer):
     def get_config(self):
         """Constructor arguments, for saving."""
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="archdsl")
+class Chunk(keras.layers.Layer):
+    """The `part`-th of `chunks` equal slices of the channels (the last axis)."""
+
+    def __init__(self, chunks, part, **kwargs):
+        super().__init__(**kwargs)
+        self.chunks, self.part = chunks, part
+
+    def call(self, x):
+        """Channels part * C / chunks up to (part + 1) * C / chunks."""
+        width = x.shape[-1] // self.chunks
+        return x[..., self.part * width : (self.part + 1) * width]
+
+    def compute_output_shape(self, input_shape):
+        """The channels divided by `chunks`."""
+        return (*input_shape[:-1], input_shape[-1] // self.chunks)
+
+    def get_config(self):
+        """Constructor arguments, for saving."""
+        return {**super().get_config(), "chunks": self.chunks, "part": self.part}
+
+
+@keras.saving.register_keras_serializable(package="archdsl")
+class ChannelShuffle(keras.layers.Layer):
+    """torchvision's channel_shuffle, channels-last: channel g * (C / groups) + i of the
+    input becomes channel i * groups + g."""
+
+    def __init__(self, groups, **kwargs):
+        super().__init__(**kwargs)
+        self.groups = groups
+
+    def call(self, x):
+        """(N, H, W, groups, C / groups) transposed to (N, H, W, C / groups, groups)."""
+        h, w, c = ops.shape(x)[1:]
+        grouped = ops.reshape(x, (-1, h, w, self.groups, c // self.groups))
+        return ops.reshape(ops.transpose(grouped, (0, 1, 2, 4, 3)), (-1, h, w, c))
+
+    def compute_output_shape(self, input_shape):
+        """The input's shape."""
+        return tuple(input_shape)
+
+    def get_config(self):
+        """Constructor arguments, for saving."""
+        return {**super().get_config(), "groups": self.groups}
+
+
+def _broadcast(shapes):
+    """The sizes (batch left out) that shapes of one rank broadcast to: the largest of each
+    axis (the others being 1)."""
+    return [max(sizes) for sizes in zip(*(s[1:] for s in shapes), strict=True)]
+
+
+@keras.saving.register_keras_serializable(package="archdsl")
+class BroadcastMerge(keras.layers.Layer):
+    """The sum or product of inputs whose sizes of 1 stretch to the others' (NumPy's
+    rule), each input broadcast to the output's shape first: Keras 3's TensorFlow
+    `ops.add` takes a second operand with one size above 1 (a one-channel gate over a
+    batch) for a bias and adds it along the wrong axis, so only equal shapes meet here."""
+
+    def __init__(self, operation, **kwargs):
+        """operation: "add" or "mul"."""
+        super().__init__(**kwargs)
+        self.operation = operation
+
+    def call(self, inputs):
+        """Every input broadcast to the output's shape, then summed or multiplied."""
+        shape = (ops.shape(inputs[0])[0], *_broadcast([x.shape for x in inputs]))
+        combine = ops.add if self.operation == "add" else ops.multiply
+        out = ops.broadcast_to(inputs[0], shape)
+        for x in inputs[1:]:
+            out = combine(out, ops.broadcast_to(x, shape))
+        return out
+
+    def compute_output_shape(self, input_shape):
+        """The batch, then the largest size along each axis."""
+        return (input_shape[0][0], *_broadcast(input_shape))
+
+    def get_config(self):
+        """Constructor arguments, for saving."""
+        return {**super().get_config(), "operation": self.operation}
