@@ -2,6 +2,9 @@
 (as build_optimizer makes them, lr set as the schedules set it), the warmed-up cosine
 schedule, and gradient clipping by global norm as torch.nn.utils.clip_grad_norm_ clips."""
 
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -150,3 +153,47 @@ def test_trainer_with_every_recipe_resumes_its_ema_exactly(tmp_path):
         if name != "meta":
             np.testing.assert_array_equal(a[name], b[name], err_msg=name)
     assert metrics(straight) == metrics(resumed)
+
+
+MIRRORED_CLIP = """
+import json
+import numpy as np
+import tensorflow as tf
+import keras
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from optim import TorchSGD
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+parts = np.array([[3.0, 0.0], [0.0, 4.0]], "float32")  # replica r's share of the gradient
+with strategy.scope():
+    w = keras.Variable(np.zeros(2, "float32"))
+    opt = TorchSGD(learning_rate=1.0, momentum=0.0, global_clipnorm=1.0)
+    opt.build([w])
+
+def replica_step(shares):
+    r = tf.distribute.get_replica_context().replica_id_in_sync_group
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.gather(shares, r) * w)
+    opt.apply(tape.gradient(loss, [w]), [w])
+
+tf.function(lambda: strategy.run(replica_step, args=(tf.constant(parts),)))()
+print(json.dumps([float(v) for v in np.asarray(w.value)]))
+"""
+
+
+def test_clipping_over_replicas_clips_the_summed_gradient(outdir):
+    """With a MirroredStrategy the norm is that of the replicas' summed gradient, as DDP clips
+    after its all-reduce: shares (3, 0) and (0, 4) step by -(0.6, 0.8), not by each share
+    clipped on its own, -(1, 1)."""
+    done = subprocess.run(
+        [sys.executable, "-c", MIRRORED_CLIP],
+        cwd=outdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    step = np.array(json.loads(done.stdout.strip().splitlines()[-1]))
+    total = np.array([3.0, 4.0])
+    np.testing.assert_allclose(step, -total / (np.linalg.norm(total) + 1e-6), rtol=1e-6)

@@ -15,6 +15,18 @@ def _constant(value, dtype):
     return ops.convert_to_tensor(value, dtype=dtype)
 
 
+def _summed_over_replicas(grads):
+    """The gradients summed over the replicas of a tf.distribute strategy, each replica's
+    own without one: the global norm is the norm of that sum, as PyTorch's DDP clips after
+    its all-reduce (Keras clips inside each replica, before summing)."""
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return grads
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+
+
 class _TorchClipping:
     """global_clipnorm as torch.nn.utils.clip_grad_norm_ clips: every gradient times
     min(1, max_norm / (norm + 1e-6)), norm the L2 norm of all gradients together (Keras's own
@@ -26,7 +38,8 @@ class _TorchClipping:
             return super()._clip_gradients(grads)
         present = [g for g in grads if g is not None]
         dtype = present[0].dtype
-        norm = ops.sqrt(sum(ops.sum(ops.square(ops.cast(g, dtype))) for g in present))
+        total = _summed_over_replicas(present)
+        norm = ops.sqrt(sum(ops.sum(ops.square(ops.cast(g, dtype))) for g in total))
         limit = _constant(self.global_clipnorm, dtype)
         scale = ops.minimum(limit / (norm + _constant(1e-6, dtype)), 1.0)
         return [None if g is None else g * ops.cast(scale, g.dtype) for g in grads]
