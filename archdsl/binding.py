@@ -114,6 +114,9 @@ def convert(param: Param, v: Value, callee: str) -> Any:
     where = f"`{param.name}` of `{callee}`"
     if kind.startswith("choice:"):
         return _choice(v, kind[len("choice:") :].split("|"), where)
+    if kind.startswith("checked:"):  # a block's typed parameter: checked, kept as written
+        convert(Param(param.name, kind[len("checked:") :]), v, callee)
+        return v
     return CONVERTERS[kind](v, where)
 
 

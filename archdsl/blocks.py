@@ -242,6 +242,7 @@ class BlockExpander:
         towered = self.copies > 1
 
         def shape(at: Pos) -> tuple[int, ...]:
+            """The shape of `source`, inferred now; E004 where it cannot be known."""
             if self.shape_of is None or towered:
                 raise fail(
                     "E004",
@@ -264,20 +265,25 @@ class BlockExpander:
 
     def _bind(self, block: BlockDef, args: tuple[Arg, ...], call: Element) -> dict[str, Value]:
         """Parameters of a call as values, type-checked, defaults filled in."""
-        params = tuple(Param(p.name, "value", p.default is None) for p in block.params)
-        bound = bind(block.name, args, params, call.span)
+        params = tuple(Param(p.name, _kind(p), p.default is None) for p in block.params)
+        bound = bind(block.name, args, params, call.span)  # every bad argument at once
         errors = []
         for p in block.params:
-            if p.name not in bound:
-                bound[p.name] = evaluate(p.default, {})
+            if p.name in bound:
+                continue
+            bound[p.name] = evaluate(p.default, {})
             try:
-                if p.type is not None:
-                    convert(Param(p.name, PARAM_KINDS[p.type]), bound[p.name], block.name)
+                convert(Param(p.name, _kind(p)), bound[p.name], block.name)
             except BindError as exc:
                 errors.append(exc)
         if errors:
             raise failures(errors)
         return bound
+
+
+def _kind(param) -> str:
+    """How a block parameter's written value is bound: checked against its type, if any."""
+    return f"checked:{PARAM_KINDS[param.type]}" if param.type is not None else "value"
 
 
 def check_block(block: BlockDef) -> None:

@@ -610,21 +610,22 @@ def _check_ranges(step, span) -> None:
     within (0, 1]."""
     for key, top in (("scale", 1.0), ("ratio", None)):
         pair = getattr(step, key)
+        low, high = type(step).model_fields[key].default
+        example = f"e.g. `{key}=[{low:.4g}, {high:.4g}]` (`{step.name}`'s default)"
         if len(pair) != 2:
             raise fail(
                 "E019",
                 span,
                 f"`{step.name}`: `{key}` needs two numbers [low, high], not {len(pair)}",
-                f"e.g. `{key}=[0.08, 1.0]`" if top else f"e.g. `{key}=[0.75, 1.3333]`",
+                example,
             )
-        low, high = pair
-        if low > high or (top is not None and high > top):
+        if pair[0] > pair[1] or (top is not None and pair[1] > top):
             raise fail(
                 "E019",
                 span,
-                f"`{step.name}`: `{key}` [{low}, {high}] is not a range "
+                f"`{step.name}`: `{key}` [{pair[0]}, {pair[1]}] is not a range "
                 + ("within (0, 1]" if top else "low to high"),
-                "e.g. `scale=[0.08, 1.0]`" if top else "e.g. `ratio=[0.75, 1.3333]`",
+                example,
             )
 
 

@@ -80,12 +80,12 @@ def _mismatch_hint(op: Add | Mul, inputs: list[Shape]) -> str:
     rule = "sizes must be equal or 1 (C, H, W compared one by one)"
     if len({len(s) for s in inputs}) != 1:
         return f"{rule}; maps and vectors do not mix: `flatten` the map or keep both maps"
-    gates = [s for s in inputs if _is_gate(s)]
     maps = [s for s in inputs if len(s) == 3 and s[1:] != (1, 1)]
-    if gates and maps:
+    misfits = [s for s in inputs if _is_gate(s) and maps and s[0] not in (1, maps[0][0])]
+    if misfits and len(set(maps)) == 1:  # the maps agree: a gate of other channels is the culprit
         return (
             f"{rule}; to scale a {fmt(maps[0])} map by a C x 1 x 1 gate use "
-            f"`mul(map, gate)` with a gate of {maps[0][0]} channels (it has {gates[0][0]})"
+            f"`mul(map, gate)` with a gate of {maps[0][0]} channels (it has {misfits[0][0]})"
         )
     return f"{rule}; project the shortcut (e.g. a 1x1 conv) to match"
 

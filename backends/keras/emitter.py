@@ -340,6 +340,7 @@ def _elementwise(func: str):
     for a bias; see BroadcastMerge)."""
 
     def build(op, layer: Layer, name: str) -> list[Step]:
+        """The merge layer for this statement's input shapes."""
         if len(set(layer.input_shapes)) == 1:
             return [Step(Call(func, (_name(name),)), layer.output_shape)]
         call = Call("BroadcastMerge", (string(op.op), _name(name)))

@@ -159,6 +159,7 @@ LAYER_SCALE_CLASS = '''class LayerScale(nn.Module):
     layer_scale; a (C,) tensor where torchvision keeps a (C, 1, 1) one)."""
 
     def __init__(self, channels, init):
+        """channels: how many scales; init: their starting value."""
         super().__init__()
         self.scale = nn.Parameter(torch.full((channels,), float(init)))
 
@@ -172,6 +173,7 @@ STOCHASTIC_DEPTH_CLASS = '''class StochasticDepth(nn.Module):
     probability p and the survivors scaled by 1 / (1 - p); the identity in eval."""
 
     def __init__(self, p):
+        """p: the probability of dropping an example's whole tensor."""
         super().__init__()
         self.p = p
 
@@ -191,6 +193,7 @@ CHUNK_CLASS = '''class Chunk(nn.Module):
     """The `part`-th of `chunks` equal slices of the channels, as torch.chunk along dim 1."""
 
     def __init__(self, chunks, part):
+        """chunks: how many equal slices; part: which one, from 0."""
         super().__init__()
         self.chunks, self.part = chunks, part
 

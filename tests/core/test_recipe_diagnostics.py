@@ -64,7 +64,8 @@ def test_the_recipes_settings_reach_the_ir():
         ("  augment = [mixup(0.2), mixup(0.4)]", "E016", (5, 26), "chosen at random"),
         ("  augment = [cutmix(alpha=0)]", "E004", (5, 27), ""),
         ("  augment = [random_erasing(p=2)]", "E004", (5, 31), ""),
-        ("  augment = [random_erasing(ratio=[3, 0.3])]", "E019", (5, 14), "ratio="),
+        ("  augment = [random_erasing(ratio=[3, 0.3])]", "E019", (5, 14), "ratio=[0.3, 3.3]"),
+        ("  augment = [random_erasing(scale=[0.1])]", "E019", (5, 14), "scale=[0.02, 0.33]"),
     ],
 )
 def test_bad_recipe_values_get_one_located_diagnostic(train, code, where, hint):

@@ -506,6 +506,7 @@ class Chunk(keras.layers.Layer):
     """The `part`-th of `chunks` equal slices of the channels (the last axis)."""
 
     def __init__(self, chunks, part, **kwargs):
+        """chunks: how many equal slices; part: which one, from 0."""
         super().__init__(**kwargs)
         self.chunks, self.part = chunks, part
 
@@ -529,6 +530,7 @@ class ChannelShuffle(keras.layers.Layer):
     input becomes channel i * groups + g."""
 
     def __init__(self, groups, **kwargs):
+        """groups: how many groups the channels interleave from."""
         super().__init__(**kwargs)
         self.groups = groups
 
