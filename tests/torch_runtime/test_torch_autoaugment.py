@@ -1,8 +1,14 @@
 """trivial_augment and rand_augment: every op's pixels and every draw are torchvision's
 (v2.TrivialAugmentWide, v2.RandAugment on uint8 tensors)."""
 
+import ast
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes_common"))
 
 torch = pytest.importorskip("torch")
 v2 = pytest.importorskip("torchvision.transforms.v2")
@@ -11,16 +17,14 @@ SIZES = [(16, 16), (19, 27)]  # square (rotate's quarter turns) and odd, unequal
 
 
 @pytest.fixture
-def auto(load, outdir, monkeypatch):
-    """The autoaugment module (augment imports it by bare name, as beside model.py)."""
-    monkeypatch.syspath_prepend(str(outdir))
+def auto(load):
+    """The autoaugment module."""
     return load("autoaugment")
 
 
 @pytest.fixture
-def aug(load, outdir, monkeypatch):
+def aug(load):
     """The augment module."""
-    monkeypatch.syspath_prepend(str(outdir))
     return load("augment")
 
 
@@ -193,3 +197,37 @@ def test_the_pipeline_applies_the_policies_before_normalize(aug):
     late = aug.build_pipeline([norm, {"name": "trivial_augment"}], (12, 12), train=True)
     with pytest.raises(ValueError, match="before normalize"):
         late(img, aug.sample_rng(0, 0, 0))
+
+
+def generated_train(directory):
+    """TRAIN of a generated model.py, read as the literal it is (no framework imported)."""
+    tree = ast.parse((directory / "model.py").read_text())
+    (value,) = [
+        node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "TRAIN"
+    ]
+    return ast.literal_eval(value)
+
+
+def test_both_backends_train_data_carries_the_policies_the_pipeline_applies(aug, tmp_path):
+    """The recipes spec (trained by both trainers in their slow tests) compiles to the same
+    TRAIN["augment"] for both; its pipeline is the steps done by hand."""
+    from recipes_trainer import compile_recipes
+
+    torch_train, keras_train = (
+        generated_train(compile_recipes(tmp_path / b, b)) for b in ("torch", "keras")
+    )
+    entries = torch_train["augment"]
+    assert entries == keras_train["augment"]
+    assert entries[2:4] == [
+        {"name": "trivial_augment"},
+        {"name": "rand_augment", "num_ops": 2, "magnitude": 9},
+    ]
+    img = picture(20, 24)
+    out = aug.build_pipeline(entries, (16, 16), train=True)(img, aug.sample_rng(1, 0, 7))
+    rng = aug.sample_rng(1, 0, 7)
+    x = aug.hflip(aug.random_resized_crop(img, 16, (0.08, 1.0), (0.75, 4 / 3), rng), rng)
+    x = aug.rand_augment(aug.trivial_augment(x, rng), rng, 2, 9)
+    want = aug.normalize(x, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+    np.testing.assert_array_equal(out, want)
