@@ -2,6 +2,7 @@
 (v2.TrivialAugmentWide, v2.RandAugment on uint8 tensors)."""
 
 import ast
+import pickle
 import sys
 from pathlib import Path
 
@@ -187,7 +188,7 @@ def test_the_pipeline_applies_the_policies_before_normalize(aug):
     norm = {"name": "normalize", "mean": [0.5] * 3, "std": [0.5] * 3}
     rand = {"name": "rand_augment", "num_ops": 2, "magnitude": 9}
     for entry, policy in (({"name": "trivial_augment"}, aug.trivial_augment), (rand, None)):
-        pipe = aug.build_pipeline([entry, norm], (12, 12), train=True)
+        pipe = pickle.loads(pickle.dumps(aug.build_pipeline([entry, norm], (12, 12), True)))
         out = pipe(img, aug.sample_rng(0, 0, 5))
         rng = aug.sample_rng(0, 0, 5)
         by_hand = policy(img, rng) if policy else aug.rand_augment(img, rng, 2, 9)
