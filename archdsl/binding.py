@@ -38,13 +38,15 @@ def bind(
     params: tuple[Param, ...],
     span: ir.Span,
     spans: dict | None = None,
+    bound: dict[str, Any] | None = None,
 ) -> dict:
     """Match positional and keyword arguments to `params`; convert each; check required ones.
 
     Every bad argument is reported (one BindError carrying them all). `spans`, when given,
-    receives where each bound argument's value was written.
+    receives where each bound argument's value was written; `bound`, when given, receives
+    the converted arguments (also those of a call that fails) and is returned.
     """
-    bound: dict[str, Any] = {}
+    bound = {} if bound is None else bound
     names = [p.name for p in params]
     given: set[str] = set()  # written, converted or not
     errors: list[BindError] = []
@@ -324,6 +326,23 @@ def validated(cls, values: dict, span: ir.Span, what: str, spans: dict | None = 
         return cls(**values)
     except ValidationError as exc:
         raise failures([_invalid(e, span, what, spans or {}) for e in exc.errors()]) from None
+
+
+def field_errors(cls, values: dict, span: ir.Span, what: str, spans: dict) -> list[BindError]:
+    """The validation errors of the arguments in `values` alone, as validated() reports them
+    (for a call with other, already reported, bad arguments)."""
+    from pydantic import ValidationError
+
+    written = {FIELD_SPELLING.get(name, name) for name in values}
+    try:
+        cls(**values)
+    except ValidationError as exc:
+        return [
+            _invalid(e, span, what, spans)
+            for e in exc.errors()
+            if e["loc"] and FIELD_SPELLING.get(str(e["loc"][0]), str(e["loc"][0])) in written
+        ]
+    return []
 
 
 def _invalid(problem: dict, span: ir.Span, what: str, spans: dict) -> BindError:

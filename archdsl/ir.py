@@ -52,6 +52,9 @@ from archdsl.ops.windows import (  # noqa: F401
     MaxPool,
 )
 
+MAGNITUDE_BINS = 31  # torchvision's num_magnitude_bins of TrivialAugmentWide and RandAugment
+MAX_POLICY_OPS = 14  # rand_augment's num_ops: at most the size of its op set
+
 # every op's node, told apart by its `op` field
 Op = Annotated[Union[NODES], Field(discriminator="op")]  # noqa: UP007 - a tuple of classes
 
@@ -219,6 +222,22 @@ class RandomErasing(Frozen):
     value: float = 0.0
 
 
+class TrivialAugment(Frozen):
+    """torchvision's TrivialAugmentWide on uint8 pixels: one op of its 14, at a uniform bin of
+    its 31 magnitudes."""
+
+    name: Literal["trivial_augment"] = "trivial_augment"
+
+
+class RandAugment(Frozen):
+    """torchvision's RandAugment on uint8 pixels: num_ops ops in turn, each at bin `magnitude`
+    of 31."""
+
+    name: Literal["rand_augment"] = "rand_augment"
+    num_ops: Annotated[int, Field(ge=0, le=MAX_POLICY_OPS)] = 2
+    magnitude: Annotated[int, Field(ge=0, le=MAGNITUDE_BINS - 1)] = 9
+
+
 class Mixup(Frozen):
     """Batch-level: each image blended with the next one of the batch (torchvision's MixUp),
     lambda ~ Beta(alpha, alpha), the targets blended alike."""
@@ -269,6 +288,8 @@ Augment = Annotated[
     | PCALighting
     | Normalize
     | RandomErasing
+    | TrivialAugment
+    | RandAugment
     | Mixup
     | Cutmix,
     Field(discriminator="name"),

@@ -5,7 +5,16 @@ from __future__ import annotations
 import keyword
 
 from archdsl import ir
-from archdsl.binding import BindError, bind, convert, fail, init_value, validated
+from archdsl.binding import (
+    BindError,
+    bind,
+    convert,
+    fail,
+    failures,
+    field_errors,
+    init_value,
+    validated,
+)
 from archdsl.blocks import POSITIONS, BlockExpander, check_block, reads
 from archdsl.diagnostics import Diagnostic, did_you_mean, error
 from archdsl.expressions import evaluate
@@ -439,13 +448,13 @@ class _Lowering:
                 seen.add(setting.key)
                 fields[setting.key] = _setting(setting, input_shape)
             except BindError as exc:
-                self._report(exc.diagnostic)
+                self._reject(exc)
         try:
             train = validated(ir.Train, fields, block.span, "train")
             _check_recipe(train, {s.key: s.value.span for s in block.settings})
             return train
         except BindError as exc:
-            self._report(exc.diagnostic)
+            self._reject(exc)
             return ir.Train()
 
 
@@ -520,13 +529,7 @@ def _setting(s: Setting, input_shape: tuple[int, ...]):
     if key == "ema":
         return _ema(v)
     if key == "augment":
-        items = v.value if v.kind == "list" else (v,)
-        steps = [_recipe_call(item, AUGMENTS, "augmentation", AUGMENT_CLASSES) for item in items]
-        steps = [_eval_size(step) for step in steps]
-        for step, item in zip(steps, items, strict=True):
-            _check_augment(step, item.span, input_shape)
-        _check_once(steps, items)
-        return tuple(steps)
+        return _augment(v.value if v.kind == "list" else (v,), input_shape)
     tables = {
         "optimizer": (OPTIMIZERS, OPTIMIZER_CLASSES),
         "schedule": (SCHEDULES, SCHEDULE_CLASSES),
@@ -541,6 +544,24 @@ def _setting(s: Setting, input_shape: tuple[int, ...]):
         )
     table, classes = tables[key]
     return _recipe_call(v, table, key, classes)
+
+
+def _augment(items, input_shape: tuple[int, ...]) -> tuple:
+    """The augment list: every entry's problems reported (one diagnostic each), then the
+    problems of the list as a whole."""
+    steps, errors = [], []
+    for item in items:
+        try:
+            step = _eval_size(_recipe_call(item, AUGMENTS, "augmentation", AUGMENT_CLASSES))
+        except BindError as exc:
+            errors.append(exc)
+            continue
+        errors += _augment_problems(step, item.span, input_shape)
+        steps.append(step)
+    if errors:
+        raise failures(errors)
+    _check_order(steps, items)
+    return tuple(steps)
 
 
 def _ema(v: Value) -> ir.EMA | None:
@@ -591,36 +612,54 @@ def _eval_size(step):
     return step.model_copy(update={"from_": round(step.size * 256 / 224)})
 
 
-def _check_once(steps, items) -> None:
-    """Each batch-level mix (mixup, cutmix) at most once."""
+def _check_order(steps, items) -> None:
+    """Each batch-level mix (mixup, cutmix) at most once; trivial_augment and rand_augment
+    before the steps that turn the pixels into floats (they work on uint8, as torchvision's)."""
     seen: set[str] = set()
+    errors = []
     for step, item in zip(steps, items, strict=True):
         if step.name in ("mixup", "cutmix") and step.name in seen:
-            raise fail(
-                "E016",
-                item.span,
-                f"`{step.name}` given twice",
-                "each batch takes one of mixup and cutmix (chosen at random if both are listed)",
+            errors.append(
+                fail(
+                    "E016",
+                    item.span,
+                    f"`{step.name}` given twice",
+                    "each batch takes one of mixup and cutmix (chosen at random if both are "
+                    "listed)",
+                )
+            )
+        floats = [name for name in FLOAT_STEPS if name in seen]
+        if step.name in POLICIES and floats:
+            errors.append(
+                fail(
+                    "E019",
+                    item.span,
+                    f"`{step.name}` works on 8-bit pixels, but `{floats[0]}` comes before it",
+                    f"move `{step.name}` before `{floats[0]}`, as torchvision's recipes do: "
+                    f"crop, hflip, {step.name}, normalize, random_erasing",
+                )
             )
         seen.add(step.name)
+    if errors:
+        raise failures(errors)
 
 
-def _check_ranges(step, span) -> None:
+def _range_problems(step, span):
     """random_resized_crop's and random_erasing's scale and ratio: [low, high] ranges, scale
-    within (0, 1]."""
+    within (0, 1]; a BindError for each that is not."""
     for key, top in (("scale", 1.0), ("ratio", None)):
         pair = getattr(step, key)
         low, high = type(step).model_fields[key].default
         example = f"e.g. `{key}=[{low:.4g}, {high:.4g}]` (`{step.name}`'s default)"
         if len(pair) != 2:
-            raise fail(
+            yield fail(
                 "E019",
                 span,
                 f"`{step.name}`: `{key}` needs two numbers [low, high], not {len(pair)}",
                 example,
             )
-        if pair[0] > pair[1] or (top is not None and pair[1] > top):
-            raise fail(
+        elif pair[0] > pair[1] or (top is not None and pair[1] > top):
+            yield fail(
                 "E019",
                 span,
                 f"`{step.name}`: `{key}` [{pair[0]}, {pair[1]}] is not a range "
@@ -629,39 +668,44 @@ def _check_ranges(step, span) -> None:
             )
 
 
-def _check_augment(step, span, input_shape: tuple[int, ...]) -> None:
-    """Crops must yield the model's input size; normalize needs one value per channel."""
+def _crop_problems(step, span, height: int, width: int):
+    """A crop must yield the model's input size, from a resize at least as large."""
+    if (step.size, step.size) != (height, width):
+        yield fail(
+            "E019",
+            span,
+            f"`{step.name}` gives {step.size} x {step.size} crops, but the input is "
+            f"{height} x {width}",
+            f"crop to the input size, e.g. `{step.name}({height}, from={step.from_})`"
+            if height == width
+            else "crops are square; make the input square",
+        )
+    if step.from_ < step.size:
+        yield fail("E019", span, f"`{step.name}`: `from` ({step.from_}) is smaller than the crop")
+
+
+def _augment_problems(step, span, input_shape: tuple[int, ...]):
+    """A BindError for each way an entry does not fit the input: crops must yield the
+    model's input size; normalize needs one value per channel; pca_lighting needs RGB."""
     if len(input_shape) != 3:
-        raise fail("E019", span, f"`{step.name}` needs an image input (C x H x W)")
+        yield fail("E019", span, f"`{step.name}` needs an image input (C x H x W)")
+        return
     channels, height, width = input_shape
     if step.name in ("random_resized_crop", "random_erasing"):
-        _check_ranges(step, span)
+        yield from _range_problems(step, span)
     if step.name in ("random_crop", "center_crop", "random_resized_crop"):
-        if (step.size, step.size) != (height, width):
-            raise fail(
-                "E019",
-                span,
-                f"`{step.name}` gives {step.size} x {step.size} crops, but the input is "
-                f"{height} x {width}",
-                f"crop to the input size, e.g. `{step.name}({height}, from={step.from_})`"
-                if height == width
-                else "crops are square; make the input square",
-            )
-        if step.from_ < step.size:
-            raise fail(
-                "E019", span, f"`{step.name}`: `from` ({step.from_}) is smaller than the crop"
-            )
+        yield from _crop_problems(step, span, height, width)
     if step.name == "normalize" and len(step.mean) != channels:
-        raise fail(
+        yield fail(
             "E019",
             span,
             f"`normalize` has {len(step.mean)} means for {channels} channel(s)",
             "give one mean and one std per channel, e.g. `normalize(mean=[0.5], std=[0.5])`",
         )
     if step.name == "pca_lighting" and channels != 3:
-        raise fail("E019", span, f"`pca_lighting` needs RGB input, not {channels} channel(s)")
+        yield fail("E019", span, f"`pca_lighting` needs RGB input, not {channels} channel(s)")
     if step.name == "normalize" and len(step.std) != len(step.mean):
-        raise fail("E019", span, "`normalize` needs as many std values as means")
+        yield fail("E019", span, "`normalize` needs as many std values as means")
 
 
 def _recipe_call(v: Value, table: dict, what: str, classes: dict):
@@ -677,10 +721,14 @@ def _recipe_call(v: Value, table: dict, what: str, classes: dict):
     if v.value not in table:
         raise fail("E019", v.span, f"unknown {what} `{v.value}`", did_you_mean(v.value, table))
     spans: dict = {}
-    values = bind(v.value, v.args, table[v.value], v.span, spans)
+    values: dict = {}
     cls = classes[v.value]
     if cls is ir.Adam:
         values["name"] = v.value
+    try:
+        bind(v.value, v.args, table[v.value], v.span, spans, values)
+    except BindError as exc:  # the arguments that did convert may be out of range too
+        raise failures([exc, *field_errors(cls, values, v.span, v.value, spans)]) from None
     return validated(cls, values, v.span, v.value, spans)
 
 
@@ -734,6 +782,8 @@ SCHEDULE_CLASSES = {
     "none": ir.NoSchedule,
 }
 LOSS_CLASSES = {"cross_entropy": ir.CrossEntropy}
+POLICIES = ("trivial_augment", "rand_augment")  # torchvision's policies of ops on uint8 pixels
+FLOAT_STEPS = ("normalize", "pca_lighting", "random_erasing")  # their output is float pixels
 AUGMENT_CLASSES = {
     "random_crop": ir.RandomCrop,
     "center_crop": ir.CenterCrop,
@@ -742,6 +792,8 @@ AUGMENT_CLASSES = {
     "pca_lighting": ir.PCALighting,
     "normalize": ir.Normalize,
     "random_erasing": ir.RandomErasing,
+    "trivial_augment": ir.TrivialAugment,
+    "rand_augment": ir.RandAugment,
     "mixup": ir.Mixup,
     "cutmix": ir.Cutmix,
 }

@@ -85,6 +85,8 @@ AUGMENTS: dict[str, tuple[Param, ...]] = {
     "pca_lighting": sig("std:float"),
     "normalize": sig("mean:floats", "std:floats"),
     "random_erasing": sig("p:float", "scale:floats", "ratio:floats", "value:float"),
+    "trivial_augment": (),
+    "rand_augment": sig("num_ops:int", "magnitude:int"),
     "mixup": sig("alpha:float"),
     "cutmix": sig("alpha:float"),
 }

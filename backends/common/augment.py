@@ -1,10 +1,15 @@
-"""Image augmentation in NumPy: resizing, crops, flips, PCA lighting and normalisation."""
+"""Image augmentation in NumPy: resizing, crops, flips, colour and geometry policies, PCA
+lighting and normalisation."""
 
 import math
 from functools import partial
 
 import numpy as np
 from PIL import Image
+
+# the runtime beside this file (isort: split keeps one order wherever ruff runs)
+# isort: split
+from autoaugment import rand_augment, trivial_augment
 
 # Krizhevsky et al. (2012) lighting noise: ImageNet RGB covariance eigen-pairs on [0, 1] pixels,
 # as published with fb.resnet.torch; the columns of EIGVEC are the eigenvectors.
@@ -301,6 +306,11 @@ def train_steps(entry):
     if name == "random_erasing":
         args = {k: entry[k] for k in ("p", "scale", "ratio", "value")}
         return [partial(random_erasing, **args)]
+    if name == "trivial_augment":
+        return [trivial_augment]
+    if name == "rand_augment":
+        args = {k: entry[k] for k in ("num_ops", "magnitude")}
+        return [partial(rand_augment, **args)]
     if name in MIXES:
         return []  # batch-level: mix_batch
     raise ValueError(f"unknown augment {name!r}")

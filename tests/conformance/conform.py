@@ -442,6 +442,9 @@ def runtime_module(directory: Path, name: str):
 
 def _runtime_augment():
     """backends/common/augment.py, the module both trainers mix their batches with."""
+    common = str(ROOT / "backends" / "common")
+    if common not in sys.path:  # augment imports its sibling autoaugment by bare name
+        sys.path.append(common)
     spec = importlib.util.spec_from_file_location(
         "conformance_augment", ROOT / "backends" / "common" / "augment.py"
     )

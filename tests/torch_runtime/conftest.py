@@ -37,6 +37,9 @@ def outdir(tmp_path_factory):
 def load(outdir):
     """Import a runtime module from the assembled directory under a private name."""
 
+    if str(outdir) not in sys.path:  # runtime modules import their siblings by bare name
+        sys.path.append(str(outdir))
+
     @functools.cache
     def _load(name):
         spec = importlib.util.spec_from_file_location(f"torch_rt_{name}", outdir / f"{name}.py")
