@@ -21,6 +21,9 @@ HEAVY = frozenset(
         "densenet169",
         "inception_v3",
         "mnasnet1_0",
+        "efficientnet_b0",
+        "mobilenet_v3_large",
+        "mobilenet_v3_small",
     )
 )
 

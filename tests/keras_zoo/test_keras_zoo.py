@@ -42,6 +42,9 @@ ISSUE_12 = {
     "densenet169": 14_149_480,
     "inception_v3": 23_834_568,
     "mnasnet1_0": 4_383_312,
+    "efficientnet_b0": 5_288_548,
+    "mobilenet_v3_large": 5_483_032,
+    "mobilenet_v3_small": 2_542_856,
 }
 TORCHVISION.update(ISSUE_12)
 

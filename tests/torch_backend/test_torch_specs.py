@@ -8,6 +8,7 @@ import pytest
 from archdsl.backends.torch.emitter import render_model
 from ptgen import ROOT, SPECS, check, check_file, compile_to
 
+from archdsl.ops import MERGES
 from archdsl.shapes import trailing_softmax
 from archdsl.weights import expected_tensors
 
@@ -48,8 +49,9 @@ train {
 
 
 def module_layers(report, graph):
-    """Report layers that are modules of the model: all but merges and a trailing softmax."""
-    layers = [layer for layer in report.layers if layer.op not in ("concat", "add")]
+    """Report layers that are modules of the model: all but merges (concat, add, mul) and a
+    trailing softmax."""
+    layers = [layer for layer in report.layers if layer.op not in MERGES]
     if trailing_softmax(graph):
         layers.remove(report.by_statement()[graph.output][-1])
     return layers

@@ -1,4 +1,5 @@
-"""LeNet-5 and a small-input ResNet-18 train on the embedded synthetic data and beat chance.
+"""LeNet-5, a small-input ResNet-18 and a small EfficientNet train on the embedded synthetic
+data and beat chance.
 
 Each runs the compiled train.py in a subprocess (one OpenMP thread: on 2 shared cores more
 threads spin-wait and run several times slower) and reads OUT/metrics.csv. Chance top-1 error
@@ -108,5 +109,27 @@ def test_small_resnet18_trains_on_synthetic_images_and_beats_chance(tmp_path):
     losses = [float(r["train_loss"]) for r in rows]
     top1 = float(rows[-1]["val_error"])
     print(f"resnet18_small: train loss {losses[0]:.3f} -> {losses[-1]:.3f}; val top-1 {top1:.3f}")
+    assert losses[-1] < losses[0] - 0.5
+    assert top1 < CHANCE - 0.3  # 60 val images: chance's standard deviation is 0.04
+
+
+def test_small_efficientnet_trains_on_synthetic_images_and_beats_chance(tmp_path):
+    """The zoo's MBConv block (SiLU, squeeze-and-excitation through `mul`, stochastic depth by
+    position) in five blocks at 32 x 32 learns the embedded synthetic classes."""
+    path = HERE / "specs" / "efficientnet_small.arch"
+    checked = check_file(path)
+    assert checked.diagnostics == []
+    zoo = (ROOT / "specs/zoo/efficientnet_b0.arch").read_text(encoding="utf-8")
+    block = zoo[zoo.index("block mbconv") : zoo.index("stem")]
+    assert block in path.read_text(encoding="utf-8")  # the zoo's block, unchanged
+    directory = compile_to(checked, tmp_path / "efficientnet_small")
+    # 300 images, 9 steps per epoch at the spec's batch 32
+    rows = train(directory, tmp_path / "run", "--synthetic-per-class", 30, "--max-steps", 27)
+    assert [int(r["step"]) for r in rows] == [9, 18, 27]
+    losses = [float(r["train_loss"]) for r in rows]
+    top1 = float(rows[-1]["val_error"])
+    print(
+        f"efficientnet_small: train loss {losses[0]:.3f} -> {losses[-1]:.3f}; val top-1 {top1:.3f}"
+    )
     assert losses[-1] < losses[0] - 0.5
     assert top1 < CHANCE - 0.3  # 60 val images: chance's standard deviation is 0.04

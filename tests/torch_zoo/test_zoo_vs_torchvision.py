@@ -39,6 +39,9 @@ SLOW = {
     "wide_resnet50_2",
     "densenet169",
     "inception_v3",
+    "efficientnet_b0",
+    "mobilenet_v3_large",
+    "mobilenet_v3_small",
 }
 
 

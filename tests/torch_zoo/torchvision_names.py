@@ -54,6 +54,18 @@ nn.Sequential (`features.7.weight`). Each function below maps one family's keys 
   `stageS_K_branch1.{conv,batchnorm,conv_2,batchnorm_2}` and `branch2.0/1`, `3/4`, `5/6` ->
   `stageS_K_branch2_{expand,depthwise,project}.{conv,batchnorm}`; `fc` -> `fc.dense`.
 
+- `efficientnet` (efficientnet_b0) and `mobilenet_v3` (mobilenet_v3_large/small): an inverted
+  residual's `block` is an nn.Sequential of Conv2dNormActivations (`.0` conv, `.1` bn) and at
+  most one SqueezeExcitation (`fc1`, `fc2`); its conv-bn modules are, in order, `expand` (only
+  where the block expands), `depthwise` and `project`, and its SqueezeExcitation is `gate`
+  (`fc1`/`fc2` -> `gate.conv`/`.conv_2`), all read off the keys. EfficientNet:
+  `features.0` -> `stem`, `features.K.I.block` -> `stageK_I_{part}` (`stageK_{part}` for a stage
+  of one block), `features.8` -> `last`, `classifier.1` -> `head.dense`. MobileNetV3: the
+  blocks are `features.1` .. `features.N` -> `block1` .. `blockN`, their conv-bn layers spec
+  `layer` calls (`blockK_expand_conv.conv`, `blockK_depthwise_conv.batchnorm`) but the
+  projection (`blockK_project.conv`); `features.0` / `features.N+1` -> `stem_conv` /
+  `last_conv`; `classifier.0` / `classifier.3` -> `head.dense` / `head.dense_2`.
+
 `num_batches_tracked` (a counter, not a tensor of the network) is left out on both sides.
 `mapped_state_dict` applies a family's rule and checks that it is a bijection between every
 tensor of both models with equal shapes.
@@ -324,6 +336,88 @@ def shufflenet_v2(key: str) -> str:
     _fail(key)
 
 
+def _inverted_residual_parts(keys: Iterable[str], block: str) -> dict[str, str]:
+    """`{block prefix}.{j}` -> `expand`/`depthwise`/`gate`/`project`, for every block in keys.
+
+    `block` is a regular expression matching a block's nn.Sequential prefix (as group 1).
+    """
+    convs: dict[str, list[int]] = {}
+    gates: dict[str, int] = {}
+    for key in keys:
+        if m := re.fullmatch(rf"({block})\.(\d+)\.0\.weight", key):
+            convs.setdefault(m[1], []).append(int(m[2]))
+        elif m := re.fullmatch(rf"({block})\.(\d+)\.fc1\.weight", key):
+            gates[m[1]] = int(m[2])
+    parts = {}
+    for prefix, indices in convs.items():
+        names = ("expand", "depthwise", "project")[3 - len(indices) :]
+        parts.update(
+            {f"{prefix}.{j}": name for j, name in zip(sorted(indices), names, strict=True)}
+        )
+    parts.update({f"{prefix}.{j}": "gate" for prefix, j in gates.items()})
+    return parts
+
+
+def _inverted_residual_tensor(key: str, parts: dict[str, str], statement: str) -> str | None:
+    """A block tensor's `{statement}_{part}.{label}.{tensor}`, or None if not a block's."""
+    m = re.fullmatch(r"(.+)\.(0|1|fc1|fc2)\.(\w+)", key)
+    if not m or m[1] not in parts:
+        return None
+    label = {"0": "conv", "1": "batchnorm", "fc1": "conv", "fc2": "conv_2"}[m[2]]
+    return f"{statement}_{parts[m[1]]}.{label}.{m[3]}"
+
+
+EFFICIENTNET_BLOCK = r"features\.\d+\.\d+\.block"
+
+
+def efficientnet(keys: Iterable[str]) -> Callable[[str], str]:
+    """efficientnet_b0 (the stages and their repeats are read off the keys)."""
+    keys = list(keys)
+    parts = _inverted_residual_parts(keys, EFFICIENTNET_BLOCK)
+    repeats: dict[str, set[str]] = {}
+    for prefix in parts:
+        stage, index = prefix.split(".")[1:3]
+        repeats.setdefault(stage, set()).add(index)
+    ends = {"0": "stem", str(len(repeats) + 1): "last"}
+
+    def rename(key: str) -> str:
+        if m := re.fullmatch(r"classifier\.1\.(weight|bias)", key):
+            return f"head.dense.{m[1]}"
+        if (m := re.fullmatch(r"features\.(\d+)\.([01])\.(\w+)", key)) and m[1] in ends:
+            return f"{ends[m[1]]}.{('conv', 'batchnorm')[int(m[2])]}.{m[3]}"
+        m = re.fullmatch(r"features\.(\d+)\.(\d+)\.block\..+", key)
+        if m and m[1] in repeats:
+            statement = f"stage{m[1]}_{m[2]}" if len(repeats[m[1]]) > 1 else f"stage{m[1]}"
+            if name := _inverted_residual_tensor(key, parts, statement):
+                return name
+        _fail(key)
+
+    return rename
+
+
+def mobilenet_v3(keys: Iterable[str]) -> Callable[[str], str]:
+    """mobilenet_v3_large / mobilenet_v3_small (the blocks are read off the keys)."""
+    parts = _inverted_residual_parts(keys, r"features\.\d+\.block")
+    blocks = {prefix.split(".")[1] for prefix in parts}
+    ends = {"0": "stem_conv", str(len(blocks) + 1): "last_conv"}
+    # the `layer` calls add `_conv`; the projection is a plain statement
+    parts = {
+        p: f"{name}_conv" if name in ("expand", "depthwise") else name for p, name in parts.items()
+    }
+
+    def rename(key: str) -> str:
+        if m := re.fullmatch(r"classifier\.([03])\.(weight|bias)", key):
+            return f"head.{'dense' if m[1] == '0' else 'dense_2'}.{m[2]}"
+        if (m := re.fullmatch(r"features\.(\d+)\.([01])\.(\w+)", key)) and m[1] in ends:
+            return f"{ends[m[1]]}.{('conv', 'batchnorm')[int(m[2])]}.{m[3]}"
+        m = re.fullmatch(r"features\.(\d+)\.block\..+", key)
+        if m and m[1] in blocks and (name := _inverted_residual_tensor(key, parts, f"block{m[1]}")):
+            return name
+        _fail(key)
+
+    return rename
+
+
 # ----------------------------------------------------------------------------- per model
 
 # zoo spec stem -> (torchvision builder name, builder keyword arguments, rule factory)
@@ -354,6 +448,9 @@ MODELS: dict[str, tuple[str, dict, Callable[[Iterable[str]], Callable[[str], str
     ),
     "mnasnet1_0": ("mnasnet1_0", {}, lambda keys: mnasnet),
     "shufflenet_v2_x1_0": ("shufflenet_v2_x1_0", {}, lambda keys: shufflenet_v2),
+    "efficientnet_b0": ("efficientnet_b0", {}, efficientnet),
+    "mobilenet_v3_large": ("mobilenet_v3_large", {}, mobilenet_v3),
+    "mobilenet_v3_small": ("mobilenet_v3_small", {}, mobilenet_v3),
 }
 
 
