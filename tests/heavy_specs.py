@@ -21,6 +21,8 @@ HEAVY = frozenset(
         "densenet169",
         "inception_v3",
         "mnasnet1_0",
+        "convnext_tiny",
+        "regnet_y_400mf",
     )
 )
 

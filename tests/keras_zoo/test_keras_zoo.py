@@ -42,6 +42,8 @@ ISSUE_12 = {
     "densenet169": 14_149_480,
     "inception_v3": 23_834_568,
     "mnasnet1_0": 4_383_312,
+    "convnext_tiny": 28_589_128,
+    "regnet_y_400mf": 4_344_144,
 }
 TORCHVISION.update(ISSUE_12)
 

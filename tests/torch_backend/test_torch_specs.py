@@ -49,7 +49,7 @@ train {
 
 def module_layers(report, graph):
     """Report layers that are modules of the model: all but merges and a trailing softmax."""
-    layers = [layer for layer in report.layers if layer.op not in ("concat", "add")]
+    layers = [layer for layer in report.layers if layer.op not in ("concat", "add", "mul")]
     if trailing_softmax(graph):
         layers.remove(report.by_statement()[graph.output][-1])
     return layers
