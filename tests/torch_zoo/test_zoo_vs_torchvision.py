@@ -245,3 +245,28 @@ def test_convnext_drop_rates_are_compared():
     with torch.device("meta"):
         rates = drop_rates(torchvision.models.convnext_tiny())
     assert len(rates) == 18 and rates[0] == 0.0 and rates[-1] == pytest.approx(0.1)
+
+
+def same_distribution(ours, theirs):
+    """Whether two freshly initialised tensors look drawn alike: constants equal; large tensors
+    of the same mean and standard deviation (within 15%: over 4 standard errors at 1000
+    elements); small ones of the same magnitude (largest |value| within a factor 2)."""
+    if theirs.min() == theirs.max():
+        return torch.equal(ours.reshape(theirs.shape), theirs)
+    if theirs.numel() >= 1000:
+        std = theirs.std()
+        return abs(ours.mean() - theirs.mean()) <= 0.2 * std and abs(ours.std() / std - 1) <= 0.15
+    return 0.5 <= ours.abs().max() / theirs.abs().max() <= 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem", ["convnext_tiny", "regnet_y_400mf"])
+def test_initialisation_is_torchvisions(stem, compiled_zoo):
+    """Each tensor of the spec's own initialisation is drawn as torchvision draws its own."""
+    builder, kwargs, rule_for = MODELS[stem]
+    torch.manual_seed(0)
+    theirs = getattr(torchvision.models, builder)(weights=None, **kwargs).state_dict()
+    ours = generated_model(compiled_zoo(stem)).state_dict()
+    mapping = key_mapping(theirs, ours, rule_for(theirs.keys()))
+    differ = [k for k, t in mapping.items() if not same_distribution(ours[t].float(), theirs[k])]
+    assert not differ, differ[:5]
