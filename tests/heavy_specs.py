@@ -24,6 +24,8 @@ HEAVY = frozenset(
         "efficientnet_b0",
         "mobilenet_v3_large",
         "mobilenet_v3_small",
+        "convnext_tiny",
+        "regnet_y_400mf",
     )
 )
 

@@ -45,6 +45,8 @@ ISSUE_12 = {
     "efficientnet_b0": 5_288_548,
     "mobilenet_v3_large": 5_483_032,
     "mobilenet_v3_small": 2_542_856,
+    "convnext_tiny": 28_589_128,
+    "regnet_y_400mf": 4_344_144,
 }
 TORCHVISION.update(ISSUE_12)
 

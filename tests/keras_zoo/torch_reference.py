@@ -2,10 +2,10 @@
 TensorFlow crash together here): `python torch_reference.py SPEC DIR`.
 
 Compiles SPEC for PyTorch into DIR/torch, builds it with the spec's initialisation, gives every
-batch norm random running statistics and affine parameters and every conv/dense bias a random
-value (so that the exchange must carry each of them), then writes DIR/weights.npz (the
-generated model's save_weights), DIR/inputs.npz (x: N, C, H, W) and DIR/torch_out.npz (eval-mode
-outputs).
+batch norm random running statistics and affine parameters, and every conv/dense bias, layer-norm
+scale and shift and layer scale a random value (so that the exchange must carry each of them),
+then writes DIR/weights.npz (the generated model's save_weights), DIR/inputs.npz (x: N, C, H, W)
+and DIR/torch_out.npz (eval-mode outputs).
 """
 
 import importlib.util
@@ -44,6 +44,11 @@ def main(spec, directory):
                 module.bias.copy_(torch.randn(n, generator=gen) * 0.2)
             elif isinstance(module, torch.nn.Conv2d | torch.nn.Linear) and module.bias is not None:
                 module.bias.copy_(torch.randn(module.bias.shape, generator=gen) * 0.05)
+            elif isinstance(module, torch.nn.LayerNorm):
+                module.weight.copy_(torch.rand(module.weight.shape, generator=gen) + 0.5)
+                module.bias.copy_(torch.randn(module.bias.shape, generator=gen) * 0.2)
+            elif type(module).__name__ == "LayerScale":  # starts at 1e-6, hiding its branch
+                module.scale.copy_(torch.rand(module.scale.shape, generator=gen) + 0.5)
     model.eval()
     x = torch.randn(BATCH, *m.INPUT_SHAPE, generator=gen)
     with torch.no_grad():

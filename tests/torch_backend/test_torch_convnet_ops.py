@@ -1,13 +1,12 @@
 """Issue 12's ops in PyTorch against NumPy (tests/op_reference) and torchvision: the new
-activations, layer norm on a map and a vector, layer scale, stochastic depth; counts."""
+activations, layer norm on a map and a vector, layer scale, stochastic depth; counts. ConvNeXt-T
+itself is specs/zoo/convnext_tiny.arch, compared with torchvision by tests/torch_zoo."""
 
-import re
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from ptgen import check
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "op_reference"))
 from convnet_ops import ACTIVATIONS, activation_inputs, layer_scale, layernorm  # noqa: E402
@@ -165,55 +164,3 @@ def test_shapes_counts_are_the_built_models(compiled):
     assert by_layer["branch.layer_scale"] == 8
     assert all(layer.macs == 0 for layer in report.layers if layer.op not in ("conv", "dense"))
     assert model(torch.randn(2, 3, 8, 8)).shape == (2, 5)
-
-
-# ----------------------------------------------------------------------------- ConvNeXt-T
-
-CONVNEXT = Path(__file__).resolve().parents[1] / "op_reference" / "convnext_tiny.arch"
-STAGE_FEATURES = {"stage1": 1, "stage2": 3, "stage3": 5, "stage4": 7}  # torchvision's indices
-BLOCK_LAYERS = {"conv": "block.0", "layernorm": "block.2", "conv_2": "block.3", "conv_3": "block.5"}
-HEAD = {"head.layernorm": "classifier.0", "head.dense": "classifier.2"}
-
-
-def convnext_name(key):
-    """The torchvision convnext_tiny key of one of our state_dict keys."""
-    layer, tensor = key.rsplit(".", 1)
-    if layer.startswith("stem."):
-        return f"features.0.{0 if layer == 'stem.conv' else 1}.{tensor}"
-    if down := re.fullmatch(r"down(\d)\.(conv|layernorm)", layer):
-        return f"features.{2 * int(down[1]) - 2}.{int(down[2] == 'conv')}.{tensor}"
-    if block := re.fullmatch(r"(stage\d)_(\d+)_branch\.(\w+)", layer):
-        prefix = f"features.{STAGE_FEATURES[block[1]]}.{block[2]}"
-        if block[3] == "layer_scale":
-            return f"{prefix}.layer_scale"
-        return f"{prefix}.{BLOCK_LAYERS[block[3]]}.{tensor}"
-    return f"{HEAD[layer]}.{tensor}"
-
-
-def test_convnext_tiny_has_torchvisions_parameter_count():
-    checked = check(CONVNEXT.read_text(encoding="utf-8"), str(CONVNEXT))
-    assert checked.report.trainable_params == checked.report.total_params == 28_589_128
-
-
-@pytest.mark.slow
-def test_convnext_tiny_computes_torchvisions_outputs(compiled):
-    """torchvision's convnext_tiny with random weights (norms and layer scales included), its
-    tensors loaded by name (the Linear weights and layer scales reshaped), the same outputs."""
-    torchvision = pytest.importorskip("torchvision")
-    theirs = torchvision.models.convnext_tiny().eval()
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, p in theirs.named_parameters():
-            if p.dim() > 1 and not name.endswith("layer_scale"):
-                p.copy_(torch.randn(p.shape, generator=generator) / p[0].numel() ** 0.5)
-            else:
-                p.copy_(1.0 + 0.3 * torch.randn(p.shape, generator=generator))
-    ours = compiled(CONVNEXT.read_text(encoding="utf-8")).module.build_model().eval()
-    state = theirs.state_dict()
-    mine = ours.state_dict()
-    assert len(mine) == len(state)
-    ours.load_state_dict({k: state[convnext_name(k)].reshape(t.shape) for k, t in mine.items()})
-    x = torch.randn(2, 3, 224, 224, generator=generator)
-    with torch.no_grad():
-        expected = theirs(x)
-        torch.testing.assert_close(ours(x), expected, rtol=0, atol=1e-5 * expected.abs().max())

@@ -1,5 +1,5 @@
-"""LeNet-5, a small-input ResNet-18 and a small EfficientNet train on the embedded synthetic
-data and beat chance.
+"""LeNet-5, a small-input ResNet-18, a small EfficientNet and a small ConvNeXt train on the
+embedded synthetic data and beat chance.
 
 Each runs the compiled train.py in a subprocess (one OpenMP thread: on 2 shared cores more
 threads spin-wait and run several times slower) and reads OUT/metrics.csv. Chance top-1 error
@@ -133,3 +133,25 @@ def test_small_efficientnet_trains_on_synthetic_images_and_beats_chance(tmp_path
     )
     assert losses[-1] < losses[0] - 0.5
     assert top1 < CHANCE - 0.3  # 60 val images: chance's standard deviation is 0.04
+
+
+def test_convnext_mini_uses_the_zoos_block():
+    checked = check_file(HERE / "specs" / "convnext_mini.arch")
+    assert checked.diagnostics == []
+    zoo = (ROOT / "specs/zoo/convnext_tiny.arch").read_text(encoding="utf-8")
+    variant = (HERE / "specs" / "convnext_mini.arch").read_text(encoding="utf-8")
+    block = zoo[zoo.index("block cnblock") : zoo.index("stem")]
+    assert block in variant  # ConvNeXt-T's block, unchanged
+
+
+def test_convnext_mini_trains_on_synthetic_images_and_beats_chance(tmp_path):
+    checked = check_file(HERE / "specs" / "convnext_mini.arch")
+    directory = compile_to(checked, tmp_path / "convnext_mini")
+    # 400 images, 12 steps per epoch at the spec's batch 32
+    rows = train(directory, tmp_path / "run", "--synthetic-per-class", 40, "--max-steps", 36)
+    assert [int(r["step"]) for r in rows] == [12, 24, 36]
+    losses = [float(r["train_loss"]) for r in rows]
+    top1 = float(rows[-1]["val_error"])
+    print(f"convnext_mini: train loss {losses[0]:.3f} -> {losses[-1]:.3f}; val top-1 {top1:.3f}")
+    assert losses[-1] < losses[0] - 0.5
+    assert top1 < CHANCE - 0.3  # 80 val images: chance's standard deviation is 0.034

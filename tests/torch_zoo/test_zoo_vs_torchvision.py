@@ -4,12 +4,15 @@ torchvision's `state_dict` is renamed by the documented rules of `torchvision_na
 (checked to pair every tensor of both models one to one with equal shapes), loaded with
 `strict=True`, and both models run in eval mode on the same random batch. Before the copy every
 batch norm of torchvision's model gets random running statistics and a random affine transform,
-and every conv/dense bias a random value, so that a tensor loaded into the wrong place, a wrong
-eps or a missing bias shows in the outputs (torchvision initialises many of them to 0 and 1).
+every conv/dense bias a random value, and so does every layer norm's scale and shift and
+ConvNeXt's layer scales (which start at 1e-6, hiding the blocks), so that a tensor loaded into
+the wrong place, a wrong eps or a missing bias shows in the outputs (torchvision initialises many
+of them to 0 and 1).
 
 The comparisons of the big models (every spec added after issue 7 but MNASNet) run under
 `-m slow`; every spec's trainable parameter count is compared with torchvision's in the default
-run, on models built on the meta device (no memory, no initialisation time).
+run, on models built on the meta device (no memory, no initialisation time; RegNet on the CPU,
+its builder computing the widths with tensors that the meta device cannot read back).
 
 Tolerance: max |ours - torchvision| <= 1e-5 * max(1, max |torchvision|). The two models run the
 same float32 kernels on the same tensors, so they agree to rounding (in practice: exactly); the
@@ -17,6 +20,7 @@ scale factor only matters for outputs larger than 1, where 1e-5 absolute would a
 than float32's ~1e-7 relative precision accumulated over a hundred layers.
 """
 
+import contextlib
 import re
 import time
 
@@ -42,6 +46,8 @@ SLOW = {
     "efficientnet_b0",
     "mobilenet_v3_large",
     "mobilenet_v3_small",
+    "convnext_tiny",
+    "regnet_y_400mf",
 }
 
 
@@ -66,6 +72,12 @@ def torchvision_model(stem):
                 module.bias.copy_(torch.randn(n, generator=gen) * 0.2)
             elif isinstance(module, torch.nn.Conv2d | torch.nn.Linear) and module.bias is not None:
                 module.bias.copy_(torch.randn(module.bias.shape, generator=gen) * 0.05)
+            elif isinstance(module, torch.nn.LayerNorm):
+                module.weight.copy_(torch.rand(module.weight.shape, generator=gen) + 0.5)
+                module.bias.copy_(torch.randn(module.bias.shape, generator=gen) * 0.2)
+            if isinstance(getattr(module, "layer_scale", None), torch.nn.Parameter):
+                scale = module.layer_scale  # ConvNeXt's per-channel scale, 1e-6 at the start
+                scale.copy_(torch.rand(scale.shape, generator=gen) + 0.5)
     return model.eval()
 
 
@@ -73,6 +85,11 @@ def generated_model(directory):
     """The compiled model of an output directory, built (its own initialisation) in eval mode."""
     torch.manual_seed(2)
     return import_model(directory).build_model().eval()
+
+
+def drop_rates(model):
+    """The drop probability of each stochastic depth module, in the order of the modules."""
+    return [m.p for m in model.modules() if type(m).__name__ == "StochasticDepth"]
 
 
 def load_torchvision_weights(ours, theirs, stem):
@@ -123,7 +140,8 @@ def test_every_zoo_spec_but_lenet5_has_a_torchvision_rule():
 def test_trainable_parameters_are_torchvisions(stem):
     """shapes' trainable count is torchvision's sum of parameters(), and the header says it."""
     builder, kwargs, _ = MODELS[stem]
-    with torch.device("meta"):
+    on_meta = not builder.startswith("regnet")
+    with torch.device("meta") if on_meta else contextlib.nullcontext():
         theirs = getattr(torchvision.models, builder)(weights=None, **kwargs)
     expected = sum(p.numel() for p in theirs.parameters())
     text = (ZOO / f"{stem}.arch").read_text(encoding="utf-8")
@@ -139,12 +157,15 @@ def test_zoo_model_matches_torchvision(stem, compiled_zoo):
     theirs = torchvision_model(stem)
     ours = generated_model(compiled_zoo(stem))
     rule = load_torchvision_weights(ours, theirs, stem)
-    # the same batch-norm settings module by module (momentum never shows in eval outputs)
+    # the same norm settings module by module (momentum never shows in eval outputs)
     ours_modules = dict(ours.named_modules())
     for name, module in theirs.named_modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
+        if isinstance(module, torch.nn.BatchNorm2d | torch.nn.LayerNorm):
             mine = ours_modules[rule(f"{name}.weight").rsplit(".", 1)[0]]
-            assert (mine.eps, mine.momentum) == (module.eps, module.momentum), name
+            settings = (mine.eps, getattr(mine, "momentum", None))
+            assert settings == (module.eps, getattr(module, "momentum", None)), name
+    # the same stochastic depth rates, block by block (they never show in eval outputs)
+    assert drop_rates(ours) == drop_rates(theirs)
     difference, scale = max_difference(ours, theirs, stem)
     print(
         f"{stem}: max |ours - torchvision| = {difference:.3g} (outputs up to {scale:.3g}); "
@@ -208,3 +229,47 @@ def test_rule_covers_nothing_unexpected():
         MODELS["densenet121"][2]([])("layer1.0.conv1.weight")
     with pytest.raises(UnmappedKey):
         MODELS["vgg16"][2]([])("features.1.weight")  # a ReLU's index in vgg16
+
+
+def test_only_trailing_ones_are_reshaped():
+    """ConvNeXt's (C, 1, 1) layer scale loads as our (C,) one, values in order; other shapes
+    with as many elements are refused."""
+    rule = MODELS["convnext_tiny"][2]([])
+    theirs = {"features.1.0.layer_scale": torch.arange(4.0).reshape(4, 1, 1)}
+    ours = {"stage1_0_branch.layer_scale.scale": torch.zeros(4)}
+    state = mapped_state_dict(theirs, ours, rule)
+    assert state["stage1_0_branch.layer_scale.scale"].tolist() == [0.0, 1.0, 2.0, 3.0]
+    with pytest.raises(AssertionError, match="shapes differ"):
+        mapped_state_dict(theirs, {"stage1_0_branch.layer_scale.scale": torch.zeros(2, 2)}, rule)
+
+
+def test_convnext_drop_rates_are_compared():
+    """torchvision's ConvNeXt-T has 18 stochastic depth modules that drop_rates finds."""
+    with torch.device("meta"):
+        rates = drop_rates(torchvision.models.convnext_tiny())
+    assert len(rates) == 18 and rates[0] == 0.0 and rates[-1] == pytest.approx(0.1)
+
+
+def same_distribution(ours, theirs):
+    """Whether two freshly initialised tensors look drawn alike: constants equal; large tensors
+    of the same mean and standard deviation (within 15%: over 4 standard errors at 1000
+    elements); small ones of the same magnitude (largest |value| within a factor 2)."""
+    if theirs.min() == theirs.max():
+        return torch.equal(ours.reshape(theirs.shape), theirs)
+    if theirs.numel() >= 1000:
+        std = theirs.std()
+        return abs(ours.mean() - theirs.mean()) <= 0.2 * std and abs(ours.std() / std - 1) <= 0.15
+    return 0.5 <= ours.abs().max() / theirs.abs().max() <= 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem", ["convnext_tiny", "regnet_y_400mf"])
+def test_initialisation_is_torchvisions(stem, compiled_zoo):
+    """Each tensor of the spec's own initialisation is drawn as torchvision draws its own."""
+    builder, kwargs, rule_for = MODELS[stem]
+    torch.manual_seed(0)
+    theirs = getattr(torchvision.models, builder)(weights=None, **kwargs).state_dict()
+    ours = generated_model(compiled_zoo(stem)).state_dict()
+    mapping = key_mapping(theirs, ours, rule_for(theirs.keys()))
+    differ = [k for k, t in mapping.items() if not same_distribution(ours[t].float(), theirs[k])]
+    assert not differ, differ[:5]

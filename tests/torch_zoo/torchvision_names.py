@@ -65,10 +65,22 @@ nn.Sequential (`features.7.weight`). Each function below maps one family's keys 
   `layer` calls (`blockK_expand_conv.conv`, `blockK_depthwise_conv.batchnorm`) but the
   projection (`blockK_project.conv`); `features.0` / `features.N+1` -> `stem_conv` /
   `last_conv`; `classifier.0` / `classifier.3` -> `head.dense` / `head.dense_2`.
+- `convnext` (convnext_tiny): `features.0.0`/`.0.1` -> `stem.conv`/`stem.layernorm`; the
+  downsampling `features.{2,4,6}.0`/`.1` -> `down{2,3,4}.layernorm`/`.conv`; block B of stage S
+  (`features.{1,3,5,7}.B`, S = 1..4): `block.0/2/3/5` (depthwise conv, LayerNorm, Linear,
+  Linear) -> `stageS_B_branch.{conv,layernorm,conv_2,conv_3}` and `layer_scale` ->
+  `stageS_B_branch.layer_scale.scale`; `classifier.0`/`.2` -> `head.layernorm`/`head.dense`.
+- `regnet` (regnet_y_400mf): `stem.0`/`.1` -> `stem.conv`/`stem.batchnorm`;
+  `trunk_output.blockS.blockS-B` -> `blockS_B` (`blockS` for a stage of one block), whose
+  `proj.0/1`, `f.a.0/1`, `f.b.0/1`, `f.c.0/1` -> `_proj`, `_a`, `_b`, `_c` `.conv`/`.batchnorm`
+  and `f.se.fc1`/`fc2` -> `_se.conv`/`_se.conv_2`; `fc` -> `head.dense`.
 
 `num_batches_tracked` (a counter, not a tensor of the network) is left out on both sides.
 `mapped_state_dict` applies a family's rule and checks that it is a bijection between every
-tensor of both models with equal shapes.
+tensor of both models with equal shapes, or shapes that differ only by trailing dimensions of
+size 1, which it reshapes to ours (the same values in the same order): ConvNeXt's layer scale,
+(C, 1, 1) in torchvision and (C,) here, and its blocks' Linear weights, (out, in) in
+torchvision and (out, in, 1, 1) for our 1x1 convs.
 """
 
 from __future__ import annotations
@@ -418,6 +430,54 @@ def mobilenet_v3(keys: Iterable[str]) -> Callable[[str], str]:
     return rename
 
 
+# torchvision's ConvNeXt `block` indices with tensors -> our layer labels in the branch
+CONVNEXT_BLOCK = {0: "conv", 2: "layernorm", 3: "conv_2", 5: "conv_3"}
+
+
+def convnext(key: str) -> str:
+    """convnext_tiny (any depths and widths: the rule fixes neither)."""
+    if m := re.fullmatch(r"features\.0\.([01])\.(\w+)", key):
+        return f"stem.{('conv', 'layernorm')[int(m[1])]}.{m[2]}"
+    if m := re.fullmatch(r"features\.([246])\.([01])\.(\w+)", key):
+        return f"down{int(m[1]) // 2 + 1}.{('layernorm', 'conv')[int(m[2])]}.{m[3]}"
+    if m := re.fullmatch(r"features\.([1357])\.(\d+)\.layer_scale", key):
+        return f"stage{(int(m[1]) + 1) // 2}_{m[2]}_branch.layer_scale.scale"
+    m = re.fullmatch(r"features\.([1357])\.(\d+)\.block\.(\d)\.(\w+)", key)
+    if m and int(m[3]) in CONVNEXT_BLOCK:
+        stage = (int(m[1]) + 1) // 2
+        return f"stage{stage}_{m[2]}_branch.{CONVNEXT_BLOCK[int(m[3])]}.{m[4]}"
+    if m := re.fullmatch(r"classifier\.([02])\.(\w+)", key):
+        return f"head.{'layernorm' if m[1] == '0' else 'dense'}.{m[2]}"
+    _fail(key)
+
+
+def regnet(keys: Iterable[str]) -> Callable[[str], str]:
+    """regnet_y_400mf: a stage of one block is a single call, its statements not numbered."""
+    blocks = {m[1] for k in keys if (m := re.match(r"trunk_output\.(block\d+)\.block\d+-\d+", k))}
+    single = {
+        stage
+        for stage in blocks
+        if not any(k.startswith(f"trunk_output.{stage}.{stage}-1.") for k in keys)
+    }
+
+    def rename(key: str) -> str:
+        if m := re.fullmatch(r"stem\.([01])\.(\w+)", key):
+            return f"stem.{('conv', 'batchnorm')[int(m[1])]}.{m[2]}"
+        if m := re.fullmatch(r"fc\.(weight|bias)", key):
+            return f"head.dense.{m[1]}"
+        m = re.fullmatch(r"trunk_output\.(block\d+)\.block\d+-(\d+)\.(.+)\.(\w+)", key)
+        if not m:
+            _fail(key)
+        prefix = m[1] if m[1] in single else f"{m[1]}_{m[2]}"
+        if p := re.fullmatch(r"(?:f\.)?(proj|a|b|c)\.([01])", m[3]):
+            return f"{prefix}_{p[1]}.{('conv', 'batchnorm')[int(p[2])]}.{m[4]}"
+        if p := re.fullmatch(r"f\.se\.fc([12])", m[3]):
+            return f"{prefix}_se.{('conv', 'conv_2')[int(p[1]) - 1]}.{m[4]}"
+        _fail(key)
+
+    return rename
+
+
 # ----------------------------------------------------------------------------- per model
 
 # zoo spec stem -> (torchvision builder name, builder keyword arguments, rule factory)
@@ -451,11 +511,14 @@ MODELS: dict[str, tuple[str, dict, Callable[[Iterable[str]], Callable[[str], str
     "efficientnet_b0": ("efficientnet_b0", {}, efficientnet),
     "mobilenet_v3_large": ("mobilenet_v3_large", {}, mobilenet_v3),
     "mobilenet_v3_small": ("mobilenet_v3_small", {}, mobilenet_v3),
+    "convnext_tiny": ("convnext_tiny", {}, lambda keys: convnext),
+    "regnet_y_400mf": ("regnet_y_400mf", {}, regnet),
 }
 
 
 def key_mapping(theirs: dict, ours: dict, rule: Callable[[str], str]) -> dict[str, str]:
-    """{torchvision key: our key}, checked to be a shape-preserving bijection of all tensors.
+    """{torchvision key: our key}, checked to be a shape-preserving bijection of all tensors
+    (shapes equal but for trailing dimensions of size 1).
 
     `theirs` and `ours` map keys to shapes (or tensors); `num_batches_tracked` is skipped.
     Raises AssertionError naming the keys that do not pair up.
@@ -472,17 +535,33 @@ def key_mapping(theirs: dict, ours: dict, rule: Callable[[str], str]) -> dict[st
     assert not missing, f"mapped to keys the generated model lacks: {missing[:5]}"
     uncovered = sorted(set(ours) - set(targets))
     assert not uncovered, f"generated tensors no torchvision key maps to: {uncovered[:5]}"
-    wrong = [(k, theirs[k], t, ours[t]) for k, t in mapping.items() if theirs[k] != ours[t]]
+    wrong = [
+        (k, theirs[k], t, ours[t])
+        for k, t in mapping.items()
+        if _without_trailing_ones(theirs[k]) != _without_trailing_ones(ours[t])
+    ]
     assert not wrong, f"shapes differ (theirs -> ours): {wrong[:5]}"
     return mapping
+
+
+def _without_trailing_ones(shape: tuple) -> tuple:
+    """The shape without its trailing dimensions of size 1: (C, 1, 1) -> (C,)."""
+    while shape and shape[-1] == 1:
+        shape = shape[:-1]
+    return shape
 
 
 def mapped_state_dict(torchvision_state: dict, our_state: dict, rule: Callable[[str], str]):
     """torchvision's tensors under our keys, ready for `load_state_dict(strict=True)`.
 
-    Our own `num_batches_tracked` counters are kept, so that strict loading sees every key.
+    Our own `num_batches_tracked` counters are kept, so that strict loading sees every key;
+    a tensor whose shape differs from ours by trailing 1s is reshaped to ours.
     """
     mapping = key_mapping(torchvision_state, our_state, rule)
-    state = {mapping[k]: v for k, v in torchvision_state.items() if k in mapping}
+    state = {
+        mapping[k]: v.reshape(our_state[mapping[k]].shape)
+        for k, v in torchvision_state.items()
+        if k in mapping
+    }
     state.update({k: v for k, v in our_state.items() if k.endswith(SKIP)})
     return state
