@@ -14,7 +14,24 @@ NORM_TYPES = (
 )
 
 
-class PaperSGD(torch.optim.Optimizer):
+class _PerParameter(torch.optim.Optimizer):
+    """An optimizer whose subclass rule, `update(p, group)`, steps each parameter on its own."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """Apply one update to every parameter with a gradient."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self.update(p, group)
+        return loss
+
+
+class PaperSGD(_PerParameter):
     """v <- mu*v - lambda*lr*w - lr*g ; w <- w + v.
 
     The velocity holds the step itself, so a new lr affects only new gradients (torch.optim.SGD
@@ -38,19 +55,6 @@ class PaperSGD(torch.optim.Optimizer):
         }
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        """Apply one update to every parameter with a gradient."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    self.update(p, group)
-        return loss
-
     def update(self, p, group):
         """The paper's rule for one parameter."""
         if p.grad.is_sparse:
@@ -66,7 +70,7 @@ class PaperSGD(torch.optim.Optimizer):
             p.add_(v)
 
 
-class TFRMSprop(torch.optim.Optimizer):
+class TFRMSprop(_PerParameter):
     """RMSprop as TensorFlow takes its step: eps inside the square root, lr in the momentum.
 
     g <- g + lambda*w ; v <- alpha*v + (1 - alpha)*g^2 ; b <- mu*b + lr*g/sqrt(v + eps) ;
@@ -74,7 +78,9 @@ class TFRMSprop(torch.optim.Optimizer):
     multiplies the momentum buffer by lr afterwards.
     """
 
-    def __init__(self, params, lr, alpha=0.9, eps=1e-3, momentum=0.0, weight_decay=0.0):
+    def __init__(
+        self, params, lr, alpha=0.99, eps=1e-8, momentum=0.0, weight_decay=0.0
+    ):
         """Check the hyper-parameters; per-group values override these defaults."""
         if min(lr, alpha, eps, momentum, weight_decay) < 0:
             raise ValueError(
@@ -89,19 +95,6 @@ class TFRMSprop(torch.optim.Optimizer):
             "weight_decay": weight_decay,
         }
         super().__init__(params, defaults)
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        """Apply one update to every parameter with a gradient."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    self.update(p, group)
-        return loss
 
     def update(self, p, group):
         """TensorFlow's rule for one parameter."""
