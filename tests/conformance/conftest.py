@@ -39,9 +39,12 @@ TRAIN_SPECS = {
 # every other spec in specs/ but the heavy ones, behind the `slow` marker (float64 training of the zoo and the
 # 224-pixel AlexNets: about 15 minutes on two cores). ResNet-50 at its lr of 0.1 on batches of
 # 2 blows up (loss 7 -> 111 -> 140) and is chaotic: PyTorch itself, started 1e-13 away, lands
-# 1e-2 away after 5 steps; its comparison is held to that envelope (test_training.py).
+# 1e-2 away after 5 steps; its comparison is held to that envelope (test_training.py). So is
+# MobileNetV2's since it carries torchvision's recipe (lr 0.045): PyTorch against itself started
+# 1e-13 away measured 4e-8 at step 3 and 8e-3 at step 5, the backends 4e-8 at step 4.
 SLOW_TRAIN_SPECS = {s: {} for s in SPECS if s not in TRAIN_SPECS}
 SLOW_TRAIN_SPECS[conform.ROOT / "specs" / "zoo" / "resnet50.arch"] = {"sensitivity": 1e-13}
+SLOW_TRAIN_SPECS[conform.ROOT / "specs" / "zoo" / "mobilenet_v2.arch"] = {"sensitivity": 1e-13}
 MINI = conform.ROOT / "specs" / "mini_alexnet.arch"
 CEIL = conform.OWN_SPECS / "ceil_pool.arch"
 # planted mistakes on the Keras side, each loading the weights PyTorch wrote for `spec`
