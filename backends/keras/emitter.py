@@ -44,6 +44,7 @@ RUNTIME = {
     "StepDecay": "schedules",
     "BatchNorm": "layers",
     "Gelu": "layers",
+    "LayerNorm": "layers",
     "LayerScale": "layers",
     "StochasticDepth": "layers",
     "TruncatedNormal": "initializers",
@@ -361,7 +362,7 @@ LAYERS = {
     "batchnorm": _layer("BatchNorm", _batchnorm_args),  # PyTorch's running variance
     "dropout": _layer("keras.layers.Dropout", lambda op: (num(op.p),)),
     "stochastic_depth": _layer("StochasticDepth", lambda op: (num(op.p),)),
-    "layernorm": _layer("keras.layers.LayerNormalization", _layernorm_args),
+    "layernorm": _layer("LayerNorm", _layernorm_args),  # centred first, as PyTorch
     "layer_scale": _layer("LayerScale", lambda op: (num(op.init),)),
     "flatten": _simple("keras.layers.Flatten"),
     "dense": _dense,

@@ -88,8 +88,19 @@ def generated_model(directory):
 
 
 def drop_rates(model):
-    """The drop probability of each stochastic depth module, in the order of the modules."""
-    return [m.p for m in model.modules() if type(m).__name__ == "StochasticDepth"]
+    """The drop probability of each stochastic depth module that runs, in the order of the
+    modules (torchvision's EfficientNet gives every block one, but a block without its
+    residual, `use_res_connect` False, never calls it; the spec writes only those that run)."""
+    unused = {
+        id(m.stochastic_depth)
+        for m in model.modules()
+        if getattr(m, "use_res_connect", True) is False and hasattr(m, "stochastic_depth")
+    }
+    return [
+        m.p
+        for m in model.modules()
+        if type(m).__name__ == "StochasticDepth" and id(m) not in unused
+    ]
 
 
 def load_torchvision_weights(ours, theirs, stem):

@@ -450,6 +450,23 @@ class Gelu(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="archdsl")
+class LayerNorm(keras.layers.LayerNormalization):
+    """keras.layers.LayerNormalization computed as PyTorch computes it: (x - mean) /
+    sqrt(var + eps) * gamma + beta, the variance that of the centred values. Keras's own
+    multiplies x and the mean by 1 / sqrt(var + eps) separately and takes the variance as
+    E[x^2] - E[x]^2, which cancels badly where the variance is small next to the mean
+    (one channel: torch gives beta exactly, Keras ~1e-5 off)."""
+
+    def call(self, inputs):
+        """Normalise over `axis`, then scale and shift."""
+        x = ops.cast(inputs, self.compute_dtype)
+        centred = x - ops.mean(x, axis=self.axis, keepdims=True)
+        variance = ops.mean(ops.square(centred), axis=self.axis, keepdims=True)
+        out = centred * ops.rsqrt(variance + self.epsilon)
+        return out * ops.cast(self.gamma, out.dtype) + ops.cast(self.beta, out.dtype)
+
+
+@keras.saving.register_keras_serializable(package="archdsl")
 class LayerScale(keras.layers.Layer):
     """Each channel (the last axis) times a learned scale, initialised to `init`."""
 
