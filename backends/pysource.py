@@ -93,3 +93,22 @@ def flat(code: Code) -> str:
     if code.brackets == "()" and len(code.items) == 1:
         inner += ","
     return code.brackets[0] + inner + code.brackets[1]
+
+
+# the keys of model.py's TRAIN, in backends/CONTRACT.md's order
+TRAIN_ORDER = (
+    "batch",
+    "epochs",
+    "loss",
+    "optimizer",
+    "schedule",
+    "augment",
+    "clip_grad_norm",
+    "ema",
+)
+
+
+def train_data(train) -> dict:
+    """The recipe (an ir.Train) as plain data in the contract's key order; `from_` is "from"."""
+    data = train.model_dump(by_alias=True, exclude={"span"})
+    return {key: data[key] for key in TRAIN_ORDER}

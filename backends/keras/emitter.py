@@ -15,6 +15,7 @@ from archdsl.backends.pysource import (
     literal,
     num,
     string,
+    train_data,
     tup,
 )
 
@@ -55,16 +56,6 @@ RUNTIME = {
 ADAPTIVE = "_AdaptiveAvgPool2D"
 # Names build_model's body reads: a spec name equal to one gets a trailing `_` as a variable.
 RESERVED = {"keras", "INPUT_SHAPE", "MODEL_NAME", ADAPTIVE, *RUNTIME}
-TRAIN_ORDER = (
-    "batch",
-    "epochs",
-    "loss",
-    "optimizer",
-    "schedule",
-    "augment",
-    "clip_grad_norm",
-    "ema",
-)
 BODY = 4  # indentation of a function body
 SPLIT = ("# The archdsl runtime, copied beside this file:", "# isort: split")
 
@@ -611,13 +602,6 @@ def _build_scheduler(train: ir.Train) -> tuple[str, list[Call]]:
     return _function("build_scheduler(optimizer)", doc, statement(call, BODY, "return ")), [call]
 
 
-def _train_data(train: ir.Train) -> dict:
-    """The train section as plain data, in CONTRACT.md's key order."""
-    data = train.model_dump(mode="python", by_alias=True, exclude={"span"})
-    keys = [k for k in TRAIN_ORDER if k in data] + [k for k in data if k not in TRAIN_ORDER]
-    return {k: data[k] for k in keys}
-
-
 # ----------------------------------------------------------------------------- the module
 
 
@@ -674,7 +658,7 @@ def _constants(graph: ir.Graph, report: Report, spec_name: str) -> str:
         statement(tup(_keras_shape(first.shape)), 0, "INPUT_SHAPE = "),
         statement(tup(_keras_shape(output)), 0, "OUTPUT_SHAPE = "),
         f"NUM_CLASSES = {num(output[0])}",
-        statement(literal(_train_data(graph.train)), 0, "TRAIN = "),
+        statement(literal(train_data(graph.train)), 0, "TRAIN = "),
     ]
     return "\n".join(lines)
 

@@ -15,6 +15,7 @@ from archdsl.backends.pysource import (
     literal,
     num,
     string,
+    train_data,
     tup,
 )
 from archdsl.backends.torch.layout import items_block, layout, statement
@@ -26,16 +27,6 @@ from archdsl.naming import op_labels
 from archdsl.ops import REGISTRY
 from archdsl.shapes import Layer, Report, resolve_padding, trailing_softmax, window_out
 
-TRAIN_ORDER = (
-    "batch",
-    "epochs",
-    "loss",
-    "optimizer",
-    "schedule",
-    "augment",
-    "clip_grad_norm",
-    "ema",
-)
 SCHEDULES = {
     "on_plateau": "OnPlateau",
     "step": "StepDecay",
@@ -320,12 +311,6 @@ def _constants(graph: ir.Graph, report: Report, spec_name: str) -> str:
         statement(literal(train_data(graph.train)), 0, "TRAIN = "),
     ]
     return "\n".join(lines)
-
-
-def train_data(train: ir.Train) -> dict:
-    """The recipe as plain data in the contract's key order; `from_` is spelled "from"."""
-    data = train.model_dump(by_alias=True, exclude={"span"})
-    return {key: data[key] for key in TRAIN_ORDER}
 
 
 # ----------------------------------------------------------------------------- statements
