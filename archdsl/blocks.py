@@ -1,8 +1,9 @@
 """Blocks: expanding calls of `block NAME(params) { ... }` into plain, predictably named statements.
 
 A statement whose pipeline calls blocks (`layer2 = bottleneck(128, stride=2) |> bottleneck(128) * 3`)
-becomes the statements of each call, named `layer2_0_conv1`, `layer2_1_conv1`, ... (a single call
-without repetition is not numbered: `inception3a_branch1`). Inside a block, `in` is the call's
+becomes the statements of each call, named `layer2.0.conv1`, `layer2.1.conv1`, ... (a single call
+without repetition is not numbered: `inception3a.branch1`): the dots are the spec's nesting, and
+no name a user writes holds one. Inside a block, `in` is the call's
 input (`in.channels` its shape's size, asked of `shape_of`), `index` is the repetition index,
 `position` / `positions` the call's place among all the calls of its block and their number,
 parameters are substituted into arguments, and a statement with `if CONDITION` exists only when
@@ -115,7 +116,7 @@ class BlockExpander:
         index = 0
         for call in calls:
             for i in range(_repeat_count(call)):
-                prefix = f"{name}_{index}" if numbered else name
+                prefix = f"{name}.{index}" if numbered else name
                 body = self._call(call, prefix, out.output, i, scope)
                 out.nodes += body.nodes
                 out.output = body.output
@@ -217,7 +218,7 @@ class BlockExpander:
             if inner.condition is not None and not truth(inner.condition, scope.env, "`if`"):
                 continue
             running = replace(scope, input=out.output)
-            body = self._statement(inner, f"{prefix}_{inner.name}", running, local)
+            body = self._statement(inner, f"{prefix}.{inner.name}", running, local)
             local[inner.name] = body.output
             out.nodes += body.nodes
             out.output = body.output

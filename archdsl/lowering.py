@@ -260,6 +260,11 @@ class _Lowering:
                 self._report(
                     error("E009", block.name_span, f"block `{block.name}` is defined twice")
                 )
+            elif not all(
+                # a block's statements are attributes of its calls' modules in model.py
+                [self._name_ok(s.name, s.name_span, "statement name") for s in block.statements]
+            ):
+                self.broken_blocks.add(block.name)
             elif self._name_ok(block.name, block.name_span, "block name"):
                 blocks[block.name] = block
         return blocks

@@ -6,6 +6,7 @@ this module holds what they have in common: the tree nodes and the literals as r
 
 from __future__ import annotations
 
+import keyword
 import math
 from dataclasses import dataclass
 
@@ -112,3 +113,20 @@ def train_data(train) -> dict:
     """The recipe (an ir.Train) as plain data in the contract's key order; `from_` is "from"."""
     data = train.model_dump(by_alias=True, exclude={"span"})
     return {key: data[key] for key in TRAIN_ORDER}
+
+
+def variable_names(names, reserved: set[str]) -> dict[str, str]:
+    """A distinct Python variable per name, in order: a block call's dotted name joined by
+    underscores (`layer2.0.conv1` -> `layer2_0_conv1`), `_` appended while the result is taken
+    by an earlier name or reserved."""
+    taken = set(reserved)
+    out = {}
+    for name in names:
+        var = name.replace(".", "_")
+        if not var.isidentifier() or not var.isascii() or keyword.iskeyword(var):
+            raise ValueError(f"{name!r} is not a safe Python identifier")
+        while var in taken:
+            var += "_"
+        taken.add(var)
+        out[name] = var
+    return out

@@ -17,6 +17,7 @@ from archdsl.backends.pysource import (
     string,
     train_data,
     tup,
+    variable_names,
 )
 
 from archdsl import ir
@@ -182,7 +183,7 @@ def _conv(op: ir.Conv, layer: Layer, name: str) -> list[Step]:
     padded = tuple((b, a + e) for (b, a), e in zip(pads, extra, strict=True))
     if not same and any(map(any, padded)):
         shape = (shape[0], shape[1] + sum(padded[0]), shape[2] + sum(padded[1]))
-        pad = Call("keras.layers.ZeroPadding2D", (_pads(padded), _name(f"{name}.pad")))
+        pad = Call("keras.layers.ZeroPadding2D", (_pads(padded), _name(f"{name}_pad")))
         steps.append(Step(pad, shape))
     args = [num(op.filters), _size(op.kernel)]
     if op.stride != (1, 1) and not split:
@@ -199,7 +200,7 @@ def _conv(op: ir.Conv, layer: Layer, name: str) -> list[Step]:
     dense = [shape[1 + a] - op.dilation[a] * (op.kernel[a] - 1) for a in (0, 1)]
     stride = Call(
         "keras.layers.MaxPooling2D",
-        ("1", Pair("strides", _size(op.stride)), _name(f"{name}.stride")),
+        ("1", Pair("strides", _size(op.stride)), _name(f"{name}_stride")),
     )
     return [*steps, Step(conv, (op.filters, *dense)), Step(stride, layer.output_shape)]
 
@@ -451,17 +452,8 @@ def _identifier(name: str) -> str:
 
 
 def _variables(graph: ir.Graph) -> dict[str, str]:
-    """A Python variable per input and statement: its name, or name_ where build_model reads it."""
-    names = [_identifier(n.name) for n in (*graph.inputs, *graph.statements)]
-    taken = set(names) | RESERVED
-    variables = {}
-    for name in names:
-        var = name
-        while name in RESERVED and var in taken:
-            var += "_"
-        taken.add(var)
-        variables[name] = var
-    return variables
+    """A Python variable per input and statement (pysource.variables)."""
+    return variable_names([n.name for n in (*graph.inputs, *graph.statements)], RESERVED)
 
 
 def _input_lines(graph: ir.Graph, variables: dict[str, str]) -> list[str]:

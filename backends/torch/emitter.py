@@ -17,8 +17,10 @@ from archdsl.backends.pysource import (
     string,
     train_data,
     tup,
+    variable_names,
 )
 from archdsl.backends.torch.layout import items_block, layout, statement
+from archdsl.backends.torch.nesting import attribute, containers
 
 from archdsl import ir
 from archdsl.emit import EmitError
@@ -618,8 +620,11 @@ def _model_class(
     ]
     if tower_count(graph) > 1:
         lines.append("        self._tower_devices = None  # a device per tower, set by place()")
-    for chain in chains:
-        lines += _sequential(chain.stmt.name, entries[chain.stmt.name])
+    built = [c.stmt.name for c in chains if entries[c.stmt.name]]
+    made = containers(built)
+    for name in built:
+        lines += [statement(new, METHOD, f"{attribute(c)} = ") for c, new in made[name]]
+        lines += _sequential(name, entries[name])
     lines += ["        self.reset_parameters()", "", *_reset_parameters(chains), ""]
     lines += _forward(graph, chains)
     if tower_count(graph) > 1:
@@ -638,7 +643,7 @@ def _sequential(name: str, entries: list[Entry]) -> list[str]:
     if not entries:
         return []
     items = [(Pair(e.key, e.module), e.comment) for e in entries]
-    head = f"{' ' * METHOD}self.{name} = "
+    head = f"{' ' * METHOD}{attribute(name)} = "
     if len(head) + len("nn.Sequential(") <= WIDTH or len(head) + 1 > WIDTH:
         return [
             head + "nn.Sequential(",
@@ -663,7 +668,7 @@ def _reset_parameters(chains: list[Chain]) -> list[str]:
     ]
     for chain in chains:
         for op, layer, label in chain.ops:
-            path = f"self.{chain.stmt.name}.{label}"
+            path = f"{attribute(chain.stmt.name)}.{label}"
             if REGISTRY[op.op].learned:
                 weight, bias = layer_distributions(op, layer.input_shape)
                 rules = _rules(weight, bias)
@@ -715,7 +720,7 @@ def _init_line(target: str, dist: Distribution) -> str:
 
 def _forward(graph: ir.Graph, chains: list[Chain]) -> list[str]:
     """forward(): the statements in dependency order, each tensor kept while it is read."""
-    names = _variables(graph, chains)
+    names, chained = _variables(graph, chains)
     last_read = {n: i for i, c in enumerate(chains) for n in c.stmt.inputs}
     params = ", ".join(names[i.name] for i in graph.inputs)
     lines = [
@@ -726,12 +731,13 @@ def _forward(graph: ir.Graph, chains: list[Chain]) -> list[str]:
     for i, chain in enumerate(chains):
         expr = _merged(chain, names, devices)
         if chain.ops:
-            expr = Call(f"self.{chain.stmt.name}", (expr,))
+            expr = Call(attribute(chain.stmt.name), (expr,))
         if chain.stmt.name == graph.output:
             lines.append(statement(expr, METHOD, "return "))
             continue
         lines.append(statement(expr, METHOD, f"{names[chain.stmt.name]} = "))
-        done = [n for n in dict.fromkeys(chain.stmt.inputs) if last_read[n] == i and names[n] == n]
+        read = dict.fromkeys(chain.stmt.inputs)
+        done = [names[n] for n in read if last_read[n] == i and names[n] != chained]
         if done:
             lines.append(_del(done))
     return lines
@@ -743,11 +749,12 @@ def _del(names: list[str]) -> str:
     return line if len(line) <= WIDTH else statement(Seq("()", tuple(names)), METHOD, "del ")
 
 
-def _variables(graph: ir.Graph, chains: list[Chain]) -> dict[str, str]:
-    """The local holding each value: one chain variable along plain chains, else the name."""
-    known = {i.name for i in graph.inputs} | {c.stmt.name for c in chains}
+def _variables(graph: ir.Graph, chains: list[Chain]) -> tuple[dict[str, str], str]:
+    """The local holding each value (one chain variable along plain chains, else the name as
+    pysource.variable_names spells it), and that chain variable."""
+    names = variable_names([i.name for i in graph.inputs] + [c.stmt.name for c in chains], {"self"})
     chained = "x"
-    while chained in known:
+    while chained in names.values():
         chained += "_"
     readers: dict[str, list[int]] = {}
     for i, chain in enumerate(chains):
@@ -756,11 +763,10 @@ def _variables(graph: ir.Graph, chains: list[Chain]) -> dict[str, str]:
     producers = [(-1, i.name) for i in graph.inputs] + [
         (i, c.stmt.name) for i, c in enumerate(chains)
     ]
-    names = {}
     for i, name in producers:
-        plain = readers.get(name) == [i + 1] and len(chains[i + 1].stmt.inputs) == 1
-        names[name] = chained if plain else name
-    return names
+        if readers.get(name) == [i + 1] and len(chains[i + 1].stmt.inputs) == 1:
+            names[name] = chained
+    return names, chained
 
 
 def _merged(chain: Chain, names: dict[str, str], devices: dict[str, int]) -> Code:
@@ -829,7 +835,7 @@ def _place(chains: list[Chain], entries: dict[str, list[Entry]], towers: int) ->
         if names:
             head = "    for name in "
             lines.append(head + layout(Seq("()", names), 4, len(head), 1) + ":")
-            lines.append(f"        getattr(model, name).to(model._tower_devices[{tower}])")
+            lines.append(f"        model.get_submodule(name).to(model._tower_devices[{tower}])")
     lines.append("    return model")
     return "\n".join(lines)
 

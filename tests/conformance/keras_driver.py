@@ -52,7 +52,7 @@ def statement_layers(model):
     last = {}
     for layer in model.layers:
         if "." in layer.name:
-            last[layer.name.split(".", 1)[0]] = layer
+            last[layer.name.rsplit(".", 1)[0]] = layer
     return last
 
 

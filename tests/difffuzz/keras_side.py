@@ -35,7 +35,7 @@ def statement_params(model) -> dict:
     out = {}
     for layer in model.layers:
         if "." in layer.name:
-            name = layer.name.split(".", 1)[0]
+            name = layer.name.rsplit(".", 1)[0]
             out[name] = out.get(name, 0) + count(layer.weights)
     return out
 

@@ -84,7 +84,7 @@ def test_counts_of_a_spec_equal_the_built_models(compiled):
     report = out.checked.report
     model = out.module.build_model().eval()
     for layer in report.layers:
-        statement, label = layer.name.split(".")
+        statement, label = layer.name.rsplit(".", 1)
         module = getattr(model, statement)._modules.get(label)
         held = 0 if module is None else sum(p.numel() for p in module.parameters())
         assert layer.params == held, layer.name

@@ -191,12 +191,12 @@ def test_zoo_model_matches_torchvision(stem, compiled_zoo):
 
 def test_a_swapped_mapping_is_caught(compiled_zoo):
     """Two same-shaped tensors exchanged by the rule: shapes agree, the outputs do not."""
-    swap = {"layer1_0_conv1": "layer1_0_conv2", "layer1_0_conv2": "layer1_0_conv1"}
+    swap = {"layer1.0.conv1.": "layer1.0.conv2.", "layer1.0.conv2.": "layer1.0.conv1."}
 
     def wrong(key):
         name = resnet(key)
-        prefix, rest = name.split(".", 1)
-        return f"{swap.get(prefix, prefix)}.{rest}"
+        prefix = name[: len("layer1.0.convK.")]
+        return swap[prefix] + name[len(prefix) :] if prefix in swap else name
 
     theirs = torchvision_model("resnet18")
     ours = generated_model(compiled_zoo("resnet18"))
@@ -247,11 +247,11 @@ def test_only_trailing_ones_are_reshaped():
     with as many elements are refused."""
     rule = MODELS["convnext_tiny"][2]([])
     theirs = {"features.1.0.layer_scale": torch.arange(4.0).reshape(4, 1, 1)}
-    ours = {"stage1_0_branch.layer_scale.scale": torch.zeros(4)}
+    ours = {"stage1.0.branch.layer_scale.scale": torch.zeros(4)}
     state = mapped_state_dict(theirs, ours, rule)
-    assert state["stage1_0_branch.layer_scale.scale"].tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert state["stage1.0.branch.layer_scale.scale"].tolist() == [0.0, 1.0, 2.0, 3.0]
     with pytest.raises(AssertionError, match="shapes differ"):
-        mapped_state_dict(theirs, {"stage1_0_branch.layer_scale.scale": torch.zeros(2, 2)}, rule)
+        mapped_state_dict(theirs, {"stage1.0.branch.layer_scale.scale": torch.zeros(2, 2)}, rule)
 
 
 def test_convnext_drop_rates_are_compared():

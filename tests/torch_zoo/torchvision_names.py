@@ -1,8 +1,8 @@
 """torchvision state_dict keys -> the keys of the model archdsl compiles from specs/zoo/*.arch.
 
 archdsl names a PyTorch tensor `STATEMENT.LABEL.TENSOR`: the statement as the spec's block
-calls expand it (`layer2_0_conv1`: call 0 of `layer2 = basic(...) * 2`, its statement `conv1`;
-`inception3a_branch2_1_conv`: the second `basic` call of `branch2` in `inception3a`), the op's
+calls nest it (`layer2.0.conv1`: call 0 of `layer2 = basic(...) * 2`, its statement `conv1`;
+`inception3a.branch2.1.conv`: the second `basic` call of `branch2` in `inception3a`), the op's
 label within the statement (`conv`, `batchnorm`, `dense`; a repeated op `batchnorm_2`), then
 torch's own tensor name (`weight`, `bias`, `running_mean`, `running_var`).
 
@@ -11,69 +11,69 @@ nn.Sequential (`features.7.weight`). Each function below maps one family's keys 
 
 - `resnet` (resnet18/34/50/101, resnext50_32x4d, wide_resnet50_2: one naming whatever the
   block, depth, groups or width): `conv1`/`bn1` -> `stem.conv`/`stem.batchnorm`;
-  `layerL.B.convK` -> `layerL_B_convK.conv`, `layerL.B.bnK` -> `layerL_B_convK.batchnorm`;
-  `layerL.B.downsample.0`/`.1` -> `layerL_B_downsample.conv`/`.batchnorm`; `fc` -> `head.dense`.
+  `layerL.B.convK` -> `layerL.B.convK.conv`, `layerL.B.bnK` -> `layerL.B.convK.batchnorm`;
+  `layerL.B.downsample.0`/`.1` -> `layerL.B.downsample.conv`/`.batchnorm`; `fc` -> `head.dense`.
 - `vgg` (vgg11, vgg16, vgg16_bn): `features.I` is the I-th module of torchvision's
   `make_layers` over configuration A (vgg11) or D (vgg16) (conv, [batchnorm,] relu per number;
-  one maxpool per "M"); the c-th conv of stage s is `stage{s}_{c}_conv.conv` (its batch norm
-  `.batchnorm`), or `stage{s}_conv.conv` where the stage has one conv (a single call is not
+  one maxpool per "M"); the c-th conv of stage s is `stage{s}.{c}.conv.conv` (its batch norm
+  `.batchnorm`), or `stage{s}.conv.conv` where the stage has one conv (a single call is not
   numbered); `classifier.0/3/6` -> `fc6/fc7/fc8.dense`.
-- `googlenet`: `convN.conv`/`convN.bn` -> `convN_conv.conv`/`.batchnorm`;
-  `inceptionX.branch1.*` -> `inceptionX_branch1_conv.*`; `inceptionX.branchB.J.*` (B = 2, 3:
-  two BasicConv2d) -> `inceptionX_branchB_J_conv.*`; `inceptionX.branch4.1.*` (0 is the pool)
-  -> `inceptionX_branch4_conv.*`; `bn` -> `batchnorm` throughout; `fc` -> `fc.dense`.
+- `googlenet`: `convN.conv`/`convN.bn` -> `convN.conv.conv`/`.batchnorm`;
+  `inceptionX.branch1.*` -> `inceptionX.branch1.conv.*`; `inceptionX.branchB.J.*` (B = 2, 3:
+  two BasicConv2d) -> `inceptionX.branchB.J.conv.*`; `inceptionX.branch4.1.*` (0 is the pool)
+  -> `inceptionX.branch4.conv.*`; `bn` -> `batchnorm` throughout; `fc` -> `fc.dense`.
 - `squeezenet` (1.0 and 1.1): `features.0` -> `conv1.conv`; the k-th Fire module of
   `features` (k = 0, 1, ...; the indices between are pools and ReLUs, which have no tensors) is
-  `fire{k + 2}`: `.squeeze`/`.expand1x1`/`.expand3x3` -> `fire{k+2}_squeeze.conv` etc.;
+  `fire{k + 2}`: `.squeeze`/`.expand1x1`/`.expand3x3` -> `fire{k+2}.squeeze.conv` etc.;
   `classifier.1` -> `head.conv`.
 - `mobilenet_v2`: `features.0.0`/`.0.1` -> `stem.conv`/`stem.batchnorm`; `features.1` ..
   `features.17` are the inverted residuals of torchvision's setting table (t, c, n, s), stage k
-  (1-based) giving `block{k}` (`block{k}_{i}` when n > 1); inside one, `conv.0.0`/`conv.0.1` is
+  (1-based) giving `block{k}` (`block{k}.{i}` when n > 1); inside one, `conv.0.0`/`conv.0.1` is
   the expansion conv/bn (the depthwise one when t == 1), then the depthwise `conv.1.0`/`.1.1`,
   then the projection conv and bn (`conv.1`/`conv.2` when t == 1, else `conv.2`/`conv.3`),
   -> `expand`, `depthwise`, `project`; `features.18.0`/`.1` -> `last`; `classifier.1` ->
   `head.dense`.
 - `densenet` (densenet121, densenet169): `features.conv0`/`norm0` -> `stem.conv`/`stem.batchnorm`;
   `features.denseblockB.denselayerL.{norm1,conv1,norm2,conv2}` ->
-  `denseblockB_{L-1}_new.{batchnorm,conv,batchnorm_2,conv_2}`;
-  `features.transitionT.{norm,conv}` -> `transitionT_down.{batchnorm,conv}`;
+  `denseblockB.{L-1}.new.{batchnorm,conv,batchnorm_2,conv_2}`;
+  `features.transitionT.{norm,conv}` -> `transitionT.down.{batchnorm,conv}`;
   `features.norm5` -> `head.batchnorm`; `classifier` -> `head.dense`.
 - `inception_v3` (aux_logits=False): every tensor is a BasicConv2d's (`.conv`, `.bn`) or the
   classifier's; the spec names its statements as torchvision's modules, lower-cased:
-  `Conv2d_1a_3x3.{conv,bn}` -> `conv2d_1a_3x3_conv.{conv,batchnorm}`,
-  `Mixed_6b.branch7x7dbl_3.{conv,bn}` -> `mixed_6b_branch7x7dbl_3_conv.{conv,batchnorm}`;
+  `Conv2d_1a_3x3.{conv,bn}` -> `conv2d_1a_3x3.conv.{conv,batchnorm}`,
+  `Mixed_6b.branch7x7dbl_3.{conv,bn}` -> `mixed_6b.branch7x7dbl_3.conv.{conv,batchnorm}`;
   `fc` -> `fc.dense`.
 - `mnasnet` (mnasnet1_0): `layers.I` is the I-th module of torchvision's `layers` list: 0/1
   conv/bn -> `stem`; 3/4 and 6/7 (the depthwise and pointwise convs) -> `separable.conv`,
-  `.batchnorm`, `.conv_2`, `.batchnorm_2`; 8 .. 13 the six stacks -> `stack{k}` (`stack{k}_{i}`
+  `.batchnorm`, `.conv_2`, `.batchnorm_2`; 8 .. 13 the six stacks -> `stack{k}` (`stack{k}.{i}`
   for a stack of several blocks), whose `layers.0/1`, `3/4`, `6/7` are `expand`, `depthwise`,
   `project` (conv/bn); 14/15 -> `last`; `classifier.1` -> `head.dense`.
 - `shufflenet_v2` (shufflenet_v2_x1_0): `conv1.0`/`.1` and `conv5.0`/`.1` -> `conv1`/`conv5`
   `.conv`/`.batchnorm`; in `stageS.K` (K = 0 the halving unit, then the plain ones, as the
   spec's `down(w) |> unit * n` numbers its calls) `branch1.0/1/2/3` ->
-  `stageS_K_branch1.{conv,batchnorm,conv_2,batchnorm_2}` and `branch2.0/1`, `3/4`, `5/6` ->
-  `stageS_K_branch2_{expand,depthwise,project}.{conv,batchnorm}`; `fc` -> `fc.dense`.
+  `stageS.K.branch1.{conv,batchnorm,conv_2,batchnorm_2}` and `branch2.0/1`, `3/4`, `5/6` ->
+  `stageS.K.branch2.{expand,depthwise,project}.{conv,batchnorm}`; `fc` -> `fc.dense`.
 
 - `efficientnet` (efficientnet_b0) and `mobilenet_v3` (mobilenet_v3_large/small): an inverted
   residual's `block` is an nn.Sequential of Conv2dNormActivations (`.0` conv, `.1` bn) and at
   most one SqueezeExcitation (`fc1`, `fc2`); its conv-bn modules are, in order, `expand` (only
   where the block expands), `depthwise` and `project`, and its SqueezeExcitation is `gate`
   (`fc1`/`fc2` -> `gate.conv`/`.conv_2`), all read off the keys. EfficientNet:
-  `features.0` -> `stem`, `features.K.I.block` -> `stageK_I_{part}` (`stageK_{part}` for a stage
+  `features.0` -> `stem`, `features.K.I.block` -> `stageK.I.{part}` (`stageK.{part}` for a stage
   of one block), `features.8` -> `last`, `classifier.1` -> `head.dense`. MobileNetV3: the
   blocks are `features.1` .. `features.N` -> `block1` .. `blockN`, their conv-bn layers spec
-  `layer` calls (`blockK_expand_conv.conv`, `blockK_depthwise_conv.batchnorm`) but the
-  projection (`blockK_project.conv`); `features.0` / `features.N+1` -> `stem_conv` /
-  `last_conv`; `classifier.0` / `classifier.3` -> `head.dense` / `head.dense_2`.
+  `layer` calls (`blockK.expand.conv.conv`, `blockK.depthwise.conv.batchnorm`) but the
+  projection (`blockK.project.conv`); `features.0` / `features.N+1` -> `stem.conv` /
+  `last.conv`; `classifier.0` / `classifier.3` -> `head.dense` / `head.dense_2`.
 - `convnext` (convnext_tiny): `features.0.0`/`.0.1` -> `stem.conv`/`stem.layernorm`; the
   downsampling `features.{2,4,6}.0`/`.1` -> `down{2,3,4}.layernorm`/`.conv`; block B of stage S
   (`features.{1,3,5,7}.B`, S = 1..4): `block.0/2/3/5` (depthwise conv, LayerNorm, Linear,
-  Linear) -> `stageS_B_branch.{conv,layernorm,conv_2,conv_3}` and `layer_scale` ->
-  `stageS_B_branch.layer_scale.scale`; `classifier.0`/`.2` -> `head.layernorm`/`head.dense`.
+  Linear) -> `stageS.B.branch.{conv,layernorm,conv_2,conv_3}` and `layer_scale` ->
+  `stageS.B.branch.layer_scale.scale`; `classifier.0`/`.2` -> `head.layernorm`/`head.dense`.
 - `regnet` (regnet_y_400mf): `stem.0`/`.1` -> `stem.conv`/`stem.batchnorm`;
-  `trunk_output.blockS.blockS-B` -> `blockS_B` (`blockS` for a stage of one block), whose
-  `proj.0/1`, `f.a.0/1`, `f.b.0/1`, `f.c.0/1` -> `_proj`, `_a`, `_b`, `_c` `.conv`/`.batchnorm`
-  and `f.se.fc1`/`fc2` -> `_se.conv`/`_se.conv_2`; `fc` -> `head.dense`.
+  `trunk_output.blockS.blockS-B` -> `blockS.B` (`blockS` for a stage of one block), whose
+  `proj.0/1`, `f.a.0/1`, `f.b.0/1`, `f.c.0/1` -> `.proj`, `.a`, `.b`, `.c` `.conv`/`.batchnorm`
+  and `f.se.fc1`/`fc2` -> `.se.conv`/`.se.conv_2`; `fc` -> `head.dense`.
 
 `num_batches_tracked` (a counter, not a tensor of the network) is left out on both sides.
 `mapped_state_dict` applies a family's rule and checks that it is a bijection between every
@@ -127,10 +127,10 @@ def resnet(key: str) -> str:
     if m := re.fullmatch(r"layer(\d)\.(\d+)\.(conv|bn)(\d)\.(\w+)", key):
         layer, block, kind, k, tensor = m.groups()
         label = "conv" if kind == "conv" else "batchnorm"
-        return f"layer{layer}_{block}_conv{k}.{label}.{tensor}"
+        return f"layer{layer}.{block}.conv{k}.{label}.{tensor}"
     if m := re.fullmatch(r"layer(\d)\.(\d+)\.downsample\.([01])\.(\w+)", key):
         layer, block, index, tensor = m.groups()
-        return f"layer{layer}_{block}_downsample.{('conv', 'batchnorm')[int(index)]}.{tensor}"
+        return f"layer{layer}.{block}.downsample.{('conv', 'batchnorm')[int(index)]}.{tensor}"
     _fail(key)
 
 
@@ -151,7 +151,7 @@ def _vgg_features(cfg: tuple, batch_norm: bool) -> dict[int, str]:
     table, index = {}, 0
     for stage, convs in enumerate(_vgg_stages(cfg), start=1):
         for conv in range(convs):
-            prefix = f"stage{stage}_{conv}_conv" if convs > 1 else f"stage{stage}_conv"
+            prefix = f"stage{stage}.{conv}.conv" if convs > 1 else f"stage{stage}.conv"
             table[index] = f"{prefix}.conv"
             if batch_norm:
                 table[index + 1] = f"{prefix}.batchnorm"
@@ -180,15 +180,15 @@ def googlenet(key: str) -> str:
     """googlenet(aux_logits=False)."""
     layer = {"conv": "conv", "bn": "batchnorm"}
     if m := re.fullmatch(r"(conv\d)\.(conv|bn)\.(\w+)", key):
-        return f"{m[1]}_conv.{layer[m[2]]}.{m[3]}"
+        return f"{m[1]}.conv.{layer[m[2]]}.{m[3]}"
     if m := re.fullmatch(r"fc\.(weight|bias)", key):
         return f"fc.dense.{m[1]}"
     if m := re.fullmatch(r"(inception\d[a-e])\.branch1\.(conv|bn)\.(\w+)", key):
-        return f"{m[1]}_branch1_conv.{layer[m[2]]}.{m[3]}"
+        return f"{m[1]}.branch1.conv.{layer[m[2]]}.{m[3]}"
     if m := re.fullmatch(r"(inception\d[a-e])\.branch([23])\.([01])\.(conv|bn)\.(\w+)", key):
-        return f"{m[1]}_branch{m[2]}_{m[3]}_conv.{layer[m[4]]}.{m[5]}"
+        return f"{m[1]}.branch{m[2]}.{m[3]}.conv.{layer[m[4]]}.{m[5]}"
     if m := re.fullmatch(r"(inception\d[a-e])\.branch4\.1\.(conv|bn)\.(\w+)", key):
-        return f"{m[1]}_branch4_conv.{layer[m[2]]}.{m[3]}"
+        return f"{m[1]}.branch4.conv.{layer[m[2]]}.{m[3]}"
     _fail(key)
 
 
@@ -206,7 +206,7 @@ def squeezenet(keys: Iterable[str]) -> Callable[[str], str]:
             return f"head.conv.{m[1]}"
         m = re.fullmatch(r"features\.(\d+)\.(squeeze|expand1x1|expand3x3)\.(weight|bias)", key)
         if m and int(m[1]) in fire_name:
-            return f"{fire_name[int(m[1])]}_{m[2]}.conv.{m[3]}"
+            return f"{fire_name[int(m[1])]}.{m[2]}.conv.{m[3]}"
         _fail(key)
 
     return rename
@@ -217,7 +217,7 @@ def _mobilenet_v2_blocks() -> dict[int, tuple[str, int]]:
     table, index = {}, 1
     for stage, (t, _c, n, _s) in enumerate(MOBILENET_V2_SETTING, start=1):
         for i in range(n):
-            table[index] = (f"block{stage}_{i}" if n > 1 else f"block{stage}", t)
+            table[index] = (f"block{stage}.{i}" if n > 1 else f"block{stage}", t)
             index += 1
     return table
 
@@ -241,9 +241,9 @@ def mobilenet_v2(key: str) -> str:
         stages = ["expand", "depthwise"] if t != 1 else ["depthwise"]
         position, sub, tensor = int(m[2]), m[3], m[4]
         if sub is not None and position < len(stages):  # a ConvBNActivation: .0 conv, .1 bn
-            return f"{prefix}_{stages[position]}.{('conv', 'batchnorm')[int(sub)]}.{tensor}"
+            return f"{prefix}.{stages[position]}.{('conv', 'batchnorm')[int(sub)]}.{tensor}"
         if sub is None and position - len(stages) in (0, 1):  # projection conv, then its bn
-            return f"{prefix}_project.{('conv', 'batchnorm')[position - len(stages)]}.{tensor}"
+            return f"{prefix}.project.{('conv', 'batchnorm')[position - len(stages)]}.{tensor}"
     _fail(key)
 
 
@@ -260,9 +260,9 @@ def densenet(key: str) -> str:
     ):
         block, layer, kind, k, tensor = m.groups()
         label = {"norm": "batchnorm", "conv": "conv"}[kind] + ("_2" if k == "2" else "")
-        return f"denseblock{block}_{int(layer) - 1}_new.{label}.{tensor}"
+        return f"denseblock{block}.{int(layer) - 1}.new.{label}.{tensor}"
     if m := re.fullmatch(r"features\.transition(\d)\.(norm|conv)\.(\w+)", key):
-        return f"transition{m[1]}_down.{'batchnorm' if m[2] == 'norm' else 'conv'}.{m[3]}"
+        return f"transition{m[1]}.down.{'batchnorm' if m[2] == 'norm' else 'conv'}.{m[3]}"
     _fail(key)
 
 
@@ -273,7 +273,7 @@ def inception_v3(key: str) -> str:
     if m := re.fullmatch(r"((?:Conv2d|Mixed)_[\w.]+?)\.(conv|bn)\.(\w+)", key):
         module, kind, tensor = m.groups()
         label = "conv" if kind == "conv" else "batchnorm"
-        return f"{module.lower().replace('.', '_')}_conv.{label}.{tensor}"
+        return f"{module.lower()}.conv.{label}.{tensor}"
     _fail(key)
 
 
@@ -282,7 +282,7 @@ def _mnasnet_stacks() -> dict[int, str]:
     table = {}
     for k, repeats in enumerate(MNASNET_REPEATS, start=1):
         for i in range(repeats):
-            table[(7 + k, i)] = f"stack{k}_{i}" if repeats > 1 else f"stack{k}"
+            table[(7 + k, i)] = f"stack{k}.{i}" if repeats > 1 else f"stack{k}"
     return table
 
 
@@ -317,7 +317,7 @@ def mnasnet(key: str) -> str:
         return f"{MNASNET_LAYERS[int(m[1])]}.{m[2]}"
     m = re.fullmatch(r"layers\.(\d+)\.(\d+)\.layers\.(\d)\.(\w+)", key)
     if m and (int(m[1]), int(m[2])) in stacks and int(m[3]) in MNASNET_BLOCK:
-        return f"{stacks[int(m[1]), int(m[2])]}_{MNASNET_BLOCK[int(m[3])]}.{m[4]}"
+        return f"{stacks[int(m[1]), int(m[2])]}.{MNASNET_BLOCK[int(m[3])]}.{m[4]}"
     _fail(key)
 
 
@@ -343,8 +343,8 @@ def shufflenet_v2(key: str) -> str:
     table = (SHUFFLENET_BRANCH1, SHUFFLENET_BRANCH2)[int(m[3]) - 1] if m else {}
     if m and int(m[4]) in table:
         label = table[int(m[4])]
-        prefix = f"{m[1]}_{m[2]}_branch{m[3]}"
-        return f"{prefix}.{label}.{m[5]}" if m[3] == "1" else f"{prefix}_{label}.{m[5]}"
+        prefix = f"{m[1]}.{m[2]}.branch{m[3]}"
+        return f"{prefix}.{label}.{m[5]}"
     _fail(key)
 
 
@@ -376,7 +376,7 @@ def _inverted_residual_tensor(key: str, parts: dict[str, str], statement: str) -
     if not m or m[1] not in parts:
         return None
     label = {"0": "conv", "1": "batchnorm", "fc1": "conv", "fc2": "conv_2"}[m[2]]
-    return f"{statement}_{parts[m[1]]}.{label}.{m[3]}"
+    return f"{statement}.{parts[m[1]]}.{label}.{m[3]}"
 
 
 EFFICIENTNET_BLOCK = r"features\.\d+\.\d+\.block"
@@ -399,7 +399,7 @@ def efficientnet(keys: Iterable[str]) -> Callable[[str], str]:
             return f"{ends[m[1]]}.{('conv', 'batchnorm')[int(m[2])]}.{m[3]}"
         m = re.fullmatch(r"features\.(\d+)\.(\d+)\.block\..+", key)
         if m and m[1] in repeats:
-            statement = f"stage{m[1]}_{m[2]}" if len(repeats[m[1]]) > 1 else f"stage{m[1]}"
+            statement = f"stage{m[1]}.{m[2]}" if len(repeats[m[1]]) > 1 else f"stage{m[1]}"
             if name := _inverted_residual_tensor(key, parts, statement):
                 return name
         _fail(key)
@@ -411,10 +411,10 @@ def mobilenet_v3(keys: Iterable[str]) -> Callable[[str], str]:
     """mobilenet_v3_large / mobilenet_v3_small (the blocks are read off the keys)."""
     parts = _inverted_residual_parts(keys, r"features\.\d+\.block")
     blocks = {prefix.split(".")[1] for prefix in parts}
-    ends = {"0": "stem_conv", str(len(blocks) + 1): "last_conv"}
+    ends = {"0": "stem.conv", str(len(blocks) + 1): "last.conv"}
     # the `layer` calls add `_conv`; the projection is a plain statement
     parts = {
-        p: f"{name}_conv" if name in ("expand", "depthwise") else name for p, name in parts.items()
+        p: f"{name}.conv" if name in ("expand", "depthwise") else name for p, name in parts.items()
     }
 
     def rename(key: str) -> str:
@@ -441,11 +441,11 @@ def convnext(key: str) -> str:
     if m := re.fullmatch(r"features\.([246])\.([01])\.(\w+)", key):
         return f"down{int(m[1]) // 2 + 1}.{('layernorm', 'conv')[int(m[2])]}.{m[3]}"
     if m := re.fullmatch(r"features\.([1357])\.(\d+)\.layer_scale", key):
-        return f"stage{(int(m[1]) + 1) // 2}_{m[2]}_branch.layer_scale.scale"
+        return f"stage{(int(m[1]) + 1) // 2}.{m[2]}.branch.layer_scale.scale"
     m = re.fullmatch(r"features\.([1357])\.(\d+)\.block\.(\d)\.(\w+)", key)
     if m and int(m[3]) in CONVNEXT_BLOCK:
         stage = (int(m[1]) + 1) // 2
-        return f"stage{stage}_{m[2]}_branch.{CONVNEXT_BLOCK[int(m[3])]}.{m[4]}"
+        return f"stage{stage}.{m[2]}.branch.{CONVNEXT_BLOCK[int(m[3])]}.{m[4]}"
     if m := re.fullmatch(r"classifier\.([02])\.(\w+)", key):
         return f"head.{'layernorm' if m[1] == '0' else 'dense'}.{m[2]}"
     _fail(key)
@@ -468,11 +468,11 @@ def regnet(keys: Iterable[str]) -> Callable[[str], str]:
         m = re.fullmatch(r"trunk_output\.(block\d+)\.block\d+-(\d+)\.(.+)\.(\w+)", key)
         if not m:
             _fail(key)
-        prefix = m[1] if m[1] in single else f"{m[1]}_{m[2]}"
+        prefix = m[1] if m[1] in single else f"{m[1]}.{m[2]}"
         if p := re.fullmatch(r"(?:f\.)?(proj|a|b|c)\.([01])", m[3]):
-            return f"{prefix}_{p[1]}.{('conv', 'batchnorm')[int(p[2])]}.{m[4]}"
+            return f"{prefix}.{p[1]}.{('conv', 'batchnorm')[int(p[2])]}.{m[4]}"
         if p := re.fullmatch(r"f\.se\.fc([12])", m[3]):
-            return f"{prefix}_se.{('conv', 'conv_2')[int(p[1]) - 1]}.{m[4]}"
+            return f"{prefix}.se.{('conv', 'conv_2')[int(p[1]) - 1]}.{m[4]}"
         _fail(key)
 
     return rename

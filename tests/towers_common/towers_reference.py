@@ -37,7 +37,7 @@ def tower_weights(grouped, out_axis, order=range(TOWERS)):
     axis `out_axis`: 0 in PyTorch's layout, -1 in Keras's); tower t gets part order[t]."""
     towers = {}
     for layer, (weight, bias) in grouped.items():
-        statement = layer.split(".")[0]
+        statement = layer.rsplit(".", 1)[0]
         if statement not in CONVS:
             towers[layer] = [weight, bias]
             continue

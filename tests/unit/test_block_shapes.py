@@ -48,7 +48,7 @@ def test_a_block_reads_its_inputs_channels_in_arguments_and_conditions():
     # input's channels differ from the width
     assert squeezes == [2, 8, 2, 8, 4, 16, 16, 4, 16]
     names = {s.name for s in c.graph.statements}
-    assert "s2_0_short" in names and "s1_0_short" not in names and "s2_1_short" not in names
+    assert "s2.0.short" in names and "s1.0.short" not in names and "s2.1.short" not in names
     assert c.report.outputs[c.graph.output] == (16, 8, 8)
 
 

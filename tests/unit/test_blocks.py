@@ -45,13 +45,13 @@ def test_resnet50_is_concise():
 def test_calls_are_named_by_statement_index_and_inner_name():
     c = check_source((ZOO / "resnet18.arch").read_text(), "resnet18.arch")
     names = {s.name for s in c.graph.statements}
-    assert {"layer1_0_conv1", "layer1_1_out", "layer2_0_downsample", "layer4_1_conv2"} <= names
-    assert "layer2_1_downsample" not in names  # only the first block of a stage projects
+    assert {"layer1.0.conv1", "layer1.1.out", "layer2.0.downsample", "layer4.1.conv2"} <= names
+    assert "layer2.1.downsample" not in names  # only the first block of a stage projects
     inputs = {s.name: s.inputs for s in c.graph.statements}
-    assert inputs["layer2_0_downsample"] == ("layer1_1_out",)  # `in` is the call's input
-    assert inputs["layer2_0_out"] == ("layer2_0_conv2", "layer2_0_downsample")
-    assert inputs["layer2_1_out"] == ("layer2_1_conv2", "layer2_0_out")
-    assert inputs["head"] == ("layer4_1_out",)  # reading `layer4` reads its last statement
+    assert inputs["layer2.0.downsample"] == ("layer1.1.out",)  # `in` is the call's input
+    assert inputs["layer2.0.out"] == ("layer2.0.conv2", "layer2.0.downsample")
+    assert inputs["layer2.1.out"] == ("layer2.1.conv2", "layer2.0.out")
+    assert inputs["head"] == ("layer4.1.out",)  # reading `layer4` reads its last statement
 
 
 SMALL = """model T
@@ -66,17 +66,17 @@ block unit(width: int, stride: int = 1, project: bool = false) {
 def test_single_call_is_not_numbered_and_expressions_fold():
     c = check(SMALL + "u = unit(3, stride=2, project=true)\n")
     assert c.ok, c.diagnostics
-    assert [s.name for s in c.graph.statements] == ["u_a", "u_b"]
-    assert c.report.outputs["u_a"] == (6, 4, 4)
-    assert c.report.outputs["u_b"] == (6, 8, 8)
+    assert [s.name for s in c.graph.statements] == ["u.a", "u.b"]
+    assert c.report.outputs["u.a"] == (6, 4, 4)
+    assert c.report.outputs["u.b"] == (6, 8, 8)
 
 
 def test_repetition_index_drives_arguments():
     c = check(SMALL + "u = unit(2, stride=2 if index == 0 else 1) * 3\n")
     assert c.ok, c.diagnostics
-    assert c.report.outputs["u_0_a"] == (4, 4, 4)
-    assert c.report.outputs["u_2_a"] == (4, 4, 4)
-    assert [s.name for s in c.graph.statements] == ["u_0_a", "u_1_a", "u_2_a"]
+    assert c.report.outputs["u.0.a"] == (4, 4, 4)
+    assert c.report.outputs["u.2.a"] == (4, 4, 4)
+    assert [s.name for s in c.graph.statements] == ["u.0.a", "u.1.a", "u.2.a"]
 
 
 def test_expressions_outside_blocks():
