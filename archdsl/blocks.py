@@ -43,6 +43,18 @@ class Expanded:
 
 
 @dataclass(frozen=True)
+class CallRecord:
+    """One call as expanded: its statements' prefix, its block, the name it reads, which of the
+    block's statements it has (indices), and the names its body could read (block_forms.py)."""
+
+    path: str
+    block: str
+    source: str
+    present: tuple[int, ...]
+    env: dict
+
+
+@dataclass(frozen=True)
 class _Scope:
     """Where a block body is being expanded: names, parameters, the call chain for messages."""
 
@@ -69,6 +81,7 @@ class BlockExpander:
         self.copies = 1  # towers of the statement being expanded
         self.exhausted = False  # set once the spec grows past a limit: stop expanding
         self.costs: dict[str, tuple[int, int]] = {}  # per block: (plain statements, terms)
+        self.records: list[CallRecord] = []  # every call expanded, in order
 
     def expand(self, node: StatementNode, previous: str | None, copies: int = 1) -> Expanded:
         """A top-level statement (run in `copies` towers): unchanged (values folded) unless it
@@ -214,9 +227,11 @@ class BlockExpander:
         scope = _Scope(prefix, source, source, env, via, (*outer.stack, call.name))
         local: dict[str, str] = {}
         out = Expanded(output=source)
-        for inner in block.statements:
+        present = []
+        for number, inner in enumerate(block.statements):
             if inner.condition is not None and not truth(inner.condition, scope.env, "`if`"):
                 continue
+            present.append(number)
             running = replace(scope, input=out.output)
             body = self._statement(inner, f"{prefix}.{inner.name}", running, local)
             local[inner.name] = body.output
@@ -226,6 +241,7 @@ class BlockExpander:
             raise fail(
                 "E004", call.span, f"block `{block.name}` produced no statements for this call"
             )
+        self.records.append(CallRecord(prefix, block.name, source, tuple(present), env))
         return out
 
     def _numbering(self, block: BlockDef, call: Element) -> dict[str, Value]:

@@ -88,6 +88,35 @@ class Statement(Frozen):
     via: str | None = None
 
 
+class BlockStatement(Frozen):
+    """A statement of a block's body, as generated code runs it for every call of the block."""
+
+    name: str
+    reads: tuple[str, ...] = ()  # `in` or statements of the block; () reads the one before it
+    condition: str | None = None  # Python with `{name}` placeholders (pyexpr.py); None: always
+    calls: bool = False  # it calls blocks
+
+
+class Block(Frozen):
+    """A block that generated code may run as one class: its statements, and the names its
+    conditions read (a call's values for them decide which statements it has)."""
+
+    name: str
+    statements: tuple[BlockStatement, ...]
+    reads: tuple[str, ...] = ()
+
+
+class BlockCall(Frozen):
+    """One call of a block: the prefix of its statements' names (`layer2.0`), the name it
+    reads, which of the block's statements it has, and the values its conditions read."""
+
+    path: str
+    block: str
+    source: str
+    present: tuple[NonNegativeInt, ...]
+    values: tuple[tuple[str, bool | int | float | str | tuple[int, ...]], ...] = ()
+
+
 # ----------------------------------------------------------------------------- training recipe
 
 
@@ -329,3 +358,5 @@ class Graph(Frozen):
     statements: tuple[Statement, ...]
     train: Train = Field(default_factory=Train)
     output: str
+    blocks: tuple[Block, ...] = ()  # the blocks every call of which Python can run as a class
+    calls: tuple[BlockCall, ...] = ()  # the calls of those blocks, in the order expanded

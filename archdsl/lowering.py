@@ -15,6 +15,7 @@ from archdsl.binding import (
     init_value,
     validated,
 )
+from archdsl.block_forms import block_forms
 from archdsl.blocks import POSITIONS, BlockExpander, check_block, reads
 from archdsl.diagnostics import Diagnostic, did_you_mean, error
 from archdsl.expressions import evaluate
@@ -133,6 +134,7 @@ class _Lowering:
                 )
             )
             return None
+        blocks, calls = block_forms(self.expander.blocks, self.expander.records)
         return ir.Graph(
             name=model.name,
             file=self.module.file,
@@ -140,6 +142,8 @@ class _Lowering:
             statements=tuple(statements),
             train=train,
             output=statements[-1].name,
+            blocks=blocks,
+            calls=calls,
         )
 
     def _report(self, d: Diagnostic) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from archdsl import ir
 from archdsl.backends.pysource import (
     WIDTH,
     Call,
@@ -19,10 +20,9 @@ from archdsl.backends.pysource import (
     tup,
     variable_names,
 )
+from archdsl.backends.torch.block_classes import Plan, class_text, constructor, plan
 from archdsl.backends.torch.layout import items_block, layout, statement
 from archdsl.backends.torch.nesting import attribute, containers
-
-from archdsl import ir
 from archdsl.emit import EmitError
 from archdsl.initializers import Distribution, layer_distributions
 from archdsl.naming import op_labels
@@ -238,6 +238,7 @@ class Chain:
     stmt: ir.Statement
     merge: str | None
     ops: list[tuple[object, Layer, str]]
+    runs: str | None = None  # a top-level statement whose calls run as one module (`layer2`)
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -254,14 +255,37 @@ def render_model(graph: ir.Graph, report: Report, spec_name: str) -> str:
     chains = _chains(graph, report)
     entries = {c.stmt.name: _entries(c) for c in chains}
     used = {e.module.func for es in entries.values() for e in es if isinstance(e.module, Call)}
+    blocks, classes = _block_classes(graph, chains, towers)
     definitions = [
         *[text.rstrip("\n") for name, text in HELPERS if name in used],
-        _model_class(graph, report, chains, entries),
+        *classes,
+        _model_class(graph, report, chains, entries, blocks),
         _functions(graph),
         *([_place(chains, entries, towers)] if towers > 1 else []),
     ]
     top = _header(graph, spec_name) + "\n\n" + _constants(graph, report, spec_name)
     return "\n\n\n".join([top, *definitions]) + "\n"
+
+
+def _block_classes(graph: ir.Graph, chains: list[Chain], towers: int) -> tuple[Plan, list[str]]:
+    """Which blocks run as classes, and their definitions; a block whose class would need a
+    line longer than ruff's is run statement by statement instead."""
+    by_name = {c.stmt.name: c for c in chains}
+    taken = MODULE_NAMES | {graph.name, "place"}
+    excluded: set[str] = set()
+    while True:
+        blocks = plan(graph, by_name, excluded, taken, towers)
+        forms = {b.name: b for b in graph.blocks if b.name in blocks.classes}
+        texts = {b: class_text(blocks, form, by_name, _merge) for b, form in forms.items()}
+        long = {b for b, t in texts.items() if max(map(len, t.splitlines())) > WIDTH}
+        if not long:
+            return blocks, list(texts.values())
+        excluded |= long
+
+
+def _merge(merge: str, args: tuple[Code, ...]) -> Code:
+    """A merge of named inputs (MERGED), for a block class's forward."""
+    return MERGED[merge](args)
 
 
 # ----------------------------------------------------------------------------- header, constants
@@ -604,7 +628,11 @@ EMIT = {
 
 
 def _model_class(
-    graph: ir.Graph, report: Report, chains: list[Chain], entries: dict[str, list[Entry]]
+    graph: ir.Graph,
+    report: Report,
+    chains: list[Chain],
+    entries: dict[str, list[Entry]],
+    blocks: Plan,
 ) -> str:
     """The nn.Module: layers in __init__, the spec's initialisation, forward."""
     out_shape = report.outputs[graph.output]
@@ -621,12 +649,14 @@ def _model_class(
     if tower_count(graph) > 1:
         lines.append("        self._tower_devices = None  # a device per tower, set by place()")
     built = [c.stmt.name for c in chains if entries[c.stmt.name]]
-    made = containers(built)
+    made = containers(
+        built, lambda path: constructor(blocks, path) if path in blocks.calls else None
+    )
     for name in built:
         lines += [statement(new, METHOD, f"{attribute(c)} = ") for c, new in made[name]]
         lines += _sequential(name, entries[name])
     lines += ["        self.reset_parameters()", "", *_reset_parameters(chains), ""]
-    lines += _forward(graph, chains)
+    lines += _forward(graph, _steps(chains, blocks))
     if tower_count(graph) > 1:
         lines += ["", *TO_TOWER_METHOD.splitlines()]
     return "\n".join(lines)
@@ -718,6 +748,22 @@ def _init_line(target: str, dist: Distribution) -> str:
 # ----------------------------------------------------------------------------- forward
 
 
+def _steps(chains: list[Chain], blocks: Plan) -> list[Chain]:
+    """The chains forward runs: those of a top-level statement whose calls run as one module
+    replaced by one chain calling it, where the first of them stood."""
+    steps, called = [], set()
+    for chain in chains:
+        top = chain.stmt.name.split(".")[0]
+        if top not in blocks.groups:
+            steps.append(chain)
+        elif top not in called:
+            called.add(top)
+            source, output = blocks.groups[top]
+            stmt = chain.stmt.model_copy(update={"name": output, "inputs": (source,)})
+            steps.append(Chain(stmt, None, [], runs=top))
+    return steps
+
+
 def _forward(graph: ir.Graph, chains: list[Chain]) -> list[str]:
     """forward(): the statements in dependency order, each tensor kept while it is read."""
     names, chained = _variables(graph, chains)
@@ -730,7 +776,9 @@ def _forward(graph: ir.Graph, chains: list[Chain]) -> list[str]:
     devices = _placement(graph) if tower_count(graph) > 1 else {}
     for i, chain in enumerate(chains):
         expr = _merged(chain, names, devices)
-        if chain.ops:
+        if chain.runs:
+            expr = Call(attribute(chain.runs), (expr,))
+        elif chain.ops:
             expr = Call(attribute(chain.stmt.name), (expr,))
         if chain.stmt.name == graph.output:
             lines.append(statement(expr, METHOD, "return "))
@@ -752,7 +800,10 @@ def _del(names: list[str]) -> str:
 def _variables(graph: ir.Graph, chains: list[Chain]) -> tuple[dict[str, str], str]:
     """The local holding each value (one chain variable along plain chains, else the name as
     pysource.variable_names spells it), and that chain variable."""
-    names = variable_names([i.name for i in graph.inputs] + [c.stmt.name for c in chains], {"self"})
+    keys = [i.name for i in graph.inputs] + [c.stmt.name for c in chains]
+    hints = [i.name for i in graph.inputs] + [c.runs or c.stmt.name for c in chains]
+    spelt = variable_names(hints, {"self"})  # a call group is named by its statement
+    names = {key: spelt[hint] for key, hint in zip(keys, hints, strict=True)}
     chained = "x"
     while chained in names.values():
         chained += "_"

@@ -8,6 +8,11 @@ statement's conv weight is `layer2.0.conv1.conv.weight`, its portable name.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from archdsl.backends.pysource import Call, Code, Seq
+from archdsl.backends.torch.block_classes import sequence
+
 
 def attribute(name: str, owner: str = "self") -> str:
     """The expression of a statement's module inside `owner`: `self.layer2[0].conv1`."""
@@ -17,10 +22,11 @@ def attribute(name: str, owner: str = "self") -> str:
     return out
 
 
-def containers(names: list[str]) -> dict[str, list[tuple[str, str]]]:
-    """Per statement, the containers to create before its own module, as (name, constructor):
-    (`layer2`, `nn.ModuleList(nn.Module() for _ in range(2))`), (`inception3a`, `nn.Module()`);
-    each container once, at the first statement in it, sized for every call `names` numbers."""
+def containers(names: list[str], make: Callable[[str], Code | None]) -> dict[str, list]:
+    """Per statement, the containers to create before its own module, as (name, constructor),
+    each once, at the first statement in it. A call's container is `make(path)` (a block's
+    class), or a plain `nn.Module()` where that is None; the calls of one statement are an
+    nn.Sequential when all have a class, else an nn.ModuleList."""
     calls: dict[str, int] = {}
     for name in names:
         parts = name.split(".")
@@ -39,9 +45,18 @@ def containers(names: list[str]) -> dict[str, list[tuple[str, str]]]:
                 continue
             made.add(prefix)
             if parts[i].isdigit():
-                made_list = f"nn.ModuleList(nn.Module() for _ in range({calls[prefix]}))"
-                lines.append((prefix, made_list))
+                lines.append((prefix, _calls(prefix, calls[prefix], make)))
             else:
-                lines.append((prefix, "nn.Module()"))
+                lines.append((prefix, make(prefix) or "nn.Module()"))
         out[name] = lines
     return out
+
+
+def _calls(prefix: str, count: int, make: Callable[[str], Code | None]) -> Code:
+    """The container of a statement's calls `prefix.0` ... `prefix.{count - 1}`."""
+    made = [make(f"{prefix}.{k}") for k in range(count)]
+    if all(m is not None for m in made):
+        return sequence(made)
+    if not any(made):
+        return f"nn.ModuleList(nn.Module() for _ in range({count}))"
+    return Call("nn.ModuleList", (Seq("[]", tuple(m or "nn.Module()" for m in made)),))

@@ -1,4 +1,5 @@
-"""A block call's statements nest in the PyTorch model as in the spec: `b.0.x` is `model.b[0].x`."""
+"""Blocks run as classes: `b = unit(4) * 2` is `model.b = nn.Sequential(Unit(), Unit())`, its
+statements' layers at `model.b[0].first`, and every tensor keyed by its portable name."""
 
 import torch
 from ptgen import ROOT
@@ -21,13 +22,37 @@ p = pair(4)
 head = global_avgpool |> flatten |> dense(3)
 """
 
+# calls that differ in which statements they have: `wide` only where the width changes, `gate`
+# and `g` only where asked, so `body` and the call's output read a different statement call by call
+CONDITIONAL = """model Conditional
+input image: 3 x 8 x 8
+block unit(w: int, gated: bool = false) {
+  wide = conv(w, kernel=1) |> relu                         if in.channels != w
+  body = conv(w, kernel=3, pad=1)
+  gate = global_avgpool |> conv(w, kernel=1) |> sigmoid    if gated
+  g    = mul(body, gate)                                   if gated
+}
+s = unit(4) |> unit(4, gated=true) |> unit(6) |> unit(6)
+head = global_avgpool |> flatten |> dense(3)
+"""
 
-def test_calls_nest_as_module_lists_and_keys_are_the_portable_names(compiled):
+
+def by_hand(model, x):
+    """CONDITIONAL's output from its layers, each call's statements as the spec has them."""
+    s = model.s
+    h = s[0].body(s[0].wide(x))  # 3 -> 4: widened
+    body = s[1].body(h)
+    h = body * s[1].gate(body)  # gated
+    h = s[2].body(s[2].wide(h))  # 4 -> 6
+    return model.head(s[3].body(h))
+
+
+def test_calls_nest_as_classes_and_keys_are_the_portable_names(compiled):
     out = compiled(NESTED)
     model = out.module.build_model()
-    assert isinstance(model.b, torch.nn.ModuleList) and len(model.b) == 2
-    assert isinstance(model.p.inner, torch.nn.ModuleList) and len(model.p.inner) == 2
-    assert model.b[1].x.conv.out_channels == 4
+    assert type(model.b).__name__ == "Sequential" and len(model.b) == 2
+    assert [type(m).__name__ for m in model.b] == ["Unit", "Unit"]
+    assert type(model.p).__name__ == "Pair" and len(model.p.inner) == 2
     keys = {k for k in model.state_dict() if not k.endswith("num_batches_tracked")}
     assert keys == set(expected_tensors(out.checked.report))
     assert {"b_0_x.conv.weight", "b.0.x.conv.weight", "p.inner.1.first.conv.weight"} <= keys
@@ -39,16 +64,44 @@ def test_a_nested_model_computes_its_statements_in_order(compiled):
     x = torch.randn(2, 3, 8, 8)
     with torch.no_grad():
         h = model.b_0_x(x)
-        for call in (*model.b, *model.p.inner):
+        for call in model.b:
             h = call.x(call.first(h))
-        h = h + model.b[1].x(model.b[1].first(model.b[0].x(model.b[0].first(model.b_0_x(x)))))
-        expected = model.head(h)
-        assert torch.allclose(model(x), expected, atol=1e-6)
+        inner = h
+        for call in model.p.inner:
+            inner = call.x(call.first(inner))
+        assert torch.allclose(model(x), model.head(inner + h), atol=1e-6)
 
 
-def test_zoo_resnet18_keeps_torchvisions_nesting(compiled_file):
-    """layer2's first call projects: its downsample sits beside conv1/conv2, as torchvision's."""
-    model = compiled_file(ROOT / "specs/zoo/resnet18.arch").module.build_model()
-    assert [type(m).__name__ for m in model.layer2] == ["Module", "Module"]
+def test_calls_with_different_statements_run_as_the_spec_says(compiled):
+    out = compiled(CONDITIONAL)
+    model = out.module.build_model().eval()
+    assert [type(m).__name__ for m in model.s] == ["Unit"] * 4
+    assert [hasattr(m, "wide") for m in model.s] == [True, False, True, False]
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(model(x), by_hand(model, x), atol=1e-6)
+
+
+def test_a_condition_python_cannot_compute_alike_runs_statement_by_statement(compiled):
+    """`flag == 1` with a bool flag is never true in archdsl (True == 1 in Python): no class."""
+    source = CONDITIONAL.replace("if gated\n", "if gated or gated == 1\n")
+    out = compiled(source)
+    model = out.module.build_model().eval()
+    assert type(model.s).__name__ == "ModuleList"
+    assert "class Unit" not in (out.dir / "model.py").read_text()
+    with torch.no_grad():
+        x = torch.randn(2, 3, 8, 8)
+        assert torch.allclose(model(x), by_hand(model, x), atol=1e-6)
+
+
+def test_zoo_resnet18_reads_like_torchvisions(compiled_file):
+    """One Basic class; layer2's first call projects, as torchvision's BasicBlock with a
+    downsample; forward calls each stage once."""
+    out = compiled_file(ROOT / "specs/zoo/resnet18.arch")
+    model = out.module.build_model()
+    assert [type(m).__name__ for m in model.layer2] == ["Basic", "Basic"]
+    assert [m.project for m in model.layer2] == [True, False]
     assert set(dict(model.layer2[0].named_children())) == {"conv1", "conv2", "downsample", "out"}
     assert not hasattr(model.layer2[1], "downsample")
+    text = (out.dir / "model.py").read_text()
+    assert "x = self.layer2(x)" in text and text.count("class Basic(nn.Module)") == 1
