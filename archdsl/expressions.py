@@ -1,4 +1,5 @@
-"""Evaluating argument expressions (`planes * 4`, `2 if index == 0 else 1`) to literal values."""
+"""Evaluating argument expressions (`planes * 4`, `2 if index == 0 else 1`, `max(8, w // 4)`,
+`stride == 1 and in.channels == out`) to literal values."""
 
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ COMPARISONS = {
     ">": operator.gt,
     ">=": operator.ge,
 }
+# the functions an expression may call on numbers: `max(8, width // 4)`
+NUMBER_FUNCTIONS = {"max": max, "min": min}
+# what a condition that is not `true` or `false` is told
+CONDITION_HINT = "a condition is `true`, `false` or a comparison such as `stride != 1`"
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,8 @@ def evaluate(v: Value, env: Mapping[str, Value]) -> Value:
     if v.kind in ("number", "dims"):
         return v
     if v.kind == "call":
+        if v.value in NUMBER_FUNCTIONS:
+            return _number_function(v, env)
         return replace(v, args=evaluate_args(v.args, env))
     if v.kind == "list":
         return replace(v, value=tuple(evaluate(item, env) for item in v.value))
@@ -85,6 +92,28 @@ def _attribute(v: Value, env: Mapping[str, Value]) -> Value:
     return Value("number", shape[index], v.span)
 
 
+def _number_function(v: Value, env: Mapping[str, Value]) -> Value:
+    """`max(a, b, ...)`, `min(...)`: the largest or smallest of two or more numbers, as written
+    (a whole number stays whole)."""
+    for arg in v.args:
+        if arg.key is not None:
+            raise fail(
+                "E004",
+                arg.span,
+                f"`{v.value}` takes no keyword arguments",
+                f"write `{v.value}(a, b, ...)`",
+            )
+    if len(v.args) < 2:
+        raise fail(
+            "E004",
+            v.span,
+            f"`{v.value}` needs two or more numbers, got {len(v.args)}",
+            f"e.g. `{v.value}(8, width // 4)`",
+        )
+    numbers = [_number(evaluate(a.value, env), v.value) for a in v.args]
+    return Value("number", NUMBER_FUNCTIONS[v.value](numbers), v.span)
+
+
 def evaluate_args(args: tuple[Arg, ...], env: Mapping[str, Value]) -> tuple[Arg, ...]:
     """Every argument evaluated."""
     return tuple(replace(a, value=evaluate(a.value, env)) for a in args)
@@ -95,16 +124,19 @@ def truth(v: Value, env: Mapping[str, Value], what: str) -> bool:
     result = evaluate(v, env)
     if result.kind == "name" and result.value in ("true", "false"):
         return result.value == "true"
-    raise fail("E004", v.span, f"{what} must be `true` or `false`, got {_show(result)}")
+    hint = CONDITION_HINT if result.kind == "number" else ""
+    raise fail("E004", v.span, f"{what} must be `true` or `false`, got {_show(result)}", hint)
 
 
 def _compute(v: Value, env: Mapping[str, Value]) -> Value:
-    """Binary, comparison, negation, `not` and conditional expressions."""
+    """Binary, comparison, negation, `not`, `and`, `or` and conditional expressions."""
     if v.kind == "conditional":
         then, cond, otherwise = v.value
         return evaluate(then if truth(cond, env, "the condition") else otherwise, env)
     if v.kind == "not":
         return _bool(not truth(v.value[0], env, "the operand of `not`"), v)
+    if v.kind in ("and", "or"):
+        return _bool(_logical(v, env), v)
     if v.kind == "negate":
         sign, operand = v.value
         x = _number(evaluate(operand, env), sign)
@@ -134,6 +166,16 @@ def _compute(v: Value, env: Mapping[str, Value]) -> Value:
             f"sizes and counts are at most {MAX_SIZE}",
         )
     return Value("number", result, v.span)
+
+
+def _logical(v: Value, env: Mapping[str, Value]) -> bool:
+    """`a and b`, `a or b`, short-circuiting as Python: `b` is evaluated only when it decides."""
+    left, right = v.value
+    what = f"each side of `{v.kind}`"
+    decided = truth(left, env, what)
+    if decided == (v.kind == "or"):
+        return decided
+    return truth(right, env, what)
 
 
 def _literal(v: Value):

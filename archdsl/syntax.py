@@ -37,6 +37,8 @@ READABLE = {
     "IF": "`if`",
     "ELSE": "`else`",
     "NOT": "`not`",
+    "AND": "`and`",
+    "OR": "`or`",
     "CMP": "a comparison",
     "ADDOP": "`+` or `-`",
     "$END": "the end of the file",
@@ -443,6 +445,12 @@ class _ToNodes(Transformer):
 
     def logical_not(self, c):
         return _expression("not", (c[1],), _around(c), (c[1],))
+
+    def logical_and(self, c):
+        return _expression("and", (c[0], c[2]), _around((c[0], c[2])), (c[0], c[2]))
+
+    def logical_or(self, c):
+        return _expression("or", (c[0], c[2]), _around((c[0], c[2])), (c[0], c[2]))
 
     def paren(self, c):
         return c[1]
