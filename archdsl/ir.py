@@ -267,6 +267,14 @@ class RandAugment(Frozen):
     magnitude: Annotated[int, Field(ge=0, le=MAGNITUDE_BINS - 1)] = 9
 
 
+class AutoAugment(Frozen):
+    """torchvision's AutoAugment on uint8 pixels: one of the policy's 25 sub-policies, each two
+    ops applied with their own probability at their own bin of 10."""
+
+    name: Literal["auto_augment"] = "auto_augment"
+    policy: Literal["imagenet", "cifar10", "svhn"] = "imagenet"
+
+
 class Mixup(Frozen):
     """Batch-level: each image blended with the next one of the batch (torchvision's MixUp),
     lambda ~ Beta(alpha, alpha), the targets blended alike."""
@@ -319,6 +327,7 @@ Augment = Annotated[
     | RandomErasing
     | TrivialAugment
     | RandAugment
+    | AutoAugment
     | Mixup
     | Cutmix,
     Field(discriminator="name"),

@@ -622,8 +622,8 @@ def _eval_size(step):
 
 
 def _check_order(steps, items) -> None:
-    """Each batch-level mix (mixup, cutmix) at most once; trivial_augment and rand_augment
-    before the steps that turn the pixels into floats (they work on uint8, as torchvision's)."""
+    """Each batch-level mix (mixup, cutmix) at most once; the POLICIES before the steps that
+    turn the pixels into floats (they work on uint8, as torchvision's)."""
     seen: set[str] = set()
     errors = []
     for step, item in zip(steps, items, strict=True):
@@ -791,7 +791,8 @@ SCHEDULE_CLASSES = {
     "none": ir.NoSchedule,
 }
 LOSS_CLASSES = {"cross_entropy": ir.CrossEntropy}
-POLICIES = ("trivial_augment", "rand_augment")  # torchvision's policies of ops on uint8 pixels
+# torchvision's policies of ops on uint8 pixels
+POLICIES = ("trivial_augment", "rand_augment", "auto_augment")
 FLOAT_STEPS = ("normalize", "pca_lighting", "random_erasing")  # their output is float pixels
 AUGMENT_CLASSES = {
     "random_crop": ir.RandomCrop,
@@ -803,6 +804,7 @@ AUGMENT_CLASSES = {
     "random_erasing": ir.RandomErasing,
     "trivial_augment": ir.TrivialAugment,
     "rand_augment": ir.RandAugment,
+    "auto_augment": ir.AutoAugment,
     "mixup": ir.Mixup,
     "cutmix": ir.Cutmix,
 }

@@ -87,6 +87,7 @@ AUGMENTS: dict[str, tuple[Param, ...]] = {
     "random_erasing": sig("p:float", "scale:floats", "ratio:floats", "value:float"),
     "trivial_augment": (),
     "rand_augment": sig("num_ops:int", "magnitude:int"),
+    "auto_augment": sig("policy:choice:imagenet|cifar10|svhn"),
     "mixup": sig("alpha:float"),
     "cutmix": sig("alpha:float"),
 }

@@ -9,7 +9,7 @@ from PIL import Image
 
 # the runtime beside this file (isort: split keeps one order wherever ruff runs)
 # isort: split
-from autoaugment import rand_augment, trivial_augment
+from autoaugment import auto_augment, rand_augment, trivial_augment
 
 # Krizhevsky et al. (2012) lighting noise: ImageNet RGB covariance eigen-pairs on [0, 1] pixels,
 # as published with fb.resnet.torch; the columns of EIGVEC are the eigenvectors.
@@ -311,6 +311,8 @@ def train_steps(entry):
     if name == "rand_augment":
         args = {k: entry[k] for k in ("num_ops", "magnitude")}
         return [partial(rand_augment, **args)]
+    if name == "auto_augment":
+        return [partial(auto_augment, policy=entry["policy"])]
     if name in MIXES:
         return []  # batch-level: mix_batch
     raise ValueError(f"unknown augment {name!r}")

@@ -1,4 +1,5 @@
-"""torchvision's TrivialAugmentWide and RandAugment on uint8 HxWxC images, in NumPy.
+"""torchvision's TrivialAugmentWide, RandAugment and AutoAugment on uint8 HxWxC images,
+in NumPy.
 
 Each op computes what torchvision.transforms.v2.functional computes on a uint8 tensor,
 in the same float32 steps (torch fuses x * r + y * a into one rounding: an FMA), so the
@@ -9,7 +10,12 @@ import math
 
 import numpy as np
 
+# the runtime beside this file (isort: split keeps one order wherever ruff runs)
+# isort: split
+from autoaugment_policies import POLICIES
+
 BINS = 31  # torchvision's num_magnitude_bins
+AUTO_BINS = 10  # AutoAugment's magnitude bins
 GRAY = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights
 F32 = np.float32
 
@@ -71,22 +77,32 @@ RAND = {
     "Equalize": NONE,
 }
 
+# AutoAugment's ops: RandAugment's without the identity, and invert; 10 magnitude bins
+AUTO = {**{op: RAND[op] for op in RAND if op != "Identity"}, "Invert": NONE}
+
 
 def draw_op(space, img, rng, magnitude=None):
     """(op, magnitude) as torchvision draws them: the op uniformly, then the bin (uniformly
-    when `magnitude` is None: TrivialAugmentWide), then the sign (negative when a uniform
-    draw is <= 0.5) for a signed op; ops without magnitudes get 0.0 and draw nothing more."""
+    when `magnitude` is None: TrivialAugmentWide), then the sign."""
     names = tuple(space)
     op = names[int(rng.integers(0, len(names)))]
-    table, signed = space[op]
-    values = table(BINS, *img.shape[:2])
-    if values is None:
+    if space[op][0](BINS, *img.shape[:2]) is None:
         return op, 0.0
     index = int(rng.integers(0, BINS)) if magnitude is None else magnitude
+    return op, draw_magnitude(space[op], BINS, index, img, rng)
+
+
+def draw_magnitude(entry, bins, index, img, rng):
+    """Bin `index` of an op's magnitudes (0.0 without), negated when the op is signed and a
+    uniform draw is <= 0.5 (an op without magnitudes or sign draws nothing)."""
+    table, signed = entry
+    values = table(bins, *img.shape[:2])
+    if values is None:
+        return 0.0
     value = float(values[index])
     if signed and rng.random() <= 0.5:
         value = -value
-    return op, value
+    return value
 
 
 def trivial_augment(img, rng):
@@ -98,6 +114,18 @@ def rand_augment(img, rng, num_ops, magnitude):
     """torchvision's RandAugment: num_ops ops in turn, each at bin `magnitude`."""
     for _ in range(num_ops):
         img = apply_op(img, *draw_op(RAND, img, rng, magnitude))
+    return img
+
+
+def auto_augment(img, rng, policy="imagenet"):
+    """torchvision's AutoAugment: one sub-policy of `policy` uniformly, then each of its two
+    (op, probability, bin) in turn, applied when a uniform draw is <= the probability."""
+    subpolicies = POLICIES[policy]
+    for op, probability, index in subpolicies[int(rng.integers(0, len(subpolicies)))]:
+        if rng.random() <= probability:
+            img = apply_op(
+                img, op, draw_magnitude(AUTO[op], AUTO_BINS, index, img, rng)
+            )
     return img
 
 
@@ -270,7 +298,13 @@ OPS = {
     "Solarize": lambda img, m: solarize(img, 255.0 * m),
     "AutoContrast": lambda img, m: autocontrast(img),
     "Equalize": lambda img, m: equalize(img),
+    "Invert": lambda img, m: invert(img),
 }
+
+
+def invert(img):
+    """255 - each value (torchvision's invert of uint8)."""
+    return 255 - img
 
 
 def apply_op(img, op, magnitude):

@@ -85,16 +85,25 @@ def calibrate(model, x, rng, target=conform.TARGET_STD):
                 hook.remove()
 
 
+def statement_modules(model) -> dict:
+    """{statement: its nn.Sequential}: the Sequentials keyed by op labels (`conv`, `relu`), at
+    the statement's dotted path; a Sequential of block calls (keyed 0, 1, ...) is not one."""
+    return {
+        name: module
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Sequential) and not any(k.isdigit() for k in module._modules)
+    }
+
+
 def statement_outputs(model, x):
     """{statement: eval-mode output} for every statement the model has a Sequential for."""
     seen, hooks = {}, []
-    for name, module in model.named_children():
-        if isinstance(module, nn.Sequential):
+    for name, module in statement_modules(model).items():
 
-            def keep(module, inputs, output, name=name):
-                seen[name] = output.detach().numpy().copy()
+        def keep(module, inputs, output, name=name):
+            seen[name] = output.detach().numpy().copy()
 
-            hooks.append(module.register_forward_hook(keep))
+        hooks.append(module.register_forward_hook(keep))
     try:
         with torch.no_grad():
             logits = model(x).numpy()

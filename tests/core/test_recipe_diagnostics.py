@@ -29,6 +29,8 @@ def test_the_policies_reach_the_ir():
     assert trivial.name == "trivial_augment"
     default = check("  augment = [rand_augment]").graph.train.augment[0]
     assert (default.num_ops, default.magnitude) == (2, 9)  # torchvision's defaults
+    auto = check("  augment = [auto_augment, auto_augment(svhn), auto_augment(policy=cifar10)]")
+    assert [a.policy for a in auto.graph.train.augment] == ["imagenet", "svhn", "cifar10"]
 
 
 def test_the_recipes_settings_reach_the_ir():
@@ -85,6 +87,10 @@ def test_the_recipes_settings_reach_the_ir():
         ("  augment = [rand_augment(num_ops=-1)]", "E004", (5, 35), "at least 0"),
         ("  augment = [rand_augment(num_ops=1.5)]", "E004", (5, 35), ""),
         ("  augment = [trivial_augment(2)]", "E016", (5, 30), "none"),
+        ("  augment = [auto_augment(policy=imagnet)]", "E004", (5, 34), "`imagenet`"),
+        ("  augment = [auto_augment(3)]", "E004", (5, 27), "`cifar10`"),
+        ("  augment = [auto_augment(mode=svhn)]", "E003", (5, 27), "`policy`"),
+        ("  augment = [random_erasing, auto_augment]", "E019", (5, 30), "before `random_erasing`"),
         ("  augment = [normalize, trivial_augment]", "E019", (5, 25), "before `normalize`"),
         ("  augment = [pca_lighting, rand_augment]", "E019", (5, 28), "before `pca_lighting`"),
     ],

@@ -90,7 +90,9 @@ def infer(task):
     return {
         "trainable": trainable,
         "frozen": frozen,
-        "statement_params": {n: sum(counts(c)) for n, c in model.named_children()},
+        "statement_params": {
+            n: sum(counts(c)) for n, c in torch_driver.statement_modules(model).items()
+        },
         "reload": conform.diff(reloaded, output),
         "noise": {
             "output": conform.diff(output, output64)[1],

@@ -520,7 +520,7 @@ class Expander:
             raise SpecError("E010", where, f"no block {call.block}")
         current = start
         for index in range(call.repeat or 1):
-            prefix = f"{name}_{index}_" if call.repeat else f"{name}_"
+            prefix = f"{name}.{index}." if call.repeat else f"{name}."
             env = {param: default for param, _, default in block.params}
             scope = {**outer, "index": index}
             env |= {k: evaluate(v, scope) for k, v in call.args.items()}

@@ -55,9 +55,9 @@ def test_forward_pass_gives_one_row_of_logits_per_example(built):
 
 
 def _keras_output(model, name):
-    """The layer that carries an op's output: `name`, or its `.stride` helper when there is one."""
+    """The layer that carries an op's output: `name`, or its `_stride` helper when there is one."""
     helpers = {layer.name for layer in model.layers}
-    return model.get_layer(f"{name}.stride" if f"{name}.stride" in helpers else name)
+    return model.get_layer(f"{name}_stride" if f"{name}_stride" in helpers else name)
 
 
 def test_every_layer_has_the_reported_shape(built):

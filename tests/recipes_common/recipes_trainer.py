@@ -23,7 +23,8 @@ train {
   batch          = 8
   epochs         = 3
   augment        = [random_resized_crop(16), hflip, trivial_augment,
-                    rand_augment(num_ops=2, magnitude=9), mixup(0.2), cutmix(1.0), normalize]
+                    rand_augment(num_ops=2, magnitude=9), auto_augment(imagenet), mixup(0.2),
+                    cutmix(1.0), normalize]
 }
 """
 # 24 training images (8 per class), 3 steps per epoch

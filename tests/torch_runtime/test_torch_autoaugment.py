@@ -1,5 +1,5 @@
-"""trivial_augment and rand_augment: every op's pixels and every draw are torchvision's
-(v2.TrivialAugmentWide, v2.RandAugment on uint8 tensors)."""
+"""trivial_augment, rand_augment and auto_augment: every op's pixels and every draw are
+torchvision's (v2.TrivialAugmentWide, v2.RandAugment, v2.AutoAugment on uint8 tensors)."""
 
 import ast
 import pickle
@@ -46,17 +46,22 @@ def theirs(policy, img, op, magnitude):
 
 
 def policies(auto):
-    """(torchvision transform, our space) for TrivialAugmentWide and RandAugment."""
-    return [(v2.TrivialAugmentWide(), auto.WIDE), (v2.RandAugment(), auto.RAND)]
+    """(torchvision transform, our space, bins) for TrivialAugmentWide, RandAugment and
+    AutoAugment."""
+    return [
+        (v2.TrivialAugmentWide(), auto.WIDE, 31),
+        (v2.RandAugment(), auto.RAND, 31),
+        (v2.AutoAugment(), auto.AUTO, 10),
+    ]
 
 
 @pytest.mark.parametrize("hw", [(16, 16), (37, 53), (224, 224)])
 def test_magnitude_tables_are_torchvisions(auto, hw):
-    for policy, space in policies(auto):
+    for policy, space, bins in policies(auto):
         assert list(space) == list(policy._AUGMENTATION_SPACE)
         for op, (table, signed) in policy._AUGMENTATION_SPACE.items():
             ours, our_signed = space[op]
-            want, got = table(31, *hw), ours(31, *hw)
+            want, got = table(bins, *hw), ours(bins, *hw)
             assert our_signed == signed, op
             if want is None:
                 assert got is None, op
@@ -72,10 +77,10 @@ def check_op(auto, policy, img, op, magnitude):
     np.testing.assert_array_equal(got, want, err_msg=f"{op} {magnitude} {img.shape}")
 
 
-def op_cases(auto, policy, space, hw, bins):
-    """(op, magnitude) for each op at each of `bins`, both signs where signed."""
+def op_cases(space, hw, bins, count=31):
+    """(op, magnitude) for each op at each of `bins` of `count`, both signs where signed."""
     for op, (table, signed) in space.items():
-        values = table(31, *hw)
+        values = table(count, *hw)
         if values is None:
             yield op, 0.0
             continue
@@ -89,18 +94,18 @@ def op_cases(auto, policy, space, hw, bins):
 def test_each_op_gives_torchvisions_pixels(auto, hw):
     img = picture(*hw)
     changed = set()
-    for policy, space in policies(auto):
-        for op, magnitude in op_cases(auto, policy, space, hw, (3, 9, 20, 30)):
+    for policy, space, count in policies(auto):
+        for op, magnitude in op_cases(space, hw, (3, 9, 20, 30)[: 2 + count // 30], count):
             check_op(auto, policy, img, op, magnitude)
             if not np.array_equal(auto.apply_op(img, op, magnitude), img):
                 changed.add(op)
-    assert changed == set(auto.WIDE) - {"Identity"}  # each op did something
+    assert changed == set(auto.AUTO) | set(auto.WIDE) - {"Identity"}  # each op did something
 
 
 def test_each_op_gives_torchvisions_pixels_on_one_channel(auto):
     img = picture(13, 17)[..., :1]
-    for policy, space in policies(auto):
-        for op, magnitude in op_cases(auto, policy, space, (13, 17), (9, 30)):
+    for policy, space, count in policies(auto):
+        for op, magnitude in op_cases(space, (13, 17), (count - 1, 9), count):
             check_op(auto, policy, img, op, magnitude)
 
 
@@ -121,8 +126,8 @@ def test_quarter_turns_and_flat_images(auto):
 def test_every_op_at_every_magnitude_gives_torchvisions_pixels(auto, hw):
     for seed in range(2):
         img = picture(*hw, seed)
-        for policy, space in policies(auto):
-            for op, magnitude in op_cases(auto, policy, space, hw, range(31)):
+        for policy, space, count in policies(auto):
+            for op, magnitude in op_cases(space, hw, range(count), count):
                 check_op(auto, policy, img, op, magnitude)
 
 
@@ -183,15 +188,46 @@ def test_rand_augment_draws_are_torchvisions(auto):
         np.testing.assert_array_equal(auto.rand_augment(img, TorchDraws(), 2, 9), want)
 
 
+@pytest.mark.parametrize("name", ["imagenet", "cifar10", "svhn"])
+def test_auto_augment_sub_policies_and_draws_are_torchvisions(auto, name, monkeypatch):
+    """The policy's table is torchvision's; for the same torch draws: the same ops applied
+    (the sub-policy's, each with its probability) at the same signed magnitudes, in the same
+    order, and the same image."""
+    img, policy = picture(19, 27), v2.AutoAugment(v2.AutoAugmentPolicy(name))
+    assert auto.POLICIES[name] == tuple(map(tuple, policy._policies))
+    theirs_calls, ours = recorded(policy), []
+    apply = auto.apply_op
+
+    def record(image, op, magnitude):
+        ours.append((op, magnitude))
+        return apply(image, op, magnitude)
+
+    monkeypatch.setattr(auto, "apply_op", record)
+    tensor = torch.from_numpy(img.transpose(2, 0, 1).copy())
+    for seed in range(60):
+        torch.manual_seed(seed)
+        want = policy(tensor).numpy().transpose(1, 2, 0)
+        torch.manual_seed(seed)
+        np.testing.assert_array_equal(auto.auto_augment(img, TorchDraws(), name), want)
+        assert ours == theirs_calls, seed
+    assert 60 < len(ours) < 120  # some ops skipped by their probability, most applied
+    assert {m < 0 for _, m in ours} == {True, False}
+
+
 def test_the_pipeline_applies_the_policies_before_normalize(aug):
     img = picture(12, 12)
     norm = {"name": "normalize", "mean": [0.5] * 3, "std": [0.5] * 3}
     rand = {"name": "rand_augment", "num_ops": 2, "magnitude": 9}
-    for entry, policy in (({"name": "trivial_augment"}, aug.trivial_augment), (rand, None)):
+    svhn = {"name": "auto_augment", "policy": "svhn"}
+    for entry, policy in (
+        ({"name": "trivial_augment"}, aug.trivial_augment),
+        (rand, lambda img, rng: aug.rand_augment(img, rng, 2, 9)),
+        (svhn, lambda img, rng: aug.auto_augment(img, rng, "svhn")),
+    ):
         pipe = pickle.loads(pickle.dumps(aug.build_pipeline([entry, norm], (12, 12), True)))
         out = pipe(img, aug.sample_rng(0, 0, 5))
         rng = aug.sample_rng(0, 0, 5)
-        by_hand = policy(img, rng) if policy else aug.rand_augment(img, rng, 2, 9)
+        by_hand = policy(img, rng)
         np.testing.assert_allclose(out, (by_hand / 255 - 0.5) / 0.5, atol=1e-6)
         evaluated = aug.build_pipeline([entry, norm], (12, 12), train=False)(img)
         np.testing.assert_allclose(evaluated, (img / 255 - 0.5) / 0.5, atol=1e-6)
@@ -221,14 +257,15 @@ def test_both_backends_train_data_carries_the_policies_the_pipeline_applies(aug,
     )
     entries = torch_train["augment"]
     assert entries == keras_train["augment"]
-    assert entries[2:4] == [
+    assert entries[2:5] == [
         {"name": "trivial_augment"},
         {"name": "rand_augment", "num_ops": 2, "magnitude": 9},
+        {"name": "auto_augment", "policy": "imagenet"},
     ]
     img = picture(20, 24)
     out = aug.build_pipeline(entries, (16, 16), train=True)(img, aug.sample_rng(1, 0, 7))
     rng = aug.sample_rng(1, 0, 7)
     x = aug.hflip(aug.random_resized_crop(img, 16, (0.08, 1.0), (0.75, 4 / 3), rng), rng)
-    x = aug.rand_augment(aug.trivial_augment(x, rng), rng, 2, 9)
+    x = aug.auto_augment(aug.rand_augment(aug.trivial_augment(x, rng), rng, 2, 9), rng)
     want = aug.normalize(x, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
     np.testing.assert_array_equal(out, want)
