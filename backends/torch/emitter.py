@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from archdsl import ir
 from archdsl.backends.pysource import (
     WIDTH,
     Call,
@@ -23,6 +22,8 @@ from archdsl.backends.pysource import (
 from archdsl.backends.torch.block_classes import Plan, class_text, constructor, plan
 from archdsl.backends.torch.layout import items_block, layout, statement
 from archdsl.backends.torch.nesting import attribute, containers
+
+from archdsl import ir
 from archdsl.emit import EmitError
 from archdsl.initializers import Distribution, layer_distributions
 from archdsl.naming import op_labels
