@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from archdsl.backends.block_plan import Plan, camel_case, plan, too_long
 from archdsl.backends.pysource import (
     WIDTH,
     Call,
@@ -19,13 +20,14 @@ from archdsl.backends.pysource import (
     tup,
     variable_names,
 )
-from archdsl.backends.torch.block_classes import Plan, class_text, constructor, plan
+from archdsl.backends.torch.block_classes import class_text, constructor
 from archdsl.backends.torch.layout import items_block, layout, statement
 from archdsl.backends.torch.nesting import attribute, containers
 
 from archdsl import ir
 from archdsl.emit import EmitError
 from archdsl.initializers import Distribution, layer_distributions
+from archdsl.lowering import FRAMEWORK_MEMBERS
 from archdsl.naming import op_labels
 from archdsl.ops import REGISTRY
 from archdsl.shapes import Layer, Report, resolve_padding, trailing_softmax, window_out
@@ -270,15 +272,18 @@ def render_model(graph: ir.Graph, report: Report, spec_name: str) -> str:
 
 def _block_classes(graph: ir.Graph, chains: list[Chain], towers: int) -> tuple[Plan, list[str]]:
     """Which blocks run as classes, and their definitions; a block whose class would need a
-    line longer than ruff's is run statement by statement instead."""
+    line longer than ruff's is run statement by statement instead, as are a towered model's."""
+    if towers > 1:
+        return Plan({}, {}, {}, {}), []
     by_name = {c.stmt.name: c for c in chains}
-    taken = MODULE_NAMES | {graph.name, "place"}
+    facts = {c.stmt.name: (c.merge, bool(c.ops)) for c in chains}
+    taken = MODULE_NAMES | {graph.name}
+    forms = {b.name: b for b in graph.blocks}
     excluded: set[str] = set()
     while True:
-        blocks = plan(graph, by_name, excluded, taken, towers)
-        forms = {b.name: b for b in graph.blocks if b.name in blocks.classes}
-        texts = {b: class_text(blocks, form, by_name, _merge) for b, form in forms.items()}
-        long = {b for b, t in texts.items() if max(map(len, t.splitlines())) > WIDTH}
+        blocks = plan(graph, facts, camel_case, taken, FRAMEWORK_MEMBERS, excluded)
+        texts = {b: class_text(blocks, forms[b], by_name, _merge) for b in blocks.units}
+        long = {b for b, text in texts.items() if too_long(text, WIDTH)}
         if not long:
             return blocks, list(texts.values())
         excluded |= long
