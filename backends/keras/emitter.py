@@ -5,6 +5,16 @@ from __future__ import annotations
 import keyword
 from dataclasses import dataclass
 
+from archdsl.backends.block_plan import Plan, calls_under, plan, too_long
+from archdsl.backends.keras.builders import (
+    ARGUMENTS_RESERVED,
+    PARTIAL,
+    RUN,
+    RUN_FUNCTION,
+    call_code,
+    function_text,
+    used_units,
+)
 from archdsl.backends.keras.layout import statement
 from archdsl.backends.pysource import (
     WIDTH,
@@ -58,6 +68,21 @@ ADAPTIVE = "_AdaptiveAvgPool2D"
 # Names build_model's body reads: a spec name equal to one gets a trailing `_` as a variable.
 RESERVED = {"keras", "INPUT_SHAPE", "MODEL_NAME", ADAPTIVE, *RUNTIME}
 BODY = 4  # indentation of a function body
+# what model.py defines at its top level, besides RESERVED: no builder function may take it
+MODULE_NAMES = {
+    "SPEC",
+    "OUTPUT_SHAPE",
+    "NUM_CLASSES",
+    "TRAIN",
+    "build_model",
+    "predict",
+    "build_optimizer",
+    "build_scheduler",
+    "load_weights",
+    "save_weights",
+    RUN,
+    PARTIAL,
+}
 SPLIT = ("# The archdsl runtime, copied beside this file:", "# isort: split")
 
 ADAPTIVE_CLASS = f'''class {ADAPTIVE}(keras.layers.Layer):
@@ -481,8 +506,7 @@ def _statement_lines(
                 f"{' ' * BODY}# {layer.name}: applied by predict(); the model outputs logits"
             )
             continue
-        build = _flatten_chw if layer.name in observed else LAYERS[op.op]
-        for step in build(op, layer, f"{stmt.name}.{label}"):
+        for step in _steps(op, label, layer, stmt.name, observed):
             code = Call(step.layer, (current,))
             lines.append(statement(code, BODY, f"{var} = ", _hwc(step.shape)))
             calls.append(step.layer)
@@ -491,30 +515,92 @@ def _statement_lines(
     return lines, calls
 
 
-def _build_model(graph: ir.Graph, report: Report) -> tuple[str, list[Call]]:
-    """build_model()'s text and every layer call in it."""
+def _steps(op, label: str, layer: Layer, statement_name: str, observed: set[str]) -> list[Step]:
+    """The layers of one op (a flatten whose order would show is the runtime's FlattenCHW)."""
+    build = _flatten_chw if layer.name in observed else LAYERS[op.op]
+    return build(op, layer, f"{statement_name}.{label}")
+
+
+def _builders(graph: ir.Graph, report: Report, taken: set[str]) -> tuple[Plan, dict[str, str]]:
+    """Which blocks run as builder functions, and the text of each the model calls; a block
+    whose function would need a line longer than ruff's is written out instead, as are the
+    calls of a model with towers."""
+    if any(s.tower is not None for s in graph.statements):
+        return Plan({}, {}, {}, {}), {}
+    facts = {s.name: () for s in report.order if s.name in report.live}
+    forms = {b.name: b for b in graph.blocks}
+    names = {s.name for s in graph.statements}
+    reserved = ARGUMENTS_RESERVED | RESERVED
+    excluded: set[str] = set()
+    while True:
+        blocks = plan(graph, facts, lambda block: block, taken, reserved, excluded)
+        texts = {b: function_text(blocks, forms[b]) for b in used_units(blocks, forms, names)}
+        long = {b for b, text in texts.items() if too_long(text, WIDTH)}
+        if not long:
+            return blocks, texts
+        excluded |= long
+
+
+def _group_lines(graph, report, blocks: Plan, top: str, value: dict, var: str, observed):
+    """The calls of a top-level statement run as builder functions, one line each; updates
+    `value` with the statement's output."""
+    statements = {s.name: s for s in graph.statements}
+    by_statement = report.by_statement()
+    forms = {b.name: b for b in graph.blocks}
+
+    def layer_calls(name: str) -> list[Code]:
+        """The constructed layers of one statement."""
+        stmt = statements[name]
+        labelled = zip(stmt.ops, op_labels(stmt), by_statement[name], strict=True)
+        return [st.layer for o, lab, lay in labelled for st in _steps(o, lab, lay, name, observed)]
+
+    source, output = blocks.groups[top]
+    current, lines, calls = value[source], [], []
+    for path in calls_under(top, blocks.calls, set(statements)):
+        code = call_code(blocks, path, current, forms, set(statements), layer_calls)
+        last = [n for n in statements if n.startswith(path + ".")][-1]
+        lines.append(statement(code, BODY, f"{var} = ", _hwc(report.outputs[last])))
+        calls.append(code)
+        current = var
+    value[output] = var
+    return lines, calls
+
+
+def _build_model(graph: ir.Graph, report: Report) -> tuple[str, list[Call], dict[str, str]]:
+    """build_model()'s text, every layer call in it, and the builder functions it calls."""
     variables = _variables(graph)
+    tops = dict.fromkeys(s.name.split(".")[0] for s in graph.statements if "." in s.name)
+    named = variable_names(tops, set(variables.values()) | RESERVED)
+    taken = RESERVED | MODULE_NAMES | {graph.name} | set(variables.values()) | set(named.values())
+    blocks, functions = _builders(graph, report, taken)
     value = {i.name: variables[i.name] for i in graph.inputs}
     by_statement = report.by_statement()
     softmax = trailing_softmax(graph)
     observed = observed_flattens(graph, report)
-    blocks, calls = ["\n".join(_input_lines(graph, variables))], []
+    parts, calls = ["\n".join(_input_lines(graph, variables))], []
     for stmt in report.order:
         if stmt.name not in report.live:
-            blocks.append(f"{' ' * BODY}# {stmt.name} never reaches the output: not built")
+            parts.append(f"{' ' * BODY}# {stmt.name} never reaches the output: not built")
+            continue
+        top = stmt.name.split(".")[0]
+        if top in blocks.groups:
+            if blocks.groups[top][1] == stmt.name:  # the group's last statement: run it here
+                lines, more = _group_lines(graph, report, blocks, top, value, named[top], observed)
+                parts.append("\n".join(lines))
+                calls += more
             continue
         last = softmax and stmt.name == graph.output
         lines, more = _statement_lines(
             stmt, by_statement[stmt.name], value, variables[stmt.name], last, observed
         )
-        blocks.append("\n".join(lines))
+        parts.append("\n".join(lines))
         calls += more
     inputs = [variables[i.name] for i in graph.inputs]
     model_inputs = inputs[0] if len(inputs) == 1 else Seq("[]", tuple(inputs))
     model = Call("keras.Model", (model_inputs, value[graph.output], Pair("name", "MODEL_NAME")))
-    blocks.append(statement(model, BODY, "return "))
+    parts.append(statement(model, BODY, "return "))
     doc = f"{graph.name} as a functional keras.Model, channels-last; it outputs logits."
-    return _function("build_model()", doc, "\n\n".join(blocks)), calls
+    return _function("build_model()", doc, "\n\n".join(parts)), calls, functions
 
 
 # ----------------------------------------------------------------------------- recipe
@@ -631,7 +717,8 @@ def _imports(used: set[str]) -> str:
             lines.append(line)
     # portable weights (archdsl weights): re-exported as the model's own save/load functions
     lines.append("from weights import load_weights, save_weights  # noqa: F401")
-    return "\n".join(["import keras", "", *SPLIT, *lines]) if lines else "import keras"
+    first = ["from functools import partial", ""] if PARTIAL in used else []
+    return "\n".join([*first, "import keras", "", *SPLIT, *lines])
 
 
 def _isort_key(name: str) -> tuple[int, str]:
@@ -668,7 +755,7 @@ def _predict(graph: ir.Graph) -> str:
 def render_model(graph: ir.Graph, report: Report, spec_name: str) -> str:
     """The text of model.py (see backends/CONTRACT.md) for a graph that checked cleanly."""
     _identifier(graph.name)
-    model, calls = _build_model(graph, report)
+    model, calls, functions = _build_model(graph, report)
     optimizer, optimizer_calls = _build_optimizer(graph.train)
     scheduler, scheduler_calls = _build_scheduler(graph.train)
     used = _callees([*calls, *optimizer_calls, *scheduler_calls])
@@ -679,6 +766,7 @@ def render_model(graph: ir.Graph, report: Report, spec_name: str) -> str:
     parts = [
         f"{header}\n\n{_imports(used)}\n\n{_constants(graph, report, spec_name)}",
         *([ADAPTIVE_CLASS] if ADAPTIVE in used else []),
+        *([RUN_FUNCTION, *functions.values()] if functions else []),
         model,
         _predict(graph),
         optimizer,
