@@ -46,7 +46,7 @@ def block_forms(
 
 def _kinds(recorded: list[CallRecord]) -> dict[str, str]:
     """The kind of every name the calls' bodies could read (MIXED where calls disagree)."""
-    kinds: dict[str, str] = {f"in_{a}": "number" for a in SHAPE_ATTRIBUTES}
+    kinds: dict[str, str] = {f"{BLOCK_INPUT}.{a}": "number" for a in SHAPE_ATTRIBUTES}
     for record in recorded:
         for name, value in record.env.items():
             if name == BLOCK_INPUT:
@@ -103,13 +103,13 @@ def _values(reads: tuple[str, ...], env: dict) -> tuple | None:
     """(name, value) for each name a call's conditions read, or None where one has no value."""
     out = []
     for name in reads:
-        if name.startswith("in_") and name[3:] in SHAPE_ATTRIBUTES:
+        if name.startswith(BLOCK_INPUT + "."):
             tensor = env[BLOCK_INPUT]
             try:
                 shape = tensor.value.shape(tensor.span)
             except BindError:
                 return None
-            index = SHAPE_ATTRIBUTES[name[3:]]
+            index = SHAPE_ATTRIBUTES[name.split(".")[1]]
             if index >= len(shape):
                 return None
             out.append((name, shape[index]))

@@ -1,23 +1,24 @@
 """A block's condition as Python source, for generated code that tests it when a call runs.
 
-The source names what it reads as `{name}` placeholders (`{stride} == 1 and {in_channels} ==
-{out}`): a block parameter, `index`, `position`, `positions`, or `in.channels` / `in.height` /
-`in.width` as `{in_channels}` ... A condition translates only where Python computes exactly what
+The source names what it reads as `{name}` placeholders (`{stride} == 1 and {in.channels} ==
+{out}`): a block parameter, `index`, `position`, `positions`, `in.channels`, `in.height` or
+`in.width` (which no parameter's name can be); `fill` puts the generated code's names in. A condition translates only where Python computes exactly what
 archdsl's evaluation (expressions.py) does: an equality between a `true`/`false` and a number
 (never equal in archdsl, sometimes in Python) or an operand whose kind is not known does not.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from archdsl.blocks import BLOCK_INPUT
 from archdsl.expressions import ARITHMETIC, COMPARISONS, NUMBER_FUNCTIONS, SHAPE_ATTRIBUTES
 from archdsl.syntax import Value
 
 # what a parameter of each declared kind holds, as a translation sees it
 KIND_OF_PARAM = {"int": "number", "float": "number", "bool": "bool", "size": "size", "name": "name"}
-BLOCK_INPUT = "in"
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,8 @@ def _translate(v: Value, kinds: Mapping[str, str], reads: list[str]) -> tuple[st
             return "{" + v.value + "}", kinds[v.value], ATOM
         raise Untranslatable(v.value)
     if v.kind == "attribute" and v.value[0] == BLOCK_INPUT and v.value[1] in SHAPE_ATTRIBUTES:
-        reads.append(f"in_{v.value[1]}")
-        return "{in_" + v.value[1] + "}", "number", ATOM
+        reads.append(f"{BLOCK_INPUT}.{v.value[1]}")
+        return "{" + f"{BLOCK_INPUT}.{v.value[1]}" + "}", "number", ATOM
     if v.kind == "not":
         return f"not {_operand(v.value[0], kinds, reads, 'bool', NOT)}", "bool", NOT
     if v.kind in ("and", "or"):
@@ -88,6 +89,11 @@ def _translate(v: Value, kinds: Mapping[str, str], reads: list[str]) -> tuple[st
     if v.kind in ("binary", "compare"):
         return _binary(v, kinds, reads)
     raise Untranslatable(v.kind)
+
+
+def fill(source: str, names: Mapping[str, str]) -> str:
+    """A translated condition with each `{name}` replaced by how the code reads it."""
+    return re.sub(r"\{([^{}]+)\}", lambda m: names[m[1]], source)
 
 
 def _binary(v: Value, kinds: Mapping[str, str], reads: list[str]) -> tuple[str, str, int]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from archdsl.backends.pysource import INDENT, Code, literal, tup, variable_names
 
 from archdsl import ir
+from archdsl.pyexpr import fill
 
 BODY = 4  # indentation of a function body (a method's body is indented once more)
 
@@ -194,7 +195,7 @@ def _python(condition: str | None, arguments: dict, spelling: Spelling) -> str |
     """A condition over what the unit was given: `self.stride == 1 and ...`."""
     if condition is None:
         return None
-    return condition.format(**{name: spelling.value(a) for name, a in arguments.items()})
+    return fill(condition, {name: spelling.value(a) for name, a in arguments.items()})
 
 
 def _before(index: int, call: ir.BlockCall) -> int | None:

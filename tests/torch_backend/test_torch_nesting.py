@@ -105,3 +105,25 @@ def test_zoo_resnet18_reads_like_torchvisions(compiled_file):
     assert not hasattr(model.layer2[1], "downsample")
     text = (out.dir / "model.py").read_text()
     assert "x = self.layer2(x)" in text and text.count("class Basic(nn.Module)") == 1
+
+
+def test_a_parameter_named_like_the_inputs_width_is_its_own(compiled):
+    """`in_channels` the parameter and `in.channels` the input's width are different values."""
+    out = compiled(
+        """model Widths
+input image: 3 x 4 x 4
+block u(in_channels: int) {
+  a = conv(4, kernel=1)  if in.channels != in_channels
+  b = relu
+}
+s = u(3) |> u(5)
+head = global_avgpool |> flatten |> dense(2)
+"""
+    )
+    model = out.module.build_model().eval()
+    assert [type(m).__name__ for m in model.s] == ["U", "U"]
+    assert [(m.in_channels, m.in_channels_) for m in model.s] == [(3, 3), (3, 5)]
+    x = torch.randn(2, 3, 4, 4)
+    with torch.no_grad():
+        expected = model.head(model.s[1].b(model.s[1].a(model.s[0].b(x))))
+        assert torch.allclose(model(x), expected, atol=1e-6)

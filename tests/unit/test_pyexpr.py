@@ -6,7 +6,7 @@ import itertools
 import pytest
 
 from archdsl.expressions import truth
-from archdsl.pyexpr import KIND_OF_PARAM, python_condition
+from archdsl.pyexpr import KIND_OF_PARAM, fill, python_condition
 from archdsl.syntax import BlockDef, Value, parse
 
 PARAMS = {"a": "int", "b": "int", "f": "bool", "g": "bool", "r": "float"}
@@ -67,7 +67,7 @@ def test_a_translated_condition_computes_what_archdsl_computes(text):
     for values in itertools.product(*(GRID.get(n, (3, 4)) for n in names)):
         bound = dict(zip(names, values, strict=True))
         expected = archdsl_value(v, bound)
-        python = translated.source.format(**{n: repr(x) for n, x in bound.items()})
+        python = fill(translated.source, {n: repr(x) for n, x in bound.items()})
         assert eval(python) == expected, (text, python, bound)  # noqa: S307 - our own source
 
 
