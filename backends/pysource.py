@@ -12,6 +12,21 @@ from dataclasses import dataclass
 
 WIDTH = 88  # ruff's default line length
 INDENT = 4
+# what every model.py defines at its top level (backends/CONTRACT.md)
+CONTRACT_NAMES = {
+    "MODEL_NAME",
+    "SPEC",
+    "INPUT_SHAPE",
+    "OUTPUT_SHAPE",
+    "NUM_CLASSES",
+    "TRAIN",
+    "build_model",
+    "predict",
+    "build_optimizer",
+    "build_scheduler",
+    "load_weights",
+    "save_weights",
+}
 
 
 @dataclass(frozen=True)

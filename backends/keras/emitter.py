@@ -17,6 +17,7 @@ from archdsl.backends.keras.builders import (
 )
 from archdsl.backends.keras.layout import statement
 from archdsl.backends.pysource import (
+    CONTRACT_NAMES,
     WIDTH,
     Call,
     Code,
@@ -68,21 +69,8 @@ ADAPTIVE = "_AdaptiveAvgPool2D"
 # Names build_model's body reads: a spec name equal to one gets a trailing `_` as a variable.
 RESERVED = {"keras", "INPUT_SHAPE", "MODEL_NAME", ADAPTIVE, *RUNTIME}
 BODY = 4  # indentation of a function body
-# what model.py defines at its top level, besides RESERVED: no builder function may take it
-MODULE_NAMES = {
-    "SPEC",
-    "OUTPUT_SHAPE",
-    "NUM_CLASSES",
-    "TRAIN",
-    "build_model",
-    "predict",
-    "build_optimizer",
-    "build_scheduler",
-    "load_weights",
-    "save_weights",
-    RUN,
-    PARTIAL,
-}
+# what model.py defines at its top level: no builder function may take it
+MODULE_NAMES = CONTRACT_NAMES | {RUN, PARTIAL}
 SPLIT = ("# The archdsl runtime, copied beside this file:", "# isort: split")
 
 ADAPTIVE_CLASS = f'''class {ADAPTIVE}(keras.layers.Layer):

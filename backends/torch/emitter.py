@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from archdsl.backends.block_plan import Plan, camel_case, plan, too_long
 from archdsl.backends.pysource import (
+    CONTRACT_NAMES,
     WIDTH,
     Call,
     Code,
@@ -68,7 +69,7 @@ FRESH = {
 }
 METHOD = 8  # indentation of a method body
 # names at the top level of model.py, which the model's class must not shadow
-MODULE_NAMES = {
+MODULE_NAMES = CONTRACT_NAMES | {
     "OrderedDict",
     "torch",
     "nn",
@@ -76,23 +77,12 @@ MODULE_NAMES = {
     "TFRMSprop",
     "param_groups",
     *SCHEDULES.values(),
-    "MODEL_NAME",
-    "SPEC",
-    "INPUT_SHAPE",
-    "NUM_CLASSES",
-    "TRAIN",
     "Resize",
     "PaddedAvgPool2d",
     "LayerNorm2d",
     "LayerScale",
     "StochasticDepth",
     "Chunk",
-    "build_model",
-    "predict",
-    "build_optimizer",
-    "build_scheduler",
-    "load_weights",
-    "save_weights",
 }
 
 RESIZE_CLASS = '''class Resize(nn.Module):

@@ -12,6 +12,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # init_reference: the initialiser check both backends run
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "init_common"))
+# block_specs: the spec of the blocks-as-code tests both backends run
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "blocks_common"))
 
 
 @pytest.fixture(autouse=True)

@@ -4,31 +4,13 @@ order."""
 
 import numpy as np
 import pytest
+from block_specs import CONDITIONAL
 
 keras = pytest.importorskip("keras")
 
-# calls that differ in which statements they have (`wide` where the width changes, `gate` and
-# `g` where asked), and a block that calls another (`pair`, through functools.partial)
-SPEC = """model Builders
-input image: 3 x 8 x 8
-block unit(w: int, gated: bool = false) {
-  wide = conv(w, kernel=1) |> relu                         if in.channels != w
-  body = conv(w, kernel=3, pad=1)
-  gate = global_avgpool |> conv(w, kernel=1) |> sigmoid    if gated
-  g    = mul(body, gate)                                   if gated
-}
-block pair(w: int) {
-  inner = unit(w) * 2
-  merge = add(inner, in)
-}
-s = unit(4) |> unit(4, gated=true) |> unit(6) |> unit(6)
-p = pair(6)
-head = global_avgpool |> flatten |> dense(3)
-"""
-
 
 def by_hand(model, x):
-    """SPEC's output through its layers (found by name), each call's statements as it has them."""
+    """CONDITIONAL's output through its layers (found by name), each call's statements as it has them."""
 
     def run(*names, x):
         for name in names:
@@ -48,7 +30,7 @@ def by_hand(model, x):
 
 
 def test_blocks_are_builder_functions_and_compute_as_the_spec_says(compiled):
-    out = compiled(SPEC)
+    out = compiled(CONDITIONAL)
     text = (out.dir / "model.py").read_text()
     assert "def unit(x, layers, in_channels, w, gated):" in text
     assert "def pair(x, layers):" in text and "partial(" in text
@@ -60,7 +42,7 @@ def test_blocks_are_builder_functions_and_compute_as_the_spec_says(compiled):
 
 def test_builder_calls_keep_the_layer_names_of_the_spec(compiled):
     """The same layers, by name, as the report lists (besides a conv's explicit padding)."""
-    out = compiled(SPEC)
+    out = compiled(CONDITIONAL)
     model = out.module.build_model()
     names = {n.name for n in model.layers if "." in n.name and not n.name.endswith("_pad")}
     assert names == {layer.name for layer in out.checked.report.layers}

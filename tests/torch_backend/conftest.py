@@ -10,6 +10,8 @@ from ptgen import check, check_file, compile_to, import_model
 
 # init_reference: the initialiser check both backends run
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "init_common"))
+# block_specs: the spec of the blocks-as-code tests both backends run
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "blocks_common"))
 
 
 @pytest.fixture(scope="session")

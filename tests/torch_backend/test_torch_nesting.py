@@ -2,6 +2,7 @@
 statements' layers at `model.b[0].first`, and every tensor keyed by its portable name."""
 
 import torch
+from block_specs import CONDITIONAL
 from ptgen import ROOT
 
 from archdsl.weights import expected_tensors
@@ -22,20 +23,6 @@ p = pair(4)
 head = global_avgpool |> flatten |> dense(3)
 """
 
-# calls that differ in which statements they have: `wide` only where the width changes, `gate`
-# and `g` only where asked, so `body` and the call's output read a different statement call by call
-CONDITIONAL = """model Conditional
-input image: 3 x 8 x 8
-block unit(w: int, gated: bool = false) {
-  wide = conv(w, kernel=1) |> relu                         if in.channels != w
-  body = conv(w, kernel=3, pad=1)
-  gate = global_avgpool |> conv(w, kernel=1) |> sigmoid    if gated
-  g    = mul(body, gate)                                   if gated
-}
-s = unit(4) |> unit(4, gated=true) |> unit(6) |> unit(6)
-head = global_avgpool |> flatten |> dense(3)
-"""
-
 
 def by_hand(model, x):
     """CONDITIONAL's output from its layers, each call's statements as the spec has them."""
@@ -43,8 +30,9 @@ def by_hand(model, x):
     h = s[0].body(s[0].wide(x))  # 3 -> 4: widened
     body = s[1].body(h)
     h = body * s[1].gate(body)  # gated
-    h = s[2].body(s[2].wide(h))  # 4 -> 6
-    return model.head(s[3].body(h))
+    h = s[3].body(s[2].body(s[2].wide(h)))  # 4 -> 6, then 6 -> 6
+    inner = model.p.inner[1].body(model.p.inner[0].body(h))
+    return model.head(inner + h)
 
 
 def test_calls_nest_as_classes_and_keys_are_the_portable_names(compiled):
@@ -77,6 +65,7 @@ def test_calls_with_different_statements_run_as_the_spec_says(compiled):
     model = out.module.build_model().eval()
     assert [type(m).__name__ for m in model.s] == ["Unit"] * 4
     assert [hasattr(m, "wide") for m in model.s] == [True, False, True, False]
+    assert type(model.p).__name__ == "Pair" and type(model.p.inner).__name__ == "Sequential"
     x = torch.randn(2, 3, 8, 8)
     with torch.no_grad():
         assert torch.allclose(model(x), by_hand(model, x), atol=1e-6)
