@@ -12,6 +12,7 @@ the condition holds. Values are evaluated here, so lowering sees literals only.
 
 from __future__ import annotations
 
+import keyword
 from collections import ChainMap, Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, is_dataclass, replace
@@ -318,6 +319,13 @@ def check_block(block: BlockDef) -> None:
             )
         if p.name in (BLOCK_INPUT, INDEX, POSITION, POSITIONS) or p.name in seen:
             raise fail("E009", p.span, f"parameter `{p.name}` is reserved or repeated")
+        if keyword.iskeyword(p.name):  # generated code passes parameters by name
+            raise fail(
+                "E015",
+                p.span,
+                f"parameter `{p.name}` cannot be used: it is a Python keyword",
+                f"rename it, e.g. `{p.name}_value`",
+            )
         seen.add(p.name)
 
 

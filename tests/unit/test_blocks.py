@@ -114,3 +114,13 @@ def test_block_errors():
     assert codes(head + "block b() {\n a = conv(4, kernel=1) from x\n}\ny = b()\n") == ["E010"]
     assert codes(head + "block b() {\n a = b()\n}\ny = b()\n") == ["E011"]
     assert codes(head + "block relu() {\n a = conv(4, kernel=1)\n}\n") == ["E009"]
+
+
+def test_names_generated_code_takes_from_a_block_are_checked():
+    """A block's parameters and statements become Python names (a class's arguments and
+    attributes, a function's): a keyword or a framework member is refused, once."""
+    head = "model T\ninput x: 4 x 8 x 8\n"
+    keyword = "block b(lambda: bool = false) {\n a = conv(4, kernel=1) if lambda\n}\ny = b()\n"
+    assert codes(head + keyword) == ["E015"]
+    member = "block b() {\n forward = conv(4, kernel=1)\n}\ny = b()\n"
+    assert codes(head + member) == ["E015"]
