@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 
 from archdsl.binding import BindError, bind, convert, fail, failures
-from archdsl.diagnostics import did_you_mean
+from archdsl.diagnostics import did_you_mean, located
 from archdsl.expressions import TensorRef, evaluate, evaluate_args, truth
 from archdsl.ops import MERGES
 from archdsl.params import Param
@@ -230,11 +230,15 @@ class BlockExpander:
         out = Expanded(output=source)
         present = []
         for number, inner in enumerate(block.statements):
-            if inner.condition is not None and not truth(inner.condition, scope.env, "`if`"):
-                continue
-            present.append(number)
-            running = replace(scope, input=out.output)
-            body = self._statement(inner, f"{prefix}.{inner.name}", running, local)
+            try:
+                if inner.condition is not None and not truth(inner.condition, scope.env, "`if`"):
+                    continue
+                present.append(number)
+                running = replace(scope, input=out.output)
+                body = self._statement(inner, f"{prefix}.{inner.name}", running, local)
+            except BindError as exc:
+                found = [located(d, via) for d in exc.diagnostics]
+                raise BindError(found[0], tuple(found[1:])) from None
             local[inner.name] = body.output
             out.nodes += body.nodes
             out.output = body.output

@@ -70,6 +70,13 @@ class Diagnostic:
         }
 
 
+def located(d: Diagnostic, via: str | None) -> Diagnostic:
+    """A diagnostic from inside a block, naming the call it came through (once: the innermost)."""
+    if via is None or "(in block `" in d.message:
+        return d
+    return Diagnostic(d.code, d.severity, d.span, f"{d.message} ({via})", d.hint)
+
+
 def error(code: str, span: Span | None, message: str, hint: str = "") -> Diagnostic:
     """An error-level diagnostic."""
     return Diagnostic(code, "error", span, message, hint)

@@ -17,7 +17,7 @@ from archdsl.binding import (
 )
 from archdsl.block_forms import block_forms
 from archdsl.blocks import POSITIONS, BlockExpander, check_block, reads
-from archdsl.diagnostics import Diagnostic, did_you_mean, error
+from archdsl.diagnostics import Diagnostic, did_you_mean, error, located
 from archdsl.expressions import evaluate
 from archdsl.ops import LEARNED, MERGES, REGISTRY
 from archdsl.ops.spec import ArgumentError
@@ -151,7 +151,7 @@ class _Lowering:
 
     def _reject(self, exc: BindError, via: str | None = None) -> None:
         """Report every diagnostic a BindError carries (one per bad argument of a call)."""
-        self.diagnostics.extend(_located(d, via) for d in exc.diagnostics)
+        self.diagnostics.extend(located(d, via) for d in exc.diagnostics)
 
     def _name_ok(self, name: str, span: ir.Span, what: str) -> bool:
         why = unsafe_identifier(name)
@@ -481,13 +481,6 @@ def _unalias(stmt: ir.Statement, aliases: dict[str, str]) -> ir.Statement:
     if not any(n in aliases for n in stmt.inputs):
         return stmt
     return stmt.model_copy(update={"inputs": tuple(aliases.get(n, n) for n in stmt.inputs)})
-
-
-def _located(d: Diagnostic, via: str | None) -> Diagnostic:
-    """A diagnostic from inside a block, naming the call it came through."""
-    if via is None:
-        return d
-    return Diagnostic(d.code, d.severity, d.span, f"{d.message} ({via})", d.hint)
 
 
 def _merge(element: Element, index: int, towers: int) -> ir.Concat:

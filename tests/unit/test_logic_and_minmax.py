@@ -111,7 +111,8 @@ def test_a_number_as_an_operand_of_and_or_is_an_error_with_a_hint():
     block = "block b(w: int) {\n  a = conv(w, kernel=1) if false or w\n}\ny = b(4)\n"
     ((code, line, column, message, hint),) = messages(HEAD + block)
     assert (code, line, column) == ("E004", 4, 37)
-    assert message == "each side of `or` must be `true` or `false`, got `4`"
+    got = "each side of `or` must be `true` or `false`, got `4`"
+    assert message == f"{got} (in block `b` called at t.arch:6:5)"  # the call that gave w = 4
     assert hint
 
 
