@@ -4,6 +4,8 @@ Pairs, each timed on the same batches (same seeded random images and labels) wit
 optimizer, the two models' steps alternating (A B A B ...) so that drift hits both alike:
   (a) specs/variants/torchvision_alexnet.arch  vs  torchvision.models.alexnet(weights=None)
   (b) specs/alexnet.arch                       vs  bench/handwritten_alexnet.py (the paper's net)
+  (r) specs/zoo/resnet18.arch (a Basic class per block, nn.Sequential stages)
+                                               vs  torchvision.models.resnet18(weights=None)
 A step is zero_grad + forward + cross-entropy + backward + optimizer step; ms/step is the
 median over --steps after --warmup. Both models of a pair start from the same weights (the
 reference gets a copy of the generated model's) and draw the same dropout masks, so they compute
@@ -26,9 +28,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import torchvision
+from harness import ROOT, TARGET, generated_model_module, report
+
+sys.path.insert(0, str(ROOT / "tests" / "torch_zoo"))  # torchvision_names: the key mapping
+import torchvision_names  # noqa: E402
 from handwritten_alexnet import PARAMETERS as PAPER_PARAMETERS
 from handwritten_alexnet import AlexNet as HandwrittenAlexNet
-from harness import ROOT, TARGET, generated_model_module, report
 from torch import nn
 
 
@@ -45,6 +50,20 @@ def copy_weights(source: nn.Module, target: nn.Module) -> None:
         for p, q in zip(src, dst, strict=True):
             assert p.shape == q.shape, (p.shape, q.shape)
             q.copy_(p)
+
+
+def copy_by_rule(rule):
+    """A copy from the generated model to a torchvision one whose keys `rule` maps to ours
+    (tests/torch_zoo/torchvision_names.py): the same weights where registration orders differ."""
+
+    def copy(source: nn.Module, target: nn.Module) -> None:
+        ours = source.state_dict()
+        state = target.state_dict()
+        target.load_state_dict(
+            {k: v if k.endswith("num_batches_tracked") else ours[rule(k)] for k, v in state.items()}
+        )
+
+    return copy
 
 
 def make_batches(shape, num_classes, args, device, memory_format):
@@ -115,7 +134,17 @@ def make_optimizer(module, model, args):
 
 
 def run_pair(
-    title, module, spec_label, reference, ref_label, expect, args, device, fmt, target=TARGET
+    title,
+    module,
+    spec_label,
+    reference,
+    ref_label,
+    expect,
+    args,
+    device,
+    fmt,
+    target=TARGET,
+    copy=copy_weights,
 ):
     """Build, check and time one generated / reference pair; returns the ratio."""
     torch.manual_seed(args.seed)
@@ -126,7 +155,7 @@ def run_pair(
         parameter_count(reference),
         expect,
     )
-    copy_weights(generated, reference)
+    copy(generated, reference)
     models = {"generated": generated, "reference": reference}
     runners = {}
     for name, model in models.items():
@@ -193,7 +222,7 @@ def main() -> None:
         help="sgd: torch.optim.SGD(lr=0.01, momentum=0.9) for both models of a pair;\n"
         "generated: the generated model.py's build_optimizer() for both",
     )
-    p.add_argument("--pairs", default="ab", help="which pairs to run: a, b or ab")
+    p.add_argument("--pairs", default="ab", help="which pairs to run: any of a, b, r")
     p.add_argument("--no-optimizer-section", action="store_true")
     p.add_argument(
         "--control",
@@ -278,6 +307,21 @@ def main() -> None:
             if not args.no_optimizer_section:
                 print("(c) optimizer step alone, specs/alexnet.arch's parameters, same gradients")
                 time_optimizers(module, args, device, fmt)
+        if "r" in args.pairs:
+            module = generated_model_module(ROOT / "specs" / "zoo" / "resnet18.arch", "torch", tmp)
+            torch.manual_seed(args.seed)
+            ratios["r"] = run_pair(
+                "(r) torchvision's ResNet-18",
+                module,
+                "specs/zoo/resnet18.arch",
+                torchvision.models.resnet18(weights=None),
+                "torchvision.models.resnet18(weights=None)",
+                11_689_512,
+                args,
+                device,
+                fmt,
+                copy=copy_by_rule(torchvision_names.resnet),
+            )
     summary = ", ".join(f"({k}) {v:.3f}" for k, v in ratios.items())
     print(
         f"generated / reference: {summary}  (target <= {TARGET}; "
