@@ -1,4 +1,6 @@
-"""The `archdsl` command line: check, shapes, ir, compile, train. Only this module does I/O."""
+"""The `archdsl` command line: check, shapes, ir, compile, train, export, weights.
+
+Only this module (and the writers it calls) does I/O."""
 
 from __future__ import annotations
 
@@ -225,6 +227,36 @@ def _is_out_flag(arg: str) -> bool:
     return arg.startswith("-o")
 
 
+def cmd_export(args) -> int:
+    """Export the spec's PyTorch model to ONNX, checked by onnx.checker and shape inference."""
+    checked = _load(args.file, args.strict)
+    _print_diagnostics(checked, notes=False)
+    if not checked.ok:
+        return EXIT_ERRORS
+    try:  # torch and onnx load only here: the compile path never imports them
+        from archdsl.onnx_export import ExportError, check_target, export_spec, write_model
+    except ImportError as exc:
+        raise UsageError(f"export needs torch and onnx ({exc}): pip install torch onnx") from None
+    out = Path(args.onnx)
+    weights = Path(args.weights) if args.weights else None
+    try:
+        check_target(out, args.force)
+        exported = export_spec(checked, weights, args.opset, args.dynamic_batch)
+        write_model(exported.proto, out)
+    except ExportError as exc:
+        raise UsageError(str(exc)) from None
+    source = f"weights {args.weights}" if weights else "freshly initialised weights (no --weights)"
+    output = " (probabilities: the spec's softmax)" if exported.softmax else ""
+    _say(
+        visible(
+            f"wrote {out} (opset {exported.opset}): input {_dims(exported.input_dims)} -> "
+            f"output {_dims(exported.output_dims)}{output}, {source}; "
+            "onnx.checker and shape inference pass"
+        )
+    )
+    return EXIT_OK
+
+
 def cmd_weights(args) -> int:
     """List the portable tensors a spec's model has, or check a weight file against them."""
     from archdsl.weights import WeightFileError, compare, expected_tensors, npz_shapes
@@ -315,6 +347,22 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--out", metavar="DIR", help="output directory (default build/<spec>-<backend>)"
     )
     o.set_defaults(func=cmd_compile)
+
+    e = sub.add_parser(
+        "export",
+        help="export the spec's PyTorch model to ONNX (needs torch and onnx)",
+        description="Export the spec's PyTorch model with torch.onnx.export, then check it with "
+        "onnx.checker and shape inference. The ONNX graph computes what the generated "
+        "predict() does: a trailing softmax is included.",
+    )
+    e.add_argument("file", metavar="FILE")
+    e.add_argument("--onnx", required=True, metavar="MODEL.onnx", help="the ONNX file to write")
+    e.add_argument("--weights", metavar="FILE.npz", help="portable weights (default: fresh init)")
+    e.add_argument("--opset", type=int, help="the ONNX opset, 9 to 20 (default 17)")
+    e.add_argument("--dynamic-batch", action="store_true", help="a symbolic batch size (default 1)")
+    e.add_argument("--force", action="store_true", help="overwrite a file archdsl did not export")
+    e.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    e.set_defaults(func=cmd_export)
 
     t = _compile_flags(
         sub.add_parser(

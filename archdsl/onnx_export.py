@@ -1,0 +1,276 @@
+"""`archdsl export --onnx`: the spec's generated PyTorch model through torch.onnx.export.
+
+Only `archdsl export` imports this module, and it imports torch and onnx inside its functions:
+the compile path never loads them. The model is the one `archdsl compile` writes, compiled into
+a temporary folder and imported from there; the ONNX graph computes what its `predict` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import os
+import stat
+import sys
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from archdsl.backends.common.metrics_log import atomic_write
+from archdsl.compiler import Checked
+from archdsl.emit import write_output
+from archdsl.generated import import_model
+from archdsl.shapes import trailing_softmax
+
+DEFAULT_OPSET = 17  # the first with LayerNormalization; read by every current runtime
+OPSETS = range(9, 21)  # what torch.onnx's TorchScript exporter writes (7 and 8 break)
+INPUT, OUTPUT, BATCH = "input", "output", "batch"
+OWNER_KEY = "archdsl.spec"  # metadata of every file `export` writes: it may overwrite those
+PROTOBUF_LIMIT = 2**31  # bytes; protobuf cannot read a larger file
+
+
+class ExportError(Exception):
+    """The model cannot be exported, checked or written (a one-line message)."""
+
+
+@dataclass
+class Exported:
+    """An exported, checked ONNX model and the dims of its input and output."""
+
+    proto: object  # onnx.ModelProto
+    opset: int
+    input_dims: list
+    output_dims: list
+    softmax: bool  # the output is the spec's trailing softmax (probabilities), not logits
+
+
+def export_spec(checked: Checked, weights: Path | None, opset: int | None, dynamic_batch: bool):
+    """The spec's model (with `weights`, else freshly initialised) as a checked ONNX model."""
+    opset = DEFAULT_OPSET if opset is None else opset
+    if opset not in OPSETS:
+        raise ExportError(f"--opset {opset}: expected {OPSETS[0]} to {OPSETS[-1]}")
+    if weights is not None and not weights.is_file():
+        problem = "not a regular file" if weights.exists() else "no such file"
+        raise ExportError(f"{weights}: {problem}")
+    module = compiled_module(checked)
+    model = initial_model(module, weights)
+    exported = export_model(module, model, trailing_softmax(checked.graph), opset, dynamic_batch)
+    _label(exported.proto, checked, module.MODEL_NAME)
+    return exported
+
+
+def compiled_module(checked: Checked):
+    """The spec's generated PyTorch model.py, compiled into a temporary folder and imported."""
+    with tempfile.TemporaryDirectory(prefix="archdsl-export-") as folder:
+        write_output(checked, "torch", Path(folder), force=True)
+        return import_model(Path(folder))
+
+
+def initial_model(module, weights: Path | None):
+    """module.build_model() with `weights` loaded, or seeded (one file per spec) without."""
+    import torch
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = module.build_model()
+    if weights is not None:
+        try:
+            module.load_weights(model, weights)
+        except (ValueError, OSError) as exc:  # WeightsError is a ValueError
+            raise ExportError(str(exc).splitlines()[0]) from None
+    return model
+
+
+def export_model(module, model, softmax: bool, opset: int, dynamic_batch: bool) -> Exported:
+    """`model` (built by the generated `module`) as a checked ONNX model computing what
+    module.predict does: eval mode, and the spec's trailing softmax when it has one."""
+    import torch
+
+    model.eval()
+    net = torch.nn.Sequential(model, torch.nn.Softmax(dim=1)) if softmax else model
+    proto = checked_model(to_onnx(net, module.INPUT_SHAPE, opset, dynamic_batch))
+    batch = BATCH if dynamic_batch else 1
+    input_dims, output_dims = _dims(proto.graph.input[0]), _dims(proto.graph.output[0])
+    if output_dims != [batch, *module.OUTPUT_SHAPE]:
+        raise ExportError(
+            f"shape inference gives the output {output_dims}, where the spec says "
+            f"{[batch, *module.OUTPUT_SHAPE]}: please report this as a bug"
+        )
+    return Exported(proto, opset, input_dims, output_dims, softmax)
+
+
+def to_onnx(net, input_shape, opset: int, dynamic_batch: bool) -> bytes:
+    """The serialised ONNX graph of `net` (TorchScript exporter, see the README for why)."""
+    import torch
+
+    example = torch.zeros(2 if dynamic_batch else 1, *input_shape)
+    axes = {INPUT: {0: BATCH}, OUTPUT: {0: BATCH}} if dynamic_batch else None
+    buffer = io.BytesIO()
+    with _shuffle_by_reshapes(net):
+        try:
+            with _quiet():
+                torch.onnx.export(
+                    net,
+                    (example,),
+                    buffer,
+                    dynamo=False,
+                    opset_version=opset,
+                    input_names=[INPUT],
+                    output_names=[OUTPUT],
+                    dynamic_axes=axes,
+                )
+        except Exception as exc:  # the exporter raises many kinds; each becomes one line
+            raise ExportError(_failure(net, example, opset, exc)) from None
+    return buffer.getvalue()
+
+
+@contextlib.contextmanager
+def _shuffle_by_reshapes(net):
+    """Run every nn.ChannelShuffle of `net` as reshapes and a transpose (as torchvision's
+    ShuffleNet does) while exporting: the exporter has no aten::channel_shuffle at any opset."""
+    import torch
+
+    shuffles = [m for m in net.modules() if isinstance(m, torch.nn.ChannelShuffle)]
+    for module in shuffles:
+        module.forward = functools.partial(_channel_shuffle, groups=module.groups)
+    try:
+        yield
+    finally:
+        for module in shuffles:
+            del module.forward  # the class's own forward again
+
+
+def _channel_shuffle(x, groups: int):
+    """x (N, C, ...) with its channels read as a groups x C / groups matrix, transposed."""
+    n, c, *rest = x.shape
+    return x.reshape(n, groups, c // groups, *rest).transpose(1, 2).reshape(n, c, *rest)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence the exporter: its warnings, and what it prints to file descriptors 1 and 2
+    (its C++ side prints the whole TorchScript graph of a model it cannot export)."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with open(os.devnull, "wb") as null, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            os.dup2(null.fileno(), 1)
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+
+
+def _failure(net, example, opset: int, exc: Exception) -> str:
+    """The message for a failed export: the layer that cannot export, and torch's reason."""
+    reason = _first_line(exc)
+    layer = _failing_layer(net, example, opset)
+    where = f"layer {layer}" if layer else "the model"
+    return f"cannot export {where} to ONNX opset {opset}: {reason}"
+
+
+def _first_line(exc: Exception) -> str:
+    """The first line of an exception's message, without torch's request for pull requests."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text.split(" Please feel free to request support")[0].rstrip(". ")
+
+
+def _failing_layer(net, example, opset: int) -> str | None:
+    """`name (op)` of the first leaf module, in call order, that cannot export on its own."""
+    import torch
+
+    calls: dict = {}
+
+    def record(module, args, _output) -> None:
+        """Keep a leaf module's first inputs (returning None keeps its output)."""
+        calls.setdefault(module, args)
+
+    leaves = [m for m in net.modules() if not any(m.children())]
+    hooks = [m.register_forward_hook(record) for m in leaves]
+    try:
+        with torch.no_grad():
+            net(example)
+    except Exception:  # the forward itself fails: the exporter's message says why
+        return None
+    finally:
+        for hook in hooks:
+            hook.remove()
+    names = {m: name for name, m in net.named_modules()}
+    for module, args in calls.items():
+        try:
+            with _quiet():
+                torch.onnx.export(module, args, io.BytesIO(), dynamo=False, opset_version=opset)
+        except Exception:
+            return f"{names[module]} ({type(module).__name__})"
+    return None
+
+
+def checked_model(data: bytes):
+    """The parsed model, after onnx's full check and strict shape inference (which it keeps)."""
+    import onnx
+
+    if len(data) >= PROTOBUF_LIMIT:
+        raise ExportError("the ONNX model is over 2 GiB, more than protobuf can hold in one file")
+    proto = onnx.load_from_string(data)
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+        return onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise ExportError(f"the exported model fails onnx's check: {_first_line(exc)}") from None
+
+
+def _label(proto, checked: Checked, model_name: str) -> None:
+    """Record in the model which spec it came from (what tells `export` the file is its own)."""
+    proto.doc_string = f"{model_name}, exported by archdsl from {Path(checked.file).name}"
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = OWNER_KEY, Path(checked.file).name
+
+
+def _dims(value) -> list:
+    """The dims of a graph input or output: ints, or the name of a symbolic one."""
+    return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+
+def check_target(out: Path, force: bool) -> None:
+    """ExportError unless `out` is absent, an ONNX file `export` wrote, or --force allows it."""
+    if not os.path.lexists(out):
+        return
+    mode = out.lstat().st_mode
+    if stat.S_ISDIR(mode):
+        raise ExportError(f"{out}: is a directory, expected the .onnx file to write")
+    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        raise ExportError(f"{out}: not a regular file (a device, FIFO or socket?)")
+    if not force and not (stat.S_ISREG(mode) and _written_by_archdsl(out)):
+        raise ExportError(
+            f"{out}: refusing to overwrite a file archdsl did not export; "
+            "choose another output file, or pass --force"
+        )
+
+
+def _written_by_archdsl(path: Path) -> bool:
+    """True for an ONNX file whose metadata names the spec it was exported from."""
+    import onnx
+
+    if path.stat().st_size >= PROTOBUF_LIMIT:
+        return False
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:  # not protobuf, or not a model: not ours
+        return False
+    return any(p.key == OWNER_KEY for p in proto.metadata_props)
+
+
+def write_model(proto, out: Path) -> None:
+    """Write the model atomically (a symbolic link at `out` is replaced, never followed)."""
+    try:
+        atomic_write(out, lambda f: f.write(proto.SerializeToString()))
+    except OSError as exc:
+        raise ExportError(f"{out}: cannot write the model here: {exc.strerror or exc}") from None
