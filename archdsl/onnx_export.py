@@ -86,11 +86,7 @@ def initial_model(module, weights: Path | None):
 def export_model(module, model, softmax: bool, opset: int, dynamic_batch: bool) -> Exported:
     """`model` (built by the generated `module`) as a checked ONNX model computing what
     module.predict does: eval mode, and the spec's trailing softmax when it has one."""
-    import torch
-
-    model.eval()
-    net = torch.nn.Sequential(model, torch.nn.Softmax(dim=1)) if softmax else model
-    proto = checked_model(to_onnx(net, module.INPUT_SHAPE, opset, dynamic_batch))
+    proto = checked_model(to_onnx(model, softmax, module.INPUT_SHAPE, opset, dynamic_batch))
     batch = BATCH if dynamic_batch else 1
     input_dims, output_dims = _dims(proto.graph.input[0]), _dims(proto.graph.output[0])
     if output_dims != [batch, *module.OUTPUT_SHAPE]:
@@ -101,14 +97,17 @@ def export_model(module, model, softmax: bool, opset: int, dynamic_batch: bool) 
     return Exported(proto, opset, input_dims, output_dims, softmax)
 
 
-def to_onnx(net, input_shape, opset: int, dynamic_batch: bool) -> bytes:
-    """The serialised ONNX graph of `net` (TorchScript exporter, see the README for why)."""
+def to_onnx(model, softmax: bool, input_shape, opset: int, dynamic_batch: bool) -> bytes:
+    """The serialised ONNX graph of `model` in eval mode, then a softmax if `softmax`
+    (TorchScript exporter: see the README for why)."""
     import torch
 
+    model.eval()
+    net = torch.nn.Sequential(model, torch.nn.Softmax(dim=1)) if softmax else model
     example = torch.zeros(2 if dynamic_batch else 1, *input_shape)
     axes = {INPUT: {0: BATCH}, OUTPUT: {0: BATCH}} if dynamic_batch else None
     buffer = io.BytesIO()
-    with _shuffle_by_reshapes(net):
+    with _exportable(net):
         try:
             with _quiet():
                 torch.onnx.export(
@@ -122,30 +121,54 @@ def to_onnx(net, input_shape, opset: int, dynamic_batch: bool) -> bytes:
                     dynamic_axes=axes,
                 )
         except Exception as exc:  # the exporter raises many kinds; each becomes one line
-            raise ExportError(_failure(net, example, opset, exc)) from None
+            raise ExportError(_failure(model, net, example, opset, exc)) from None
     return buffer.getvalue()
 
 
 @contextlib.contextmanager
-def _shuffle_by_reshapes(net):
-    """Run every nn.ChannelShuffle of `net` as reshapes and a transpose (as torchvision's
-    ShuffleNet does) while exporting: the exporter has no aten::channel_shuffle at any opset."""
+def _exportable(net):
+    """While exporting, run the modules the exporter cannot take as equivalent plain ops:
+    nn.ChannelShuffle (no aten::channel_shuffle at any opset) as reshapes and a transpose,
+    as torchvision's ShuffleNet does; nn.AdaptiveAvgPool2d of other sizes than 1 x 1 (which
+    needs sizes its shape inference loses after an LRN, and bins that tile) as means over
+    PyTorch's bins. The modules get their own forward back afterwards."""
     import torch
 
-    shuffles = [m for m in net.modules() if isinstance(m, torch.nn.ChannelShuffle)]
-    for module in shuffles:
-        module.forward = functools.partial(_channel_shuffle, groups=module.groups)
+    patched = []
+    for module in net.modules():
+        if isinstance(module, torch.nn.ChannelShuffle):
+            patched.append(module)
+            module.forward = functools.partial(_channel_shuffle, groups=module.groups)
+        elif isinstance(module, torch.nn.AdaptiveAvgPool2d) and module.output_size not in (
+            1,
+            (1, 1),
+        ):
+            patched.append(module)
+            module.forward = functools.partial(_adaptive_avgpool, size=module.output_size)
     try:
         yield
     finally:
-        for module in shuffles:
+        for module in patched:
             del module.forward  # the class's own forward again
 
 
 def _channel_shuffle(x, groups: int):
     """x (N, C, ...) with its channels read as a groups x C / groups matrix, transposed."""
-    n, c, *rest = x.shape
-    return x.reshape(n, groups, c // groups, *rest).transpose(1, 2).reshape(n, c, *rest)
+    c, *rest = (int(d) for d in x.shape[1:])  # constants: only the batch may vary
+    return x.reshape(-1, groups, c // groups, *rest).transpose(1, 2).reshape(-1, c, *rest)
+
+
+def _adaptive_avgpool(x, size):
+    """PyTorch's adaptive average pooling of x (N, C, H, W) to `size`: bin i of n over an
+    axis of length L is [floor(i L / n), ceil((i + 1) L / n)), averaged rows then columns."""
+    import torch
+
+    for axis, n in zip((2, 3), (size, size) if isinstance(size, int) else size, strict=True):
+        length = int(x.shape[axis])
+        n = length if n is None else n
+        bins = [(i * length // n, -(-(i + 1) * length // n)) for i in range(n)]
+        x = torch.cat([x.narrow(axis, a, b - a).mean(axis, keepdim=True) for a, b in bins], axis)
+    return x
 
 
 @contextlib.contextmanager
@@ -169,10 +192,10 @@ def _quiet():
             os.close(fd)
 
 
-def _failure(net, example, opset: int, exc: Exception) -> str:
+def _failure(model, net, example, opset: int, exc: Exception) -> str:
     """The message for a failed export: the layer that cannot export, and torch's reason."""
     reason = _first_line(exc)
-    layer = _failing_layer(net, example, opset)
+    layer = _failing_layer(model, net, example, opset)
     where = f"layer {layer}" if layer else "the model"
     return f"cannot export {where} to ONNX opset {opset}: {reason}"
 
@@ -183,8 +206,9 @@ def _first_line(exc: Exception) -> str:
     return text.split(" Please feel free to request support")[0].rstrip(". ")
 
 
-def _failing_layer(net, example, opset: int) -> str | None:
-    """`name (op)` of the first leaf module, in call order, that cannot export on its own."""
+def _failing_layer(model, net, example, opset: int) -> str | None:
+    """`name (op)` of the first leaf module of `model`, in the order `net` calls them, that
+    cannot export on its own."""
     import torch
 
     calls: dict = {}
@@ -193,7 +217,7 @@ def _failing_layer(net, example, opset: int) -> str | None:
         """Keep a leaf module's first inputs (returning None keeps its output)."""
         calls.setdefault(module, args)
 
-    leaves = [m for m in net.modules() if not any(m.children())]
+    leaves = [m for m in model.modules() if not any(m.children())]
     hooks = [m.register_forward_hook(record) for m in leaves]
     try:
         with torch.no_grad():
@@ -203,11 +227,13 @@ def _failing_layer(net, example, opset: int) -> str | None:
     finally:
         for hook in hooks:
             hook.remove()
-    names = {m: name for name, m in net.named_modules()}
+    names = {m: name for name, m in model.named_modules()}
     for module, args in calls.items():
         try:
             with _quiet():
-                torch.onnx.export(module, args, io.BytesIO(), dynamo=False, opset_version=opset)
+                # called through a container, as in the model: its patched forward runs
+                wrapped = torch.nn.Sequential(module)
+                torch.onnx.export(wrapped, args, io.BytesIO(), dynamo=False, opset_version=opset)
         except Exception:
             return f"{names[module]} ({type(module).__name__})"
     return None

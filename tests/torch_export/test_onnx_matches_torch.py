@@ -1,0 +1,63 @@
+"""onnxruntime runs the ONNX export of every spec as the generated PyTorch model does.
+
+AlexNet, ResNet-18 and MobileNetV2 (and a small net of every op) in the default run, every
+other spec in specs/ under `slow`: random weights and batch-norm statistics, a batch of two
+through a --dynamic-batch export, outputs equal to 1e-5 of the largest.
+"""
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+import torch  # noqa: E402
+from onnx_helpers import (  # noqa: E402
+    assert_close,
+    compiled,
+    random_input,
+    random_model,
+    run_onnx,
+)
+
+from archdsl.onnx_export import DEFAULT_OPSET, export_model  # noqa: E402
+from archdsl.shapes import trailing_softmax  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+SPECS = sorted((ROOT / "specs").rglob("*.arch"))
+DEFAULT_RUN = {"alexnet.arch", "resnet18.arch", "mobilenet_v2.arch"}
+EVERY_OP = Path(__file__).resolve().parent / "every_op.arch"
+
+
+def _param(path):
+    """A spec as a test parameter: `slow` unless it is one of the default run's three."""
+    marks = () if path.name in DEFAULT_RUN else (pytest.mark.slow,)
+    return pytest.param(path, marks=marks, id=str(path.relative_to(ROOT / "specs")))
+
+
+def exported_outputs(path, batch=2):
+    """(onnxruntime's outputs, PyTorch's predict outputs) for random weights and inputs."""
+    checked, module = compiled(path)
+    model = random_model(module)
+    x = random_input(module, batch)
+    want = module.predict(model, x).numpy()
+    exported = export_model(
+        module, model, trailing_softmax(checked.graph), DEFAULT_OPSET, dynamic_batch=True
+    )
+    return run_onnx(exported.proto.SerializeToString(), x), want, model
+
+
+@pytest.mark.parametrize(
+    "path", [_param(p) for p in SPECS] + [pytest.param(EVERY_OP, id="every_op")]
+)
+def test_onnxruntime_matches_pytorch(path):
+    got, want, _ = exported_outputs(path)
+    assert_close(got, want)
+
+
+def test_channel_shuffle_keeps_its_own_forward_after_export():
+    """The export runs nn.ChannelShuffle as reshapes, and gives the module back unchanged."""
+    _, _, model = exported_outputs(EVERY_OP, batch=1)
+    shuffles = [m for m in model.modules() if isinstance(m, torch.nn.ChannelShuffle)]
+    assert shuffles and all("forward" not in vars(m) for m in shuffles)
