@@ -23,6 +23,7 @@ from onnx_helpers import (  # noqa: E402
 
 from archdsl.onnx_export import DEFAULT_OPSET, export_model  # noqa: E402
 from archdsl.shapes import trailing_softmax  # noqa: E402
+from archdsl.signatures import OPS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = sorted((ROOT / "specs").rglob("*.arch"))
@@ -61,3 +62,9 @@ def test_channel_shuffle_keeps_its_own_forward_after_export():
     _, _, model = exported_outputs(EVERY_OP, batch=1)
     shuffles = [m for m in model.modules() if isinstance(m, torch.nn.ChannelShuffle)]
     assert shuffles and all("forward" not in vars(m) for m in shuffles)
+
+
+def test_the_every_op_net_has_every_op():
+    """A new op fails here until every_op.arch uses it (and so its export is tested)."""
+    graph = compiled(EVERY_OP)[0].graph
+    assert {op.op for stmt in graph.statements for op in stmt.ops} == set(OPS)
