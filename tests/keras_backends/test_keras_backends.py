@@ -18,7 +18,11 @@ from kerasgen import ROOT, check, compile_to
 HERE = Path(__file__).resolve().parent
 SPECS = sorted((ROOT / "specs").rglob("*.arch")) + sorted((HERE / "specs").glob("*.arch"))
 DEFAULT = ("alexnet", "decoder_ops", "mobilenet_v2", "resnet18")
-RTOL = 1e-4  # max |other - tensorflow| <= RTOL * max |tensorflow|
+# max |other - tensorflow| <= RTOL * max |tensorflow|. Measured: 1.5e-5 or less for every spec
+# but MobileNetV3-Large, whose random-weight activations reach 2e3 (torch 8e-5, jax 1.2e-4, and
+# torch against jax 5e-5: float32 rounding grown by the network, not one backend's error); a
+# wrong op is off by far more.
+RTOL = 5e-4
 
 
 def run_backend(backend, directories):
