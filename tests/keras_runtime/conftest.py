@@ -37,13 +37,18 @@ def outdir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def load(outdir):
-    """Import a runtime module from the assembled directory under a private name."""
+    """Import a runtime module from the assembled directory under a private name (its
+    siblings importable by their bare names, as beside a generated model.py)."""
 
     @functools.cache
     def _load(name):
         spec = importlib.util.spec_from_file_location(f"keras_rt_{name}", outdir / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        sys.path.insert(0, str(outdir))
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            sys.path.remove(str(outdir))
         return module
 
     return _load

@@ -6,6 +6,10 @@ import keras
 import numpy as np
 from keras import ops
 
+# the runtime beside this file (isort: split keeps one order wherever ruff runs)
+# isort: split
+import torch_names  # noqa: F401  (dotted layer names under Keras's torch backend)
+
 
 def _pair(value):
     """An int or a pair as a pair of ints."""

@@ -18,7 +18,10 @@ def _constant(value, dtype):
 def _summed_over_replicas(grads):
     """The gradients summed over the replicas of a tf.distribute strategy, each replica's
     own without one: the global norm is the norm of that sum, as PyTorch's DDP clips after
-    its all-reduce (Keras clips inside each replica, before summing)."""
+    its all-reduce (Keras clips inside each replica, before summing). Other backends
+    run no tf.distribute replicas, and must not import TensorFlow."""
+    if keras.backend.backend() != "tensorflow":
+        return grads
     import tensorflow as tf
 
     context = tf.distribute.get_replica_context()

@@ -22,9 +22,14 @@ from contextlib import nullcontext
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 # the runtime beside this file (isort: split keeps one order wherever ruff runs)
+# isort: split
+import tensorflow_only  # noqa: F401  exits 2 before TensorFlow loads on another backend
+
+# isort: split
+import tensorflow as tf
+
 # isort: split
 import model as spec
 from augment import batch_rng, build_pipeline, mix_batch, mix_entries, sample_rng
@@ -542,10 +547,6 @@ class Trainer:
 
 def train(args):
     """Run a training; returns the trained model."""
-    if keras.backend.backend() != "tensorflow":
-        raise UsageError(
-            "this trainer needs the TensorFlow backend: KERAS_BACKEND=tensorflow"
-        )
     return Trainer(args).run()
 
 
