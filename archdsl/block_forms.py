@@ -19,9 +19,11 @@ MIXED = "mixed"  # a name whose calls give it values of different kinds: no tran
 
 
 def block_forms(
-    blocks: dict[str, BlockDef], records: list[CallRecord]
+    blocks: dict[str, BlockDef], records: list[CallRecord], aliases: dict[str, str]
 ) -> tuple[tuple[ir.Block, ...], tuple[ir.BlockCall, ...]]:
-    """The blocks whose calls can all run as one class, and those calls in expansion order."""
+    """The blocks whose calls can all run as one class, and those calls in expansion order;
+    `aliases` maps a block-call statement read by name (`from feat1`) to its last statement, as
+    the lowered statements read it."""
     by_block: dict[str, list[CallRecord]] = {}
     for record in records:
         by_block.setdefault(record.block, []).append(record)
@@ -36,7 +38,7 @@ def block_forms(
             calls[record.path] = ir.BlockCall(
                 path=record.path,
                 block=name,
-                source=record.source,
+                source=aliases.get(record.source, record.source),
                 present=record.present,
                 values=found,
             )

@@ -134,7 +134,7 @@ class _Lowering:
                 )
             )
             return None
-        blocks, calls = block_forms(self.expander.blocks, self.expander.records)
+        blocks, calls = block_forms(self.expander.blocks, self.expander.records, self.aliases)
         return ir.Graph(
             name=model.name,
             file=self.module.file,

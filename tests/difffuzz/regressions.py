@@ -3,7 +3,7 @@ since: the harness runs them in the default test, where each must show no disagr
 
 from __future__ import annotations
 
-from .spec import Op, Spec, Stmt
+from .spec import Block, Call, Op, Ref, Spec, Stmt
 
 
 def conv(filters: int, **args) -> Op:
@@ -90,6 +90,29 @@ CASES: dict[str, Spec] = {
         [
             Stmt("head1", [Op("global_avgpool")], source="image"),
             Stmt("stem2", [], merge=("add", ["image", "head1"])),
+        ],
+    ),
+    # found by this fuzzer: a block call reading by name a block-call statement written after it
+    # (`from feat1`, feat1 = unit(...) * 1): the class's input was the statement's name, not
+    # its last expanded statement's, and both emitters failed with a KeyError
+    "call_reads_a_later_call_by_name": Spec(
+        "LaterCall",
+        [("x", (1, 1, 1))],
+        [
+            Stmt("weights", call=Call("unit", {"w": 5}), source="feat1"),
+            Stmt("feat1", call=Call("unit", {"w": 1}, repeat=1), source="x"),
+            Stmt("pool8", [Op("layer_scale")], source="weights"),
+        ],
+        blocks=[
+            Block(
+                "unit",
+                [("w", "int", None)],
+                [
+                    Stmt("a", [conv(Ref("w"), kernel=1)]),
+                    Stmt("b", [conv(Ref("w"), kernel=1)], source="in"),
+                    Stmt("out", [], merge=("add", ["a", "b"])),
+                ],
+            )
         ],
     ),
 }
