@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from archdsl.backends.pysource import INDENT, Code, literal, tup, variable_names
+from archdsl.backends.pysource import INDENT, Code, Pair, literal, tup, variable_names
 
 from archdsl import ir
 from archdsl.pyexpr import fill
@@ -227,6 +227,11 @@ def too_long(text: str, width: int) -> bool:
     return any(len(line) > width for line in text.splitlines())
 
 
-def condition_value(value) -> Code:
-    """A value a condition reads, as a Python literal (a size as a tuple)."""
-    return tup(value) if isinstance(value, tuple) else literal(value)
+def call_arguments(plan: Plan, call: ir.BlockCall) -> tuple[Pair, ...]:
+    """`project=True, ...`: the values a call's conditions read, by their unit's argument names
+    (a size as a tuple)."""
+    arguments = plan.arguments[call.block]
+    return tuple(
+        Pair(arguments[name], tup(v) if isinstance(v, tuple) else literal(v))
+        for name, v in call.values
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from archdsl.backends.block_plan import BODY, Plan, Spelling, body, calls_under, condition_value
+from archdsl.backends.block_plan import BODY, Plan, Spelling, body, call_arguments, calls_under
 from archdsl.backends.keras.layout import statement
 from archdsl.backends.pysource import Call, Code, Pair, Seq, string
 
@@ -74,8 +74,7 @@ def call_code(
             items = layer_calls(here)
         entries.append(Pair(string(stmt.name), Seq("[]", tuple(items)), ": "))
     layers = Seq("{}", tuple(entries))
-    arguments = plan.arguments[call.block]
-    values = tuple(Pair(arguments[name], condition_value(v)) for name, v in call.values)
+    values = call_arguments(plan, call)
     unit = plan.units[call.block]
     if source is None:
         return Call(PARTIAL, (unit, Pair(LAYERS, layers), *values))

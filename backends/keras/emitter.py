@@ -529,25 +529,17 @@ def _builders(graph: ir.Graph, report: Report, taken: set[str]) -> tuple[Plan, d
         excluded |= long
 
 
-def _group_lines(graph, report, blocks: Plan, top: str, value: dict, var: str, observed):
-    """The calls of a top-level statement run as builder functions, one line each; updates
-    `value` with the statement's output."""
-    statements = {s.name: s for s in graph.statements}
-    by_statement = report.by_statement()
-    forms = {b.name: b for b in graph.blocks}
-
-    def layer_calls(name: str) -> list[Code]:
-        """The constructed layers of one statement."""
-        stmt = statements[name]
-        labelled = zip(stmt.ops, op_labels(stmt), by_statement[name], strict=True)
-        return [st.layer for o, lab, lay in labelled for st in _steps(o, lab, lay, name, observed)]
-
+def _group_lines(blocks: Plan, top: str, value: dict, var: str, build, report: Report, names):
+    """The calls of a top-level statement run as builder functions, one line each (`build(path,
+    source)` is a call's code); updates `value` with the statement's output."""
     source, output = blocks.groups[top]
+    paths = calls_under(top, blocks.calls, names)
+    # each call reads the one before it: a call's output is the next one's source
+    ends = [blocks.calls[p].source for p in paths[1:]] + [output]
     current, lines, calls = value[source], [], []
-    for path in calls_under(top, blocks.calls, set(statements)):
-        code = call_code(blocks, path, current, forms, set(statements), layer_calls)
-        last = [n for n in statements if n.startswith(path + ".")][-1]
-        lines.append(statement(code, BODY, f"{var} = ", _hwc(report.outputs[last])))
+    for path, end in zip(paths, ends, strict=True):
+        code = build(path, current)
+        lines.append(statement(code, BODY, f"{var} = ", _hwc(report.outputs[end])))
         calls.append(code)
         current = var
     value[output] = var
@@ -565,6 +557,20 @@ def _build_model(graph: ir.Graph, report: Report) -> tuple[str, list[Call], dict
     by_statement = report.by_statement()
     softmax = trailing_softmax(graph)
     observed = observed_flattens(graph, report)
+    statements = {s.name: s for s in graph.statements}
+    names = set(statements)
+    forms = {b.name: b for b in graph.blocks}
+
+    def layer_calls(name: str) -> list[Code]:
+        """The constructed layers of one statement."""
+        stmt = statements[name]
+        labelled = zip(stmt.ops, op_labels(stmt), by_statement[name], strict=True)
+        return [st.layer for o, lab, lay in labelled for st in _steps(o, lab, lay, name, observed)]
+
+    def build(path: str, source: Code) -> Code:
+        """One block call's code in build_model."""
+        return call_code(blocks, path, source, forms, names, layer_calls)
+
     parts, calls = ["\n".join(_input_lines(graph, variables))], []
     for stmt in report.order:
         if stmt.name not in report.live:
@@ -573,7 +579,7 @@ def _build_model(graph: ir.Graph, report: Report) -> tuple[str, list[Call], dict
         top = stmt.name.split(".")[0]
         if top in blocks.groups:
             if blocks.groups[top][1] == stmt.name:  # the group's last statement: run it here
-                lines, more = _group_lines(graph, report, blocks, top, value, named[top], observed)
+                lines, more = _group_lines(blocks, top, value, named[top], build, report, names)
                 parts.append("\n".join(lines))
                 calls += more
             continue

@@ -7,8 +7,8 @@ The model's __init__ still builds each call's layers with the sizes the spec giv
 
 from __future__ import annotations
 
-from archdsl.backends.block_plan import BODY, Plan, Spelling, body, condition_value
-from archdsl.backends.pysource import INDENT, Call, Code, Pair, flat
+from archdsl.backends.block_plan import BODY, Plan, Spelling, body, call_arguments
+from archdsl.backends.pysource import INDENT, Call, Code, flat
 from archdsl.backends.torch.layout import statement
 
 from archdsl import ir
@@ -52,9 +52,7 @@ def class_text(plan: Plan, form: ir.Block, chains: dict, merged) -> str:
 def constructor(plan: Plan, path: str) -> Code:
     """`Basic(project=True)`: the module of one call, given the values its conditions read."""
     call = plan.calls[path]
-    arguments = plan.arguments[call.block]
-    values = tuple(Pair(arguments[name], condition_value(v)) for name, v in call.values)
-    return Call(plan.units[call.block], values)
+    return Call(plan.units[call.block], call_arguments(plan, call))
 
 
 def sequence(items: list[Code]) -> Code:
