@@ -1,4 +1,4 @@
-"""The `archdsl` command line: check, shapes, ir, compile, train, export, weights.
+"""The `archdsl` command line: check, shapes, ir, compile, train, export, weights, diagram.
 
 Only this module (and the writers it calls) does I/O."""
 
@@ -257,6 +257,30 @@ def cmd_export(args) -> int:
     return EXIT_OK
 
 
+def cmd_diagram(args) -> int:
+    """Draw the spec's graph with Graphviz: .svg, .png or .dot by the output's extension."""
+    try:  # graphviz loads only here: the compile path never imports it
+        from archdsl.diagram import diagram
+        from archdsl.diagram_files import DiagramError, output_format, write_diagram
+    except ModuleNotFoundError as exc:
+        if exc.name != "graphviz":
+            raise
+        raise UsageError(
+            "diagram needs the graphviz Python package: pip install 'archdsl[diagram]'"
+        ) from None
+    out = Path(args.out)
+    try:
+        output_format(out)
+        checked = _load(args.file, args.strict)
+        _print_diagnostics(checked, notes=False)
+        if not checked.ok:
+            return EXIT_ERRORS
+        _say(visible(write_diagram(diagram(checked.report), out, args.force)))
+    except DiagramError as exc:
+        raise UsageError(str(exc)) from None
+    return EXIT_OK
+
+
 def cmd_weights(args) -> int:
     """List the portable tensors a spec's model has, or check a weight file against them."""
     from archdsl.weights import WeightFileError, compare, expected_tensors, npz_shapes
@@ -363,6 +387,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--force", action="store_true", help="overwrite a file archdsl did not export")
     e.add_argument("--strict", action="store_true", help="treat warnings as errors")
     e.set_defaults(func=cmd_export)
+
+    d = sub.add_parser(
+        "diagram",
+        help="draw the graph with Graphviz (.svg, .png or .dot by the extension)",
+        description="Draw the spec's graph: a node per statement with its ops, parameters and "
+        "MACs, edges labelled with tensor shapes, block calls and towers as clusters. .svg and "
+        ".png need Graphviz's dot program; .dot is the source, written without it.",
+    )
+    d.add_argument("file", metavar="FILE")
+    d.add_argument("-o", "--out", required=True, metavar="FILE.svg", help=".svg, .png or .dot")
+    d.add_argument("--force", action="store_true", help="overwrite a file archdsl did not draw")
+    d.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    d.set_defaults(func=cmd_diagram)
 
     t = _compile_flags(
         sub.add_parser(

@@ -11,13 +11,13 @@ import contextlib
 import functools
 import io
 import os
-import stat
 import sys
 import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from archdsl import targets
 from archdsl.backends.common.metrics_log import atomic_write
 from archdsl.compiler import Checked
 from archdsl.emit import write_output
@@ -267,18 +267,10 @@ def _dims(value) -> list:
 
 def check_target(out: Path, force: bool) -> None:
     """ExportError unless `out` is absent, an ONNX file `export` wrote, or --force allows it."""
-    if not os.path.lexists(out):
-        return
-    mode = out.lstat().st_mode
-    if stat.S_ISDIR(mode):
-        raise ExportError(f"{out}: is a directory, expected the .onnx file to write")
-    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
-        raise ExportError(f"{out}: not a regular file (a device, FIFO or socket?)")
-    if not force and not (stat.S_ISREG(mode) and _written_by_archdsl(out)):
-        raise ExportError(
-            f"{out}: refusing to overwrite a file archdsl did not export; "
-            "choose another output file, or pass --force"
-        )
+    try:
+        targets.check_target(out, force, _written_by_archdsl, ".onnx file", "export")
+    except targets.TargetError as exc:
+        raise ExportError(str(exc)) from None
 
 
 def _written_by_archdsl(path: Path) -> bool:
