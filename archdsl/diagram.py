@@ -152,7 +152,7 @@ def _draw(dot, cluster: Cluster, ids: dict, report: Report, layers: dict) -> Non
 
 def statement_label(stmt: ir.Statement, layers: list[Layer], live: bool) -> str:
     """A statement's name, its ops as the spec chains them, and its parameters and MACs."""
-    ops = [text(op.op) for op in stmt.ops]
+    ops = [text(op_text(op)) for op in stmt.ops]
     chain = [" |&gt; ".join(ops[i : i + OPS_PER_LINE]) for i in range(0, len(ops), OPS_PER_LINE)]
     params, macs = sum(layer.params for layer in layers), sum(layer.macs for layer in layers)
     counts = [f"{params:,} params"] * bool(params) + [f"{macs:,} MACs"] * bool(macs)
@@ -162,6 +162,23 @@ def statement_label(stmt: ir.Statement, layers: list[Layer], live: bool) -> str:
     if not live:
         lines.append("<i>unused: not built</i>")
     return html_label(lines)
+
+
+def op_text(op) -> str:
+    """An op with its width, window and stride, as figures draw them: `conv 48 11x11/4`."""
+    parts = [op.op]
+    width = getattr(op, "filters", None) or getattr(op, "units", None)
+    if width:
+        parts.append(str(width))
+    window = "x".join(map(str, getattr(op, "kernel", ())))
+    stride = getattr(op, "stride", (1, 1))
+    if stride != (1, 1):
+        window += "/" + (str(stride[0]) if stride[0] == stride[1] else "x".join(map(str, stride)))
+    if window:
+        parts.append(window)
+    if getattr(op, "groups", 1) > 1:
+        parts.append(f"groups {op.groups}")
+    return " ".join(parts)
 
 
 def edges(report: Report, ids: dict[str, str]) -> list[Edge]:
