@@ -17,7 +17,7 @@ from archdsl import targets
 from archdsl.backends.common.metrics_log import atomic_write
 from archdsl.diagram import MARK, Drawing
 
-FORMATS = {".dot": "dot", ".gv": "dot", ".svg": "svg", ".png": "png"}
+FORMATS = {".dot": "dot", ".svg": "svg", ".png": "png"}
 INSTALL = "apt install graphviz / brew install graphviz"
 HEAD = 4096  # bytes read to recognise a diagram archdsl wrote
 DOT_MARK = f"// {MARK}\n".encode()
@@ -35,7 +35,7 @@ def output_format(out: Path) -> str:
     """Graphviz's name of the format the file name asks for: dot, svg or png."""
     if out.suffix.lower() not in FORMATS:
         raise DiagramError(
-            f"{out}: cannot tell the diagram's format from `{out.suffix or out.name}`; "
+            f"{out}: cannot tell the diagram's format from this name; "
             "end the file name in .svg, .png or .dot"
         )
     return FORMATS[out.suffix.lower()]
