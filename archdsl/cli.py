@@ -293,7 +293,7 @@ def cmd_weights(args) -> int:
 def cmd_weights_import(args, checked: Checked) -> int:
     """Pair a PyTorch source's tensors with the spec's by structure and write FILE.npz."""
     from archdsl.torch_source import SourceError
-    from archdsl.weight_import import import_weights, left_out_layers, load_source
+    from archdsl.weight_import import check_target, import_weights, left_out_layers, load_source
     from archdsl.weight_pairing import PairingError
 
     if not (args.source and args.out) or args.weights:
@@ -302,6 +302,7 @@ def cmd_weights_import(args, checked: Checked) -> int:
         leave_out = left_out_layers(
             checked.report, args.leave_out.split(",") if args.leave_out else []
         )
+        check_target(Path(args.out), args.force)
         source = load_source(args.source, args.arch, tuple(checked.graph.inputs[0].shape))
         done = import_weights(checked.report, source, leave_out, Path(args.out), args.force)
     except SourceError as exc:
