@@ -27,8 +27,9 @@ from torchvision_names import MODELS, key_mapping
 
 from archdsl.cli import main
 from archdsl.spec_records import spec_graph
+from archdsl.torch_source import SourceError, trace
 from archdsl.weight_import import import_weights, load_source
-from archdsl.weight_pairing import pair
+from archdsl.weight_pairing import INPUT, pair
 from archdsl.weights import expected_tensors
 
 torch = pytest.importorskip("torch")
@@ -331,3 +332,46 @@ def test_a_file_that_is_not_a_state_dict_is_refused(tmp_path, capsys):
         capsys, "weights", ZOO / "resnet18.arch", "--from", bad, "-o", tmp_path / "o.npz"
     )
     assert code == 2 and "not a PyTorch state_dict torch.load can read safely" in one_line(err)
+
+
+# ----------------------------------------------------------------------------- tracing
+
+
+class Scaled(torch.nn.Module):
+    """A conv whose output a free parameter scales (ConvNeXt's layer scale), then a PReLU or
+    a token added to it, as `tail` says."""
+
+    def __init__(self, tail=None):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 1)
+        self.gamma = torch.nn.Parameter(torch.ones(4, 1, 1))
+        self.tail = tail
+        self.token = torch.nn.Parameter(torch.zeros(4, 1, 1)) if tail == "token" else None
+        self.act = torch.nn.PReLU() if tail == "prelu" else None
+
+    def forward(self, x):
+        y = self.gamma * self.conv(x)
+        if self.token is not None:
+            y = y + self.token
+        return self.act(y) if self.act is not None else y
+
+
+def test_a_free_parameter_that_scales_is_a_layer_scale():
+    graph = trace(Scaled(), (3, 4, 4), "scaled").graph
+    assert [(x.name, x.kind, x.tensors[0][2]) for x in graph.in_order()] == [
+        ("conv", "conv", (4, 3, 1, 1)),
+        ("gamma", "layer_scale", (4, 1, 1)),
+    ]
+    assert {(f.source, f.target) for f in graph.flows} == {(INPUT, "conv"), ("conv", "gamma")}
+
+
+@pytest.mark.parametrize(
+    "tail, message",
+    [
+        ("token", "parameter token is used by add, not as a per-channel scale"),
+        ("prelu", "layer act is a PReLU, which weight pairing does not know"),
+    ],
+)
+def test_tensors_of_unknown_use_are_refused(tail, message):
+    with pytest.raises(SourceError, match=message):
+        trace(Scaled(tail), (3, 4, 4), "scaled")

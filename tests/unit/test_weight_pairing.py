@@ -134,6 +134,10 @@ def test_in_order_without_flows_refuses_at_the_first_difference():
     swapped = LayerGraph([conv("y", 4, 8, order=0), conv("x", 8, 3, order=1)], None, "file")
     with pytest.raises(PairingError, match=r"file's conv y \(4 x 8 x 1 x 1\) meets ours's conv a"):
         pair(ours, swapped)
+    head = LayerGraph([conv("x", 8, 3, order=0), conv("fc", 1000, 8, order=1)], None, "file")
+    left = pair(ours, head, frozenset({"b"}))
+    assert left.keys == {"x.weight": "a.weight", "x.bias": "a.bias"}
+    assert left.left_out == ["fc.weight", "fc.bias"]
     short = LayerGraph([conv("x", 8, 3, order=0)], None, "file")
     with pytest.raises(PairingError, match=r"ours's conv b .* has no partner in file"):
         pair(ours, short)
