@@ -1,0 +1,51 @@
+"""A spec's tensor layers and data flow as weight-pairing records (archdsl/weight_pairing.py).
+
+Read off the checked report alone: no framework, no NumPy.
+"""
+
+from __future__ import annotations
+
+from archdsl.shapes import Report, tensors
+from archdsl.weight_records import INPUT, Flow, LayerGraph, TensorLayer
+
+# what reaches an op: {(source layer or INPUT, channel offset)}
+Sources = frozenset[tuple[str, int]]
+
+
+def spec_graph(report: Report, origin: str = "ours") -> LayerGraph:
+    """The built layers that hold tensors, in execution order, and the flows between them."""
+    layers: list[TensorLayer] = []
+    flows: set[Flow] = set()
+    reaching: dict[str, Sources] = {i.name: frozenset({(INPUT, 0)}) for i in report.graph.inputs}
+    by_statement = report.by_statement()
+    for stmt in report.order:
+        chain = by_statement.get(stmt.name, [])
+        if not chain or not chain[0].built:
+            continue
+        sources = _merged(stmt, chain[0], reaching)
+        for op, layer in zip(stmt.ops, chain, strict=True):
+            held = tensors(op, list(layer.input_shapes))
+            if held:
+                flows.update(Flow(s, layer.name, k) for s, k in sources)
+                roles = tuple((r, f"{layer.name}.{r}", t.shape) for r, t in held.items())
+                layers.append(TensorLayer(layer.name, op.op, roles, len(layers)))
+                sources = frozenset({(layer.name, 0)})
+        reaching[stmt.name] = sources
+    return LayerGraph(layers, sorted(flows, key=_flow_key), origin)
+
+
+def _merged(stmt, first, reaching: dict[str, Sources]) -> Sources:
+    """What reaches a statement's first op: a concat shifts each input by the channels of the
+    inputs before it; every other op takes the union of its inputs."""
+    if stmt.ops[0].op != "concat":
+        return frozenset().union(*(reaching[name] for name in stmt.inputs))
+    merged, offset = set(), 0
+    for name, shape in zip(stmt.inputs, first.input_shapes, strict=True):
+        merged.update((s, k + offset) for s, k in reaching[name])
+        offset += shape[0]
+    return frozenset(merged)
+
+
+def _flow_key(flow: Flow) -> tuple:
+    """A flow's sort key (the offsets are numbers, the names text)."""
+    return (flow.source, flow.target, flow.offset)
