@@ -265,6 +265,8 @@ def cmd_weights(args) -> int:
     if not checked.ok:
         _print_diagnostics(checked)
         return EXIT_ERRORS
+    if args.source or args.out or args.arch or args.leave_out:
+        return cmd_weights_import(args, checked)
     expected = expected_tensors(checked.report)
     if not args.weights:
         for name, shape in expected.items():
@@ -286,6 +288,30 @@ def cmd_weights(args) -> int:
     fit = f"{result.matched} of {len(expected)} tensors fit"
     _say(visible(f"{args.weights} {verdict} {args.file}: {fit}"))
     return EXIT_OK if result.ok else EXIT_ERRORS
+
+
+def cmd_weights_import(args, checked: Checked) -> int:
+    """Pair a PyTorch source's tensors with the spec's by structure and write FILE.npz."""
+    from archdsl.torch_source import SourceError
+    from archdsl.weight_import import import_weights, left_out_layers, load_source
+    from archdsl.weight_pairing import PairingError
+
+    if not (args.source and args.out) or args.weights:
+        raise UsageError("weights: --from SOURCE and -o FILE.npz go together, without WEIGHTS.npz")
+    try:
+        leave_out = left_out_layers(
+            checked.report, args.leave_out.split(",") if args.leave_out else []
+        )
+        source = load_source(args.source, args.arch, tuple(checked.graph.inputs[0].shape))
+        done = import_weights(checked.report, source, leave_out, Path(args.out), args.force)
+    except SourceError as exc:
+        raise UsageError(str(exc)) from None
+    except PairingError as exc:
+        _say(render(error("weights", None, visible(str(exc))), None), sys.stderr)
+        return EXIT_ERRORS
+    for line in done.summary(args.out, args.file):
+        _say(visible(line))
+    return EXIT_OK
 
 
 def _comparison_lines(result, expected: dict, found: dict, spec: str):
@@ -340,6 +366,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     w.add_argument("file", metavar="FILE")
     w.add_argument("weights", nargs="?", metavar="WEIGHTS.npz", help="a weight file to check")
+    w.add_argument(
+        "--from",
+        dest="source",
+        metavar="SOURCE",
+        help="import weights: a state_dict (.pth, .pt), a .safetensors file, or torchvision:NAME "
+        "(that builder's random initialisation)",
+    )
+    w.add_argument(
+        "--arch", metavar="torchvision:NAME", help="the model the --from file was saved from"
+    )
+    w.add_argument(
+        "--except",
+        dest="leave_out",
+        metavar="NAME[,NAME]",
+        help="statements or call prefixes of the spec not to import (a new head)",
+    )
+    w.add_argument("-o", "--out", metavar="FILE.npz", help="the portable weight file to write")
+    w.add_argument("--force", action="store_true", help="overwrite a file archdsl did not write")
     w.set_defaults(func=cmd_weights)
 
     o = _compile_flags(sub.add_parser("compile", help="emit a standalone model.py and train.py"))

@@ -12,7 +12,7 @@ from archdsl.weight_records import INPUT, Flow, LayerGraph, TensorLayer
 Sources = frozenset[tuple[str, int]]
 
 
-def spec_graph(report: Report, origin: str = "ours") -> LayerGraph:
+def spec_graph(report: Report, origin: str = "the spec") -> LayerGraph:
     """The built layers that hold tensors, in execution order, and the flows between them."""
     layers: list[TensorLayer] = []
     flows: set[Flow] = set()
