@@ -3,10 +3,11 @@
 Only `archdsl weights SPEC --from SOURCE` with a Keras source imports this module, and it imports
 Keras (so TensorFlow) inside its functions: never in a process that holds torch.
 
-A source is a `.keras` file (architecture and weights), or a `.weights.h5` / `.keras` file of
-weights with `--arch keras:NAME`, a `keras.applications` builder built here with `weights=None`
-(nothing is downloaded) at the spec's input size, with its defaults otherwise (1000 classes,
-the top included) but without the preprocessing layers the builder can leave out.
+A source is a `.keras` file (architecture and weights), a `.weights.h5` / `.keras` file of
+weights with `--arch keras:NAME`, or `keras:NAME` alone (that builder's random initialisation):
+a `keras.applications` builder, built here with `weights=None` (nothing is downloaded) at the
+spec's input size, with its defaults otherwise (1000 classes, the top included) but without
+the preprocessing layers the builder can leave out.
 
 The model's functional graph (nested models included) gives the pairing module's records (see
 archdsl/weight_pairing.py): each layer holding tensors is a TensorLayer, in Keras's
@@ -23,12 +24,14 @@ from __future__ import annotations
 import inspect
 import os
 import tempfile
-from dataclasses import dataclass
+import warnings
 from pathlib import Path
 
 from archdsl.emit import runtime_files
 from archdsl.generated import import_module_in
-from archdsl.weight_records import INPUT, Flow, LayerGraph, TensorLayer
+from archdsl.torch_source import SourceError
+from archdsl.weight_import import Source
+from archdsl.weight_records import INPUT, Flow, LayerGraph, PairingError, TensorLayer
 
 PREFIX = "keras:"
 SUFFIXES = (".keras", ".weights.h5")
@@ -38,47 +41,50 @@ FIXED = {"batchnorm": (("weight", 1.0, "gamma"), ("bias", 0.0, "beta"))}
 NO_PREPROCESSING = {"include_preprocessing": False}
 
 
-class KerasSourceError(Exception):
-    """A Keras source that cannot be read or has no portable form (a one-line message)."""
-
-
-@dataclass
-class KerasSource:
-    """The source's records and its arrays in the portable layout, by their keys."""
-
-    graph: LayerGraph
-    arrays: dict
-
-
 def is_keras_source(source: str, arch: str | None) -> bool:
     """Whether `--from SOURCE [--arch ARCH]` names a Keras source."""
-    return (arch or "").startswith(PREFIX) or source.endswith(SUFFIXES)
+    return any(name.startswith(PREFIX) for name in (source, arch or "")) or source.endswith(
+        SUFFIXES
+    )
 
 
-def read_keras_source(source: str, arch: str | None, input_chw: tuple[int, ...]) -> KerasSource:
-    """The records and arrays of a Keras source (the model is built, read and dropped)."""
+def read_keras_source(source: str, arch: str | None, input_chw: tuple[int, ...]) -> Source:
+    """The records and arrays of a Keras source (the model is built, read and dropped);
+    SourceError if it cannot be read or built, PairingError if it holds what no spec can (a
+    preprocessing layer, a shared layer, a layer with tensors of no portable kind): one line."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow announces oneDNN on stderr at import, whatever the log level; nothing here
+    # computes, so its numerics do not matter and a refusal stays one line
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     import keras
 
     if keras.config.image_data_format() != "channels_last":
-        raise KerasSourceError("Keras's image_data_format is not channels_last; set it back")
+        raise SourceError("Keras's image_data_format is not channels_last; set it back")
+    runtime = _runtime_weights()  # first: it registers the layers of archdsl's Keras models
     model = _load(keras, source, arch, input_chw)
     try:
-        return _Reader(keras, _runtime_weights()).read(model, source)
+        return _Reader(keras, runtime).read(model, source)
     finally:
         keras.backend.clear_session()
 
 
 def _load(keras, source: str, arch: str | None, input_chw):
-    """The model with the source's weights: a .keras file, or ARCH's builder with its weights."""
+    """The model with the source's weights: a .keras file, ARCH's builder with its weights,
+    or a builder's own initialisation."""
+    if source.startswith(PREFIX):
+        if arch:
+            raise SourceError("--arch goes with a weight file, not with --from keras:NAME")
+        return _build(keras, source, input_chw)
+    if arch and not arch.startswith(PREFIX):
+        raise SourceError(f"--arch {arch}: a Keras file takes --arch keras:NAME")
     path = Path(source)
     if not path.is_file():
         problem = "not a regular file" if path.exists() else "no such file"
-        raise KerasSourceError(f"{source}: {problem}")
+        raise SourceError(f"{source}: {problem}")
     if arch is None:
         if not source.endswith(".keras"):
-            raise KerasSourceError(
+            raise SourceError(
                 f"{source}: a weights file holds no architecture; give --arch keras:NAME "
                 "(a keras.applications builder) or a .keras file"
             )
@@ -94,12 +100,19 @@ def _load_model(keras, path: Path):
 
 
 def _guarded(source: str, load):
-    """load(), any failure of Keras's reader made a one-line KerasSourceError."""
+    """load(), its warnings silenced, any failure of Keras's reader made a one-line
+    SourceError."""
     try:
-        return load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return load()
     except Exception as exc:  # Keras raises many kinds (ValueError, OSError, KeyError, ...)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise KerasSourceError(f"{source}: Keras cannot load it: {first}") from None
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        # Keras's first line may only introduce the second ("... for object <Conv2D ...>:")
+        first = " ".join(lines[:2] if lines and lines[0].endswith(":") else lines[:1])
+        raise SourceError(
+            f"{source}: Keras cannot load it: {first or type(exc).__name__}"
+        ) from None
 
 
 def _build(keras, arch: str, input_chw):
@@ -107,7 +120,7 @@ def _build(keras, arch: str, input_chw):
     name = arch.removeprefix(PREFIX)
     builder = getattr(keras.applications, name, None) if name.isidentifier() else None
     if not callable(builder) or not name[:1].isupper():
-        raise KerasSourceError(
+        raise SourceError(
             f"--arch {arch}: keras.applications has no builder {name!r} "
             "(e.g. keras:VGG16, keras:ResNet50, keras:MobileNetV2)"
         )
@@ -120,7 +133,7 @@ def _build(keras, arch: str, input_chw):
     try:
         return builder(weights=None, input_shape=(height, width, channels), **options)
     except ValueError as exc:
-        raise KerasSourceError(
+        raise SourceError(
             f"--arch {arch}: keras.applications cannot build it for the spec's input "
             f"{channels} x {height} x {width}: {str(exc).strip().splitlines()[0]}"
         ) from None
@@ -143,13 +156,13 @@ class _Reader:
         self.flows: list[Flow] = []
         self.arrays: dict = {}
 
-    def read(self, model, source: str) -> KerasSource:
+    def read(self, model, source: str) -> Source:
         """The model's records (its inputs flowing from INPUT) and arrays."""
         if len(model.inputs) != 1:
-            raise KerasSourceError(f"{source}: the model has {len(model.inputs)} inputs, not 1")
+            raise PairingError(f"{source}: the model has {len(model.inputs)} inputs, not 1")
         self._walk(model, "", [((INPUT, 0),)])
         graph = LayerGraph(self.layers, self.flows, origin=Path(source).name)
-        return KerasSource(graph, self.arrays)
+        return Source(graph, self.arrays)
 
     def _walk(self, model, prefix: str, feeds: list) -> list:
         """Walk one functional model whose inputs carry `feeds` (their origins, in order);
@@ -173,12 +186,12 @@ class _Reader:
         try:
             return self.runtime.flatten_orders(functional)
         except self.runtime.WeightsError as exc:
-            raise KerasSourceError(f"{prefix}{exc}") from None
+            raise PairingError(f"{prefix}{exc}") from None
 
     def _node(self, layer, prefix: str):
         """The layer's only call (a layer called twice shares its tensors: not portable)."""
         if len(layer._inbound_nodes) != 1:
-            raise KerasSourceError(
+            raise PairingError(
                 f"layer {prefix}{layer.name} is called {len(layer._inbound_nodes)} times; "
                 "a shared layer has no place in a spec"
             )
@@ -190,9 +203,9 @@ class _Reader:
         if isinstance(layer, keras.Model):
             return self._walk(layer, f"{name}/", inputs)
         if _is_preprocessing(keras, layer):
-            raise KerasSourceError(
+            raise PairingError(
                 f"layer {name} ({type(layer).__name__}) preprocesses the input, which a spec "
-                "cannot hold: build the model without it"
+                "cannot hold (the outputs would differ): import from a model built without it"
             )
         if getattr(layer, "weights", None):
             self._tensor_layer(layer, name, inputs, order)
@@ -207,7 +220,7 @@ class _Reader:
         of the inputs before it."""
         rank = len(node.output_tensors[0].shape)
         if layer.axis not in (-1, rank - 1):
-            raise KerasSourceError(
+            raise PairingError(
                 f"layer {name} concatenates along axis {layer.axis}, not the channels"
             )
         found, offset = [], 0
@@ -261,18 +274,12 @@ class _Reader:
         try:
             return self.runtime.layer_entries(layer, order)
         except self.runtime.WeightsError as exc:
-            raise KerasSourceError(f"{exc} ({name})") from None
+            raise PairingError(f"{exc} ({name})") from None
 
     def _kind(self, layer, name: str) -> str:
         """The pairing kind of a layer holding tensors."""
+        _check_channels_last(self.keras, layer, name)
         layers = self.keras.layers
-        if isinstance(layer, layers.LayerNormalization) and list(layer.axis) not in (
-            [-1],
-            [len(layer.input.shape) - 1],
-        ):
-            raise KerasSourceError(
-                f"layer {name} normalises over axes {list(layer.axis)}, not the channels alone"
-            )
         kinds = (
             ((layers.Conv2D, layers.DepthwiseConv2D), "conv"),
             ((layers.Dense,), "dense"),
@@ -284,9 +291,19 @@ class _Reader:
                 return kind
         if _is_applications_layer_scale(layer) or type(layer).__name__ == "LayerScale":
             return "layer_scale"
-        raise KerasSourceError(
+        raise PairingError(
             f"layer {name} ({type(layer).__name__}) holds tensors with no portable layout"
         )
+
+
+def _check_channels_last(keras, layer, name: str) -> None:
+    """PairingError unless the layer works on the channels, the last axis."""
+    norms = (keras.layers.BatchNormalization, keras.layers.LayerNormalization)
+    axes = layer.axis if isinstance(layer, norms) else -1
+    axes = set(axes) if isinstance(axes, list | tuple) else {axes}
+    last = {-1, len(layer.input.shape) - 1}
+    if getattr(layer, "data_format", "channels_last") != "channels_last" or not axes <= last:
+        raise PairingError(f"layer {name} does not work on the channels alone (the last axis)")
 
 
 def _is_preprocessing(keras, layer) -> bool:
