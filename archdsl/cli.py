@@ -295,7 +295,7 @@ def cmd_weights_import(args, checked: Checked) -> int:
     FILE.npz."""
     from archdsl.keras_source import is_keras_source, read_keras_source
     from archdsl.torch_source import SourceError
-    from archdsl.weight_import import import_weights, left_out_layers, load_source
+    from archdsl.weight_import import check_target, import_weights, left_out_layers, load_source
     from archdsl.weight_pairing import PairingError
 
     if not (args.source and args.out) or args.weights:
@@ -304,6 +304,7 @@ def cmd_weights_import(args, checked: Checked) -> int:
         leave_out = left_out_layers(
             checked.report, args.leave_out.split(",") if args.leave_out else []
         )
+        check_target(Path(args.out), args.force)
         load = read_keras_source if is_keras_source(args.source, args.arch) else load_source
         source = load(args.source, args.arch, tuple(checked.graph.inputs[0].shape))
         done = import_weights(checked.report, source, leave_out, Path(args.out), args.force)

@@ -5,6 +5,8 @@ Read off the checked report alone: no framework, no NumPy.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from archdsl.shapes import Report, tensors
 from archdsl.weight_records import INPUT, Flow, LayerGraph, TensorLayer
 
@@ -13,11 +15,13 @@ Sources = frozenset[tuple[str, int]]
 
 
 def spec_graph(report: Report, origin: str = "the spec") -> LayerGraph:
-    """The built layers that hold tensors, in execution order, and the flows between them."""
-    layers: list[TensorLayer] = []
+    """The built layers that hold tensors and the flows between them; a layer's order is
+    that of its statement as written (a valid execution order, the one a reader follows)."""
+    placed: list[tuple[int, int, TensorLayer]] = []  # (statement as written, op, layer)
     flows: set[Flow] = set()
     reaching: dict[str, Sources] = {i.name: frozenset({(INPUT, 0)}) for i in report.graph.inputs}
     by_statement = report.by_statement()
+    written = {stmt.name: i for i, stmt in enumerate(report.graph.statements)}
     for stmt in report.order:
         chain = by_statement.get(stmt.name, [])
         if not chain or not chain[0].built:
@@ -28,10 +32,14 @@ def spec_graph(report: Report, origin: str = "the spec") -> LayerGraph:
             if held:
                 flows.update(Flow(s, layer.name, k) for s, k in sources)
                 roles = tuple((r, f"{layer.name}.{r}", t.shape) for r, t in held.items())
-                layers.append(TensorLayer(layer.name, op.op, roles, len(layers)))
+                placed.append(
+                    (written[stmt.name], len(placed), TensorLayer(layer.name, op.op, roles, 0))
+                )
                 sources = frozenset({(layer.name, 0)})
         reaching[stmt.name] = sources
-    return LayerGraph(layers, sorted(flows, key=_flow_key), origin)
+    placed.sort(key=lambda found: found[:2])
+    numbered = [replace(layer, order=rank) for rank, (_, _, layer) in enumerate(placed)]
+    return LayerGraph(numbered, sorted(flows, key=_flow_key), origin)
 
 
 def _merged(stmt, first, reaching: dict[str, Sources]) -> Sources:

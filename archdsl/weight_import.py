@@ -23,11 +23,12 @@ from archdsl.spec_records import spec_graph
 from archdsl.torch_source import (
     SKIP,
     SourceError,
+    Traced,
     build_torchvision,
     state_dict_graph,
     trace,
 )
-from archdsl.weight_pairing import LayerGraph, pair
+from archdsl.weight_pairing import LayerGraph, PairingError, pair
 
 MARK = b"archdsl weights"  # the zip comment of every file this module writes
 BUILDER = "torchvision:"
@@ -85,7 +86,7 @@ def _listed(keys: list[str], most: int = 4) -> str:
 
 def load_source(source: str, arch: str | None, input_shape: tuple[int, ...]) -> Source:
     """The records and arrays of a source (see the module's docstring); SourceError if it
-    cannot be read, built or traced."""
+    cannot be read, built or traced, PairingError if the file does not fit --arch."""
     if source.startswith(BUILDER):
         if arch:
             raise SourceError("--arch goes with a weight file, not with --from torchvision:NAME")
@@ -97,8 +98,8 @@ def load_source(source: str, arch: str | None, input_shape: tuple[int, ...]) -> 
     if not arch.startswith(BUILDER):
         raise SourceError(f"--arch {arch}: expected torchvision:NAME (e.g. torchvision:resnet50)")
     traced = trace(build_torchvision(arch[len(BUILDER) :]), input_shape, arch)
-    _check_same_tensors(arrays, traced.state, source, arch)
-    return Source(traced.graph, arrays, traced.unused)
+    _check_same_tensors(arrays, traced, source, arch)
+    return Source(traced.graph, arrays, [k for k in traced.unused if k in arrays])
 
 
 def read_weight_file(path: Path) -> dict:
@@ -109,7 +110,7 @@ def read_weight_file(path: Path) -> dict:
         from archdsl.safetensors_file import SafetensorsError, read_safetensors
 
         try:
-            return read_safetensors(path)
+            return _floats(read_safetensors(path), str(path))
         except (SafetensorsError, OSError) as exc:
             raise SourceError(str(exc)) from None
     return _numpy(_torch_state(path), str(path))
@@ -137,28 +138,39 @@ def _torch_state(path: Path) -> dict:
 
 
 def _numpy(state: dict, origin: str) -> dict:
-    """A state_dict's tensors as NumPy arrays (floats as float32), counters left out."""
-    arrays = {}
-    for key, tensor in state.items():
-        if not str(key).endswith(SKIP):
-            if not tensor.is_floating_point():
-                raise SourceError(f"{origin}: tensor {key} is {tensor.dtype}, not a float")
-            arrays[str(key)] = tensor.detach().cpu().float().numpy()
-    return arrays
+    """A state_dict's tensors as NumPy arrays (see _floats; bfloat16 and half as float32)."""
+    arrays = {
+        str(k): (t.detach().cpu().float() if t.is_floating_point() else t.detach().cpu()).numpy()
+        for k, t in state.items()
+    }
+    return _floats(arrays, origin)
 
 
-def _check_same_tensors(arrays: dict, state: dict, source: str, arch: str) -> None:
-    """SourceError unless the file holds exactly the built model's tensors and shapes."""
-    for key, tensor in state.items():
-        if key not in arrays:
-            raise SourceError(f"{source} does not fit {arch}: it lacks {key}")
-        if tuple(arrays[key].shape) != tuple(tensor.shape):
+def _floats(arrays: dict, origin: str) -> dict:
+    """The arrays as float32, counters (`num_batches_tracked`) left out; SourceError for any
+    other array that does not hold floats."""
+    found = {}
+    for key, array in arrays.items():
+        if not key.endswith(SKIP):
+            if array.dtype.kind != "f":
+                raise SourceError(f"{origin}: tensor {key} holds {array.dtype}, not floats")
+            found[key] = array.astype("float32", copy=False)
+    return found
+
+
+def _check_same_tensors(arrays: dict, traced: Traced, source: str, arch: str) -> None:
+    """PairingError unless the file holds the built model's tensors with their shapes (those
+    the model never runs in eval mode may be absent) and no others."""
+    for key, tensor in traced.state.items():
+        if key not in arrays and key not in traced.unused:
+            raise PairingError(f"{source} does not fit {arch}: it lacks {key}")
+        if key in arrays and tuple(arrays[key].shape) != tuple(tensor.shape):
             shape = " x ".join(map(str, arrays[key].shape))
             want = " x ".join(map(str, tensor.shape))
-            raise SourceError(f"{source} does not fit {arch}: {key} is {shape}, not {want}")
-    extra = [k for k in arrays if k not in state]
+            raise PairingError(f"{source} does not fit {arch}: {key} is {shape}, not {want}")
+    extra = [k for k in arrays if k not in traced.state]
     if extra:
-        raise SourceError(f"{source} does not fit {arch}: {arch} has no {extra[0]}")
+        raise PairingError(f"{source} does not fit {arch}: {arch} has no {extra[0]}")
 
 
 def left_out_layers(report: Report, names: list[str]) -> frozenset[str]:
@@ -180,7 +192,7 @@ def import_weights(
     """Pair the source's tensors with the spec's, write them as FILE.npz; PairingError if they
     do not pair, SourceError if the output cannot be written."""
     ours = spec_graph(report)
-    check_target(out, force)
+    check_target(out, force)  # again: the file may have appeared while the source loaded
     pairing = pair(ours, source.graph, leave_out)
     shapes = {key: shape for layer in ours.layers for _, key, shape in layer.tensors}
     theirs = {ours_key: their_key for their_key, ours_key in pairing.keys.items()}
