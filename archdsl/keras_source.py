@@ -174,7 +174,7 @@ class _Reader:
         for layer in functional.operations:  # layers and ops (`x + y`), in graph order
             if isinstance(layer, keras.layers.InputLayer):
                 continue
-            node = self._node(layer, prefix)
+            node = self._node(functional, layer, prefix)
             inputs = [origins[id(t)] for t in node.input_tensors]
             outputs = self._layer(layer, prefix, node, inputs, orders.get(layer.name))
             for tensor, found in zip(node.output_tensors, outputs, strict=True):
@@ -188,14 +188,12 @@ class _Reader:
         except self.runtime.WeightsError as exc:
             raise PairingError(f"{prefix}{exc}") from None
 
-    def _node(self, layer, prefix: str):
-        """The layer's only call (a layer called twice shares its tensors: not portable)."""
-        if len(layer._inbound_nodes) != 1:
-            raise PairingError(
-                f"layer {prefix}{layer.name} is called {len(layer._inbound_nodes)} times; "
-                "a shared layer has no place in a spec"
-            )
-        return layer._inbound_nodes[0]
+    def _node(self, functional, layer, prefix: str):
+        """The layer's only call in the graph (a shared layer has no place in a spec)."""
+        try:
+            return self.runtime.layer_node(functional, layer)
+        except self.runtime.WeightsError as exc:
+            raise PairingError(f"{prefix}{exc}") from None
 
     def _layer(self, layer, prefix: str, node, inputs: list, order) -> list:
         """Record one layer; the origins of each of its outputs."""

@@ -38,6 +38,7 @@ __all__ = [
     "flatten_permutation",
     "from_portable_features",
     "layer_entries",
+    "layer_node",
     "load_arrays",
     "load_weights",
     "output_orders",
@@ -101,9 +102,15 @@ def from_portable_features(values, order, axis=-1):
     return np.take(np.asarray(values), order, axis=axis)
 
 
-def _node(layer):
-    """The layer's only call in the model (generated models call every layer once)."""
-    nodes = layer._inbound_nodes
+def layer_node(model, layer):
+    """The layer's only call in the model's graph (generated models call every layer once;
+    a layer of a nested model reloaded from a .keras file also holds a call of its own)."""
+    graph = getattr(model, "_functional", None) or model  # a Sequential's graph
+    nodes = [
+        node
+        for index, node in enumerate(layer._inbound_nodes)
+        if f"{id(layer)}_ib-{index}" in graph._nodes  # Keras's key of a node in a graph
+    ]
     if len(nodes) != 1:
         raise WeightsError(
             f"layer {layer.name} is called {len(nodes)} times; expected once"
@@ -147,7 +154,7 @@ def _orders(model):
     the permutation from Keras's features to the portable ones, or None where they agree."""
     inputs_of, outputs_of, by_tensor = {}, {}, {}
     for layer in model.layers:
-        node = _node(layer)
+        node = layer_node(model, layer)
         inputs = [by_tensor.get(id(t)) for t in node.input_tensors]
         permuted = any(o is not None for o in inputs)
         if len(inputs) == 1 and permuted:
