@@ -265,7 +265,7 @@ def cmd_weights(args) -> int:
     if not checked.ok:
         _print_diagnostics(checked)
         return EXIT_ERRORS
-    if args.source or args.out or args.arch or args.leave_out:
+    if args.source or args.out or args.arch or args.leave_out or args.force:
         return cmd_weights_import(args, checked)
     expected = expected_tensors(checked.report)
     if not args.weights:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from archdsl.weight_records import INPUT, Flow, LayerGraph, PairingError, TensorLayer
 
 SKIP = "num_batches_tracked"
+# the torch functions by which a free parameter scales its input (a layer scale)
+MULTIPLY = {"mul", "__mul__", "__rmul__", "mul_", "__imul__"}
 # a torch module's tensor name -> its portable role
 ROLES = {
     "weight": "weight",
@@ -162,7 +164,7 @@ class _Tracer:
 
         free = [t for t in _tensors((args, kwargs)) if id(t) in self.free]
         if free:
-            reaching = self._free_parameter(free[0], (args, kwargs))
+            reaching = self._free_parameter(free[0], func, (args, kwargs))
         elif func in (torch.cat, torch.concat, torch.concatenate) and _channel_dim(args, kwargs):
             reaching = self._concatenated(args[0] if args else kwargs["tensors"])
         else:
@@ -180,10 +182,17 @@ class _Tracer:
             offset += tensor.shape[1]
         return frozenset(found)
 
-    def _free_parameter(self, tensor, values) -> frozenset:
-        """A parameter used outside a leaf module (ConvNeXt's layer scale) is a layer of its
-        own, a `layer_scale`, fed by the function's other inputs."""
+    def _free_parameter(self, tensor, func, values) -> frozenset:
+        """A parameter multiplied outside a leaf module (ConvNeXt's layer scale) is a layer of
+        its own, a `layer_scale`, fed by the function's other inputs; SourceError for a
+        parameter used otherwise (a class token, a position embedding)."""
         key, _ = self.free[id(tensor)]
+        name = getattr(func, "__name__", str(func))
+        if name not in MULTIPLY:
+            raise SourceError(
+                f"{self.origin}: parameter {key} is used by {name}, not as a per-channel "
+                "scale: weight pairing does not know it"
+            )
         if key not in self.layers:
             self.layers[key] = _tensor_layer(
                 key, "layer_scale", {key: ("scale", tensor)}, len(self.layers)

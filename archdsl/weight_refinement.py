@@ -121,14 +121,16 @@ def _match(ours: LayerGraph, theirs: LayerGraph, start: Callable) -> dict[str, s
         raise PairingError(f"the models' layers differ: {found}")
     joint = _Joint(ours, theirs, start)
     joint.refine()
+    chosen = 0  # pairs of layers paired by order, refinement unable to tell them apart
     while True:
         classes = joint.classes()
-        _check_balanced(joint, classes)
+        _check_balanced(joint, classes, chosen)
         tied = [(a, b) for a, b in classes.values() if len(a) > 1]
         if not tied:
             break
         a, b = min(tied)  # the earliest layers of ours that refinement cannot tell apart
-        joint.colours[a[0]] = joint.colours[b[0]] = len(joint.names)
+        joint.colours[a[0]] = joint.colours[b[0]] = len(joint.names) + chosen
+        chosen += 1
         joint.refine()
     match = {joint.names[a[0]]: joint.names[b[0]] for a, b in joint.classes().values()}
     match.pop(INPUT)
@@ -136,8 +138,9 @@ def _match(ours: LayerGraph, theirs: LayerGraph, start: Callable) -> dict[str, s
     return match
 
 
-def _check_balanced(joint: _Joint, classes: dict) -> None:
-    """PairingError unless every colour has as many layers on both sides."""
+def _check_balanced(joint: _Joint, classes: dict, chosen: int) -> None:
+    """PairingError unless every colour has as many layers on both sides (after `chosen`
+    pairs paired by order: the order did not tell them apart either)."""
     unbalanced = [(a, b) for a, b in classes.values() if len(a) != len(b)]
     if not unbalanced:
         return
@@ -150,9 +153,15 @@ def _check_balanced(joint: _Joint, classes: dict) -> None:
         for side, i in ((theirs, other), (ours, mine))
         if i is not None and joint.names[i] != INPUT
     ]
+    why = (
+        f"the layers cannot be paired with certainty: after pairing {chosen} that the "
+        "structure does not tell apart in execution order, "
+        if chosen
+        else "the models' layers are connected differently: "
+    )
     raise PairingError(
-        "the models' layers are connected differently: no partner in the same place of the "
-        f"other graph for {' and '.join(named) or 'the input'}"
+        f"{why}no partner in the same place of the other graph for "
+        f"{' and '.join(named) or 'the input'}"
     )
 
 
