@@ -107,12 +107,15 @@ def _guarded(source: str, load):
             warnings.simplefilter("ignore")
             return load()
     except Exception as exc:  # Keras raises many kinds (ValueError, OSError, KeyError, ...)
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        # Keras's first line may only introduce the second ("... for object <Conv2D ...>:")
-        first = " ".join(lines[:2] if lines and lines[0].endswith(":") else lines[:1])
-        raise SourceError(
-            f"{source}: Keras cannot load it: {first or type(exc).__name__}"
-        ) from None
+        raise SourceError(f"{source}: Keras cannot load it: {_first_line(exc)}") from None
+
+
+def _first_line(exc: Exception) -> str:
+    """The first line of an exception's message, with the second where the first only
+    introduces it (Keras's "... for object <Conv2D ...>:"), or its type's name."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    first = " ".join(lines[:2] if lines and lines[0].endswith(":") else lines[:1])
+    return first or type(exc).__name__
 
 
 def _build(keras, arch: str, input_chw):
@@ -121,8 +124,13 @@ def _build(keras, arch: str, input_chw):
     builder = getattr(keras.applications, name, None) if name.isidentifier() else None
     if not callable(builder) or not name[:1].isupper():
         raise SourceError(
-            f"--arch {arch}: keras.applications has no builder {name!r} "
+            f"{arch}: keras.applications has no builder {name!r} "
             "(e.g. keras:VGG16, keras:ResNet50, keras:MobileNetV2)"
+        )
+    if len(input_chw) != 3:
+        raise SourceError(
+            f"{arch}: keras.applications builds image models; the spec's "
+            f"input is {' x '.join(map(str, input_chw))}"
         )
     channels, height, width = input_chw
     options = {
@@ -132,10 +140,10 @@ def _build(keras, arch: str, input_chw):
     }
     try:
         return builder(weights=None, input_shape=(height, width, channels), **options)
-    except ValueError as exc:
+    except Exception as exc:  # a builder refuses a size with ValueError, other input otherwise
         raise SourceError(
-            f"--arch {arch}: keras.applications cannot build it for the spec's input "
-            f"{channels} x {height} x {width}: {str(exc).strip().splitlines()[0]}"
+            f"{arch}: keras.applications cannot build it for the spec's input "
+            f"{channels} x {height} x {width}: {_first_line(exc)}"
         ) from None
 
 
@@ -182,11 +190,21 @@ class _Reader:
         return [origins[id(t)] for t in functional.outputs]
 
     def _orders(self, functional, prefix: str) -> dict:
-        """The runtime's flatten orders of the model's layers (dense inputs to permute)."""
+        """The runtime's flatten orders of the model's layers (dense inputs to permute); a
+        nested model must not hand a flattened map on (the outer model would not know)."""
         try:
-            return self.runtime.flatten_orders(functional)
+            orders, outputs = self.runtime.flatten_orders(functional), {}
+            if prefix:
+                outputs = self.runtime.output_orders(functional)
         except self.runtime.WeightsError as exc:
             raise PairingError(f"{prefix}{exc}") from None
+        for tensor in functional.outputs:
+            if outputs.get(tensor._keras_history.operation.name) is not None:
+                raise PairingError(
+                    f"nested model {prefix.rstrip('/')} outputs a flattened map, whose "
+                    "feature order the model around it does not follow"
+                )
+        return orders
 
     def _node(self, functional, layer, prefix: str):
         """The layer's only call in the graph (a shared layer has no place in a spec)."""

@@ -170,6 +170,25 @@ def test_a_weights_file_without_its_architecture_is_a_usage_error(tmp_path, caps
     argv = ["--from", "keras:VGG16", "--arch", "keras:VGG16", "-o", npz]
     code, _, err = run(capsys, "weights", spec, *argv)
     assert code == 2 and "--arch goes with a weight file" in one_line(err)
+    code, _, err = run(capsys, "weights", spec, "--from", "keras:VGG16", "-o", npz)
+    assert code == 2 and "cannot build it for the spec's input 3 x 12 x 12" in one_line(err)
+    assert not npz.exists()
+
+
+def test_a_nested_model_handing_on_a_flattened_map_is_refused(tmp_path, capsys):
+    """The model around a nested Sequential cannot follow a Flatten inside it: the dense
+    layer's input rows would stay in Keras's H, W, C order."""
+    layers = keras.layers
+    inputs = keras.Input((4, 4, 3))
+    inner = keras.Sequential([layers.Conv2D(2, 1), layers.Flatten()], name="inner")
+    keras.Model(inputs, layers.Dense(10)(inner(inputs))).save(tmp_path / "nested.keras")
+    spec = spec_file(
+        tmp_path,
+        "model N\n\ninput image: 3 x 4 x 4\n\nhead = conv(2, kernel=1) |> flatten |> dense(10)\n",
+    )
+    npz = tmp_path / "n.npz"
+    code, _, err = run(capsys, "weights", spec, "--from", tmp_path / "nested.keras", "-o", npz)
+    assert code == 1 and "nested model inner outputs a flattened map" in one_line(err)
     assert not npz.exists()
 
 
