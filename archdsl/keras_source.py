@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -52,6 +53,11 @@ def read_keras_source(source: str, arch: str | None, input_chw: tuple[int, ...])
     """The records and arrays of a Keras source (the model is built, read and dropped);
     SourceError if it cannot be read or built, PairingError if it holds what no spec can (a
     preprocessing layer, a shared layer, a layer with tensors of no portable kind): one line."""
+    if "torch" in sys.modules:  # TensorFlow and torch crash together in one process
+        raise SourceError(
+            f"{source}: a Keras source is read in a process without torch; this one has "
+            "loaded it (run `archdsl weights` as a command of its own)"
+        )
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # TensorFlow announces oneDNN on stderr at import, whatever the log level; nothing here
