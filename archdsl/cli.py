@@ -297,6 +297,7 @@ def cmd_weights_import(args, checked: Checked) -> int:
     from archdsl.torch_source import SourceError
     from archdsl.weight_import import check_target, import_weights, left_out_layers, load_source
     from archdsl.weight_pairing import PairingError
+    from archdsl.weight_settings import setting_notes
 
     if not (args.source and args.out) or args.weights:
         raise UsageError("weights: --from SOURCE and -o FILE.npz go together, without WEIGHTS.npz")
@@ -313,7 +314,11 @@ def cmd_weights_import(args, checked: Checked) -> int:
     except PairingError as exc:
         _say(render(error("weights", None, visible(str(exc))), None), sys.stderr)
         return EXIT_ERRORS
-    for line in done.summary(args.out, args.file):
+    settings = getattr(source, "settings", {})  # a Keras source's strides, paddings, eps
+    for line in [
+        *done.summary(args.out, args.file),
+        *setting_notes(checked.report, source.graph, settings, leave_out),
+    ]:
         _say(visible(line))
     return EXIT_OK
 

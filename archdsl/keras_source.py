@@ -26,6 +26,7 @@ import os
 import sys
 import tempfile
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from archdsl.emit import runtime_files
@@ -33,6 +34,7 @@ from archdsl.generated import import_module_in
 from archdsl.torch_source import SourceError
 from archdsl.weight_import import Source
 from archdsl.weight_records import INPUT, Flow, LayerGraph, PairingError, TensorLayer
+from archdsl.weight_settings import Settings, window_settings
 
 PREFIX = "keras:"
 SUFFIXES = (".keras", ".weights.h5")
@@ -42,6 +44,13 @@ FIXED = {"batchnorm": (("weight", 1.0, "gamma"), ("bias", 0.0, "beta"))}
 NO_PREPROCESSING = {"include_preprocessing": False}
 
 
+@dataclass
+class KerasSource(Source):
+    """A Keras source, with its tensor layers' settings (archdsl/weight_settings.py)."""
+
+    settings: dict[str, Settings] = field(default_factory=dict)
+
+
 def is_keras_source(source: str, arch: str | None) -> bool:
     """Whether `--from SOURCE [--arch ARCH]` names a Keras source."""
     return any(name.startswith(PREFIX) for name in (source, arch or "")) or source.endswith(
@@ -49,7 +58,7 @@ def is_keras_source(source: str, arch: str | None) -> bool:
     )
 
 
-def read_keras_source(source: str, arch: str | None, input_chw: tuple[int, ...]) -> Source:
+def read_keras_source(source: str, arch: str | None, input_chw: tuple[int, ...]) -> KerasSource:
     """The records and arrays of a Keras source (the model is built, read and dropped);
     SourceError if it cannot be read or built, PairingError if it holds what no spec can (a
     preprocessing layer, a shared layer, a layer with tensors of no portable kind): one line."""
@@ -169,14 +178,15 @@ class _Reader:
         self.layers: list[TensorLayer] = []
         self.flows: list[Flow] = []
         self.arrays: dict = {}
+        self.settings: dict[str, Settings] = {}
 
-    def read(self, model, source: str) -> Source:
+    def read(self, model, source: str) -> KerasSource:
         """The model's records (its inputs flowing from INPUT) and arrays."""
         if len(model.inputs) != 1:
             raise PairingError(f"{source}: the model has {len(model.inputs)} inputs, not 1")
         self._walk(model, "", [((INPUT, 0),)])
         graph = LayerGraph(self.layers, self.flows, origin=Path(source).name)
-        return Source(graph, self.arrays)
+        return KerasSource(graph, self.arrays, settings=self.settings)
 
     def _walk(self, model, prefix: str, feeds: list) -> list:
         """Walk one functional model whose inputs carry `feeds` (their origins, in order);
@@ -231,6 +241,7 @@ class _Reader:
             )
         if getattr(layer, "weights", None):
             self._tensor_layer(layer, name, inputs, order)
+            self.settings[name] = _settings(keras, layer, node)
             return [((name, 0),)] * len(node.output_tensors)
         if type(layer).__name__ == "Concatenate":  # the layer or keras.ops.concatenate
             return [self._concatenated(layer, name, node, inputs)]
@@ -316,6 +327,33 @@ class _Reader:
         raise PairingError(
             f"layer {name} ({type(layer).__name__}) holds tensors with no portable layout"
         )
+
+
+def _settings(keras, layer, node) -> Settings:
+    """A conv's stride, dilation and padding (a ZeroPadding2D just before it included), a
+    norm's eps; {} for other layers."""
+    layers = keras.layers
+    if isinstance(layer, (layers.BatchNormalization, layers.LayerNormalization)):
+        return {"eps": float(layer.epsilon)}
+    if not isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D)):
+        return {}
+    source = node.input_tensors[0]
+    found = window_settings(
+        layer.padding,
+        tuple(source.shape[1:3]),
+        layer.kernel_size,
+        layer.strides,
+        layer.dilation_rate,
+    )
+    before = source._keras_history.operation
+    if isinstance(before, layers.ZeroPadding2D):
+        found["padding"] = tuple(
+            (top + own_top, bottom + own_bottom)
+            for (top, bottom), (own_top, own_bottom) in zip(
+                before.padding, found["padding"], strict=True
+            )
+        )
+    return found
 
 
 def _check_channels_last(keras, layer, name: str) -> None:

@@ -71,11 +71,10 @@ def small_keras_model(preprocess=False):
     x = inputs = keras.Input((12, 12, 3))
     if preprocess:
         x = layers.Rescaling(1 / 255)(x)
-    stem = layers.ReLU()(
-        layers.BatchNormalization()(layers.Conv2D(8, 3, padding="same", name="stem")(x))
-    )
+    stem = layers.Conv2D(8, 3, padding="same", name="stem")(x)
+    stem = layers.ReLU()(layers.BatchNormalization(name="stem_bn")(stem))
     dw = layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2, name="dw")(stem)
-    dw = layers.BatchNormalization()(dw)
+    dw = layers.BatchNormalization(name="dw_bn")(dw)
     side = layers.Conv2D(4, 1, name="side")(stem)
     x = layers.Concatenate()([dw, side])
     x = layers.Dense(10, name="head")(layers.Flatten()(layers.MaxPooling2D(2)(x)))
@@ -134,6 +133,20 @@ def test_a_small_functional_model_imports_and_gives_its_outputs(tmp_path, capsys
     want = np.asarray(model(x, training=False))
     got = our_outputs(spec, npz, x, tmp_path / "keras")
     assert relative_difference(got, want) <= RTOL
+
+
+def test_settings_the_pairing_cannot_see_are_noted(tmp_path, capsys):
+    """Planted: the spec's batch norms keep PyTorch's eps (1e-5) against Keras's 0.001; the
+    tensors still pair, and the difference is noted."""
+    small_keras_model().save(tmp_path / "small.keras")
+    planted = SMALL.replace("batchnorm(eps=0.001)", "batchnorm")
+    spec, npz = spec_file(tmp_path, planted), tmp_path / "small.npz"
+    code, out, err = run(capsys, "weights", spec, "--from", tmp_path / "small.keras", "-o", npz)
+    assert code == 0, err
+    assert out.splitlines()[1:] == [
+        "note: eps differs (the outputs may too): small.keras's stem_bn has eps "
+        "0.001, the spec's stem.batchnorm 1e-05 (and 1 more pair)",
+    ]
 
 
 def test_a_spec_wired_differently_is_refused_in_one_line(tmp_path, capsys):
@@ -245,16 +258,19 @@ def imported_outputs(spec, builder, tmp_path, capsys):
     shape = model.input_shape[1:]
     x = np.random.default_rng(2).normal(size=(2, *shape)).astype("float32")
     want = np.asarray(model(x, training=False))
-    return our_outputs(spec, npz, x, tmp_path / "keras"), want
+    notes = [line.split(":", 2)[1].strip() for line in out.splitlines() if line.startswith("note")]
+    return our_outputs(spec, npz, x, tmp_path / "keras"), want, notes
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("spec", "builder"), SAME, ids=[s.stem for s, _ in SAME])
 def test_keras_applications_weights_give_keras_outputs(spec, builder, tmp_path, capsys):
-    got, want = imported_outputs(spec, builder, tmp_path, capsys)
+    got, want, notes = imported_outputs(spec, builder, tmp_path, capsys)
     difference = relative_difference(got, want)
     print(f"{spec.stem} from {builder}: max |ours - keras| / max |keras| = {difference:.3g}")
     assert difference <= RTOL and np.abs(want).max() > 0.1
+    # DenseNet121's eps, 1.001e-5 against 1e-5, is noted, though under float32's rounding
+    assert notes == (["eps differs (the outputs may too)"] if builder == "DenseNet121" else [])
 
 
 @pytest.mark.slow
@@ -262,10 +278,20 @@ def test_keras_applications_weights_give_keras_outputs(spec, builder, tmp_path, 
 def test_the_torchvision_flavoured_specs_pair_but_give_other_outputs(
     spec, builder, tmp_path, capsys
 ):
-    got, want = imported_outputs(spec, builder, tmp_path, capsys)
+    got, want, notes = imported_outputs(spec, builder, tmp_path, capsys)
     difference = relative_difference(got, want)
     print(f"{spec.stem} from {builder}: max |ours - keras| / max |keras| = {difference:.3g}")
     assert difference > RTOL
+    # MobileNetV2's paddings and eps are noted; Inception-v3's average pools hold no tensors
+    # and pair with nothing, so their count_include_pad goes unnoticed
+    expected = {
+        "MobileNetV2": [
+            "padding differs (the outputs may too)",
+            "eps differs (the outputs may too)",
+        ],
+        "InceptionV3": [],
+    }
+    assert notes == expected[builder]
 
 
 @pytest.mark.slow
