@@ -371,7 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(func=cmd_ir)
 
     w = sub.add_parser(
-        "weights", help="the portable weight layout of a spec, or check an .npz file"
+        "weights",
+        help="the portable weight layout of a spec, check an .npz file, or import one (--from)",
     )
     w.add_argument("file", metavar="FILE")
     w.add_argument("weights", nargs="?", metavar="WEIGHTS.npz", help="a weight file to check")

@@ -118,14 +118,11 @@ class _Tracer:
         self.origin = origin
         self.leaves, self.free = {}, {}
         for name, module in model.named_modules():
-            own = [n for n, _ in _own_tensors(module)]
-            if not own:
-                continue
-            if not list(module.children()):
+            own = _own_tensors(module)
+            if own and not list(module.children()):
                 self.leaves[name] = module
-            else:
-                for n, tensor in _own_tensors(module):
-                    self.free[id(tensor)] = (f"{name}.{n}" if name else n, tensor)
+            for n, tensor in own if list(module.children()) else ():
+                self.free[id(tensor)] = (f"{name}.{n}" if name else n, tensor)
         self.reach: dict[int, frozenset] = {}
         self.keep: list = []  # every tensor seen stays alive, so that no id is reused
         self.flows: set[Flow] = set()
@@ -135,6 +132,7 @@ class _Tracer:
 
         class Mode(TorchFunctionMode):
             def __torch_function__(self, func, types, args=(), kwargs=None):
+                """Run the function; outside a leaf module, pass on what reaches it."""
                 out = func(*args, **(kwargs or {}))
                 if not tracer.inside:
                     tracer.follow(func, args, kwargs or {}, out)

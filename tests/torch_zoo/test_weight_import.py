@@ -27,12 +27,13 @@ from torchvision_names import MODELS, key_mapping
 
 from archdsl.cli import main
 from archdsl.spec_records import spec_graph
-from archdsl.torch_source import SourceError, trace
+from archdsl.torch_source import SourceError, state_dict_graph, trace
 from archdsl.weight_import import import_weights, load_source
-from archdsl.weight_pairing import INPUT, pair
+from archdsl.weight_pairing import INPUT, PairingError, pair
 from archdsl.weights import expected_tensors
 
 torch = pytest.importorskip("torch")
+builders = pytest.importorskip("torchvision").models
 
 DEFAULT = {"resnet18", "mobilenet_v2"}
 
@@ -375,3 +376,24 @@ def test_a_free_parameter_that_scales_is_a_layer_scale():
 def test_tensors_of_unknown_use_are_refused(tail, message):
     with pytest.raises(SourceError, match=message):
         trace(Scaled(tail), (3, 4, 4), "scaled")
+
+
+# zoo models whose spec lists the layers in another order than torchvision registers them
+LISTED_OTHERWISE = {"convnext_tiny", "regnet_y_400mf"}
+
+
+@pytest.mark.slow
+def test_bare_state_dicts_of_the_zoo_pair_as_the_rules_do_or_are_refused():
+    """In key order alone, each zoo model's state_dict pairs exactly as the per-family rule
+    does, or, where the spec lists its layers in another order, is refused: never wrongly."""
+    for stem, (builder, kwargs, rule_for) in MODELS.items():
+        with torch.device("cpu" if builder.startswith("regnet") else "meta"):
+            state = getattr(builders, builder)(weights=None, **kwargs).state_dict()
+        ours = spec_graph(check_file(ZOO / f"{stem}.arch").report)
+        if stem in LISTED_OTHERWISE:
+            with pytest.raises(PairingError, match="cannot pair the tensors in order"):
+                pair(ours, state_dict_graph(state, stem))
+        else:
+            rule = rule_for(state.keys())
+            expected = {k: rule(k) for k in state if not k.endswith("num_batches_tracked")}
+            assert pair(ours, state_dict_graph(state, stem)).keys == expected, stem
