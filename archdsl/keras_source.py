@@ -240,7 +240,7 @@ class _Reader:
                 "cannot hold (the outputs would differ): import from a model built without it"
             )
         if getattr(layer, "weights", None):
-            self._tensor_layer(layer, name, inputs, order)
+            self._tensor_layer(layer, name, node, inputs, order)
             self.settings[name] = _settings(keras, layer, node)
             return [((name, 0),)] * len(node.output_tensors)
         if type(layer).__name__ == "Concatenate":  # the layer or keras.ops.concatenate
@@ -262,9 +262,9 @@ class _Reader:
             offset += int(tensor.shape[-1])
         return tuple(dict.fromkeys(found))
 
-    def _tensor_layer(self, layer, name: str, inputs: list, order) -> None:
+    def _tensor_layer(self, layer, name: str, node, inputs: list, order) -> None:
         """Record a layer holding tensors: its kind, its tensors, their arrays, its flows."""
-        kind = self._kind(layer, name)
+        kind = self._kind(layer, name, node)
         entries = self._entries(layer, name, order)
         roles = {entry.name.rsplit(".", 1)[1]: entry for entry in entries}
         tensors = []
@@ -309,9 +309,11 @@ class _Reader:
         except self.runtime.WeightsError as exc:
             raise PairingError(f"{exc} ({name})") from None
 
-    def _kind(self, layer, name: str) -> str:
-        """The pairing kind of a layer holding tensors."""
-        _check_channels_last(self.keras, layer, name)
+    def _kind(self, layer, name: str, node) -> str:
+        """The pairing kind of a layer holding tensors (of one input)."""
+        if len(node.input_tensors) != 1:
+            raise PairingError(f"layer {name} holds tensors and takes several inputs")
+        _check_channels_last(self.keras, layer, name, len(node.input_tensors[0].shape))
         layers = self.keras.layers
         kinds = (
             ((layers.Conv2D, layers.DepthwiseConv2D), "conv"),
@@ -356,12 +358,13 @@ def _settings(keras, layer, node) -> Settings:
     return found
 
 
-def _check_channels_last(keras, layer, name: str) -> None:
-    """PairingError unless the layer works on the channels, the last axis."""
+def _check_channels_last(keras, layer, name: str, rank: int) -> None:
+    """PairingError unless the layer (of an input of `rank` axes) works on the channels,
+    the last axis."""
     norms = (keras.layers.BatchNormalization, keras.layers.LayerNormalization)
     axes = layer.axis if isinstance(layer, norms) else -1
     axes = set(axes) if isinstance(axes, list | tuple) else {axes}
-    last = {-1, len(layer.input.shape) - 1}
+    last = {-1, rank - 1}
     if getattr(layer, "data_format", "channels_last") != "channels_last" or not axes <= last:
         raise PairingError(f"layer {name} does not work on the channels alone (the last axis)")
 
