@@ -135,6 +135,22 @@ def test_a_small_functional_model_imports_and_gives_its_outputs(tmp_path, capsys
     assert relative_difference(got, want) <= RTOL
 
 
+def test_archdsl_s_own_keras_model_imports_as_its_save_weights_writes(tmp_path, capsys):
+    """A .keras file of the spec's compiled Keras model (its runtime's layers, dotted names)
+    gives, tensor for tensor, the portable file its own save_weights writes."""
+    spec = spec_file(tmp_path, SMALL)
+    module = import_model(compile_to(check(SMALL, str(spec)), tmp_path / "keras"))
+    model = randomise(module.build_model())
+    model.save(tmp_path / "ours.keras")
+    module.save_weights(model, tmp_path / "saved.npz")
+    npz = tmp_path / "imported.npz"
+    code, _, err = run(capsys, "weights", spec, "--from", tmp_path / "ours.keras", "-o", npz)
+    assert code == 0, err
+    saved, imported = np.load(tmp_path / "saved.npz"), np.load(npz)
+    assert list(saved.files) == list(imported.files)
+    assert all(np.array_equal(saved[k], imported[k]) for k in saved.files)
+
+
 def test_settings_the_pairing_cannot_see_are_noted(tmp_path, capsys):
     """Planted: the spec's batch norms keep PyTorch's eps (1e-5) against Keras's 0.001; the
     tensors still pair, and the difference is noted."""
