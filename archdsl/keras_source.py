@@ -59,7 +59,7 @@ def is_keras_source(source: str, arch: str | None) -> bool:
 
 
 def read_keras_source(source: str, arch: str | None, input_chw: tuple[int, ...]) -> KerasSource:
-    """The records and arrays of a Keras source (the model is built, read and dropped);
+    """The records and arrays of a Keras source (its model built or loaded, then read);
     SourceError if it cannot be read or built, PairingError if it holds what no spec can (a
     preprocessing layer, a shared layer, a layer with tensors of no portable kind): one line."""
     if "torch" in sys.modules:  # TensorFlow and torch crash together in one process
@@ -77,11 +77,7 @@ def read_keras_source(source: str, arch: str | None, input_chw: tuple[int, ...])
     if keras.config.image_data_format() != "channels_last":
         raise SourceError("Keras's image_data_format is not channels_last; set it back")
     runtime = _runtime_weights()  # first: it registers the layers of archdsl's Keras models
-    model = _load(keras, source, arch, input_chw)
-    try:
-        return _Reader(keras, runtime).read(model, source)
-    finally:
-        keras.backend.clear_session()
+    return _Reader(keras, runtime).read(_load(keras, source, arch, input_chw), source)
 
 
 def _load(keras, source: str, arch: str | None, input_chw):
