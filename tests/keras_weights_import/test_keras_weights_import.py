@@ -202,6 +202,17 @@ def test_a_weights_file_without_its_architecture_is_a_usage_error(tmp_path, caps
     assert not npz.exists()
 
 
+def test_a_keras_file_that_would_run_code_is_refused(tmp_path, capsys):
+    """A Lambda layer's code is not loaded (Keras's safe_mode): one line, exit 2."""
+    inputs = keras.Input((12, 12, 3))
+    lambda_model = keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2)(inputs))
+    lambda_model.save(tmp_path / "lambda.keras")
+    spec, npz = spec_file(tmp_path, SMALL), tmp_path / "small.npz"
+    code, _, err = run(capsys, "weights", spec, "--from", tmp_path / "lambda.keras", "-o", npz)
+    assert code == 2 and "lambda.keras: Keras cannot load it:" in one_line(err)
+    assert "Lambda" in err and not npz.exists()
+
+
 def test_a_nested_model_handing_on_a_flattened_map_is_refused(tmp_path, capsys):
     """The model around a nested Sequential cannot follow a Flatten inside it: the dense
     layer's input rows would stay in Keras's H, W, C order."""
