@@ -315,10 +315,13 @@ def cmd_weights(args) -> int:
 
 
 def cmd_weights_import(args, checked: Checked) -> int:
-    """Pair a PyTorch source's tensors with the spec's by structure and write FILE.npz."""
+    """Pair a PyTorch or Keras source's tensors with the spec's by structure and write
+    FILE.npz."""
+    from archdsl.keras_source import is_keras_source, read_keras_source
     from archdsl.torch_source import SourceError
     from archdsl.weight_import import check_target, import_weights, left_out_layers, load_source
     from archdsl.weight_pairing import PairingError
+    from archdsl.weight_settings import setting_notes
 
     if not (args.source and args.out) or args.weights:
         raise UsageError("weights: --from SOURCE and -o FILE.npz go together, without WEIGHTS.npz")
@@ -327,14 +330,19 @@ def cmd_weights_import(args, checked: Checked) -> int:
             checked.report, args.leave_out.split(",") if args.leave_out else []
         )
         check_target(Path(args.out), args.force)
-        source = load_source(args.source, args.arch, tuple(checked.graph.inputs[0].shape))
+        load = read_keras_source if is_keras_source(args.source, args.arch) else load_source
+        source = load(args.source, args.arch, tuple(checked.graph.inputs[0].shape))
         done = import_weights(checked.report, source, leave_out, Path(args.out), args.force)
     except SourceError as exc:
         raise UsageError(str(exc)) from None
     except PairingError as exc:
         _say(render(error("weights", None, visible(str(exc))), None), sys.stderr)
         return EXIT_ERRORS
-    for line in done.summary(args.out, args.file):
+    settings = getattr(source, "settings", {})  # a Keras source's strides, paddings, eps
+    for line in [
+        *done.summary(args.out, args.file),
+        *setting_notes(checked.report, source.graph, settings, leave_out),
+    ]:
         _say(visible(line))
     return EXIT_OK
 
@@ -397,10 +405,13 @@ def build_parser() -> argparse.ArgumentParser:
         dest="source",
         metavar="SOURCE",
         help="import weights: a state_dict (.pth, .pt), a .safetensors file, or torchvision:NAME "
-        "(that builder's random initialisation)",
+        "(that builder's random initialisation); Keras: a .keras file, a .weights.h5 file with "
+        "--arch, or keras:NAME",
     )
     w.add_argument(
-        "--arch", metavar="torchvision:NAME", help="the model the --from file was saved from"
+        "--arch",
+        metavar="torchvision:NAME|keras:NAME",
+        help="the model the --from file was saved from",
     )
     w.add_argument(
         "--except",

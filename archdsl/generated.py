@@ -16,12 +16,17 @@ def import_model(directory: Path):
     The siblings (weights, optim, schedules, ...) are imported from `directory` and dropped from
     sys.modules afterwards, so that another output directory (or backend) gets its own.
     """
-    siblings = [p.stem for p in Path(directory).glob("*.py") if p.name != "model.py"]
+    return import_module_in(directory, "model")
+
+
+def import_module_in(directory: Path, stem: str):
+    """Import directory/STEM.py under a fresh name, its siblings imported as import_model does."""
+    siblings = [p.stem for p in Path(directory).glob("*.py") if p.stem != stem]
     saved = {name: sys.modules.pop(name) for name in siblings if name in sys.modules}
     sys.path.insert(0, str(directory))
     try:
         spec = importlib.util.spec_from_file_location(
-            f"archdsl_model_{next(_serial)}", Path(directory) / "model.py"
+            f"archdsl_{stem}_{next(_serial)}", Path(directory) / f"{stem}.py"
         )
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)

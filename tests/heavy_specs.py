@@ -27,6 +27,9 @@ HEAVY = frozenset(
         "convnext_tiny",
         "regnet_y_400mf",
     )
+) | frozenset(
+    SPECS_DIR / "variants" / f"{stem}_keras.arch"
+    for stem in ("resnet50", "mobilenet_v2", "inception_v3")  # keras.applications' flavours
 )
 
 

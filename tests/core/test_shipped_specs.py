@@ -53,6 +53,12 @@ EXPECTED: dict[str, Counter] = {
     # conv1 pad 2: (224+4-11)/4+1 = 55.25 but only padding is left unread; pools tile 55, 27,
     # 13; no softmax.
     "variants/torchvision_alexnet.arch": _n(),
+    # keras.applications' flavours: ResNet-50's strided 1x1s (no W101, as resnet50.arch), the
+    # stride-2 convs of MobileNetV2 padding `same` on even sizes (the odd pixel after), and
+    # Inception-v3's windows with its pools dividing by the cells inside the map.
+    "variants/resnet50_keras.arch": _n(),
+    "variants/mobilenet_v2_keras.arch": _n(),
+    "variants/inception_v3_keras.arch": _n(),
     # stem 7x7/2 pad 3 and pool 3x3/2 pad 1 leave only padding unread; 1x1 and 3x3 pad 1
     # convs; avgpool(2) halves 56, 28, 14 exactly; no softmax.
     "zoo/densenet121.arch": _n(),

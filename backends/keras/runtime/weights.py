@@ -2,6 +2,8 @@
 
 Keras layer `statement.op` holds the tensors `statement.op.param` of the portable file:
 - Conv2D kernel (kh, kw, in / groups, filters) <-> weight (filters, in / groups, kh, kw); bias.
+- DepthwiseConv2D kernel (kh, kw, C, m) <-> weight (C * m, 1, kh, kw) (a conv with groups=C,
+  output channel c * m + j being channel c's filter j); bias.
 - ConvTranspose2D (layers.py) kernel (kh, kw, filters / groups, in) <-> weight (in,
   filters / groups, kh, kw), PyTorch's ConvTranspose2d layout; bias.
 - Dense kernel (inputs, units) <-> weight (units, inputs); bias. Keras's Flatten orders a map's
@@ -35,6 +37,8 @@ __all__ = [
     "flatten_orders",
     "flatten_permutation",
     "from_portable_features",
+    "layer_entries",
+    "layer_node",
     "load_arrays",
     "load_weights",
     "output_orders",
@@ -98,9 +102,15 @@ def from_portable_features(values, order, axis=-1):
     return np.take(np.asarray(values), order, axis=axis)
 
 
-def _node(layer):
-    """The layer's only call in the model (generated models call every layer once)."""
-    nodes = layer._inbound_nodes
+def layer_node(model, layer):
+    """The layer's only call in the model's graph (generated models call every layer once;
+    a layer of a nested model reloaded from a .keras file also holds a call of its own)."""
+    graph = getattr(model, "_functional", None) or model  # a Sequential's graph
+    nodes = [
+        node
+        for index, node in enumerate(layer._inbound_nodes)
+        if f"{id(layer)}_ib-{index}" in graph._nodes  # Keras's key of a node in a graph
+    ]
     if len(nodes) != 1:
         raise WeightsError(
             f"layer {layer.name} is called {len(nodes)} times; expected once"
@@ -144,7 +154,7 @@ def _orders(model):
     the permutation from Keras's features to the portable ones, or None where they agree."""
     inputs_of, outputs_of, by_tensor = {}, {}, {}
     for layer in model.layers:
-        node = _node(layer)
+        node = layer_node(model, layer)
         inputs = [by_tensor.get(id(t)) for t in node.input_tensors]
         permuted = any(o is not None for o in inputs)
         if len(inputs) == 1 and permuted:
@@ -192,6 +202,23 @@ def _conv_in(weight):
     return np.transpose(weight, (2, 3, 1, 0))
 
 
+def _depthwise(channels, multiplier):
+    """(to portable, from portable) for a depthwise kernel (kh, kw, C, m), whose output
+    channel c * m + j is input channel c's filter j: the portable (C * m, 1, kh, kw)."""
+
+    def out(kernel):
+        kh, kw = kernel.shape[:2]
+        return np.transpose(kernel, (2, 3, 0, 1)).reshape(-1, 1, kh, kw)
+
+    def into(weight):
+        kh, kw = weight.shape[2:]
+        return np.transpose(
+            np.reshape(weight, (channels, multiplier, kh, kw)), (2, 3, 0, 1)
+        )
+
+    return out, into
+
+
 def _dense(order):
     """(to portable, from portable) for a dense kernel whose inputs come in `order`."""
 
@@ -232,39 +259,55 @@ def portable_variables(model):
     orders = flatten_orders(model)
     entries = []
     for layer in model.layers:
-        if not layer.weights:
-            continue
-        order = orders.get(layer.name)
-        name = layer.name
-        if isinstance(layer, (keras.layers.Conv2D, ConvTranspose2D)):
-            # (kh, kw, a, b) <-> (b, a, kh, kw): a conv's (filters, in / groups, kh, kw),
-            # a transposed conv's (in, filters / groups, kh, kw)
-            kh, kw, per_group, filters = layer.kernel.shape
-            convert = (_conv_out, _conv_in)
-            entries.append(
-                _entry(
-                    f"{name}.weight",
-                    layer.kernel,
-                    convert,
-                    (filters, per_group, kh, kw),
-                )
-            )
-            if layer.use_bias:
-                entries.append(_entry(f"{name}.bias", layer.bias, _vector(None)))
-        elif isinstance(layer, keras.layers.Dense):
-            shape = tuple(reversed(layer.kernel.shape))
-            entries.append(_entry(f"{name}.weight", layer.kernel, _dense(order), shape))
-            if layer.use_bias:
-                entries.append(_entry(f"{name}.bias", layer.bias, _vector(None)))
-        elif isinstance(layer, keras.layers.BatchNormalization):
-            entries += _vectors(name, layer, BATCHNORM, order)
-        elif per_channel := _per_channel(layer):
-            entries += _vectors(name, layer, per_channel, order)
-        else:
-            raise WeightsError(
-                f"layer {name} ({type(layer).__name__}) has weights but no portable layout"
-            )
+        if layer.weights:
+            entries += layer_entries(layer, orders.get(layer.name))
     return entries
+
+
+def layer_entries(layer, order=None):
+    """[Entry] for one layer's variables, named `layer.name.param`; `order` is the order of
+    its input features (flatten_orders) or None."""
+    name = layer.name
+    if isinstance(layer, (keras.layers.Conv2D, ConvTranspose2D)):
+        # (kh, kw, a, b) <-> (b, a, kh, kw): a conv's (filters, in / groups, kh, kw),
+        # a transposed conv's (in, filters / groups, kh, kw)
+        kh, kw, per_group, filters = layer.kernel.shape
+        weight = _entry(
+            f"{name}.weight",
+            layer.kernel,
+            (_conv_out, _conv_in),
+            (filters, per_group, kh, kw),
+        )
+        return [weight, *_bias(layer)]
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        kh, kw, channels, multiplier = layer.kernel.shape
+        weight = _entry(
+            f"{name}.weight",
+            layer.kernel,
+            _depthwise(channels, multiplier),
+            (channels * multiplier, 1, kh, kw),
+        )
+        return [weight, *_bias(layer)]
+    if isinstance(layer, keras.layers.Dense):
+        shape = tuple(reversed(layer.kernel.shape))
+        return [
+            _entry(f"{name}.weight", layer.kernel, _dense(order), shape),
+            *_bias(layer),
+        ]
+    if isinstance(layer, keras.layers.BatchNormalization):
+        return _vectors(name, layer, BATCHNORM, order)
+    if per_channel := _per_channel(layer):
+        return _vectors(name, layer, per_channel, order)
+    raise WeightsError(
+        f"layer {name} ({type(layer).__name__}) has weights but no portable layout"
+    )
+
+
+def _bias(layer):
+    """[Entry] for a conv's or dense layer's bias, or [] without one."""
+    if not layer.use_bias:
+        return []
+    return [_entry(f"{layer.name}.bias", layer.bias, _vector(None))]
 
 
 def _per_channel(layer):
