@@ -29,9 +29,9 @@ class TensorLayer:
         return (family(self.kind), tuple(sorted((r, stripped(s)) for r, _, s in self.tensors)))
 
     def describe(self) -> str:
-        """`conv layer1.0.conv1 (64 x 64 x 3 x 3)`: the kind, name and first tensor's shape."""
-        shape = " x ".join(map(str, self.tensors[0][2])) if self.tensors else "no tensors"
-        return f"{self.kind} {self.name} ({shape})"
+        """`conv layer1.0.conv1 (weight 64 x 64 x 3 x 3, bias 64)`: kind, name, every tensor."""
+        held = ", ".join(f"{role} {' x '.join(map(str, shape))}" for role, _, shape in self.tensors)
+        return f"{self.kind} {self.name} ({held or 'no tensors'})"
 
 
 @dataclass(frozen=True)

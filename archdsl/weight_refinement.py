@@ -145,13 +145,14 @@ def _check_balanced(joint: _Joint, classes: dict, chosen: int) -> None:
     if not unbalanced:
         return
     ours, theirs = joint.sides
-    mine = min((i for a, _ in unbalanced for i in a), default=None)
-    other = min((i for _, b in unbalanced for i in b), default=None)
+    layers_only = {i for i, name in enumerate(joint.names) if name != INPUT}
+    mine = min((i for a, _ in unbalanced for i in a if i in layers_only), default=None)
+    other = min((i for _, b in unbalanced for i in b if i in layers_only), default=None)
     layers = {**_names(ours), **_names(theirs)}
     named = [
         f"{side.origin}'s {layers[joint.names[i]].describe()}"
         for side, i in ((theirs, other), (ours, mine))
-        if i is not None and joint.names[i] != INPUT
+        if i is not None
     ]
     why = (
         f"the layers cannot be paired with certainty: after pairing {chosen} that the "

@@ -244,8 +244,8 @@ def test_another_architecture_is_refused_naming_the_first_tensors(tmp_path, caps
     code, _, err = run(capsys, "weights", ZOO / "resnet18.arch", "--from", pth, "-o", npz)
     assert code == 1 and not npz.exists()
     assert one_line(err) == (
-        f"error[weights]: cannot pair the tensors in order: {pth}'s conv layer1.2.conv1 (64 x 64 x 3 x 3) "
-        "meets the spec's conv layer2.0.conv1.conv (128 x 64 x 3 x 3)"
+        f"error[weights]: cannot pair the tensors in order: {pth}'s conv layer1.2.conv1 (weight 64 x 64 x 3 x 3) "
+        "meets the spec's conv layer2.0.conv1.conv (weight 128 x 64 x 3 x 3)"
     )
     code, _, err = run(
         capsys,
@@ -260,7 +260,7 @@ def test_another_architecture_is_refused_naming_the_first_tensors(tmp_path, caps
     )
     assert code == 1 and not npz.exists()
     assert (
-        "torchvision:resnet34's conv layer1.2.conv1 (64 x 64 x 3 x 3) meets the spec's conv layer2.0.conv1.conv"
+        "torchvision:resnet34's conv layer1.2.conv1 (weight 64 x 64 x 3 x 3) meets the spec's conv layer2.0.conv1.conv"
         in one_line(err)
     )
 
@@ -271,7 +271,9 @@ def test_a_truncated_state_dict_is_refused(resnet18, tmp_path, capsys):
     npz = tmp_path / "out.npz"
     code, _, err = run(capsys, "weights", ZOO / "resnet18.arch", "--from", pth, "-o", npz)
     assert code == 1 and not npz.exists()
-    assert "the spec's dense head.dense (1000 x 512) has no partner" in one_line(err)
+    assert "the spec's dense head.dense (weight 1000 x 512, bias 1000) has no partner" in one_line(
+        err
+    )
     code, _, err = run(
         capsys,
         "weights",
