@@ -77,7 +77,7 @@ class Groups:
                 f"`{setting}`: `{name}` has no parameters",
                 "name statements with conv, dense or norm layers",
             )
-        return tuple(dict.fromkeys(_prefix(s) for s in stmts))
+        return tuple(dict.fromkeys(_prefix(s) for s in stmts if holds_tensors(s)))
 
     def unfrozen(self, frozen: set[str]) -> bool:
         """Whether any statement with parameters is outside the frozen prefixes."""
