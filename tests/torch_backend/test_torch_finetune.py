@@ -136,6 +136,42 @@ def train(directory, out, *args):
     return subprocess.run(argv, cwd=directory, env=env, capture_output=True, text=True, timeout=300)
 
 
+def runtime(directory):
+    """The compiled directory's warm_start, weights and trainer_args modules (by bare name,
+    as the trainer imports them)."""
+    sys.path.insert(0, str(directory))
+    try:
+        import trainer_args
+        import warm_start
+        import weights
+    finally:
+        sys.path.pop(0)
+    return warm_start, weights, trainer_args
+
+
+def test_warm_start_loads_the_body_and_keeps_the_fresh_head(compiled, source_weights):
+    path, arrays = source_weights
+    done = compiled(FINE_TUNE)
+    warm_start, weights, _ = runtime(done.dir)
+    torch.manual_seed(0)
+    model = done.module.build_model()
+    fresh = {n: t.detach().clone() for n, t in weights.portable_tensors(model).items()}
+    expected = {n: tuple(t.shape) for n, t in fresh.items()}
+    loaded, left, line = warm_start.warm_start(path, expected, ("head",))
+    weights.load_arrays(model, loaded, str(path), keep=left)  # as the trainer's start_from
+    assert left == ["head.dense.weight", "head.dense.bias"]
+    assert line == (
+        f"init: 21 tensors from {path}; fresh: head (2 tensors, the spec's init); "
+        "2 tensors of the file under --fresh not used"
+    )
+    for name, tensor in weights.portable_tensors(model).items():
+        if name.startswith("head."):
+            assert torch.equal(tensor, fresh[name]), name
+        else:
+            assert np.array_equal(tensor.detach().numpy(), arrays[name]), name
+
+
+@pytest.mark.slow  # the trainer's start-up
 def test_init_loads_the_body_and_leaves_the_new_head_fresh(compiled, source_weights, tmp_path):
     path, arrays = source_weights
     done = compiled(FINE_TUNE)
@@ -157,7 +193,7 @@ def test_init_loads_the_body_and_leaves_the_new_head_fresh(compiled, source_weig
     assert not torch.equal(state["head.dense.weight"], fresh["head.dense.weight"])
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # the trainer's start-up, twice
 def test_init_refuses_what_does_not_fit_and_a_resume(compiled, source_weights, tmp_path):
     path, _ = source_weights
     directory = compiled(FINE_TUNE).dir
@@ -176,12 +212,8 @@ def test_init_refuses_what_does_not_fit_and_a_resume(compiled, source_weights, t
 
 def test_warm_start_refusals(compiled, source_weights):
     path, _ = source_weights
-    sys.path.insert(0, str(compiled(FINE_TUNE).dir))
-    try:
-        import warm_start
-        from trainer_args import UsageError
-    finally:
-        sys.path.pop(0)
+    warm_start, _, trainer_args = runtime(compiled(FINE_TUNE).dir)
+    UsageError = trainer_args.UsageError  # noqa: N806 - the class
     expected = {"stem.conv.weight": (4, 3, 3, 3), "head.dense.weight": (5, 4)}
     with pytest.raises(UsageError, match=r"--fresh hed: the model has no tensors under it"):
         warm_start.warm_start(path, expected, ("hed",))
