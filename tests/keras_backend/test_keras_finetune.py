@@ -99,17 +99,42 @@ def test_adamw_decays_each_group_at_its_own_rate(compiled):
 # ----------------------------------------------------------------------------- the trainer
 
 
-@pytest.mark.slow  # the trainer's start-up (TensorFlow) takes several seconds
-def test_init_loads_the_body_and_leaves_the_new_head_fresh(compiled, tmp_path):
+def source_weights(compiled, path):
+    """Save the three-class net (moving means away from their start) to path; its arrays."""
     source = compiled(SOURCE).module
     keras.utils.set_random_seed(5)
     start = source.build_model()
     for layer in start.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.moving_mean.assign(np.linspace(0.5, 1.5, 4))
-    path = tmp_path / "source.npz"
     source.save_weights(start, path)
-    arrays = dict(np.load(path))
+    return dict(np.load(path))
+
+
+def test_warm_start_loads_the_body_and_keeps_the_fresh_head(compiled, tmp_path):
+    path = tmp_path / "source.npz"
+    arrays = source_weights(compiled, path)
+    done = compiled(FINE_TUNE)
+    sys.path.insert(0, str(done.dir))
+    try:
+        import warm_start
+        import weights
+    finally:
+        sys.path.pop(0)
+    model = done.module.build_model()
+    fresh = portable(done.module, model, tmp_path)
+    expected = {e.name: e.shape for e in weights.portable_variables(model)}
+    loaded, left, _ = warm_start.warm_start(path, expected, ("head",))
+    weights.load_arrays(model, loaded, str(path), keep=left)  # as the trainer's start_from
+    assert left == ["head.dense.weight", "head.dense.bias"]
+    for name, value in portable(done.module, model, tmp_path).items():
+        assert np.array_equal(value, fresh[name] if name.startswith("head.") else arrays[name])
+
+
+@pytest.mark.slow  # the trainer's start-up (TensorFlow) takes several seconds
+def test_init_loads_the_body_and_leaves_the_new_head_fresh(compiled, tmp_path):
+    path = tmp_path / "source.npz"
+    arrays = source_weights(compiled, path)
     done = compiled(FINE_TUNE)
     argv = [sys.executable, "train.py", *map(str, FLAGS)]
     argv += ["--out", str(tmp_path / "run"), "--init", str(path), "--fresh", "head"]
