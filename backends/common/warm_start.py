@@ -14,7 +14,7 @@ import re
 # the runtime beside this file (isort: split keeps one order wherever ruff runs)
 # isort: split
 from npzcheck import NpzError, printable, read_headers
-from portable import WeightsError, check_arrays, read_npz
+from portable import WeightsError, check_arrays, read_npz, under
 from trainer_args import UsageError
 
 PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")
@@ -47,11 +47,6 @@ def add_init_flags(parser):
         help="with --init: statements (or block calls) that keep their fresh "
         "initialisation; the file need not hold their tensors",
     )
-
-
-def under(name, prefixes):
-    """Whether a tensor name lies under one of the statement prefixes."""
-    return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
 def init_request(args):

@@ -4,6 +4,10 @@ its fine-tuning groups (freeze, lr_scale)."""
 import keras
 from keras import ops
 
+# the runtime beside this file (isort: split keeps one order wherever ruff runs)
+# isort: split
+from portable import under
+
 NORM_LAYERS = (
     keras.layers.BatchNormalization,
     keras.layers.LayerNormalization,
@@ -304,16 +308,13 @@ def exclude_from_decay(optimizer, model, no_decay):
     return optimizer
 
 
-def under(name, prefixes):
-    """Whether a layer or tensor name lies under one of the statement prefixes."""
-    return any(name == p or name.startswith(p + ".") for p in prefixes)
-
-
 def freeze_statements(model, prefixes):
     """Make the layers of the named statements not trainable (a batch norm that is not
     trainable normalises with its moving statistics and keeps them, also in training);
     returns the model."""
-    for layer in _layers(model):
+    for (
+        layer
+    ) in model.layers:  # the statements' layers (the model's own name is no prefix)
         if under(layer.name, prefixes):
             layer.trainable = False
     return model
@@ -323,7 +324,7 @@ def scale_rates(optimizer, model, lr_scale):
     """Multiply the learning rate of the trainable variables of each statement of lr_scale
     {prefix: factor} by its factor; returns the optimizer."""
     factors = {}
-    for layer in _layers(model):
+    for layer in model.layers:
         for prefix, factor in lr_scale.items():
             if under(layer.name, [prefix]):
                 keys = (optimizer._var_key(v) for v in layer.trainable_variables)

@@ -4,6 +4,10 @@ fine-tuning groups of the train block (freeze, lr_scale)."""
 import torch
 from torch import nn
 
+# the runtime beside this file (isort: split keeps one order wherever ruff runs)
+# isort: split
+from portable import under
+
 NORM_TYPES = (
     nn.BatchNorm1d,
     nn.BatchNorm2d,
@@ -131,11 +135,6 @@ def no_decay_ids(model, no_decay):
         norms = (m for m in model.modules() if isinstance(m, NORM_TYPES))
         ids |= {id(p) for m in norms for p in m.parameters()}
     return ids
-
-
-def under(name, prefixes):
-    """Whether a module or parameter name lies under one of the statement prefixes."""
-    return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
 def freeze_statements(model, prefixes):
