@@ -66,10 +66,16 @@ def init_request(args):
     return args.init
 
 
-def warm_start(path, expected, fresh):
+def warm_start(path, expected, fresh, frozen=()):
     """(arrays to load, the model's tensors left fresh, the line to print) for a model of
-    tensors `expected` {name: shape}; UsageError if the file does not fit."""
+    tensors `expected` {name: shape} whose statements `frozen` (the spec's freeze) do not
+    train; UsageError if the file does not fit, or --fresh names a frozen statement."""
     for prefix in fresh:
+        if under(prefix, frozen) or any(under(f, [prefix]) for f in frozen):
+            raise UsageError(
+                f"--fresh {prefix}: the spec's `freeze` fixes it, so it would keep its "
+                "random initialisation; load it from the file, or unfreeze it"
+            )
         if not any(under(n, [prefix]) for n in expected):
             tops = ", ".join(dict.fromkeys(n.split(".", 1)[0] for n in expected))
             raise UsageError(

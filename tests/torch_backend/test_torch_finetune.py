@@ -217,6 +217,10 @@ def test_warm_start_refusals(compiled, source_weights):
     expected = {"stem.conv.weight": (4, 3, 3, 3), "head.dense.weight": (5, 4)}
     with pytest.raises(UsageError, match=r"--fresh hed: the model has no tensors under it"):
         warm_start.warm_start(path, expected, ("hed",))
+    with pytest.raises(UsageError, match="--fresh layer1.1: the spec's `freeze` fixes it"):
+        warm_start.warm_start(path, expected, ("layer1.1",), ("stem", "layer1"))
+    with pytest.raises(UsageError, match="--fresh layer1: the spec's `freeze` fixes it"):
+        warm_start.warm_start(path, expected, ("layer1",), ("layer1",))
     with pytest.raises(UsageError, match="extra \\(not in the model\\) "):
         warm_start.warm_start(path, expected, ("head",))
     with pytest.raises(UsageError, match=r"5 x 4; head.dense.bias is 3 where .* --fresh NAME"):

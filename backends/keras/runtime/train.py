@@ -379,7 +379,8 @@ class Trainer:
         """Load --init's weights into the model, all but --fresh's (before the EMA copies
         it)."""
         expected = {e.name: e.shape for e in portable_variables(self.net)}
-        arrays, fresh, line = warm_start(path, expected, self.args.fresh)
+        frozen = spec.TRAIN.get("freeze", ())
+        arrays, fresh, line = warm_start(path, expected, self.args.fresh, frozen)
         load_arrays(self.net, arrays, str(path), keep=fresh)
         print(line, flush=True)
 

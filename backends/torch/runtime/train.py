@@ -487,7 +487,8 @@ class Trainer:
         """Load --init's weights into the model, all but --fresh's (before the EMA copies
         it)."""
         expected = {n: tuple(t.shape) for n, t in portable_tensors(self.net).items()}
-        arrays, fresh, line = warm_start(path, expected, self.args.fresh)
+        frozen = spec.TRAIN.get("freeze", ())
+        arrays, fresh, line = warm_start(path, expected, self.args.fresh, frozen)
         load_arrays(self.net, arrays, str(path), keep=fresh)
         self.say(line)
 
