@@ -355,6 +355,11 @@ class Train(Frozen):
     augment: tuple[Augment, ...] = ()
     clip_grad_norm: PositiveFloat | None = None
     ema: EMA | None = None
+    # fine-tuning (train_groups.py): the statements (tensor-name prefixes: `stem`, `layer1`, a
+    # tower's `conv1_t0`) whose parameters and batch-norm statistics stay fixed, and those
+    # whose learning rate is multiplied by a factor
+    freeze: tuple[str, ...] = ()
+    lr_scale: tuple[tuple[str, PositiveFloat], ...] = ()
     span: Span | None = None
 
 

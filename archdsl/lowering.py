@@ -47,6 +47,7 @@ from archdsl.syntax import (
     Value,
 )
 from archdsl.towers import MERGE, expand_towers
+from archdsl.train_groups import GROUP_SETTINGS, Groups, check_overlap, group_setting
 
 IDENTIFIER_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 LANGUAGE_WORDS = {"model", "input", "init", "train", "from", "expect", "true", "false", "none"}
@@ -74,7 +75,7 @@ MODEL_FILE_NAMES = {
     "param_groups", "exclude_from_decay", "PaperSGD", "TorchSGD", "L2Adam", "TorchAdamW", "OnPlateau",
     "StepDecay", "MultiStep", "Cosine", "LocalResponseNorm", "PaddedMaxPool2D",
     "PaddedAvgPool2D", "PaddedAvgPool2d", "Resize", "Chunk", "ChannelShuffle",
-    "BroadcastMerge",
+    "BroadcastMerge", "freeze_statements", "frozen_norms", "scale_rates",
 }  # fmt: skip
 MAX_TOWERS = 64
 DEFAULT_WEIGHT_INIT = ir.GlorotUniform()
@@ -121,7 +122,7 @@ class _Lowering:
         shapes = ShapesSoFar({i.name: i.shape for i in inputs}, self._lowered_above)
         self.expander.shape_of = shapes.shape
         statements = self._statements(items, inputs)
-        train = self._train(items, inputs[0].shape if inputs else ())
+        train = self._train(items, inputs[0].shape if inputs else (), statements)
         if any(d.severity == "error" for d in self.diagnostics) or model is None or not inputs:
             return None
         if not statements:
@@ -437,7 +438,7 @@ class _Lowering:
         values = bind(name, args, OPS[name], element.span, spans)
         return build_op(name, values, element.span, self.defaults, spans)
 
-    def _train(self, items, input_shape: tuple[int, ...]) -> ir.Train:
+    def _train(self, items, input_shape: tuple[int, ...], statements) -> ir.Train:
         blocks = [i for i in items if isinstance(i, TrainBlock)]
         for extra in blocks[1:]:
             self._report(
@@ -448,6 +449,7 @@ class _Lowering:
         block = blocks[0]
         fields: dict = {"span": block.span}
         seen: set[str] = set()
+        groups, named = Groups(statements, self.failed), {}
         for setting in block.settings:
             try:
                 if setting.key in seen:
@@ -455,10 +457,14 @@ class _Lowering:
                         "E016", setting.key_span, f"train setting `{setting.key}` given twice"
                     )
                 seen.add(setting.key)
-                fields[setting.key] = _setting(setting, input_shape)
+                if setting.key in GROUP_SETTINGS:
+                    fields[setting.key], named[setting.key] = group_setting(setting, groups)
+                else:
+                    fields[setting.key] = _setting(setting, input_shape)
             except BindError as exc:
                 self._reject(exc)
         try:
+            check_overlap(named.get("freeze", {}), named.get("lr_scale", {}))
             train = validated(ir.Train, fields, block.span, "train")
             _check_recipe(train, {s.key: s.value.span for s in block.settings})
             return train

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from archdsl.diagnostics import Diagnostic
 from archdsl.shapes import Report
+from archdsl.train_groups import covered
 
 MAC_NOTE = "conv, conv_transpose and dense multiply-accumulates; bias adds excluded"
 
@@ -41,6 +42,7 @@ def as_data(report: Report, diagnostics: list[Diagnostic], batch: int) -> dict:
         "total_params": report.total_params,
         "trainable_params": report.trainable_params,
         "non_trainable_params": report.total_params - report.trainable_params,
+        "trained_params": report.trainable_params - frozen_params(report),
         "total_macs": report.total_macs,
         "macs_include_bias": False,
         "total_activations": report.total_activations,
@@ -61,6 +63,25 @@ def _prod(shape) -> int:
     for d in shape:
         n *= d
     return n
+
+
+def frozen_params(report: Report) -> int:
+    """Trainable parameters of the statements the train block freezes."""
+    freeze = report.graph.train.freeze
+    return sum(
+        layer.trainable_params for layer in report.layers if covered(layer.statement, freeze)
+    )
+
+
+def _fine_tuning(report: Report) -> list[str]:
+    """The line on what the train block's `freeze` leaves to train (none without it)."""
+    if not report.graph.train.freeze:
+        return []
+    frozen = frozen_params(report)
+    return [
+        f"fine-tuning: {report.trainable_params - frozen:,} of {report.trainable_params:,} "
+        f"trainable params are trained ({frozen:,} frozen by `freeze`)"
+    ]
 
 
 def _rows(report: Report) -> list[list[str]]:
@@ -85,6 +106,7 @@ def _totals(report: Report, batch: int) -> list[str]:
     return [
         f"total params: {report.total_params:,} (trainable {report.trainable_params:,}, "
         f"non-trainable {frozen:,})",
+        *_fine_tuning(report),
         f"total MACs: {report.total_macs:,} per example ({MAC_NOTE})",
         f"activations: {report.total_activations:,} values per example; "
         f"{activation_bytes(report, batch) / 2**20:,.1f} MiB in float32 at batch {batch}",

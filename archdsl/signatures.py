@@ -103,4 +103,6 @@ TRAIN_SETTINGS = (
     "augment",
     "clip_grad_norm",
     "ema",
+    "freeze",
+    "lr_scale",
 )

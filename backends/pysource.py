@@ -125,9 +125,16 @@ TRAIN_ORDER = (
 
 
 def train_data(train) -> dict:
-    """The recipe (an ir.Train) as plain data in the contract's key order; `from_` is "from"."""
+    """The recipe (an ir.Train) as plain data in the contract's key order; `from_` is "from".
+    The fine-tuning groups appear only in a spec that has them: "freeze" a list of statement
+    prefixes, "lr_scale" {prefix: factor}."""
     data = train.model_dump(by_alias=True, exclude={"span"})
-    return {key: data[key] for key in TRAIN_ORDER}
+    out = {key: data[key] for key in TRAIN_ORDER}
+    if train.freeze:
+        out["freeze"] = list(train.freeze)
+    if train.lr_scale:
+        out["lr_scale"] = dict(train.lr_scale)
+    return out
 
 
 def variable_names(names, reserved: set[str]) -> dict[str, str]:

@@ -1,5 +1,6 @@
 """Shipped specs too big for the default run's every-spec tests (build and run in each backend,
-cross-backend inference in tests/conformance): the zoo models of issue 12, each a few seconds
+cross-backend inference in tests/conformance): the zoo models of issue 12 and the
+fine-tuned ResNet-18 of specs/variants, each a few seconds
 to a minute per test on two cores.
 
 tests/conftest.py marks `slow` every test parametrised with one of them; tests/conformance
@@ -11,21 +12,22 @@ from pathlib import Path
 
 SPECS_DIR = Path(__file__).resolve().parents[1] / "specs"
 HEAVY = frozenset(
-    SPECS_DIR / "zoo" / f"{stem}.arch"
+    SPECS_DIR / f"{stem}.arch"
     for stem in (
-        "vgg11",
-        "resnet34",
-        "resnet101",
-        "resnext50_32x4d",
-        "wide_resnet50_2",
-        "densenet169",
-        "inception_v3",
-        "mnasnet1_0",
-        "efficientnet_b0",
-        "mobilenet_v3_large",
-        "mobilenet_v3_small",
-        "convnext_tiny",
-        "regnet_y_400mf",
+        "variants/resnet18_finetune10",  # the zoo's ResNet-18 again, fine-tuned (README)
+        "zoo/vgg11",
+        "zoo/resnet34",
+        "zoo/resnet101",
+        "zoo/resnext50_32x4d",
+        "zoo/wide_resnet50_2",
+        "zoo/densenet169",
+        "zoo/inception_v3",
+        "zoo/mnasnet1_0",
+        "zoo/efficientnet_b0",
+        "zoo/mobilenet_v3_large",
+        "zoo/mobilenet_v3_small",
+        "zoo/convnext_tiny",
+        "zoo/regnet_y_400mf",
     )
 ) | frozenset(
     SPECS_DIR / "variants" / f"{stem}_keras.arch"

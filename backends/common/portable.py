@@ -20,6 +20,12 @@ from metrics_log import atomic_write
 from npzcheck import ZIP_ERRORS, NpzError, printable, read_headers
 
 
+def under(name, prefixes):
+    """Whether a portable name (or a module's or layer's) lies under one of the statement
+    prefixes: `layer1` covers `layer1.0.conv1.conv.weight`, not `layer10.conv.weight`."""
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
 class WeightsError(ValueError):
     """A weight file does not fit the model or cannot be read (a one-line message)."""
 

@@ -166,6 +166,12 @@ def check_trainable(spec):
         raise UsageError(f"loss {loss!r}: this trainer has cross_entropy")
 
 
+def parameters_text(total, trained):
+    """`N parameters`, and how many of them train when the spec freezes some."""
+    frozen = f" ({trained:,} trained, the rest frozen)" if trained != total else ""
+    return f"{total:,} parameters{frozen}"
+
+
 def synthetic_sets(num_classes, size, per_class):
     """(train, val) synthetic sets of per_class and per_class // 5 (at least 1) images per
     class; UsageError when they cannot be made."""

@@ -51,6 +51,8 @@ RUNTIME = {
     "TorchRMSprop": "optim",
     "TFRMSprop": "optim",
     "exclude_from_decay": "optim",
+    "freeze_statements": "optim",
+    "scale_rates": "optim",
     "Cosine": "schedules",
     "MultiStep": "schedules",
     "OnPlateau": "schedules",
@@ -592,8 +594,12 @@ def _build_model(graph: ir.Graph, report: Report) -> tuple[str, list[Call], dict
     inputs = [variables[i.name] for i in graph.inputs]
     model_inputs = inputs[0] if len(inputs) == 1 else Seq("[]", tuple(inputs))
     model = Call("keras.Model", (model_inputs, value[graph.output], Pair("name", "MODEL_NAME")))
-    parts.append(statement(model, BODY, "return "))
     doc = f"{graph.name} as a functional keras.Model, channels-last; it outputs logits."
+    if graph.train.freeze:  # the train block's: not trainable (batch norms in inference mode)
+        parts.append(statement(model, BODY, "model = "))
+        model = Call("freeze_statements", ("model", literal(list(graph.train.freeze))))
+        calls.append(model)
+    parts.append(statement(model, BODY, "return "))
     return _function("build_model()", doc, "\n\n".join(parts)), calls, functions
 
 
@@ -639,11 +645,18 @@ def _build_optimizer(train: ir.Train) -> tuple[str, list[Call]]:
     opt, call = train.optimizer, _optimizer_call(train)
     doc = OPTIMIZER_DOCS[_doc_key(opt)]
     signature = "build_optimizer(model, lr=None)"
-    if not opt.no_decay:
+    wrappers = []
+    if opt.no_decay:
+        wrappers.append(
+            Call("exclude_from_decay", ("optimizer", "model", literal(list(opt.no_decay))))
+        )
+    if train.lr_scale:  # each variable's rate times its statement's factor
+        wrappers.append(Call("scale_rates", ("optimizer", "model", literal(dict(train.lr_scale)))))
+    if not wrappers:
         return _function(signature, doc, statement(call, BODY, "return ")), [call]
-    exclude = Call("exclude_from_decay", ("optimizer", "model", literal(list(opt.no_decay))))
-    body = [statement(call, BODY, "optimizer = "), statement(exclude, BODY, "return ")]
-    return _function(signature, doc, "\n".join(body)), [call, exclude]
+    body = [statement(c, BODY, "optimizer = ") for c in (call, *wrappers[:-1])]
+    body.append(statement(wrappers[-1], BODY, "return "))
+    return _function(signature, doc, "\n".join(body)), [call, *wrappers]
 
 
 def _scheduler_call(train: ir.Train) -> Call | None:

@@ -76,6 +76,8 @@ MODULE_NAMES = CONTRACT_NAMES | {
     "PaperSGD",
     "TFRMSprop",
     "param_groups",
+    "freeze_statements",
+    "frozen_norms",
     *SCHEDULES.values(),
     "Resize",
     "PaddedAvgPool2d",
@@ -84,6 +86,14 @@ MODULE_NAMES = CONTRACT_NAMES | {
     "StochasticDepth",
     "Chunk",
 }
+
+# the train block's `freeze`: the frozen statements' batch norms keep their statistics
+FROZEN_TRAIN_METHOD = '''    def train(self, mode=True):
+        """Set the training mode; the batch norms of the frozen statements stay in eval mode."""
+        super().train(mode)
+        for norm in frozen_norms(self, TRAIN["freeze"]):
+            norm.eval()
+        return self'''
 
 RESIZE_CLASS = '''class Resize(nn.Module):
     """Resize to `size` with half-pixel centres and no antialiasing; nearest: output i reads
@@ -311,7 +321,8 @@ def _runtime_imports(train: ir.Train) -> list[str]:
     lines = []
     opt = train.optimizer
     optim = [RUNTIME_OPTIMIZERS[(opt.name, opt.rule)]] if _runtime_rule(opt) else []
-    optim += ["param_groups"] if opt.no_decay else []
+    optim += ["freeze_statements", "frozen_norms"] if train.freeze else []
+    optim += ["param_groups"] if _grouped(train) else []
     if optim:
         lines.append(f"from optim import {', '.join(optim)}")
     if train.schedule.name in SCHEDULES:
@@ -653,6 +664,8 @@ def _model_class(
         lines += _sequential(name, entries[name])
     lines += ["        self.reset_parameters()", "", *_reset_parameters(chains), ""]
     lines += _forward(graph, _steps(chains, blocks))
+    if graph.train.freeze:
+        lines += ["", *FROZEN_TRAIN_METHOD.splitlines()]
     if tower_count(graph) > 1:
         lines += ["", *TO_TOWER_METHOD.splitlines()]
     return "\n".join(lines)
@@ -892,12 +905,16 @@ def _place(chains: list[Chain], entries: dict[str, list[Entry]], towers: int) ->
 
 def _functions(graph: ir.Graph) -> str:
     """build_model, predict, build_optimizer and build_scheduler."""
+    model: Code = Call(graph.name)
+    doc = f"A freshly initialised {graph.name}."
+    if graph.train.freeze:
+        model = Call("freeze_statements", (model, 'TRAIN["freeze"]'))
+        doc = doc[:-1] + ", the statements of `freeze` without gradients."
     return "\n\n\n".join(
         [
-            f'def build_model():\n    """A freshly initialised {graph.name}."""\n'
-            + statement(Call(graph.name), 4, "return "),
+            f'def build_model():\n    """{doc}"""\n' + statement(model, 4, "return "),
             _predict(trailing_softmax(graph)),
-            _build_optimizer(graph.train.optimizer),
+            _build_optimizer(graph.train),
             _build_scheduler(graph.train.schedule),
         ]
     )
@@ -928,14 +945,27 @@ def _runtime_rule(opt) -> bool:
     return (opt.name, getattr(opt, "rule", None)) in RUNTIME_OPTIMIZERS
 
 
-def _build_optimizer(opt) -> str:
+def _grouped(train: ir.Train) -> bool:
+    """Whether the optimizer takes param_groups (no_decay, frozen or rate-scaled parameters)."""
+    return bool(train.optimizer.no_decay or train.freeze or train.lr_scale)
+
+
+def _params(train: ir.Train) -> Code:
+    """The optimizer's parameters: all, or the trainable ones in param_groups."""
+    if not _grouped(train):
+        return "model.parameters()"
+    args = ["model", 'opt["weight_decay"]']
+    if train.optimizer.no_decay or train.lr_scale:
+        args.append('opt["no_decay"]')
+    if train.lr_scale:
+        args += ["lr", 'TRAIN["lr_scale"]']
+    return Call("param_groups", tuple(args))
+
+
+def _build_optimizer(train: ir.Train) -> str:
     """build_optimizer(model, lr=None) reading TRAIN["optimizer"]."""
-    params = (
-        'param_groups(model, opt["weight_decay"], opt["no_decay"])'
-        if opt.no_decay
-        else "model.parameters()"
-    )
-    lr = Pair("lr", 'opt["lr"] if lr is None else lr')
+    opt, params = train.optimizer, _params(train)
+    lr = Pair("lr", "lr" if train.lr_scale else 'opt["lr"] if lr is None else lr')
     decay = Pair("weight_decay", 'opt["weight_decay"]')
     if opt.name in ("sgd", "rmsprop"):
         doc = OPTIMIZER_DOCS[(opt.name, opt.rule)]
@@ -956,6 +986,7 @@ def _build_optimizer(opt) -> str:
             "def build_optimizer(model, lr=None):",
             f'    """{doc}"""',
             '    opt = TRAIN["optimizer"]',
+            *(['    lr = opt["lr"] if lr is None else lr'] if train.lr_scale else []),
             statement(call, 4, "return "),
         ]
     )

@@ -258,6 +258,11 @@ def sgd_step(rule, w, v, g, lr, momentum, decay, nesterov=False):
     return w, v
 
 
+def under(name: str, prefix: str) -> bool:
+    """Whether a portable tensor name lies under a statement prefix (`layer1`)."""
+    return name.startswith(prefix + ".")
+
+
 def decays(name: str, no_decay) -> bool:
     """Whether the optimizer decays a tensor, given the spec's no_decay groups."""
     label = name.split(".")[-2]
@@ -305,11 +310,15 @@ class Reference:
     gradients (before clipping): the rules of sgd_step, adam_step and rmsprop_step (see
     planted_rules for the planted ones), each after clipping the gradients to max_norm as
     torch.nn.utils.clip_grad_norm_ does (RULE+noclip: without). opt: TRAIN["optimizer"];
-    start: the portable tensors the training started from."""
+    start: the portable tensors the training started from. train: TRAIN, whose fine-tuning
+    groups (if any) each rule honours: a statement of lr_scale steps at lr times its factor,
+    a frozen one must have no gradient and keep its start bit for bit (statistics too)."""
 
-    def __init__(self, start: dict, opt: dict, rules, max_norm=None):
+    def __init__(self, start: dict, opt: dict, rules, max_norm=None, train=None):
         self.opt, self.rules, self.start = opt, list(rules), start
         self.max_norm = max_norm
+        self.freeze = (train or {}).get("freeze", [])
+        self.lr_scale = (train or {}).get("lr_scale", {})
         self.states = {rule: {} for rule in self.rules}
         self.t = 0
 
@@ -329,7 +338,8 @@ class Reference:
         for rule in self.rules:
             worst = Worst()
             seen = grads if rule.endswith("+noclip") else clipped
-            base = rule.removesuffix("+noclip")
+            base = rule.removesuffix("+noclip").removesuffix("+unscaled")
+            factors = {} if rule.endswith("+unscaled") else self.lr_scale
             moments = 1 if base in ("paper", "torch") or "+decoupled" in base else 2
             for name, g in seen.items():
                 if name not in self.states[rule]:
@@ -339,13 +349,17 @@ class Reference:
                 decay = opt["weight_decay"] if decays(name, opt["no_decay"]) else 0.0
                 flat = [np.reshape(a, -1) for a in (*state, g, weights[name])]
                 err = 0.0
+                rate = lr * next((f for p, f in factors.items() if under(name, p)), 1.0)
                 for i in range(0, state[0].size, CHUNK):  # cache-sized pieces: no page faults
                     *parts, gc, got = (a[i : i + CHUNK] for a in flat)
-                    self.apply(base, parts, gc, lr, decay)
+                    self.apply(base, parts, gc, rate, decay)
                     err = max(err, diff(got, parts[0])[0])
                 scale = max(_max_abs(state[0]), scales[name])
                 scale = math.inf if math.isnan(scale) else scale
                 worst.add(name, err, err / scale if scale else (0.0 if err == 0 else math.inf))
+            for name in (n for n in self.start if any(under(n, p) for p in self.freeze)):
+                moved = math.inf if name in seen else diff(weights[name], self.start[name])[0]
+                worst.add(name, moved, 0.0 if moved == 0 else math.inf)
             result[rule] = worst.as_dict()
         return result
 
@@ -372,9 +386,10 @@ def planted_rules(train: dict) -> list[str]:
     momentum (coupled vs decoupled) and the other convention of the same optimizer (SGD: the
     paper's rule vs torch's, which differ after the rate drops; Adam: Keras's epsilon;
     RMSprop: epsilon inside or outside the square root); with clip_grad_norm, the rule
-    without clipping."""
+    without clipping; with lr_scale, the rule at the unscaled rate."""
     opt = train["optimizer"]
     noclip = [f"{rule_name(opt)}+noclip"] if train.get("clip_grad_norm") else []
+    noclip += [f"{rule_name(opt)}+unscaled"] if train.get("lr_scale") else []
     if opt["name"] == "sgd":
         other = "torch" if opt["rule"] == "paper" else "paper"
         return [f"{opt['rule']}+decoupled", other, *noclip]

@@ -160,7 +160,7 @@ def train_float64(task, m, directory):
     opt = m.TRAIN["optimizer"]
     lrs = conform.learning_rates(float(keras.ops.convert_to_numpy(optimizer.learning_rate)))
     rules = conform.training_rules(m.TRAIN, task.get("planted"))
-    reference = conform.Reference(start, opt, rules, m.TRAIN.get("clip_grad_norm"))
+    reference = conform.Reference(start, opt, rules, m.TRAIN.get("clip_grad_norm"), m.TRAIN)
     smoothing = m.TRAIN["loss"].get("label_smoothing", 0.0)
     batches = np.load(directory / "batches.npz")
     entries = weights.portable_variables(model)

@@ -172,7 +172,7 @@ def train(task):
         )
     np.savez(directory / "batches.npz", **batches)
     rules = conform.training_rules(m.TRAIN, task.get("planted"))
-    reference = conform.Reference(start, opt, rules, m.TRAIN.get("clip_grad_norm"))
+    reference = conform.Reference(start, opt, rules, m.TRAIN.get("clip_grad_norm"), m.TRAIN)
     steps, updates, snapshots, ema = [], conform.ema_updates(m.TRAIN), [], []
     runtime = conform.runtime_module(directory / "torch", "ema") if updates else None
 
@@ -213,11 +213,13 @@ def train_steps(m, model, batches, after_step):
     optimizer = m.build_optimizer(model)
     smoothing = m.TRAIN["loss"].get("label_smoothing", 0.0)
     lrs = conform.learning_rates(optimizer.param_groups[0]["lr"])
+    # each group's share of the first's rate (lr_scale's factor), which the schedules keep
+    shares = [g["lr"] / optimizer.param_groups[0]["lr"] for g in optimizer.param_groups]
     names = {id(p): n for n, p in model.named_parameters()}
     losses = []
     for step in range(1, conform.STEPS + 1):
-        for group in optimizer.param_groups:  # as the schedules set it
-            group["lr"] = lrs[step - 1]
+        for group, share in zip(optimizer.param_groups, shares, strict=True):
+            group["lr"] = lrs[step - 1] * share  # as the schedules set it
         optimizer.zero_grad()
         x = torch.from_numpy(batches[f"x{step}"]).double()
         y = torch.from_numpy(batches[f"y{step}"])

@@ -12,6 +12,7 @@ import pytest
 from archdsl.backends.keras.emitter import render_model
 from kerasgen import ROOT, SPECS, check, compile_to, import_model, keras_shape
 
+from archdsl.report_format import frozen_params
 from archdsl.shapes import trailing_softmax
 
 keras = pytest.importorskip("keras")
@@ -84,7 +85,7 @@ def test_parameter_counts_match_the_report(built):
     checked, module, model = built
     assert model.count_params() == checked.report.total_params
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-    assert trainable == checked.report.trainable_params
+    assert trainable == checked.report.trainable_params - frozen_params(checked.report)
     assert model.count_params() == KNOWN_PARAMS.get(module.SPEC, checked.report.total_params)
 
 
@@ -94,7 +95,10 @@ def test_module_constants_follow_the_contract(built):
     assert module.MODEL_NAME == model.name == graph.name
     assert module.SPEC == Path(checked.file).name
     assert module.INPUT_SHAPE == keras_shape(graph.inputs[0].shape)
-    expected = json.loads(graph.train.model_dump_json(by_alias=True, exclude={"span"}))
+    groups = {"freeze", "lr_scale"}  # in TRAIN only where the spec fine-tunes, lr_scale a dict
+    expected = json.loads(graph.train.model_dump_json(by_alias=True, exclude={"span", *groups}))
+    fine_tuning = {"freeze": list(graph.train.freeze), "lr_scale": dict(graph.train.lr_scale)}
+    expected.update({key: value for key, value in fine_tuning.items() if value})
     assert json.loads(json.dumps(module.TRAIN)) == expected
     assert list(module.TRAIN)[:5] == ["batch", "epochs", "loss", "optimizer", "schedule"]
 

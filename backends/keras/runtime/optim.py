@@ -1,7 +1,12 @@
-"""Keras 3 optimizers with the spec's weight-decay rules and its no_decay parameter groups."""
+"""Keras 3 optimizers with the spec's weight-decay rules, its no_decay parameter groups and
+its fine-tuning groups (freeze, lr_scale)."""
 
 import keras
 from keras import ops
+
+# the runtime beside this file (isort: split keeps one order wherever ruff runs)
+# isort: split
+from portable import under
 
 NORM_LAYERS = (
     keras.layers.BatchNormalization,
@@ -48,6 +53,18 @@ class _TorchClipping:
         return [None if g is None else g * ops.cast(scale, g.dtype) for g in grads]
 
 
+class _GroupRates:
+    """Each variable's learning rate times its lr_scale factor (set by scale_rates); the
+    update rules take their rate from variable_rate."""
+
+    rate_factors = None  # {the optimizer's key of a variable: factor}
+
+    def variable_rate(self, learning_rate, variable):
+        """The learning rate of one variable."""
+        factor = (self.rate_factors or {}).get(self._var_key(variable), 1.0)
+        return learning_rate if factor == 1.0 else learning_rate * factor
+
+
 class _CoupledDecay:
     """Adds weight_decay * w to the gradient of every decayed variable before the update rule."""
 
@@ -74,7 +91,7 @@ class _CoupledDecay:
         return config
 
 
-class _DecaySGD(_TorchClipping, _CoupledDecay, keras.optimizers.SGD):
+class _DecaySGD(_GroupRates, _TorchClipping, _CoupledDecay, keras.optimizers.SGD):
     """Keras's SGD with coupled weight decay and the spec's defaults."""
 
     def __init__(
@@ -104,6 +121,7 @@ class PaperSGD(_DecaySGD):
 
     def update_step(self, gradient, variable, learning_rate):
         """Keras's SGD step on the decayed gradient, with mu exact in the variable's dtype."""
+        learning_rate = self.variable_rate(learning_rate, variable)
         step = -ops.cast(learning_rate, variable.dtype) * self.decayed(
             gradient, variable
         )
@@ -125,7 +143,9 @@ class TorchSGD(_DecaySGD):
     def update_step(self, gradient, variable, learning_rate):
         """One torch-style step; the buffer holds gradients, not displacements."""
         gradient = self.decayed(gradient, variable)
-        learning_rate = ops.cast(learning_rate, variable.dtype)
+        learning_rate = ops.cast(
+            self.variable_rate(learning_rate, variable), variable.dtype
+        )
         if self.momentum == 0:
             self.assign_sub(variable, learning_rate * gradient)
             return
@@ -152,16 +172,37 @@ class _TorchAdamStep:
         m_hat = m / (1 - ops.power(beta_1, step))
         v_hat = v / (1 - ops.power(beta_2, step))
         denominator = ops.sqrt(v_hat) + _constant(self.epsilon, dtype)
-        self.assign_sub(variable, ops.cast(learning_rate, dtype) * m_hat / denominator)
+        learning_rate = ops.cast(self.variable_rate(learning_rate, variable), dtype)
+        self.assign_sub(variable, learning_rate * m_hat / denominator)
+
+
+class _DecoupledDecay:
+    """AdamW's decay w <- w - lr*lambda*w in each variable's own step, at its own rate (Keras
+    decays every variable at the global rate before the steps: the same without lr_scale)."""
+
+    def _apply_weight_decay(self, variables):
+        """Nothing here: update_step decays."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        """Decay the variable (unless excluded), then the parent's step."""
+        if self.weight_decay and self._use_weight_decay(variable):
+            rate = ops.cast(self.variable_rate(learning_rate, variable), variable.dtype)
+            decay = ops.cast(self.weight_decay, variable.dtype)
+            self.assign(variable, variable - variable * decay * rate)
+        super().update_step(gradient, variable, learning_rate)
 
 
 @keras.saving.register_keras_serializable(package="archdsl")
-class L2Adam(_TorchClipping, _CoupledDecay, _TorchAdamStep, keras.optimizers.Adam):
+class L2Adam(
+    _GroupRates, _TorchClipping, _CoupledDecay, _TorchAdamStep, keras.optimizers.Adam
+):
     """torch.optim.Adam: weight decay as L2 added to the gradient (Keras's Adam decouples it)."""
 
 
 @keras.saving.register_keras_serializable(package="archdsl")
-class TorchAdamW(_TorchClipping, _TorchAdamStep, keras.optimizers.AdamW):
+class TorchAdamW(
+    _GroupRates, _TorchClipping, _DecoupledDecay, _TorchAdamStep, keras.optimizers.AdamW
+):
     """torch.optim.AdamW: decoupled decay (Keras's), then torch's epsilon placement."""
 
 
@@ -178,7 +219,7 @@ class _RMSpropStep:
         v = self._velocities[index]
         rho, eps = _constant(self.rho, dtype), _constant(self.epsilon, dtype)
         self.assign(v, rho * v + (1 - rho) * ops.square(gradient))
-        learning_rate = ops.cast(learning_rate, dtype)
+        learning_rate = ops.cast(self.variable_rate(learning_rate, variable), dtype)
         if self.eps_inside:  # b <- mu*b + lr*g/sqrt(v + eps) ; w <- w - b
             step, after = learning_rate * gradient / ops.sqrt(v + eps), 1
         else:  # b <- mu*b + g/(sqrt(v) + eps) ; w <- w - lr*b
@@ -191,7 +232,7 @@ class _RMSpropStep:
 
 
 class _DecayRMSprop(
-    _TorchClipping, _CoupledDecay, _RMSpropStep, keras.optimizers.RMSprop
+    _GroupRates, _TorchClipping, _CoupledDecay, _RMSpropStep, keras.optimizers.RMSprop
 ):
     """Keras's RMSprop variables with coupled weight decay and the spec's argument names."""
 
@@ -264,4 +305,29 @@ def exclude_from_decay(optimizer, model, no_decay):
     excluded = no_decay_variables(model, no_decay)
     if excluded:
         optimizer.exclude_from_weight_decay(var_list=excluded)
+    return optimizer
+
+
+def freeze_statements(model, prefixes):
+    """Make the layers of the named statements not trainable (a batch norm that is not
+    trainable normalises with its moving statistics and keeps them, also in training);
+    returns the model."""
+    for (
+        layer
+    ) in model.layers:  # the statements' layers (the model's own name is no prefix)
+        if under(layer.name, prefixes):
+            layer.trainable = False
+    return model
+
+
+def scale_rates(optimizer, model, lr_scale):
+    """Multiply the learning rate of the trainable variables of each statement of lr_scale
+    {prefix: factor} by its factor; returns the optimizer."""
+    factors = {}
+    for layer in model.layers:
+        for prefix, factor in lr_scale.items():
+            if under(layer.name, [prefix]):
+                keys = (optimizer._var_key(v) for v in layer.trainable_variables)
+                factors.update(dict.fromkeys(keys, float(factor)))
+    optimizer.rate_factors = factors
     return optimizer

@@ -48,12 +48,15 @@ from trainer_args import (
     device_count,
     error_line,
     is_count,
+    parameters_text,
     resume_path,
     synthetic_sets,
 )
+from warm_start import add_init_flags, init_request, warm_start
 
 # isort: split
 from ema import WeightAverage  # beside this file in the repository, too
+from weights import load_arrays, portable_variables
 
 CHECKPOINT = "last.npz"
 META = "meta"  # the checkpoint's array of JSON bytes: position, schedule, metrics
@@ -77,6 +80,7 @@ def parse_args(argv=None):
     p.add_argument(
         "--compile", action="store_true", help="XLA-compile the steps (jit_compile)"
     )
+    add_init_flags(p)
     return p.parse_args(argv)
 
 
@@ -244,6 +248,11 @@ class StopFlag:
         )
 
 
+def learned(entry):
+    """Whether a portable tensor is a parameter (not a batch norm's running statistic)."""
+    return not entry.name.endswith((".running_mean", ".running_var"))
+
+
 def named_variables(net, optimizer):
     """(name, variable) of the model's and the optimizer's variables: model/00000, ..."""
     for prefix, variables in (
@@ -302,6 +311,7 @@ class Trainer:
         """Build everything, restoring a checkpoint for --resume."""
         self.args, self.stop = args, StopFlag()
         check_trainable(spec)
+        self.init = init_request(args)
         self.run_lock = claim_run_folder(args.out, CHECKPOINT)
         self.devices = replica_devices(args.device, args.devices)
         self.strategy = make_strategy(self.devices)
@@ -342,6 +352,8 @@ class Trainer:
         smoothing = spec.TRAIN["loss"].get("label_smoothing", 0.0)
         with self.strategy.scope():
             self.net = spec.build_model()
+            if self.init is not None:
+                self.start_from(self.init)
             self.optimizer = spec.build_optimizer(self.net, lr=self.args.lr)
             self.scheduler = spec.build_scheduler(self.optimizer)
             if self.args.amp:
@@ -362,6 +374,15 @@ class Trainer:
         if ema is not None:
             decay = ema_decay(ema, self.args.batch_size, self.args.epochs)
             self.ema = WeightAverage(self.net, decay)
+
+    def start_from(self, path):
+        """Load --init's weights into the model, all but --fresh's (before the EMA copies
+        it)."""
+        expected = {e.name: e.shape for e in portable_variables(self.net)}
+        frozen = spec.TRAIN.get("freeze", ())
+        arrays, fresh, line = warm_start(path, expected, self.args.fresh, frozen)
+        load_arrays(self.net, arrays, str(path), keep=fresh)
+        print(line, flush=True)
 
     def update_ema(self, epoch):
         """Fold the weights into the EMA after the steps the spec says."""
@@ -521,12 +542,18 @@ class Trainer:
 
     def header(self):
         """Describe the run."""
-        params = sum(math.prod(v.shape) for v in self.net.trainable_variables)
+        trained = sum(math.prod(v.shape) for v in self.net.trainable_variables)
+        params = parameters_text(
+            sum(math.prod(e.shape) for e in portable_variables(self.net) if learned(e))
+            if spec.TRAIN.get("freeze")
+            else trained,
+            trained,
+        )
         data = self.args.data
         source = f"ImageFolder {printable(str(data))}" if data else "synthetic"
         replicas = self.strategy.num_replicas_in_sync
         print(
-            f"{spec.MODEL_NAME} ({spec.SPEC}): {params:,} parameters; {len(self.train_set)} train "
+            f"{spec.MODEL_NAME} ({spec.SPEC}): {params}; {len(self.train_set)} train "
             f"/ {len(self.val_set)} val images ({source}); {replicas} replica(s) on "
             f"{', '.join(self.devices)}; global batch {self.args.batch_size}; from epoch "
             f"{self.state['epoch'] + 1}, step {self.state['global_step']}",

@@ -340,9 +340,10 @@ def save_weights(model, path):
     write_npz(path, state_arrays(model))
 
 
-def load_arrays(model, arrays, source="the arrays"):
-    """Assign {portable name: array} to the model; strict: every tensor and nothing else."""
-    entries = portable_variables(model)
+def load_arrays(model, arrays, source="the arrays", keep=()):
+    """Assign {portable name: array} to the model; strict: every tensor (but those named in
+    keep, left as they are) and nothing else."""
+    entries = [e for e in portable_variables(model) if e.name not in keep]
     expected = {e.name: e.shape for e in entries}
     check_arrays(expected, {n: np.shape(a) for n, a in arrays.items()}, source)
     for e in entries:

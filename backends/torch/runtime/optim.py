@@ -1,7 +1,12 @@
-"""SGD as Krizhevsky et al. (2012) write it, and decay / no-decay parameter groups."""
+"""SGD as Krizhevsky et al. (2012) write it, decay / no-decay parameter groups, and the
+fine-tuning groups of the train block (freeze, lr_scale)."""
 
 import torch
 from torch import nn
+
+# the runtime beside this file (isort: split keeps one order wherever ruff runs)
+# isort: split
+from portable import under
 
 NORM_TYPES = (
     nn.BatchNorm1d,
@@ -132,15 +137,51 @@ def no_decay_ids(model, no_decay):
     return ids
 
 
-def param_groups(model, weight_decay, no_decay=()):
-    """Split trainable parameters into a decay group and a weight_decay=0 group (empty ones dropped)."""
-    exempt = no_decay_ids(model, no_decay)
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {
-            "params": [p for p in params if id(p) not in exempt],
-            "weight_decay": weight_decay,
-        },
-        {"params": [p for p in params if id(p) in exempt], "weight_decay": 0.0},
+def freeze_statements(model, prefixes):
+    """Stop the parameters of the named statements from learning (requires_grad False);
+    returns the model. Their batch norms are kept in eval mode by frozen_norms."""
+    for name, p in model.named_parameters():
+        if under(name, prefixes):
+            p.requires_grad_(False)
+    return model
+
+
+def frozen_norms(model, prefixes):
+    """The batch norms of the named statements: in eval mode they normalise with their
+    running statistics and keep them, also while the rest of the model trains."""
+    return [
+        m
+        for name, m in model.named_modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and under(name, prefixes)
     ]
-    return [g for g in groups if g["params"]]
+
+
+def rate_factor(name, lr_scale):
+    """The learning-rate factor of a parameter: its statement's in lr_scale, else 1."""
+    return next((f for p, f in lr_scale.items() if under(name, [p])), 1.0)
+
+
+def param_groups(model, weight_decay, no_decay=(), lr=None, lr_scale=None):
+    """The trainable parameters in groups of one weight decay (0 for the no_decay ones)
+    and, given lr and lr_scale {prefix: factor}, one learning rate (lr times the factor of
+    the statement holding them); the unscaled groups first, decayed before exempt, empty
+    groups dropped but the first one given lr (its rate is the one the trainer logs)."""
+    exempt = no_decay_ids(model, no_decay)
+    scales = dict(lr_scale or {})
+    groups = {
+        (factor, exempted): []
+        for factor in dict.fromkeys([1.0, *scales.values()])
+        for exempted in (False, True)
+    }
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            groups[(rate_factor(name, scales), id(p) in exempt)].append(p)
+    return [
+        {
+            "params": params,
+            "weight_decay": 0.0 if exempted else weight_decay,
+            **({} if lr is None else {"lr": lr * factor}),
+        }
+        for i, ((factor, exempted), params) in enumerate(groups.items())
+        if params or (i == 0 and lr is not None)
+    ]

@@ -60,12 +60,15 @@ from trainer_args import (
     device_count,
     error_line,
     layout_problem,
+    parameters_text,
     resume_path,
     synthetic_sets,
 )
+from warm_start import add_init_flags, init_request, warm_start
 
 # isort: split
 from ema import ema_model, update  # beside this file in the repository, too
+from weights import load_arrays, portable_tensors
 
 CHECKPOINT = "last.pt"
 TORCH_ENTRIES = ("model", "optimizer", "scaler", "rng")
@@ -88,6 +91,7 @@ def parse_args(argv=None):
     )
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    add_init_flags(p)
     return p.parse_args(argv)
 
 
@@ -413,6 +417,7 @@ class Trainer:
     def __init__(self, args):
         """Build everything, restoring a checkpoint for --resume."""
         check_trainable(spec)
+        init = init_request(args)
         self.args = args
         self.devices = placement(args)
         if self.devices:
@@ -437,6 +442,8 @@ class Trainer:
         )
         torch.manual_seed(args.seed)
         self.net = self.build_net()
+        if init is not None:
+            self.start_from(init)
         self.optimizer = spec.build_optimizer(self.net, lr=args.lr)
         self.scheduler = spec.build_scheduler(self.optimizer)
         self.ema = self.build_ema()
@@ -475,6 +482,15 @@ class Trainer:
         if self.devices:
             return spec.place(spec.build_model(), self.devices).to(memory_format=fmt)
         return spec.build_model().to(self.device, memory_format=fmt)
+
+    def start_from(self, path):
+        """Load --init's weights into the model, all but --fresh's (before the EMA copies
+        it)."""
+        expected = {n: tuple(t.shape) for n, t in portable_tensors(self.net).items()}
+        frozen = spec.TRAIN.get("freeze", ())
+        arrays, fresh, line = warm_start(path, expected, self.args.fresh, frozen)
+        load_arrays(self.net, arrays, str(path), keep=fresh)
+        self.say(line)
 
     def build_ema(self):
         """The spec's EMA of the weights (None without one), evaluated instead of them."""
@@ -794,7 +810,10 @@ class Trainer:
 
     def header(self):
         """Describe the run."""
-        params = sum(p.numel() for p in self.net.parameters())
+        params = parameters_text(
+            sum(p.numel() for p in self.net.parameters()),
+            sum(p.numel() for p in self.net.parameters() if p.requires_grad),
+        )
         source = (
             f"ImageFolder {printable(str(self.args.data))}"
             if self.args.data
@@ -804,7 +823,7 @@ class Trainer:
         if self.devices:
             where = f"towers on {', '.join(map(str, self.devices))} (model parallel)"
         self.say(
-            f"{spec.MODEL_NAME} ({spec.SPEC}): {params:,} parameters; {len(self.train_set)} train / "
+            f"{spec.MODEL_NAME} ({spec.SPEC}): {params}; {len(self.train_set)} train / "
             f"{len(self.val_set)} val images ({source}); {where}; global batch "
             f"{self.args.batch_size}; from epoch "
             f"{self.state['epoch'] + 1}, step {self.state['global_step']}"

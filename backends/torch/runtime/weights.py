@@ -45,9 +45,10 @@ def save_weights(model, path):
     write_npz(path, state_arrays(model))
 
 
-def load_arrays(model, arrays, source="the arrays"):
-    """Copy {portable name: array} into the model; strict: every tensor and nothing else."""
-    tensors = portable_tensors(model)
+def load_arrays(model, arrays, source="the arrays", keep=()):
+    """Copy {portable name: array} into the model; strict: every tensor (but those named
+    in keep, left as they are) and nothing else."""
+    tensors = {n: t for n, t in portable_tensors(model).items() if n not in keep}
     check_arrays(
         {n: tuple(t.shape) for n, t in tensors.items()},
         {n: np.shape(a) for n, a in arrays.items()},
