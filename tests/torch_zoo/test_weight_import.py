@@ -228,6 +228,37 @@ def test_fine_tuning_leaves_the_head_out(resnet18, tmp_path, capsys):
     assert_oracle_arrays(npz, theirs, "resnet18", left_out=("fc.weight", "fc.bias"))
 
 
+@pytest.mark.slow
+def test_the_fine_tuning_workflow_end_to_end(resnet18, tmp_path, capsys):
+    """README's workflow: torchvision's ResNet-18 less its head imported into the 10-class
+    variant, then its train.py for two steps from that file: the frozen stem and layer1 end
+    with torchvision's tensors (batch-norm statistics included), layer4 (lr_scale) and the new
+    head move."""
+    import subprocess
+    import sys
+
+    spec = ZOO.parent / "variants" / "resnet18_finetune10.arch"
+    theirs, pth = resnet18
+    npz, build, out = tmp_path / "body.npz", tmp_path / "ft", tmp_path / "run"
+    args = ("weights", spec, "--from", pth, "--arch", "torchvision:resnet18", "-o", npz)
+    code, _, err = run(capsys, *args, "--except", "head")
+    assert code == 0, err
+    compile_to(check_file(spec), build)
+    trainer = [sys.executable, str(build / "train.py"), "--init", str(npz), "--fresh", "head"]
+    trainer += ["--synthetic-per-class", "2", "--batch-size", "4", "--max-steps", "2"]
+    done = subprocess.run([*trainer, "--out", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert f"init: 100 tensors from {npz}; fresh: head (2 tensors" in done.stdout
+    trained = torch.load(out / "last.pt", weights_only=True)["model"]
+    frozen = {"conv1.weight": "stem.conv.weight", "bn1.running_var": "stem.batchnorm.running_var"}
+    frozen["layer1.1.bn2.running_mean"] = "layer1.1.conv2.batchnorm.running_mean"
+    for their_key, our_key in frozen.items():
+        assert torch.equal(trained[our_key], theirs[their_key]), our_key
+    moved = trained["layer4.1.conv2.conv.weight"] - theirs["layer4.1.conv2.weight"]
+    assert moved.abs().max() > 0
+    assert trained["head.dense.weight"].shape == (10, 512)
+
+
 # ----------------------------------------------------------------------------- refusals
 
 
