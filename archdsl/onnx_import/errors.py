@@ -1,0 +1,19 @@
+"""The importer's one-line errors: the file cannot be read, or a node cannot be expressed."""
+
+from __future__ import annotations
+
+from archdsl.diagnostics import visible
+
+
+class ImportFailure(Exception):
+    """The ONNX file cannot be read or written from (a one-line message; exit code 2)."""
+
+
+class Unsupported(Exception):
+    """The model holds something the language cannot express (a one-line message; exit 1)."""
+
+
+def unsupported(node, why: str) -> Unsupported:
+    """The error for `node` (a graph.Node): its position, name and op type, then why."""
+    name = f"'{visible(node.name)}'" if node.name else "(unnamed)"
+    return Unsupported(f"node {node.position} {name} ({visible(node.op_type)}): {why}")
