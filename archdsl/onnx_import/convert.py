@@ -238,7 +238,7 @@ def _batchnorm(net: Net, node: Node) -> list[Layer]:
         raise unsupported(node, "batch normalisation in training mode")
     names = ("weight", "bias", "running_mean", "running_var")
     tensors = {n: weight(net, node, i + 1, n.replace("_", " ")) for i, n in enumerate(names)}
-    momentum = 1.0 - node.attr("momentum", 0.9)  # ONNX weighs the old statistic
+    momentum = float(f"{1.0 - node.attr('momentum', 0.9):.6g}")  # ONNX weighs the old statistic
     args = [("eps", number(node.attr("epsilon", 1e-5), node), number(1e-5, node))]
     if 0.0 < momentum <= 1.0:
         args.append(("momentum", number(momentum, node), number(0.1, node)))

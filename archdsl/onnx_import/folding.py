@@ -19,16 +19,14 @@ def folded_net(loaded: Loaded) -> Net:
 
     graph = loaded.proto.graph
     constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    shapes = static_shapes(loaded.proto)
-    nodes = [_node(n, i) for i, n in enumerate(graph.node, 1)]
-    data = _fold(nodes, constants, shapes, loaded.opset)
-    if loaded.output in constants:
-        raise Unsupported("the model's output is a constant: it does not depend on its input")
+    data = [_node(n, i) for i, n in enumerate(graph.node, 1)]
     while True:  # shapes inferred once constants are known may fold more (a Shape of a Reshape)
         shapes = _reinferred(loaded, data, constants)
         before, data = len(data), _fold(data, constants, shapes, loaded.opset)
         if len(data) == before:
             break
+    if loaded.output in constants:
+        raise Unsupported("the model's output is a constant: it does not depend on its input")
     data, output = _without_identities(data, loaded.output, constants)
     return Net(_live(data, output), constants, shapes, loaded.input, output, loaded.opset)
 
@@ -190,7 +188,7 @@ def _reinferred(loaded: Loaded, data: list[Node], constants: dict) -> dict:
     model.ir_version = loaded.proto.ir_version
     try:
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
-    except Exception as exc:  # the folded graph should infer as the original did
+    except Exception as exc:  # InferenceError, or an op onnx does not know
         text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise Unsupported(f"shapes cannot be inferred once constants are folded: {visible(text)}")
+        raise Unsupported(f"onnx's shape inference fails: {visible(text)}") from None
     return static_shapes(inferred)

@@ -95,7 +95,7 @@ def _weights(checked, statements, net: Net) -> dict:
                     f"infers {list(want)}",
                 )
             for param, array in layer.tensors.items():
-                arrays[f"{reported.name}.{param}"] = np.ascontiguousarray(array, dtype=np.float32)
+                arrays[f"{reported.name}.{param}"] = np.array(array, dtype=np.float32, order="C")
     expected = expected_tensors(checked.report)
     shapes = {name: tuple(a.shape) for name, a in arrays.items()}
     if shapes != expected:

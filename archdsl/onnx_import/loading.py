@@ -19,7 +19,7 @@ ANALYSIS_BATCH = 1  # a symbolic batch size is fixed to this while shapes are in
 class Loaded:
     """A checked ONNX model with its input's batch made static, and facts for the header."""
 
-    proto: object  # onnx.ModelProto, shapes inferred
+    proto: object  # onnx.ModelProto
     opset: int
     input: str
     output: str
@@ -27,7 +27,7 @@ class Loaded:
 
 
 def read_model(path: Path) -> Loaded:
-    """The model in `path`, checked by onnx.checker, its shapes inferred with a static batch."""
+    """The model in `path`, checked by onnx.checker, its input's batch made static."""
     import onnx
 
     _check_file(path)
@@ -46,7 +46,7 @@ def read_model(path: Path) -> Loaded:
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
     name_in, symbolic = _the_input(proto)
     name_out = _the_output(proto)
-    return Loaded(_inferred(proto, path), opset, name_in, name_out, symbolic)
+    return Loaded(proto, opset, name_in, name_out, symbolic)
 
 
 def _check_file(path: Path) -> None:
@@ -103,18 +103,6 @@ def _the_output(proto) -> str:
             f"the model has {len(proto.graph.output)} outputs; a spec's model has exactly one"
         )
     return proto.graph.output[0].name
-
-
-def _inferred(proto, path: Path):
-    """The model with every value's shape inferred (strict: a shape error is an error)."""
-    import onnx
-
-    try:
-        return onnx.shape_inference.infer_shapes(proto, strict_mode=True, data_prop=True)
-    except Exception as exc:  # InferenceError, or an op onnx does not know
-        raise ImportFailure(
-            f"{visible(str(path))}: onnx's shape inference fails: {_first_line(exc)}"
-        ) from None
 
 
 def static_shapes(proto) -> dict[str, tuple[int, ...]]:

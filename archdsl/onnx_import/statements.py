@@ -97,9 +97,10 @@ def scope(node_name: str, op_type: str, op: str) -> str:
     if parts and generated.fullmatch(parts[-1]):
         parts.pop()
     path: list[str] = []
-    for part in parts:  # torch repeats the parent's path: /layer1/layer1.0/conv1
-        dotted = ".".join(path)
-        path = part.split(".") if path and part.startswith(dotted + ".") else path + part.split(".")
+    for part in parts:  # torch repeats the parent's name: /layer1/layer1.0/downsample/downsample.0
+        if path and part.startswith(path[-1] + "."):
+            path.pop()
+        path += part.split(".")
     while path and path[0].isdigit():
         path.pop(0)
     if len(path) > 1 and re.fullmatch(rf"{re.escape(op)}(_\d+)?", path[-1]):
