@@ -28,7 +28,9 @@ def only_output(net: Net, node: Node) -> None:
     """Unsupported when an optional second output of `node` (indices, mask, ...) is read."""
     for extra in node.outputs[1:]:
         if extra and net.uses(extra):
-            raise unsupported(node, f"its output '{extra}' is used; the language computes only the first")
+            raise unsupported(
+                node, f"its output '{extra}' is used; the language computes only the first"
+            )
 
 
 def data_input(net: Net, node: Node) -> str:
@@ -132,7 +134,8 @@ def pool(net: Net, node: Node, source: str | None = None, extra=(0, 0, 0, 0)) ->
     if len(kernel) != 2 or len(size) != 2:
         raise unsupported(node, "a pooling window that is not 2-D")
     pad = padding(node, size, kernel, stride, (1, 1), extra)
-    if pad != "same" and any(int(p) > k // 2 for p, k in zip(pad.split(" x ") * 2, kernel)):
+    sides = [] if pad == "same" else [int(p) for p in pad.split(" x ")] * 2  # "1" is 1 x 1
+    if any(p > k // 2 for p, k in zip(sides, kernel, strict=False)):
         raise unsupported(node, f"its padding {pad} is more than half its kernel {kernel}")
     ceil = bool(node.attr("ceil_mode", 0))
     if ceil and pad == "same":
@@ -200,8 +203,12 @@ def _reduce_mean(net: Net, node: Node) -> list[Layer]:
 
 def dense_layer(node: Node, x: str, output: str, w, b) -> Layer:
     """dense(units) with weight (units, inputs) and an optional bias."""
-    args = keep([("", str(w.shape[0]), None), ("bias", "true" if b is not None else "false", "true")])
-    return Layer("dense", args, [x], output, node, {"weight": w} | ({"bias": b} if b is not None else {}))
+    args = keep(
+        [("", str(w.shape[0]), None), ("bias", "true" if b is not None else "false", "true")]
+    )
+    return Layer(
+        "dense", args, [x], output, node, {"weight": w} | ({"bias": b} if b is not None else {})
+    )
 
 
 def _gemm(net: Net, node: Node) -> list[Layer]:
@@ -289,7 +296,9 @@ def paper_alpha(alpha: float, size: int) -> float:
     return alpha / size
 
 
-def lrn_layer(net: Net, node: Node, size: int, alpha: float, beta: float, k: float, x=None) -> Layer:
+def lrn_layer(
+    net: Net, node: Node, size: int, alpha: float, beta: float, k: float, x=None
+) -> Layer:
     """lrn with the paper's alpha (not divided by size)."""
     args = [
         ("size", str(size), "5"),
@@ -308,20 +317,29 @@ def _clip(net: Net, node: Node) -> list[Layer]:
     if net.opset < 11:
         low, high = node.attr("min", float("-inf")), node.attr("max", float("inf"))
     else:
-        low = net.scalar(node.inputs[1]) if len(node.inputs) > 1 and node.inputs[1] else float("-inf")
-        high = net.scalar(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else float("inf")
+        low = (
+            net.scalar(node.inputs[1]) if len(node.inputs) > 1 and node.inputs[1] else float("-inf")
+        )
+        high = (
+            net.scalar(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else float("inf")
+        )
     if low == 0.0 and high == 6.0:
         return [_single(net, node, "relu6")]
     if low == 0.0 and high == float("inf"):
         return [_single(net, node, "relu")]
-    raise unsupported(node, f"a clip to [{low}, {high}]: the language has relu (0, none) and relu6 (0, 6)")
+    raise unsupported(
+        node, f"a clip to [{low}, {high}]: the language has relu (0, none) and relu6 (0, 6)"
+    )
 
 
 def _hard_sigmoid(net: Net, node: Node) -> list[Layer]:
     """HardSigmoid(alpha = 1/6, beta = 0.5) -> hardsigmoid (PyTorch's)."""
     alpha, beta = node.attr("alpha", 0.2), node.attr("beta", 0.5)
     if abs(alpha - 1 / 6) > 1e-6 or beta != 0.5:
-        raise unsupported(node, f"a hard sigmoid with alpha {alpha:g}, beta {beta:g}: the language's is relu6(x + 3) / 6")
+        raise unsupported(
+            node,
+            f"a hard sigmoid with alpha {alpha:g}, beta {beta:g}: the language's is relu6(x + 3) / 6",
+        )
     return [_single(net, node, "hardsigmoid")]
 
 
@@ -358,33 +376,50 @@ def _flatten(net: Net, node: Node) -> list[Layer]:
     if node.op_type == "Flatten" and node.attr("axis", 1) != 1:
         raise unsupported(node, "a flatten that does not keep the batch axis alone")
     if len(after) != 2 or after[0] != before[0]:
-        raise unsupported(node, f"a reshape of {list(before)} to {list(after)}: the language only flattens a map")
+        raise unsupported(
+            node, f"a reshape of {list(before)} to {list(after)}: the language only flattens a map"
+        )
     return [_single(net, node, "flatten")]
 
 
 def _merge(net: Net, node: Node) -> list[Layer]:
     """Concat (of channels), Add and Mul of data values -> concat / add / mul; a Mul by a
     constant per channel -> layer_scale."""
-    import numpy as np
-
     only_output(net, node)
     values = net.data_inputs(node)
     if node.op_type == "Mul" and len(values) == 1 and len(node.inputs) == 2:
-        scale = weight(net, node, [i for i, v in enumerate(node.inputs) if v != values[0]][0], "scale")
-        channels = net.shape(values[0])[1]
-        if scale.size == channels and scale.shape in ((channels,), (channels, 1, 1), (1, channels, 1, 1), (1, channels)):
-            return [Layer("layer_scale", [], values, node.outputs[0], node, {"scale": np.ascontiguousarray(scale.reshape(-1))})]
-        raise unsupported(node, f"a product with a constant of shape {list(scale.shape)}: only one scale per channel (layer_scale) is expressible")
+        return [_layer_scale(net, node, values[0])]
     if len(values) != len(node.inputs):
-        raise unsupported(node, f"{node.op_type} with a constant: the language's {MERGES[node.op_type]} joins data only")
+        raise unsupported(
+            node,
+            f"{node.op_type} with a constant: the language's {MERGES[node.op_type]} joins data only",
+        )
     ranks = {len(net.shape(v)) for v in values}
     if len(ranks) != 1:
-        raise unsupported(node, "inputs of different ranks: the language broadcasts same-rank tensors only")
+        raise unsupported(
+            node, "inputs of different ranks: the language broadcasts same-rank tensors only"
+        )
     if node.op_type == "Concat" and node.attr("axis") % ranks.pop() != 1:
         raise unsupported(node, "a concatenation along another axis than the channels")
     if len(values) < 2:
         raise unsupported(node, "a join of one input: the language's merges read two or more")
     return [Layer(MERGES[node.op_type], [], values, node.outputs[0], node)]
+
+
+def _layer_scale(net: Net, node: Node, x: str) -> Layer:
+    """x times a constant with one value per channel -> layer_scale."""
+    import numpy as np
+
+    scale = weight(net, node, 1 if node.inputs[0] == x else 0, "scale")
+    c = net.shape(x)[1]
+    if scale.size != c or scale.shape not in ((c,), (c, 1, 1), (1, c, 1, 1), (1, c)):
+        raise unsupported(
+            node,
+            f"a product with a constant of shape {list(scale.shape)}: the language scales by "
+            "one value per channel (layer_scale)",
+        )
+    tensors = {"scale": np.ascontiguousarray(scale.reshape(-1))}
+    return Layer("layer_scale", [], [x], node.outputs[0], node, tensors)
 
 
 def _slice(net: Net, node: Node) -> list[Layer]:
@@ -393,13 +428,18 @@ def _slice(net: Net, node: Node) -> list[Layer]:
     if net.opset < 10:
         starts, ends, axes, steps = node.attr("starts"), node.attr("ends"), node.attr("axes"), None
     else:
-        starts, ends, axes, steps = (net.const(v) if v else None for v in (node.inputs[1:] + ["", "", ""])[:4])
+        starts, ends, axes, steps = (
+            net.const(v) if v else None for v in (node.inputs[1:] + ["", "", ""])[:4]
+        )
     rank = len(net.shape(x))
     axes = list(range(len(starts))) if axes is None else [int(a) % rank for a in axes]
     if axes != [1] or (steps is not None and int(steps[0]) != 1):
         raise unsupported(node, "a slice of other axes than the channels, or with a step")
     channels = net.shape(x)[1]
-    start, end = (min(max(int(v) + (channels if int(v) < 0 else 0), 0), channels) for v in (starts[0], ends[0]))
+    start, end = (
+        min(max(int(v) + (channels if int(v) < 0 else 0), 0), channels)
+        for v in (starts[0], ends[0])
+    )
     return [chunk_layer(node, x, node.outputs[0], channels, start, end)]
 
 
@@ -407,8 +447,12 @@ def chunk_layer(node: Node, x: str, output: str, channels: int, start: int, end:
     """chunk(chunks, part) for channels start..end-1 of `channels`, when they are an equal part."""
     width = end - start
     if width <= 0 or channels % width or start % width:
-        raise unsupported(node, f"channels {start} to {end - 1} of {channels} are not one of equal parts (chunk)")
-    return Layer("chunk", [("", str(channels // width)), ("part", str(start // width))], [x], output, node)
+        raise unsupported(
+            node, f"channels {start} to {end - 1} of {channels} are not one of equal parts (chunk)"
+        )
+    return Layer(
+        "chunk", [("", str(channels // width)), ("part", str(start // width))], [x], output, node
+    )
 
 
 def _split(net: Net, node: Node) -> list[Layer]:

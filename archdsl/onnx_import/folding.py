@@ -38,7 +38,9 @@ def _without_identities(nodes: list[Node], output: str, constants: dict):
     kept, read = [], {v for n in nodes for v in n.inputs} | {output}
     for node in nodes:
         node.inputs = [same.get(v, v) for v in node.inputs]
-        if node.op_type == "Identity" or (node.op_type == "Dropout" and _inference(node, constants)):
+        if node.op_type == "Identity" or (
+            node.op_type == "Dropout" and _inference(node, constants)
+        ):
             same[node.outputs[0]] = node.inputs[0]
             if any(v in read for v in node.outputs[1:] if v):
                 raise unsupported(node, "its dropout mask is read: only inference is expressible")
@@ -125,7 +127,9 @@ def _evaluate(node: Node, constants: dict, opset: int) -> dict:
         results = evaluator.run(None, feeds)
     except Exception as exc:  # the evaluator raises many kinds; each becomes one line
         text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise unsupported(node, f"cannot evaluate it on its constant inputs: {visible(text)}")
+        raise unsupported(
+            node, f"cannot evaluate it on its constant inputs: {visible(text)}"
+        ) from None
     return dict(zip(node.outputs, results, strict=False))
 
 
@@ -171,7 +175,9 @@ def _reinferred(loaded: Loaded, data: list[Node], constants: dict) -> dict:
     from onnx import helper, numpy_helper
 
     used = dict.fromkeys(v for n in data for v in n.inputs if v in constants)
-    small = [numpy_helper.from_array(constants[v], v) for v in used if constants[v].size <= INLINE_SIZE]
+    small = [
+        numpy_helper.from_array(constants[v], v) for v in used if constants[v].size <= INLINE_SIZE
+    ]
     typed = [
         helper.make_tensor_value_info(
             v, helper.np_dtype_to_tensor_dtype(constants[v].dtype), constants[v].shape

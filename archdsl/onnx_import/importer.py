@@ -55,7 +55,9 @@ def import_onnx(path: Path, spec_name: str, weights_name: str) -> Imported:
         first = errors[0]
         raise Unsupported(
             f"the spec written for this model does not check: line {first.span.line}: "
-            f"{first.message}" if first.span else first.message
+            f"{first.message}"
+            if first.span
+            else first.message
         )
     arrays = _weights(checked, statements, net)
     return Imported(text, arrays, len(statements), len(layers), checked.diagnostics)
@@ -74,7 +76,9 @@ def translate(net: Net) -> list:
     for layer in layers:
         missing = [v for v in layer.inputs if v not in known]
         if missing:
-            raise unsupported(layer.node, f"it reads '{visible(missing[0])}', which no layer computes")
+            raise unsupported(
+                layer.node, f"it reads '{visible(missing[0])}', which no layer computes"
+            )
     return layers
 
 
@@ -140,7 +144,9 @@ def check_targets(paths: list[Path], force: bool) -> None:
                 "or pass --force)"
             )
         if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
-            raise ImportFailure(f"{visible(str(path))}: not a regular file (a device, FIFO or socket?)")
+            raise ImportFailure(
+                f"{visible(str(path))}: not a regular file (a device, FIFO or socket?)"
+            )
 
 
 def write_outputs(imported: Imported, spec: Path, weights: Path) -> None:
@@ -152,10 +158,14 @@ def write_outputs(imported: Imported, spec: Path, weights: Path) -> None:
     try:
         atomic_write(weights, lambda f: np.savez(f, **imported.arrays))
     except OSError as exc:
-        raise ImportFailure(f"{visible(str(weights))}: cannot write it: {exc.strerror or exc}") from None
+        raise ImportFailure(
+            f"{visible(str(weights))}: cannot write it: {exc.strerror or exc}"
+        ) from None
     try:
         atomic_write(spec, lambda f: f.write(imported.text.encode("utf-8")))
     except OSError as exc:
         if not existed:
             weights.unlink(missing_ok=True)
-        raise ImportFailure(f"{visible(str(spec))}: cannot write it: {exc.strerror or exc}") from None
+        raise ImportFailure(
+            f"{visible(str(spec))}: cannot write it: {exc.strerror or exc}"
+        ) from None

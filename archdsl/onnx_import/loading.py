@@ -34,7 +34,9 @@ def read_model(path: Path) -> Loaded:
     try:
         proto = onnx.load(str(path))
     except Exception as exc:  # protobuf's DecodeError, a missing external-data file, ...
-        raise ImportFailure(f"{visible(str(path))}: not an ONNX model ({_first_line(exc)})") from None
+        raise ImportFailure(
+            f"{visible(str(path))}: not an ONNX model ({_first_line(exc)})"
+        ) from None
     if not proto.ir_version or not proto.graph.node:
         raise ImportFailure(f"{visible(str(path))}: not an ONNX model (no graph of nodes in it)")
     try:

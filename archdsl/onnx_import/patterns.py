@@ -123,7 +123,9 @@ def _gelu_erf(net: Net, node: Node) -> Match | None:
         erf = net.inner(_with_constant(net, plus, 1.0) or "", "Erf")
         divide = net.inner(erf.inputs[0], "Div") if erf else None
         if divide and _with_constant(net, divide, math.sqrt(2.0)) == x and divide.inputs[0] == x:
-            return Match([Layer("gelu", [], [x], node.outputs[0], node)], [product, plus, erf, divide])
+            return Match(
+                [Layer("gelu", [], [x], node.outputs[0], node)], [product, plus, erf, divide]
+            )
     return None
 
 
@@ -140,7 +142,9 @@ def _gelu_tanh(net: Net, node: Node) -> Match | None:
         inner_sum = net.inner(_with_constant(net, scaled, math.sqrt(2 / math.pi)) or "", "Add")
         if inner_sum is None or x not in inner_sum.inputs:
             continue
-        cube_term = net.inner(inner_sum.inputs[1] if inner_sum.inputs[0] == x else inner_sum.inputs[0], "Mul")
+        cube_term = net.inner(
+            inner_sum.inputs[1] if inner_sum.inputs[0] == x else inner_sum.inputs[0], "Mul"
+        )
         cube = net.inner(_with_constant(net, cube_term, 0.044715) or "", "Mul")
         square = _cube_of(net, cube, x)
         if square is not None:
@@ -179,7 +183,9 @@ def _lrn(net: Net, node: Node) -> Match | None:
     if alpha_found is None:
         return None
     absorbed, value = [power, plus, scaled], alpha_found[0]
-    while (step := net.inner(value, "Reshape", "Squeeze", "Unsqueeze", "Pad", "AveragePool")) is not None:
+    while (
+        step := net.inner(value, "Reshape", "Squeeze", "Unsqueeze", "Pad", "AveragePool")
+    ) is not None:
         absorbed.append(step)
         value = step.inputs[0]
     square = net.inner(value, "Mul")
@@ -199,7 +205,11 @@ def _layernorm_of_channels(net: Net, node: Node) -> Match | None:
         return None
     norm = net.inner(node.inputs[0], "LayerNormalization")
     before = net.inner(norm.inputs[0], "Transpose") if norm else None
-    if before is None or before.attr("perm") != [0, 2, 3, 1] or norm.attr("axis", -1) not in (-1, 3):
+    if (
+        before is None
+        or before.attr("perm") != [0, 2, 3, 1]
+        or norm.attr("axis", -1) not in (-1, 3)
+    ):
         return None
     return Match([layernorm_layer(net, norm, before.inputs[0], node.outputs[0])], [norm, before])
 
@@ -230,7 +240,11 @@ def _adaptive_pool(net: Net, node: Node) -> Match | None:
     rows = _bins(net, net.producers.get(columns[0]), 2) if columns else None
     if rows is None or not _only_read_by(net, columns[0], columns[2]):
         return None
-    size = f"{len(rows[1])} x {len(columns[1])}" if len(rows[1]) != len(columns[1]) else str(len(rows[1]))
+    size = (
+        f"{len(rows[1])} x {len(columns[1])}"
+        if len(rows[1]) != len(columns[1])
+        else str(len(rows[1]))
+    )
     layer = Layer("adaptive_avgpool", [("", size)], [rows[0]], node.outputs[0], node)
     return Match([layer], [*columns[2], net.producers[columns[0]], *rows[2]])
 
@@ -246,9 +260,19 @@ def _bins(net: Net, node: Node | None, axis: int):
         cut = net.producers.get(mean.inputs[0]) if mean else None
         if cut is None or cut.op_type != "Slice" or net.uses(cut.outputs[0]) != 1:
             return None
-        axes = mean.attr("axes") if mean.attr("axes") is not None else net.const(mean.inputs[1] if len(mean.inputs) > 1 else "")
+        axes = (
+            mean.attr("axes")
+            if mean.attr("axes") is not None
+            else net.const(mean.inputs[1] if len(mean.inputs) > 1 else "")
+        )
         bounds = [net.const(v) for v in cut.inputs[1:4]] if len(cut.inputs) >= 4 else None
-        if axes is None or list(axes) != [axis] or not mean.attr("keepdims", 1) or bounds is None or None in [b for b in bounds]:
+        if (
+            axes is None
+            or list(axes) != [axis]
+            or not mean.attr("keepdims", 1)
+            or bounds is None
+            or None in [b for b in bounds]
+        ):
             return None
         if [int(a) for a in bounds[2]] != [axis] or (len(cut.inputs) > 4 and cut.inputs[4]):
             return None
@@ -294,8 +318,17 @@ def _padded_window(net: Net, node: Node) -> Match | None:
     if pad is None or pad.attr("mode", "constant") != "constant":
         return None
     pads = pad.attr("pads") if net.opset < 11 else net.const(pad.inputs[1])
-    fill = pad.attr("value", 0.0) if net.opset < 11 else (net.scalar(pad.inputs[2]) if len(pad.inputs) > 2 and pad.inputs[2] else 0.0)
-    if pads is None or len(pads) != 8 or any(int(p) for i, p in enumerate(pads) if i % 4 < 2) or (len(pad.inputs) > 3 and pad.inputs[3]):
+    fill = (
+        pad.attr("value", 0.0)
+        if net.opset < 11
+        else (net.scalar(pad.inputs[2]) if len(pad.inputs) > 2 and pad.inputs[2] else 0.0)
+    )
+    if (
+        pads is None
+        or len(pads) != 8
+        or any(int(p) for i, p in enumerate(pads) if i % 4 < 2)
+        or (len(pad.inputs) > 3 and pad.inputs[3])
+    ):
         return None
     wanted = -math.inf if node.op_type == "MaxPool" else 0.0
     if fill != wanted or (node.op_type == "AveragePool" and not node.attr("count_include_pad", 0)):
@@ -312,7 +345,11 @@ def _dense_bias(net: Net, node: Node) -> Match | None:
     found = None
     for value, other in (node.inputs, node.inputs[::-1]) if len(node.inputs) == 2 else ():
         product = net.inner(value, "MatMul")
-        if product is not None and net.const(other) is not None and net.const(product.inputs[1]) is not None:
+        if (
+            product is not None
+            and net.const(other) is not None
+            and net.const(product.inputs[1]) is not None
+        ):
             found = product, other
     if found is None:
         return None
@@ -325,7 +362,9 @@ def _dense_bias(net: Net, node: Node) -> Match | None:
     if bias.size not in (1, w.shape[1]) or bias.ndim > 2:
         return None
     bias = np.broadcast_to(bias.reshape(-1), (w.shape[1],)).copy()
-    return Match([dense_layer(product, x, node.outputs[0], np.ascontiguousarray(w.T), bias)], [product])
+    return Match(
+        [dense_layer(product, x, node.outputs[0], np.ascontiguousarray(w.T), bias)], [product]
+    )
 
 
 PATTERNS = {

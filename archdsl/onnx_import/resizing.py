@@ -15,12 +15,18 @@ def nearest_layer(node: Node, x: str, output: str, size, out, rows, cols) -> Lay
     `cols` (one index per output row and column), or Unsupported."""
     picks = (list(rows), list(cols))
     scales = [o // i if o % i == 0 else 0 for i, o in zip(size, out, strict=True)]
-    if all(scales) and all(p == [j // s for j in range(o)] for p, s, o in zip(picks, scales, out, strict=True)):
+    if all(scales) and all(
+        p == [j // s for j in range(o)] for p, s, o in zip(picks, scales, out, strict=True)
+    ):
         return Layer("upsample", _scale_args(scales), [x], output, node)
     exact = [[(2 * j + 1) * i // (2 * o) for j in range(o)] for i, o in zip(size, out, strict=True)]
     if picks[0] == exact[0] and picks[1] == exact[1]:
-        return Layer("resize", [("", f"{out[0]} x {out[1]}"), ("mode", "nearest")], [x], output, node)
-    raise unsupported(node, "a nearest-neighbour resampling that reads other pixels than upsample or resize")
+        return Layer(
+            "resize", [("", f"{out[0]} x {out[1]}"), ("mode", "nearest")], [x], output, node
+        )
+    raise unsupported(
+        node, "a nearest-neighbour resampling that reads other pixels than upsample or resize"
+    )
 
 
 def _scale_args(scales) -> list[tuple[str, str]]:
@@ -44,9 +50,13 @@ def resize_layer(net: Net, node: Node) -> list[Layer]:
     mode = node.attr("mode", "nearest")
     coordinates = _coordinates(net, node)
     if mode == "nearest":
-        rounding = node.attr("nearest_mode", "round_prefer_floor" if node.op_type == "Resize" else "floor")
+        rounding = node.attr(
+            "nearest_mode", "round_prefer_floor" if node.op_type == "Resize" else "floor"
+        )
         picks = [
-            _nearest(size[a], out[a], given[a] if given else out[a] / size[a], coordinates, rounding)
+            _nearest(
+                size[a], out[a], given[a] if given else out[a] / size[a], coordinates, rounding
+            )
             for a in (0, 1)
         ]
         return [nearest_layer(node, x, node.outputs[0], size, out, *picks)]
@@ -85,11 +95,20 @@ def _bilinear(node: Node, x: str, size, out, given, coordinates: str) -> Layer:
     if coordinates == "align_corners" and whole and consistent:
         args = [*_scale_args(scales), ("mode", "bilinear"), ("align_corners", "true")]
         return Layer("upsample", args, [x], node.outputs[0], node)
-    if coordinates in ("half_pixel", "pytorch_half_pixel") and whole and consistent and min(out) > 1:
-        return Layer("upsample", [*_scale_args(scales), ("mode", "bilinear")], [x], node.outputs[0], node)
+    if (
+        coordinates in ("half_pixel", "pytorch_half_pixel")
+        and whole
+        and consistent
+        and min(out) > 1
+    ):
+        return Layer(
+            "upsample", [*_scale_args(scales), ("mode", "bilinear")], [x], node.outputs[0], node
+        )
     if coordinates in ("half_pixel", "pytorch_half_pixel") and given is None and min(out) > 1:
         return Layer("resize", [("", f"{out[0]} x {out[1]}")], [x], node.outputs[0], node)
-    raise unsupported(node, f"bilinear resampling with {coordinates} coordinates from {list(size)} to {list(out)}")
+    raise unsupported(
+        node, f"bilinear resampling with {coordinates} coordinates from {list(size)} to {list(out)}"
+    )
 
 
 def _nearest(size: int, out: int, scale: float, coordinates: str, rounding: str) -> list[int]:

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 from archdsl.diagnostics import visible
 from archdsl.lowering import MODEL_FILE_NAMES, unsafe_identifier
-from archdsl.ops import LEARNED, MERGES, REGISTRY
 from archdsl.onnx_import.graph import Net
 from archdsl.onnx_import.layers import Layer
+from archdsl.ops import LEARNED, MERGES, REGISTRY
 
 # ops that begin a statement of their own once the current one has a learned op or a merge
 STARTERS = {*LEARNED, "flatten", "global_avgpool", "adaptive_avgpool"}
@@ -61,7 +61,7 @@ def _continues(current: list[Layer], layer: Layer, readers: Counter) -> bool:
         return False
     if readers[current[-1].output] != 1:
         return False
-    body = any(l.op in LEARNED or l.op in MERGES for l in current)
+    body = any(step.op in LEARNED or step.op in MERGES for step in current)
     return not (layer.op in STARTERS and body)
 
 
@@ -127,7 +127,9 @@ def comment(text: str) -> str:
     return visible(text).encode("ascii", "backslashreplace").decode("ascii")
 
 
-def render(header: list[str], model: str, input_line: str, statements: list[Statement], net: Net) -> str:
+def render(
+    header: list[str], model: str, input_line: str, statements: list[Statement], net: Net
+) -> str:
     """The spec's text."""
     width = max(len(s.name) for s in statements)
     lines = [f"# {comment(line)}" for line in header]

@@ -1,6 +1,5 @@
 """Helpers of the ONNX import tests: export a spec or a torch module, import it back, compare."""
 
-
 import numpy as np
 import onnx
 import torch

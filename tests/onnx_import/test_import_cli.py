@@ -62,7 +62,9 @@ def test_writes_a_spec_and_weights_that_compute_the_model(tmp_path, capsys):
     x = np.random.default_rng(1).standard_normal((2, 3, 8, 8)).astype(np.float32)
     import torch
 
-    assert_close(module.predict(model, torch.from_numpy(x)).numpy(), run_onnx(path, torch.from_numpy(x)))
+    assert_close(
+        module.predict(model, torch.from_numpy(x)).numpy(), run_onnx(path, torch.from_numpy(x))
+    )
 
 
 def test_weights_out_names_the_weight_file(tmp_path, capsys):
@@ -178,7 +180,11 @@ def test_hostile_names_of_many_layers(tmp_path, capsys):
         value = f"r{i}"
     nodes.append(conv(inp=value, out="c"))
     for i, name in enumerate(HOSTILE):
-        nodes.append(helper.make_node("Add", ["c", "c"] if i == 0 else [f"a{i - 1}", "c"], [f"a{i}"], name=name))
+        nodes.append(
+            helper.make_node(
+                "Add", ["c", "c"] if i == 0 else [f"a{i - 1}", "c"], [f"a{i}"], name=name
+            )
+        )
     nodes.append(helper.make_node("Relu", [f"a{len(HOSTILE) - 1}"], ["y"], name="model"))
     path = tiny(tmp_path, nodes)
     code, _, err = run(capsys, path, "-o", tmp_path / "h.arch")

@@ -41,8 +41,9 @@ def test_torchvision_model_computes_what_onnxruntime_does(name, tmp_path):
 
 def test_the_weights_are_the_initialisers_unchanged(tmp_path):
     """Every imported tensor is an ONNX initialiser, value for value (a Gemm's as stored)."""
-    path = exported_module(torchvision.models.resnet18(), (3, 64, 64), tmp_path, "r18",
-                           do_constant_folding=False)
+    path = exported_module(
+        torchvision.models.resnet18(), (3, 64, 64), tmp_path, "r18", do_constant_folding=False
+    )
     imported = imported_model(path)[0]
     stored = {a.tobytes(): a.shape for a in initialiser_values(path)}
     assert len(imported.arrays) == 102
