@@ -148,7 +148,8 @@ def pool(net: Net, node: Node, source: str | None = None, extra=(0, 0, 0, 0)) ->
         ("ceil", "true" if ceil else "false", "false"),
     ]
     if op == "avgpool" and pad != "0":
-        counted = node.attr("count_include_pad", 0)
+        # padding folded from a Pad node holds real zeros, which the divisor counts
+        counted = node.attr("count_include_pad", 0) or any(extra)
         written.append(("count_pad", "true" if counted else "false", "true"))
     return [Layer(op, keep(written), [x], node.outputs[0], node)]
 

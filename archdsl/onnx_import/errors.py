@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from archdsl.diagnostics import visible
 
+NAME_SHOWN = 80  # characters of a node's name an error message shows
+
 
 class ImportFailure(Exception):
     """The ONNX file cannot be read or written from (a one-line message; exit code 2)."""
@@ -15,5 +17,6 @@ class Unsupported(Exception):
 
 def unsupported(node, why: str) -> Unsupported:
     """The error for `node` (a graph.Node): its position, name and op type, then why."""
-    name = f"'{visible(node.name)}'" if node.name else "(unnamed)"
+    shown = node.name if len(node.name) <= NAME_SHOWN else node.name[:NAME_SHOWN] + "..."
+    name = f"'{visible(shown)}'" if node.name else "(unnamed)"
     return Unsupported(f"node {node.position} {name} ({visible(node.op_type)}): {why}")

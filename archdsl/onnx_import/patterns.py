@@ -331,7 +331,9 @@ def _padded_window(net: Net, node: Node) -> Match | None:
     ):
         return None
     wanted = -math.inf if node.op_type == "MaxPool" else 0.0
-    if fill != wanted or (node.op_type == "AveragePool" and not node.attr("count_include_pad", 0)):
+    own = any(node.attr("pads", [0])) or node.attr("auto_pad", "NOTSET") not in ("NOTSET", "VALID")
+    uncounted = node.op_type == "AveragePool" and not node.attr("count_include_pad", 0)
+    if fill != wanted or (own and uncounted):  # zeros padded before count; its own do not
         return None
     extra = [int(pads[2]), int(pads[3]), int(pads[6]), int(pads[7])]
     window = conv if node.op_type == "Conv" else pool
