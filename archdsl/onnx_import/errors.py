@@ -20,3 +20,9 @@ def unsupported(node, why: str) -> Unsupported:
     shown = node.name if len(node.name) <= NAME_SHOWN else node.name[:NAME_SHOWN] + "..."
     name = f"'{visible(shown)}'" if node.name else "(unnamed)"
     return Unsupported(f"node {node.position} {name} ({visible(node.op_type)}): {why}")
+
+
+def first_line(exc: Exception) -> str:
+    """The first line of an exception's message (its type when it has none), cut and escaped."""
+    text = str(exc).strip()
+    return visible(text.splitlines()[0][:300] if text else type(exc).__name__)

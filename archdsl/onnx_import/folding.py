@@ -4,8 +4,7 @@ branch. What remains are the data nodes the importer translates."""
 
 from __future__ import annotations
 
-from archdsl.diagnostics import visible
-from archdsl.onnx_import.errors import Unsupported, unsupported
+from archdsl.onnx_import.errors import Unsupported, first_line, unsupported
 from archdsl.onnx_import.graph import Net, Node
 from archdsl.onnx_import.loading import Loaded, static_shapes
 
@@ -126,10 +125,7 @@ def _evaluate(node: Node, constants: dict, opset: int) -> dict:
         feeds = {v: constants[v] for v in node.inputs if v}
         results = evaluator.run(None, feeds)
     except Exception as exc:  # the evaluator raises many kinds; each becomes one line
-        text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise unsupported(
-            node, f"cannot evaluate it on its constant inputs: {visible(text)}"
-        ) from None
+        raise unsupported(node, f"cannot evaluate it on constants: {first_line(exc)}") from None
     return dict(zip(node.outputs, results, strict=False))
 
 
@@ -195,6 +191,5 @@ def _reinferred(loaded: Loaded, data: list[Node], constants: dict) -> dict:
     try:
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
     except Exception as exc:  # InferenceError, or an op onnx does not know
-        text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise Unsupported(f"onnx's shape inference fails: {visible(text)}") from None
+        raise Unsupported(f"onnx's shape inference fails: {first_line(exc)}") from None
     return static_shapes(inferred)

@@ -51,14 +51,9 @@ def import_onnx(path: Path, spec_name: str, weights_name: str) -> Imported:
     )
     checked = check_source(text, spec_name)
     errors = [d for d in checked.diagnostics if d.severity == "error"]
-    if errors:
-        first = errors[0]
-        raise Unsupported(
-            f"the spec written for this model does not check: line {first.span.line}: "
-            f"{first.message}"
-            if first.span
-            else first.message
-        )
+    if errors:  # what the language refuses that no translation rule foresaw
+        where = f"line {errors[0].span.line}: " if errors[0].span else ""
+        raise Unsupported(f"the spec written for it does not check: {where}{errors[0].message}")
     arrays = _weights(checked, statements, net)
     return Imported(text, arrays, len(statements), len(layers), checked.diagnostics)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from archdsl.diagnostics import visible
-from archdsl.onnx_import.errors import ImportFailure, Unsupported
+from archdsl.onnx_import.errors import ImportFailure, Unsupported, first_line
 
 PROTOBUF_LIMIT = 2**31  # bytes; protobuf cannot read a larger file
 FLOAT_TYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}
@@ -35,7 +35,7 @@ def read_model(path: Path) -> Loaded:
         proto = onnx.load(str(path))
     except Exception as exc:  # protobuf's DecodeError, a missing external-data file, ...
         raise ImportFailure(
-            f"{visible(str(path))}: not an ONNX model ({_first_line(exc)})"
+            f"{visible(str(path))}: not an ONNX model ({first_line(exc)})"
         ) from None
     if not proto.ir_version or not proto.graph.node:
         raise ImportFailure(f"{visible(str(path))}: not an ONNX model (no graph of nodes in it)")
@@ -43,7 +43,7 @@ def read_model(path: Path) -> Loaded:
         onnx.checker.check_model(proto)
     except Exception as exc:  # ValidationError, or a model the checker cannot even walk
         raise ImportFailure(
-            f"{visible(str(path))}: the model fails onnx's check: {_first_line(exc)}"
+            f"{visible(str(path))}: the model fails onnx's check: {first_line(exc)}"
         ) from None
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
     name_in, symbolic = _the_input(proto)
@@ -116,9 +116,3 @@ def static_shapes(proto) -> dict[str, tuple[int, ...]]:
         if tensor.HasField("shape") and all(d.HasField("dim_value") for d in tensor.shape.dim):
             shapes[value.name] = tuple(d.dim_value for d in tensor.shape.dim)
     return shapes
-
-
-def _first_line(exc: Exception) -> str:
-    """The first line of an exception's message (its type when it has none), escaped."""
-    text = str(exc).strip()
-    return visible(text.splitlines()[0][:300] if text else type(exc).__name__)

@@ -75,12 +75,9 @@ def name_statements(net: Net, groups: list[list[Layer]], input_name: str) -> lis
     for layers in groups:
         first = layers[0]
         name = safe_name(scope(first.node.name, first.node.op_type, first.op), taken)
-        if name is None:
+        while name is None:  # op-kind names: conv1, conv2, ... (skipping ones taken)
             counts[first.op] += 1
             name = safe_name(f"{first.op}{counts[first.op]}", taken)
-            while name is None:
-                counts[first.op] += 1
-                name = safe_name(f"{first.op}{counts[first.op]}", taken)
         taken.add(name)
         statements.append(Statement(name, layers, list(first.inputs)))
         names[layers[-1].output] = name
