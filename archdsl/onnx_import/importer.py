@@ -31,7 +31,6 @@ class Imported:
     arrays: dict
     statements: int
     layers: int
-    diagnostics: list
 
 
 def import_onnx(path: Path, spec_name: str, weights_name: str) -> Imported:
@@ -55,7 +54,7 @@ def import_onnx(path: Path, spec_name: str, weights_name: str) -> Imported:
         where = f"line {errors[0].span.line}: " if errors[0].span else ""
         raise Unsupported(f"the spec written for it does not check: {where}{errors[0].message}")
     arrays = _weights(checked, statements, net)
-    return Imported(text, arrays, len(statements), len(layers), checked.diagnostics)
+    return Imported(text, arrays, len(statements), len(layers))
 
 
 def translate(net: Net) -> list:
