@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from archdsl.diagnostics import visible
 from archdsl.onnx_import.errors import unsupported
 from archdsl.onnx_import.graph import Net, Node
 from archdsl.onnx_import.layers import Layer, keep, number, pair
@@ -15,7 +16,7 @@ MERGES = {"Concat": "concat", "Add": "add", "Mul": "mul"}
 def convert(net: Net, node: Node) -> list[Layer]:
     """The layers computing what `node` computes, or Unsupported naming it."""
     if node.domain != "":
-        raise unsupported(node, f"an op of the domain '{node.domain}', not standard ONNX")
+        raise unsupported(node, f"an op of the domain '{visible(node.domain)}', not standard ONNX")
     if node.op_type in PLAIN:
         return [_single(net, node, PLAIN[node.op_type])]
     rule = RULES.get(node.op_type)
@@ -29,15 +30,21 @@ def only_output(net: Net, node: Node) -> None:
     for extra in node.outputs[1:]:
         if extra and net.uses(extra):
             raise unsupported(
-                node, f"its output '{extra}' is used; the language computes only the first"
+                node, f"its output '{visible(extra)}' is read; the language computes only the first"
             )
 
 
 def data_input(net: Net, node: Node) -> str:
     """The node's one data (non-constant) input."""
     values = net.data_inputs(node)
-    if len(values) != 1 or node.inputs[0] != values[0]:
-        raise unsupported(node, "it reads constants where the language's op reads data")
+    if len(values) != 1:
+        raise unsupported(
+            node,
+            f"it reads {len(values)} tensors that depend on the model's input where the "
+            "language's op reads one (its weights must be constants)",
+        )
+    if node.inputs[0] != values[0]:
+        raise unsupported(node, "its first input is a constant, where the language's op reads data")
     return values[0]
 
 
@@ -195,7 +202,8 @@ def _reduce_mean(net: Net, node: Node) -> list[Layer]:
     pooled = Layer("global_avgpool", [], [x], node.outputs[0], node)
     if node.attr("keepdims", 1):
         return [pooled]
-    pooled.output = f"{node.outputs[0]}/pooled"
+    pooled.output = f"{node.outputs[0]}/pooled"  # a value of the importer's own, C x 1 x 1
+    net.shapes[pooled.output] = (*net.shape(x)[:2], 1, 1)
     return [pooled, Layer("flatten", [], [pooled.output], node.outputs[0], node)]
 
 

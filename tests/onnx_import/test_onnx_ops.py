@@ -1,7 +1,7 @@
 """`archdsl import` of ONNX ops other exporters write: graphs built with onnx.helper (a Pad
-before a conv and a pool, LRN, BatchNormalization, hard-swish as x * HardSigmoid(x), Resize
-and Upsample-style nearest scaling, MatMul + Add, a vector input), each compared with
-onnxruntime."""
+before a conv and a pool, LRN, BatchNormalization, hard-swish as x * HardSigmoid(x), nearest
+Resize by scales, a mean over H and W dropping them, MatMul + Add, a vector input), each
+compared with onnxruntime."""
 
 import numpy as np
 import pytest
@@ -67,8 +67,7 @@ def test_a_map_network_of_plain_onnx_ops(tmp_path):
         node("Pad", ["r", "pad1", "ninf"], ["rp"]),
         node("MaxPool", ["rp"], ["mp"], kernel_shape=[3, 3], strides=[2, 2]),
         node("AveragePool", ["mp"], ["ap"], kernel_shape=[2, 2], strides=[2, 2]),
-        node("GlobalAveragePool", ["ap"], ["gp"]),
-        node("Flatten", ["gp"], ["f"]),
+        node("ReduceMean", ["ap"], ["f"], axes=[2, 3], keepdims=0),
         node("MatMul", ["f", "m"], ["mm"], name="/classifier/fc/MatMul"),
         node("Add", ["mm", "mb"], ["fc"]),
         node("Softmax", ["fc"], ["y"], axis=1),
