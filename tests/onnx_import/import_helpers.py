@@ -1,26 +1,27 @@
 """Helpers of the ONNX import tests: export a spec or a torch module, import it back, compare."""
 
+import warnings
+
 import numpy as np
 import onnx
 import torch
 from onnx_helpers import assert_close, compiled, random_model, run_onnx
 
 from archdsl.compiler import check_source
-from archdsl.onnx_export import DEFAULT_OPSET, compiled_module, export_model
+from archdsl.onnx_export import DEFAULT_OPSET, compiled_module, to_onnx
 from archdsl.onnx_import.importer import import_onnx
 from archdsl.shapes import trailing_softmax
 
 
 def exported_spec(path, folder):
     """The spec's PyTorch model with random weights and statistics, exported to ONNX with a
-    symbolic batch as `archdsl export --dynamic-batch` writes it: the file's path."""
+    symbolic batch by the exporter `archdsl export --dynamic-batch` runs (without the checks
+    it adds, which the import repeats): the file's path."""
     checked, module = compiled(path)
     model = random_model(module)
-    exported = export_model(
-        module, model, trailing_softmax(checked.graph), DEFAULT_OPSET, dynamic_batch=True
-    )
+    softmax = trailing_softmax(checked.graph)
     out = folder / f"{path.stem}.onnx"
-    out.write_bytes(exported.proto.SerializeToString())
+    out.write_bytes(to_onnx(model, softmax, module.INPUT_SHAPE, DEFAULT_OPSET, dynamic_batch=True))
     return out
 
 
@@ -36,6 +37,14 @@ def exported_module(net, input_shape, folder, name, **options):
     net.eval()
     out = folder / f"{name}.onnx"
     example = torch.zeros(1, *input_shape)
+    with warnings.catch_warnings():  # the TorchScript exporter's deprecation notices
+        warnings.simplefilter("ignore", DeprecationWarning)
+        _export(net, example, out, options)
+    return out
+
+
+def _export(net, example, out, options) -> None:
+    """torch.onnx.export (TorchScript) with a symbolic batch, input `input`, output `output`."""
     torch.onnx.export(
         net,
         (example,),
@@ -46,7 +55,6 @@ def exported_module(net, input_shape, folder, name, **options):
         dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
         **options,
     )
-    return out
 
 
 def onnx_output_dims(path):
@@ -69,7 +77,7 @@ def imported_model(path):
 def assert_round_trip(path, batch=2, seed=1):
     """Import `path`; the spec checks, every statement has an `expect` (so `check` compared
     each statement's shape with ONNX's), its output shape is ONNX's, and the compiled PyTorch
-    model with the imported weights computes onnxruntime's outputs. Returns the spec's text."""
+    model with the imported weights computes onnxruntime's outputs. Returns the Imported."""
     imported, checked, module, model = imported_model(path)
     statements = checked.graph.statements
     assert all(" expect " in line for line in imported.text.splitlines() if " = " in line)
@@ -78,7 +86,7 @@ def assert_round_trip(path, batch=2, seed=1):
     x = torch.randn(batch, *module.INPUT_SHAPE, generator=gen)
     assert_close(module.predict(model, x).numpy(), run_onnx(path, x))
     assert len(statements) == imported.statements
-    return imported.text
+    return imported
 
 
 def initialiser_values(path):

@@ -73,7 +73,7 @@ def test_a_map_network_of_plain_onnx_ops(tmp_path):
         node("Softmax", ["fc"], ["y"], axis=1),
     ]
     path = _save(tmp_path, "plain", nodes, inits, (3, 8, 8), (5,))
-    text = assert_round_trip(path)
+    text = assert_round_trip(path).text
     # the Pads become padding; LRN's alpha 3e-4 over size 3 is the paper's 1e-4, the default
     assert (
         "features_conv1  = conv(4, kernel=3, pad=1) |> batchnorm(eps=0.001) |> lrn(size=3, k=1.0) "
@@ -93,6 +93,6 @@ def test_a_vector_network(tmp_path):
         node("Mul", ["o", "gamma"], ["y"]),
     ]
     path = _save(tmp_path, "mlp", nodes, inits, (10,), (3,))
-    text = assert_round_trip(path)
+    text = assert_round_trip(path).text
     assert "input features: 10" in text or "input x: 10" in text
     assert "dense(6) |> leaky_relu(0.2)" in text and "dense(3, bias=false) |> layer_scale" in text
