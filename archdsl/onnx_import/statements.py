@@ -90,7 +90,8 @@ def scope(node_name: str, op_type: str, op: str) -> str:
     """The module path in an exporter's node name, as an identifier's raw material:
     `/layer1/layer1.0/conv1/Conv` -> `layer1_0_conv1`, `/0/stem/conv/Conv` -> `stem`."""
     parts = [p for p in node_name.split("/") if p]
-    generated = re.compile(rf"(node_)?{re.escape(op_type)}(_\d+)?", re.IGNORECASE)
+    # names exporters generate: `Conv_12`, torch.export's `node_Conv_3`, `node_mean`, `n4_2`
+    generated = re.compile(rf"{re.escape(op_type)}(_\d+)?|node_\w*|n\d+(_\d+)?", re.IGNORECASE)
     if parts and generated.fullmatch(parts[-1]):
         parts.pop()
     path: list[str] = []

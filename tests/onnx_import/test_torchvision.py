@@ -46,3 +46,22 @@ def test_torchvision_model_computes_what_onnxruntime_does(name, tmp_path):
     """As torch.onnx.export writes them by default (the batch norms folded into the convs)."""
     path = exported_module(CASES[name](), (3, 224, 224), tmp_path, name)
     assert_round_trip(path)
+
+
+@pytest.mark.slow
+def test_the_dynamo_exporter(tmp_path):
+    """torch.onnx.export's default (torch.export-based) exporter writes other nodes (ReduceMean
+    for the pool, a Reshape that flattens, generated node names): the import computes them."""
+    import torch
+
+    net = torchvision.models.mobilenet_v2().eval()
+    path = tmp_path / "mobilenet_v2.onnx"
+    batch = torch.export.Dim("batch")
+    torch.onnx.export(
+        net, (torch.zeros(1, 3, 96, 96),), str(path), dynamo=True, dynamic_shapes=({0: batch},)
+    )
+    text = assert_round_trip(path).text
+    # torch.export's node names (node_Conv_811, n4) give way to the ops' names
+    assert (
+        "\nconv1 " in text and "\nglobal_avgpool1 = global_avgpool |> flatten |> dense(1000" in text
+    )
