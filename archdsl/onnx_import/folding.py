@@ -9,6 +9,7 @@ from archdsl.onnx_import.graph import Net, Node
 from archdsl.onnx_import.loading import Loaded, static_shapes
 
 NONDETERMINISTIC = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike"}
+MADE_LIMIT = 2**26  # values a folded shape-building node may make (a hostile file asks more)
 INLINE_SIZE = 64  # constants up to this many elements go into the re-inferred model's initialisers
 
 
@@ -120,6 +121,8 @@ def _evaluate(node: Node, constants: dict, opset: int) -> dict:
     """{output: array} of a node run on constants by onnx's reference evaluator."""
     from onnx.reference import ReferenceEvaluator
 
+    if _elements_made(node, constants) > MADE_LIMIT:
+        raise unsupported(node, f"it makes a constant of more than {MADE_LIMIT:,} values")
     try:
         evaluator = ReferenceEvaluator(node.proto, opsets={"": opset})
         feeds = {v: constants[v] for v in node.inputs if v}
@@ -127,6 +130,24 @@ def _evaluate(node: Node, constants: dict, opset: int) -> dict:
     except Exception as exc:  # the evaluator raises many kinds; each becomes one line
         raise unsupported(node, f"cannot evaluate it on constants: {first_line(exc)}") from None
     return dict(zip(node.outputs, results, strict=False))
+
+
+def _elements_made(node: Node, constants: dict) -> int:
+    """How many values a node that builds a tensor from sizes (ConstantOfShape, Expand, Tile,
+    Range) would make: a file may ask for more than memory holds."""
+    import numpy as np
+
+    values = [constants[v] for v in node.inputs if v]
+    if node.op_type == "ConstantOfShape" and values:
+        return int(np.prod(np.maximum(values[0].astype(np.float64), 1)))
+    if node.op_type == "Expand" and len(values) == 2:
+        return values[0].size * int(np.prod(np.maximum(values[1].astype(np.float64), 1)))
+    if node.op_type == "Tile" and len(values) == 2:
+        return values[0].size * int(np.prod(np.maximum(values[1].astype(np.float64), 1)))
+    if node.op_type == "Range" and len(values) == 3:
+        start, limit, delta = (float(v.reshape(-1)[0]) for v in values)
+        return int(abs((limit - start) / delta)) if delta else 0
+    return 0
 
 
 def _branch(node: Node, constants: dict) -> list[Node]:

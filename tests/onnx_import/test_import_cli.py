@@ -194,3 +194,20 @@ def test_hostile_names_of_many_layers(tmp_path, capsys):
     assert len(names) == len(set(names)) == 1 + len(HOSTILE), names  # relus |> conv, the adds
     assert {"import_os_system_x", "class_", "input_", "forward_"} <= set(names), names
     assert check_source(text, "h.arch").ok
+
+
+def test_a_constant_too_large_to_make_is_refused(tmp_path, capsys):
+    """A file asking constant folding for 10^18 values gets a line, not a memory error."""
+    huge = numpy_helper.from_array(np.array([10**9, 10**9], np.int64), "huge")
+    nodes = [
+        helper.make_node("ConstantOfShape", ["huge"], ["big"], name="bomb"),
+        helper.make_node("ReduceSum", ["big"], ["total"], keepdims=0),
+        helper.make_node("Add", ["x", "total"], ["y"]),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, 8, 8])
+    graph = helper.make_graph(nodes, "g", [x], [y], [huge])
+    path = tmp_path / "bomb.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    code, _, err = run(capsys, path, "-o", tmp_path / "m.arch")
+    assert code == 1 and "node 1 'bomb' (ConstantOfShape): it makes a constant of more" in err
