@@ -5,8 +5,10 @@ from __future__ import annotations
 from archdsl.diagnostics import visible
 from archdsl.onnx_import.errors import unsupported
 from archdsl.onnx_import.graph import Net, Node
-from archdsl.onnx_import.layers import Layer, keep, number, pair
+from archdsl.onnx_import.layers import Layer, keep, number
+from archdsl.onnx_import.reading import data_input, only_output, optional_weight, single, weight
 from archdsl.onnx_import.resizing import resize_layer
+from archdsl.onnx_import.windows import conv, conv_transpose, pool
 
 PLAIN = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "HardSwish": "hardswish"}
 PLAIN |= {"Mish": "mish", "GlobalAveragePool": "global_avgpool"}
@@ -18,176 +20,11 @@ def convert(net: Net, node: Node) -> list[Layer]:
     if node.domain != "":
         raise unsupported(node, f"an op of the domain '{visible(node.domain)}', not standard ONNX")
     if node.op_type in PLAIN:
-        return [_single(net, node, PLAIN[node.op_type])]
+        return [single(net, node, PLAIN[node.op_type])]
     rule = RULES.get(node.op_type)
     if rule is None:
         raise unsupported(node, "the language has no op that computes it")
     return rule(net, node)
-
-
-def only_output(net: Net, node: Node) -> None:
-    """Unsupported when an optional second output of `node` (indices, mask, ...) is read."""
-    for extra in node.outputs[1:]:
-        if extra and net.uses(extra):
-            raise unsupported(
-                node, f"its output '{visible(extra)}' is read; the language computes only the first"
-            )
-
-
-def data_input(net: Net, node: Node) -> str:
-    """The node's one data (non-constant) input."""
-    values = net.data_inputs(node)
-    if len(values) != 1:
-        raise unsupported(
-            node,
-            f"it reads {len(values)} tensors that depend on the model's input where the "
-            "language's op reads one (its weights must be constants)",
-        )
-    if node.inputs[0] != values[0]:
-        raise unsupported(node, "its first input is a constant, where the language's op reads data")
-    return values[0]
-
-
-def _single(net: Net, node: Node, op: str, args=None, tensors=None) -> Layer:
-    """A layer of one op reading the node's one data input."""
-    only_output(net, node)
-    return Layer(op, args or [], [data_input(net, node)], node.outputs[0], node, tensors or {})
-
-
-def weight(net: Net, node: Node, index: int, what: str):
-    """The constant input `index` of `node` as float32, or Unsupported."""
-    import numpy as np
-
-    array = net.const(node.inputs[index]) if len(node.inputs) > index else None
-    if array is None:
-        raise unsupported(node, f"its {what} is not a constant (an initialiser)")
-    return np.asarray(array, dtype=np.float32)
-
-
-def optional_weight(net: Net, node: Node, index: int, what: str):
-    """A constant optional input as float32, None when absent."""
-    if len(node.inputs) <= index or not node.inputs[index]:
-        return None
-    return weight(net, node, index, what)
-
-
-# ----------------------------------------------------------------------------- windows
-
-
-def padding(node: Node, size: tuple[int, int], kernel, stride, dilation, extra=(0, 0, 0, 0)):
-    """The `pad` argument: `p`, `H x W` or `same`, from auto_pad or pads (plus a folded Pad)."""
-    from archdsl.ops.windows import resolve_padding
-
-    auto = node.attr("auto_pad", "NOTSET")
-    if auto == "VALID":
-        pads = [0, 0, 0, 0]
-    elif auto in ("SAME_UPPER", "SAME_LOWER"):
-        pads = []
-        for a in (0, 1):
-            before, after = resolve_padding("same", size[a], kernel[a], stride[a], dilation[a])
-            pads.append((before, after) if auto == "SAME_UPPER" else (after, before))
-        pads = [pads[0][0], pads[1][0], pads[0][1], pads[1][1]]
-    else:
-        pads = list(node.attr("pads", [0, 0, 0, 0]))
-    pads = [p + e for p, e in zip(pads, extra, strict=True)]
-    if pads[0] == pads[2] and pads[1] == pads[3]:
-        return pair(pads[:2], node, "padding")
-    same = [resolve_padding("same", size[a], kernel[a], stride[a], dilation[a]) for a in (0, 1)]
-    if [same[0][0], same[1][0], same[0][1], same[1][1]] == pads:
-        return "same"
-    raise unsupported(
-        node,
-        f"its padding {pads} (top, left, bottom, right) differs before and after: the language "
-        "pads both sides equally, or as `same`",
-    )
-
-
-def conv(net: Net, node: Node, source: str | None = None, extra=(0, 0, 0, 0)) -> list[Layer]:
-    """Conv -> conv(filters, kernel, stride, pad, dilation, groups, bias)."""
-    only_output(net, node)
-    x = source or data_input(net, node)
-    w = weight(net, node, 1, "weight")
-    b = optional_weight(net, node, 2, "bias")
-    kernel = list(node.attr("kernel_shape", w.shape[2:]))
-    stride = list(node.attr("strides", [1, 1]))
-    dilation = list(node.attr("dilations", [1, 1]))
-    size = net.shape(x)[2:]
-    if len(kernel) != 2 or len(size) != 2:
-        raise unsupported(node, "a convolution that is not 2-D")
-    args = keep(
-        [
-            ("", str(w.shape[0]), None),
-            ("kernel", pair(kernel, node, "kernel"), None),
-            ("stride", pair(stride, node, "stride"), "1"),
-            ("pad", padding(node, size, kernel, stride, dilation, extra), "0"),
-            ("dilation", pair(dilation, node, "dilation"), "1"),
-            ("groups", str(node.attr("group", 1)), "1"),
-            ("bias", "true" if b is not None else "false", "true"),
-        ]
-    )
-    tensors = {"weight": w} | ({"bias": b} if b is not None else {})
-    return [Layer("conv", args, [x], node.outputs[0], node, tensors)]
-
-
-def pool(net: Net, node: Node, source: str | None = None, extra=(0, 0, 0, 0)) -> list[Layer]:
-    """MaxPool / AveragePool -> maxpool / avgpool(kernel, stride, pad, ceil, count_pad)."""
-    only_output(net, node)
-    x = source or data_input(net, node)
-    kernel = list(node.attr("kernel_shape"))
-    stride = list(node.attr("strides", [1] * len(kernel)))
-    if any(d != 1 for d in node.attr("dilations", [1, 1])):
-        raise unsupported(node, "a dilated pooling window: the language's pools are not dilated")
-    size = net.shape(x)[2:]
-    if len(kernel) != 2 or len(size) != 2:
-        raise unsupported(node, "a pooling window that is not 2-D")
-    pad = padding(node, size, kernel, stride, (1, 1), extra)
-    sides = [] if pad == "same" else [int(p) for p in pad.split(" x ")] * 2  # "1" is 1 x 1
-    if any(p > k // 2 for p, k in zip(sides, kernel, strict=False)):
-        raise unsupported(node, f"its padding {pad} is more than half its kernel {kernel}")
-    ceil = bool(node.attr("ceil_mode", 0))
-    if ceil and pad == "same":
-        raise unsupported(node, "`same` padding with ceil mode: the language refuses the pair")
-    op = "maxpool" if node.op_type == "MaxPool" else "avgpool"
-    written = [
-        ("", pair(kernel, node, "kernel"), None),
-        ("stride", pair(stride, node, "stride"), pair(kernel, node, "kernel")),
-        ("pad", pad, "0"),
-        ("ceil", "true" if ceil else "false", "false"),
-    ]
-    if op == "avgpool" and pad != "0":
-        # padding folded from a Pad node holds real zeros, which the divisor counts
-        counted = node.attr("count_include_pad", 0) or any(extra)
-        written.append(("count_pad", "true" if counted else "false", "true"))
-    return [Layer(op, keep(written), [x], node.outputs[0], node)]
-
-
-def _conv_transpose(net: Net, node: Node) -> list[Layer]:
-    """ConvTranspose -> conv_transpose(filters, kernel, stride, pad, output_pad, groups, ...)."""
-    only_output(net, node)
-    x = data_input(net, node)
-    w = weight(net, node, 1, "weight")
-    b = optional_weight(net, node, 2, "bias")
-    if node.attr("output_shape") or node.attr("auto_pad", "NOTSET") != "NOTSET":
-        raise unsupported(node, "an output_shape or auto_pad: write its padding explicitly")
-    kernel = list(node.attr("kernel_shape", w.shape[2:]))
-    pads = list(node.attr("pads", [0, 0, 0, 0]))
-    if pads[:2] != pads[2:]:
-        raise unsupported(node, f"its padding {pads} differs before and after")
-    groups = node.attr("group", 1)
-    args = keep(
-        [
-            ("", str(w.shape[1] * groups), None),
-            ("kernel", pair(kernel, node, "kernel"), None),
-            ("stride", pair(node.attr("strides", [1, 1]), node, "stride"), "1"),
-            ("pad", pair(pads[:2], node, "padding"), "0"),
-            ("output_pad", pair(node.attr("output_padding", [0, 0]), node, "output padding"), "0"),
-            ("groups", str(groups), "1"),
-            ("dilation", pair(node.attr("dilations", [1, 1]), node, "dilation"), "1"),
-            ("bias", "true" if b is not None else "false", "true"),
-        ]
-    )
-    tensors = {"weight": w} | ({"bias": b} if b is not None else {})
-    return [Layer("conv_transpose", args, [x], node.outputs[0], node, tensors)]
 
 
 def _reduce_mean(net: Net, node: Node) -> list[Layer]:
@@ -258,7 +95,7 @@ def _batchnorm(net: Net, node: Node) -> list[Layer]:
     args = [("eps", number(node.attr("epsilon", 1e-5), node), number(1e-5, node))]
     if 0.0 < momentum <= 1.0:
         args.append(("momentum", number(momentum, node), number(0.1, node)))
-    return [_single(net, node, "batchnorm", keep(args), tensors)]
+    return [single(net, node, "batchnorm", keep(args), tensors)]
 
 
 def _layernorm(net: Net, node: Node) -> list[Layer]:
@@ -333,9 +170,9 @@ def _clip(net: Net, node: Node) -> list[Layer]:
             net.scalar(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else float("inf")
         )
     if low == 0.0 and high == 6.0:
-        return [_single(net, node, "relu6")]
+        return [single(net, node, "relu6")]
     if low == 0.0 and high == float("inf"):
-        return [_single(net, node, "relu")]
+        return [single(net, node, "relu")]
     raise unsupported(
         node, f"a clip to [{low}, {high}]: the language has relu (0, none) and relu6 (0, 6)"
     )
@@ -349,7 +186,7 @@ def _hard_sigmoid(net: Net, node: Node) -> list[Layer]:
             node,
             f"a hard sigmoid with alpha {alpha:g}, beta {beta:g}: the language's is relu6(x + 3) / 6",
         )
-    return [_single(net, node, "hardsigmoid")]
+    return [single(net, node, "hardsigmoid")]
 
 
 def _leaky_relu(net: Net, node: Node) -> list[Layer]:
@@ -357,13 +194,13 @@ def _leaky_relu(net: Net, node: Node) -> list[Layer]:
     alpha = node.attr("alpha", 0.01)
     if alpha < 0:
         raise unsupported(node, "a negative slope")
-    return [_single(net, node, "leaky_relu", keep([("", number(alpha, node), number(0.01, node))]))]
+    return [single(net, node, "leaky_relu", keep([("", number(alpha, node), number(0.01, node))]))]
 
 
 def _gelu(net: Net, node: Node) -> list[Layer]:
     """Gelu(approximate) -> gelu(approximate)."""
     approximate = node.attr("approximate", "none")
-    return [_single(net, node, "gelu", keep([("approximate", approximate, "none")]))]
+    return [single(net, node, "gelu", keep([("approximate", approximate, "none")]))]
 
 
 def _softmax(net: Net, node: Node) -> list[Layer]:
@@ -372,7 +209,7 @@ def _softmax(net: Net, node: Node) -> list[Layer]:
     axis = node.attr("axis", 1 if net.opset < 13 else -1) % rank
     if axis != 1 or (net.opset < 13 and rank != 2):
         raise unsupported(node, "a softmax over other axes than the channels")
-    return [_single(net, node, "softmax")]
+    return [single(net, node, "softmax")]
 
 
 # ----------------------------------------------------------------------------- shaping, merges
@@ -388,7 +225,7 @@ def _flatten(net: Net, node: Node) -> list[Layer]:
         raise unsupported(
             node, f"a reshape of {list(before)} to {list(after)}: the language only flattens a map"
         )
-    return [_single(net, node, "flatten")]
+    return [single(net, node, "flatten")]
 
 
 def _merge(net: Net, node: Node) -> list[Layer]:
@@ -483,7 +320,7 @@ RULES = {
     "Conv": conv,
     "MaxPool": pool,
     "AveragePool": pool,
-    "ConvTranspose": _conv_transpose,
+    "ConvTranspose": conv_transpose,
     "ReduceMean": _reduce_mean,
     "Gemm": _gemm,
     "MatMul": _matmul,

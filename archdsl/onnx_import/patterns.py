@@ -7,18 +7,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from archdsl.onnx_import.convert import (
-    conv,
-    dense_layer,
-    layernorm_layer,
-    lrn_layer,
-    paper_alpha,
-    pool,
-    weight,
-)
+from archdsl.onnx_import.convert import dense_layer, layernorm_layer, lrn_layer, paper_alpha
 from archdsl.onnx_import.graph import Net, Node
 from archdsl.onnx_import.layers import Layer
+from archdsl.onnx_import.reading import weight
 from archdsl.onnx_import.resizing import nearest_layer
+from archdsl.onnx_import.windows import conv, pool
 
 
 @dataclass
