@@ -66,6 +66,8 @@ def translate(net: Net) -> list:
             layers += found[node]
         elif node not in absorbed:
             layers += convert(net, node)
+    if not layers:
+        raise Unsupported("the model computes nothing: its output is its input")
     known = {net.input} | {layer.output for layer in layers}
     for layer in layers:
         missing = [v for v in layer.inputs if v not in known]

@@ -22,7 +22,7 @@ def run(capsys, *args):
     return code, out, err
 
 
-def tiny(folder, nodes, name="tiny", input_name="x", doc=""):
+def tiny(folder, nodes, name="tiny", input_name="x", doc="", out_dims=(4, 8, 8)):
     """A model file: input (N, 3, 8, 8) -> `nodes` -> the output `y`; the initialisers are
     a 4 x 3 x 3 x 3 conv weight `w`, its bias `b`, a condition `cond`."""
     gen = np.random.default_rng(0)
@@ -32,7 +32,7 @@ def tiny(folder, nodes, name="tiny", input_name="x", doc=""):
         numpy_helper.from_array(np.array(True), "cond"),
     ]
     x = helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["N", 3, 8, 8])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", *out_dims])
     graph = helper.make_graph(nodes, "g", [x], [y], inits, doc_string=doc)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     path = folder / f"{name}.onnx"
@@ -211,3 +211,9 @@ def test_a_constant_too_large_to_make_is_refused(tmp_path, capsys):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     code, _, err = run(capsys, path, "-o", tmp_path / "m.arch")
     assert code == 1 and "node 1 'bomb' (ConstantOfShape): it makes a constant of more" in err
+
+
+def test_a_model_that_only_passes_its_input_on(tmp_path, capsys):
+    path = tiny(tmp_path, [helper.make_node("Identity", ["x"], ["y"])], out_dims=(3, 8, 8))
+    code, _, err = run(capsys, path, "-o", tmp_path / "m.arch")
+    assert code == 1 and "the model computes nothing: its output is its input" in err
