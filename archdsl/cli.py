@@ -347,6 +347,35 @@ def cmd_weights_import(args, checked: Checked) -> int:
     return EXIT_OK
 
 
+def cmd_import(args) -> int:
+    """Write an ONNX model as a spec and its initialisers as portable weights."""
+    try:  # onnx and numpy load only here: the compile path never imports them
+        from archdsl.onnx_import.errors import ImportFailure, Unsupported
+        from archdsl.onnx_import.importer import check_targets, import_onnx, write_outputs
+    except ImportError as exc:
+        raise UsageError(f"import needs onnx and numpy ({exc}): pip install onnx") from None
+    spec = Path(args.out)
+    weights = Path(args.weights_out) if args.weights_out else spec.with_suffix(".npz")
+    try:
+        check_targets([spec, weights], args.force)
+        imported = import_onnx(Path(args.model), spec.name, weights.name)
+        write_outputs(imported, spec, weights)
+    except ImportFailure as exc:
+        raise UsageError(str(exc)) from None
+    except Unsupported as exc:
+        _say(render(error("import", None, f"{args.model}: {exc}"), None), sys.stderr)
+        return EXIT_ERRORS
+    values = sum(a.size for a in imported.arrays.values())
+    _say(
+        visible(
+            f"wrote {spec} ({imported.statements} statements, {imported.layers} layers) and "
+            f"{weights} ({len(imported.arrays)} tensors, {values:,} values) from {args.model}; "
+            "archdsl check passes and every layer's shape is onnx's"
+        )
+    )
+    return EXIT_OK
+
+
 def _comparison_lines(result, expected: dict, found: dict, spec: str):
     """One line per missing, extra and mis-shaped tensor of a weight file."""
     for name in result.missing:
@@ -457,6 +486,20 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--force", action="store_true", help="overwrite a file archdsl did not draw")
     d.add_argument("--strict", action="store_true", help="treat warnings as errors")
     d.set_defaults(func=cmd_diagram)
+
+    m = sub.add_parser(
+        "import",
+        help="write an ONNX model as a spec and portable weights (needs onnx)",
+        description="Translate an ONNX model into a spec (checked by archdsl, its shapes "
+        "compared with onnx's shape inference) and its initialisers into a portable .npz.",
+    )
+    m.add_argument("model", metavar="MODEL.onnx")
+    m.add_argument("-o", "--out", required=True, metavar="MODEL.arch", help="the spec to write")
+    m.add_argument(
+        "-w", "--weights-out", metavar="FILE.npz", help="the weights (default: beside the spec)"
+    )
+    m.add_argument("--force", action="store_true", help="overwrite existing files")
+    m.set_defaults(func=cmd_import)
 
     t = _compile_flags(
         sub.add_parser(
