@@ -1,4 +1,4 @@
-"""The `archdsl` command line: check, shapes, ir, compile, train, export, weights, diagram.
+"""The `archdsl` command line: check, shapes, ir, compile, train, export, import, weights, diagram.
 
 Only this module (and the writers it calls) does I/O."""
 
