@@ -74,7 +74,7 @@ MODEL_FILE_NAMES = {
     "param_groups", "exclude_from_decay", "PaperSGD", "TorchSGD", "L2Adam", "TorchAdamW", "OnPlateau",
     "StepDecay", "MultiStep", "Cosine", "LocalResponseNorm", "PaddedMaxPool2D",
     "PaddedAvgPool2D", "PaddedAvgPool2d", "Resize", "Chunk", "ChannelShuffle",
-    "BroadcastMerge",
+    "BroadcastMerge", "ShiftedWindowAttention", "SpaceToDepth",
 }  # fmt: skip
 MAX_TOWERS = 64
 DEFAULT_WEIGHT_INIT = ir.GlorotUniform()
