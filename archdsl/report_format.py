@@ -5,7 +5,7 @@ from __future__ import annotations
 from archdsl.diagnostics import Diagnostic
 from archdsl.shapes import Report
 
-MAC_NOTE = "conv, conv_transpose and dense multiply-accumulates; bias adds excluded"
+MAC_NOTE = "conv, conv_transpose, dense and attention multiply-accumulates; bias adds excluded"
 
 
 def _shape(shape) -> str:
