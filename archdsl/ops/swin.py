@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 from pydantic import NonNegativeInt, PositiveInt
 
 from archdsl.ir_types import Frozen, Span
+from archdsl.ops.channels import divisors
 from archdsl.ops.spec import ArgumentError, OpSpec, Out, Shape, ShapeError, Tensor, need
 from archdsl.params import sig
 
@@ -58,7 +58,7 @@ def _attention_shape(op: WindowAttention, inputs: list[Shape]) -> Out:
         raise ShapeError(
             "E008",
             f"window_attention: {op.heads} heads do not divide the {channels} channels",
-            f"use a divisor of {channels} heads, e.g. {channels // math.gcd(channels, 32)}",
+            f"use a number of heads that divides {channels}: one of {divisors(channels)[:8]}",
         )
     windows = (padded(h, op.window) // op.window) * (padded(w, op.window) // op.window)
     shifted = f"shifted by {_shifts(op, h, w)}" if any(_shifts(op, h, w)) else "not shifted"
