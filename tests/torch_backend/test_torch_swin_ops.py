@@ -102,3 +102,21 @@ def test_window_attention_macs_are_half_the_flop_counters_flops(compiled):
         model(torch.randn(3, 8, 9, 9))
     assert checked.checked.report.total_macs == 144 * (4 * 64 + 2 * 16 * 8)
     assert counter.get_total_flops() == 2 * 3 * checked.checked.report.total_macs
+
+
+@pytest.mark.parametrize("shape, shift", [("12 x 9 x 9", 2), ("12 x 8 x 8", 0)])
+def test_the_fused_attention_of_gpus_is_the_explicit_one(compiled, shape, shift):
+    """scaled_dot_product_attention (what a GPU runs) gives the explicit form's values and
+    gradients, the position bias and the shift mask included; checked here on the CPU."""
+    body = f"a = window_attention(3, window=4, shift={shift})"
+    attention = compiled(spec(shape, body)).module.build_model().a.window_attention
+    randomise(attention)
+    q, k, v = (torch.randn(2 * 9, 3, 16, 4, requires_grad=True) for _ in range(3))
+    results = []
+    for form in (attention.explicit, attention.fused):
+        out = form(q, k, v)
+        inputs = [q, k, v, attention.relative_position_bias_table]
+        grads = torch.autograd.grad(out.square().sum(), inputs)
+        results.append((out, *grads))
+    for explicit, fused in zip(*results, strict=True):
+        torch.testing.assert_close(fused, explicit, rtol=1e-4, atol=1e-5)

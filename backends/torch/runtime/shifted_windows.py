@@ -101,21 +101,38 @@ class ShiftedWindowAttention(nn.Module):
         return x[:, :h, :w, :].permute(0, 3, 1, 2)
 
     def attend(self, x):
-        """softmax(Q K^T / sqrt(d) + bias [+ mask]) V per head, then proj: (windows of the
-        batch, w^2, C) -> the same, in torchvision's order of operations."""
+        """Multi-head attention within each window, then proj: (windows of the batch, w^2,
+        C) -> the same. On a GPU through scaled_dot_product_attention (a fused kernel),
+        elsewhere in torchvision's own order of operations (`explicit`)."""
         windows, tokens, channels = x.shape
         depth = channels // self.heads
         qkv = self.qkv(x).reshape(windows, tokens, 3, self.heads, depth)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)
-        q = q * depth**-0.5
+        out = self.fused(q, k, v) if x.is_cuda else self.explicit(q, k, v)
+        return self.proj(out.transpose(1, 2).reshape(windows, tokens, channels))
+
+    def explicit(self, q, k, v):
+        """softmax(Q K^T / sqrt(d) + bias [+ mask]) V, each (windows, heads, w^2, d), as
+        torchvision computes it."""
+        heads, tokens = q.shape[1], q.shape[2]
+        q = q * q.shape[-1] ** -0.5
         attn = q.matmul(k.transpose(-2, -1)) + self.position_bias().unsqueeze(0)
         if self.mask is not None:
-            shape = (-1, self.mask.shape[0], self.heads, tokens, tokens)
+            shape = (-1, self.mask.shape[0], heads, tokens, tokens)
             attn = attn.view(shape) + self.mask.unsqueeze(1).unsqueeze(0)
-            attn = attn.view(-1, self.heads, tokens, tokens)
-        attn = attn.softmax(dim=-1)
-        x = attn.matmul(v).transpose(1, 2).reshape(windows, tokens, channels)
-        return self.proj(x)
+            attn = attn.view(-1, heads, tokens, tokens)
+        return attn.softmax(dim=-1).matmul(v)
+
+    def fused(self, q, k, v):
+        """The same through scaled_dot_product_attention, the bias and the mask of each
+        window added as one float mask."""
+        bias = self.position_bias().unsqueeze(0)
+        if self.mask is not None:
+            bias = bias + self.mask.unsqueeze(1)
+            bias = bias.repeat(q.shape[0] // self.mask.shape[0], 1, 1, 1)
+        return nn.functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=bias.to(q.dtype)
+        )
 
 
 class SpaceToDepth(nn.Module):
