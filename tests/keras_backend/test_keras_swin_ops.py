@@ -68,3 +68,14 @@ def test_window_attention_holds_the_portable_tensors_as_torchvision_starts_them(
     assert not state["a.window_attention.proj.bias"].any()
     for name in ("qkv.weight", "relative_position_bias_table"):
         assert 0.017 < state[f"a.window_attention.{name}"].std() < 0.023
+
+
+def test_a_saved_model_loads_with_its_windows(compiled, tmp_path):
+    """Both layers' configs round-trip through a .keras file: the same outputs after loading."""
+    body = "a = window_attention(2, window=3, shift=1) |> space_to_depth(2)"
+    model = compiled(spec("4 x 7 x 7", body)).module.build_model()
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    x = np.random.default_rng(2).normal(size=(2, 7, 7, 4))
+    np.testing.assert_allclose(run(loaded, x), run(model, x), rtol=0, atol=0)
+    assert loaded.get_layer("a.window_attention").get_config()["shift"] == 1
