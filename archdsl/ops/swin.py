@@ -62,7 +62,8 @@ def _attention_shape(op: WindowAttention, inputs: list[Shape]) -> Out:
         )
     windows = (padded(h, op.window) // op.window) * (padded(w, op.window) // op.window)
     shifted = f"shifted by {_shifts(op, h, w)}" if any(_shifts(op, h, w)) else "not shifted"
-    return Out(shape, f"{windows} windows of {op.window}x{op.window}, {op.heads} heads, {shifted}")
+    tiles = f"{windows} window{'s' if windows > 1 else ''} of {op.window}x{op.window}"
+    return Out(shape, f"{tiles}, {op.heads} heads, {shifted}")
 
 
 def _shifts(op: WindowAttention, h: int, w: int) -> tuple[int, int]:

@@ -27,7 +27,7 @@ def test_window_attention_keeps_the_map_and_counts_torchvisions_tensors_and_work
 
 @pytest.mark.parametrize(
     "shape, formula",
-    [("8 x 4 x 4", "1 windows of 4x4, 2 heads, not shifted"),  # one window covers the map
+    [("8 x 4 x 4", "1 window of 4x4, 2 heads, not shifted"),  # one window covers the map
      ("8 x 4 x 9", "3 windows of 4x4, 2 heads, shifted by (0, 2)")],  # the rows only
 )  # fmt: skip
 def test_the_shift_applies_only_along_axes_wider_than_a_window(shape, formula):
