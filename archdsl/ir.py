@@ -43,6 +43,7 @@ from archdsl.ops.linear import Dense  # noqa: F401
 from archdsl.ops.merges import Add, Concat, Mul  # noqa: F401
 from archdsl.ops.norms import LRN, BatchNorm, LayerNorm, LayerScale  # noqa: F401
 from archdsl.ops.shaping import Flatten, Resize  # noqa: F401
+from archdsl.ops.swin import SpaceToDepth, WindowAttention  # noqa: F401
 from archdsl.ops.upsampling import ConvTranspose, Upsample  # noqa: F401
 from archdsl.ops.windows import (  # noqa: F401
     AdaptiveAvgPool,

@@ -6,7 +6,7 @@ from archdsl.diagnostics import Diagnostic
 from archdsl.shapes import Report
 from archdsl.train_groups import covered
 
-MAC_NOTE = "conv, conv_transpose and dense multiply-accumulates; bias adds excluded"
+MAC_NOTE = "conv, conv_transpose, dense and attention multiply-accumulates; bias adds excluded"
 
 
 def _shape(shape) -> str:

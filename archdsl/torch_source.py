@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 
 from archdsl.weight_records import INPUT, Flow, LayerGraph, PairingError, TensorLayer
 
-SKIP = "num_batches_tracked"
+# counters and tensors derived from a layer's settings (Swin's integer relative position
+# index, from its window size): no tensors of a layer
+SKIP = ("num_batches_tracked", "relative_position_index")
 # the torch functions by which a free parameter scales its input (a layer scale)
 MULTIPLY = {"mul", "__mul__", "__rmul__", "mul_", "__imul__"}
 # a torch module's tensor name -> its portable role
@@ -27,6 +29,11 @@ ROLES = {
     "running_mean": "running_mean",
     "running_var": "running_var",
 }
+
+
+# the tensors of torchvision's Swin attention, its Linears' included: one `window_attention`
+TABLE = "relative_position_bias_table"
+WINDOW_ATTENTION = {TABLE, "qkv.weight", "qkv.bias", "proj.weight", "proj.bias"}
 
 
 class SourceError(Exception):
@@ -46,6 +53,8 @@ def _kind(module) -> str | None:
     """Our kind for a torch module class that holds tensors (None: not one we know)."""
     from torch import nn
 
+    if composite := _composite_kind(module):
+        return composite
     kinds = (
         (nn.Conv2d, "conv"),
         (nn.ConvTranspose2d, "conv_transpose"),
@@ -54,6 +63,25 @@ def _kind(module) -> str | None:
         (nn.LayerNorm, "layernorm"),
     )
     return next((kind for cls, kind in kinds if isinstance(module, cls)), None)
+
+
+def _composite_kind(module) -> str | None:
+    """Our kind for a torch module whose tensors, its children's included, are one layer of
+    ours: torchvision's Swin attention (its qkv and proj Linears and its relative position
+    bias table) is a `window_attention`; None for any other module (V2's attention too)."""
+    try:
+        from torchvision.models.swin_transformer import ShiftedWindowAttention
+    except ImportError:
+        return None
+    return "window_attention" if type(module) is ShiftedWindowAttention else None
+
+
+def _layer_tensors(module) -> list[tuple[str, str, object]]:
+    """(name in the module, portable role, tensor) of each tensor of a leaf layer; a composite
+    layer's roles are its tensors' names (`qkv.weight`, `relative_position_bias_table`)."""
+    if _composite_kind(module):
+        return [(n, n, t) for n, t in module.named_parameters()]
+    return [(n, ROLES[n], t) for n, t in _own_tensors(module) if n in ROLES]
 
 
 def build_torchvision(name: str):
@@ -117,7 +145,14 @@ class _Tracer:
 
         self.origin = origin
         self.leaves, self.free = {}, {}
+        composites: list[str] = []
         for name, module in model.named_modules():
+            if any(name.startswith(f"{c}.") for c in composites):
+                continue  # a part of a composite layer
+            if _composite_kind(module):
+                composites.append(name)
+                self.leaves[name] = module
+                continue
             own = _own_tensors(module)
             if own and not list(module.children()):
                 self.leaves[name] = module
@@ -212,9 +247,7 @@ class _Tracer:
                     "pairing does not know"
                 )
             if name not in self.layers:
-                tensors = {
-                    f"{name}.{n}": (ROLES[n], t) for n, t in _own_tensors(module) if n in ROLES
-                }
+                tensors = {f"{name}.{n}": (role, t) for n, role, t in _layer_tensors(module)}
                 self.layers[name] = _tensor_layer(name, kind, tensors, len(self.layers))
             self.flows.update(Flow(s, name, k) for s, k in self.sources(args))
             self.inside += 1
@@ -248,7 +281,7 @@ def _key(flow: Flow) -> tuple:
 def _own_tensors(module):
     """A module's own parameters and buffers (not its children's), counters left out."""
     own = [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]
-    return [(n, t) for n, t in own if t is not None and n != SKIP]
+    return [(n, t) for n, t in own if t is not None and not n.endswith(SKIP)]
 
 
 def _tensors(values):
@@ -285,8 +318,19 @@ def state_dict_graph(state: dict, origin: str) -> LayerGraph:
             continue
         module, _, tensor = key.rpartition(".")
         groups.setdefault(module, {})[tensor] = (key, tuple(value.shape))
+    groups = _join_window_attention(groups)
     layers = [_bare_layer(m, held, i, origin) for i, (m, held) in enumerate(groups.items())]
     return LayerGraph(layers, None, origin)
+
+
+def _join_window_attention(groups: dict[str, dict]) -> dict[str, dict]:
+    """The `qkv` and `proj` modules of each module holding a relative position bias table (a
+    Swin attention) joined to it, where it stands in the key order."""
+    for module in [m for m, held in groups.items() if TABLE in held]:
+        for part in ("qkv", "proj"):
+            for tensor, value in groups.pop(f"{module}.{part}", {}).items():
+                groups[module][f"{part}.{tensor}"] = value
+    return groups
 
 
 def _bare_layer(module: str, held: dict, order: int, origin: str) -> TensorLayer:
@@ -301,6 +345,9 @@ def _bare_layer(module: str, held: dict, order: int, origin: str) -> TensorLayer
         kind = "dense"
     elif names == {"weight", "bias"} and len(weight) == 1:
         kind = "layernorm"
+    elif names == WINDOW_ATTENTION:
+        roles = tuple((n, key, shape) for n, (key, shape) in held.items())
+        return TensorLayer(module, "window_attention", roles, order)
     elif len(names) == 1 and not names & set(ROLES):
         key, shape = next(iter(held.values()))
         return TensorLayer(key, "layer_scale", (("scale", key, shape),), order)

@@ -5,14 +5,17 @@ Each side of a pairing is a `LayerGraph`: its *tensor layers* and the data flow 
 - `TensorLayer`: one layer that holds tensors, with
   - `name`: unique on its side (ours: the report's layer name, `layer1.0.conv1.conv`; theirs: the
     source's module path, `layer1.0.conv1`);
-  - `kind`: `conv`, `conv_transpose`, `dense`, `batchnorm`, `layernorm` or `layer_scale` (a
-    free per-channel scale); `conv` and `dense` pair with each other (a Linear used as a 1x1
+  - `kind`: `conv`, `conv_transpose`, `dense`, `batchnorm`, `layernorm`, `layer_scale` (a
+    free per-channel scale) or `window_attention` (torchvision's Swin attention, its qkv and
+    proj Linears included); `conv` and `dense` pair with each other (a Linear used as a 1x1
     conv), every other kind only with itself;
   - `tensors`: `(role, key, shape)` triples. The role is the tensor's name in the portable
     layout (see backends/common/portable.py): `weight` and `bias` of conv / conv_transpose /
     dense, in PyTorch's layout (conv (filters, in / groups, kh, kw), dense (units, inputs),
     conv_transpose (in, filters / groups, kh, kw)); `weight`, `bias`, `running_mean`,
-    `running_var` of batchnorm; `weight`, `bias` of layernorm; `scale` of layer_scale. The key
+    `running_var` of batchnorm; `weight`, `bias` of layernorm; `scale` of layer_scale;
+    `qkv.weight`, `qkv.bias`, `proj.weight`, `proj.bias`, `relative_position_bias_table` of
+    window_attention (torchvision's names and layouts). The key
     is the tensor's name in its own file (ours: the portable name `layer1.0.conv1.conv.weight`;
     theirs e.g. `layer1.0.conv1.weight`); the shape is as that file stores it (a reader
     converts layouts to the portable one before making records; shapes may still differ by

@@ -1,5 +1,5 @@
 """Shipped specs too big for the default run's every-spec tests (build and run in each backend,
-cross-backend inference in tests/conformance): the zoo models of issue 12 and the
+cross-backend inference in tests/conformance): the zoo models of issues 12 and 13 and the
 fine-tuned ResNet-18 of specs/variants, each a few seconds
 to a minute per test on two cores.
 
@@ -28,6 +28,7 @@ HEAVY = frozenset(
         "zoo/mobilenet_v3_small",
         "zoo/convnext_tiny",
         "zoo/regnet_y_400mf",
+        "zoo/swin_t",
     )
 ) | frozenset(
     SPECS_DIR / "variants" / f"{stem}_keras.arch"

@@ -14,12 +14,13 @@ from archdsl.ops import (
     merges,
     norms,
     shaping,
+    swin,
     upsampling,
     windows,
 )
 from archdsl.ops.spec import OpSpec
 
-FAMILIES = (windows, norms, activations, shaping, upsampling, channels, linear, merges)
+FAMILIES = (windows, norms, activations, shaping, upsampling, channels, linear, merges, swin)
 
 REGISTRY: dict[str, OpSpec] = {spec.name: spec for family in FAMILIES for spec in family.SPECS}
 NODES = tuple(dict.fromkeys(spec.node for spec in REGISTRY.values()))  # each IR class once

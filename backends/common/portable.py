@@ -10,6 +10,11 @@ of the spec's reports (`conv1.conv.weight`):
   batchnorm  weight (scale), bias (shift), running_mean, running_var, all (channels,)
   layernorm  weight (scale), bias (shift), both (channels,)
   layer_scale scale (channels,) (torchvision's ConvNeXt keeps it as (channels, 1, 1))
+  window_attention  torchvision's ShiftedWindowAttention's: qkv.weight (3C, C) and qkv.bias
+             (3C,) (the rows: queries, keys, values, each head after head), proj.weight
+             (C, C), proj.bias (C,), relative_position_bias_table ((2 window - 1)^2, heads)
+             (row (dy + window - 1) * (2 window - 1) + dx + window - 1 for the offset
+             (dy, dx) from key to query)
 """
 
 import numpy as np

@@ -66,6 +66,8 @@ RUNTIME = {
     "Chunk": "layers",
     "ChannelShuffle": "layers",
     "BroadcastMerge": "layers",
+    "ShiftedWindowAttention": "shifted_windows",
+    "SpaceToDepth": "shifted_windows",
 }
 ADAPTIVE = "_AdaptiveAvgPool2D"
 # Names build_model's body reads: a spec name equal to one gets a trailing `_` as a variable.
@@ -296,6 +298,11 @@ def _dense(op: ir.Dense, layer: Layer, name: str) -> list[Step]:
     return [Step(Call("keras.layers.Dense", args), layer.output_shape)]
 
 
+def _kws(op, *names: str) -> tuple[Pair, ...]:
+    """`name=value` for the op's arguments `names`."""
+    return tuple(Pair(n, num(getattr(op, n))) for n in names)
+
+
 def _lrn_args(op: ir.LRN) -> tuple[Code, ...]:
     return (
         num(op.size),
@@ -394,6 +401,10 @@ LAYERS = {
     "mul": _elementwise("keras.layers.Multiply"),
     "chunk": _layer("Chunk", lambda op: (num(op.chunks), num(op.part))),
     "channel_shuffle": _layer("ChannelShuffle", lambda op: (num(op.groups),)),
+    "window_attention": _layer(
+        "ShiftedWindowAttention", lambda op: _kws(op, "heads", "window", "shift")
+    ),
+    "space_to_depth": _layer("SpaceToDepth", lambda op: (num(op.block),)),
 }
 
 

@@ -68,6 +68,11 @@ FRESH = {
     "upsample",
 }
 METHOD = 8  # indentation of a method body
+# layer classes model.py imports from the runtime copied beside it: class -> module
+RUNTIME_LAYERS = {
+    "ShiftedWindowAttention": "shifted_windows",
+    "SpaceToDepth": "shifted_windows",
+}
 # names at the top level of model.py, which the model's class must not shadow
 MODULE_NAMES = CONTRACT_NAMES | {
     "OrderedDict",
@@ -85,6 +90,7 @@ MODULE_NAMES = CONTRACT_NAMES | {
     "LayerScale",
     "StochasticDepth",
     "Chunk",
+    *RUNTIME_LAYERS,
 }
 
 # the train block's `freeze`: the frozen statements' batch norms keep their statistics
@@ -266,7 +272,7 @@ def render_model(graph: ir.Graph, report: Report, spec_name: str) -> str:
         _functions(graph),
         *([_place(chains, entries, towers)] if towers > 1 else []),
     ]
-    top = _header(graph, spec_name) + "\n\n" + _constants(graph, report, spec_name)
+    top = _header(graph, spec_name, used) + "\n\n" + _constants(graph, report, spec_name)
     return "\n\n\n".join([top, *definitions]) + "\n"
 
 
@@ -297,7 +303,7 @@ def _merge(merge: str, args: tuple[Code, ...]) -> Code:
 # ----------------------------------------------------------------------------- header, constants
 
 
-def _header(graph: ir.Graph, spec_name: str) -> str:
+def _header(graph: ir.Graph, spec_name: str, used: set[str]) -> str:
     """The comment naming the source, the module docstring and the imports."""
     shown = spec_name if spec_name.isprintable() else ascii(spec_name)
     lines = [
@@ -309,11 +315,20 @@ def _header(graph: ir.Graph, spec_name: str) -> str:
         "import torch",
         "from torch import nn",
     ]
-    runtime = _runtime_imports(graph.train)
+    runtime = sorted(_runtime_imports(graph.train) + _runtime_layers(used))  # isort's order
     if runtime:
         # isort calls the runtime first- or third-party depending on where it runs: keep it apart
         lines += ["", "# The archdsl runtime, copied beside this file:", "# isort: split", *runtime]
     return "\n".join(lines)
+
+
+def _runtime_layers(used: set[str]) -> list[str]:
+    """`from MODULE import CLASS, ...` for the runtime's layer classes the model uses."""
+    modules: dict[str, list[str]] = {}
+    for cls, module in RUNTIME_LAYERS.items():
+        if cls in used:
+            modules.setdefault(module, []).append(cls)
+    return [f"from {module} import {', '.join(names)}" for module, names in modules.items()]
 
 
 def _runtime_imports(train: ir.Train) -> list[str]:
@@ -446,6 +461,15 @@ def _gelu(op: ir.Gelu, layer: Layer, fresh: bool) -> Call:
 def _linear(op: ir.Dense, layer: Layer, fresh: bool) -> Call:
     bias = () if op.bias else (Pair("bias", "False"),)
     return Call("nn.Linear", (num(layer.input_shape[0]), num(op.units), *bias))
+
+
+def _window_attention(op: ir.WindowAttention, layer: Layer, fresh: bool) -> Call:
+    """The runtime's ShiftedWindowAttention for maps of the layer's input size."""
+    options = _kws(op, "heads", "window", "shift")
+    return Call(
+        "ShiftedWindowAttention",
+        (num(layer.input_shape[0]), *options, Pair("size", tup(layer.input_shape[1:]))),
+    )
 
 
 def _kws(op, *names: str) -> tuple[Pair, ...]:
@@ -628,6 +652,12 @@ EMIT = {
     "channel_shuffle": _module(
         lambda op, layer, fresh: Call("nn.ChannelShuffle", (num(op.groups),))
     ),
+    "window_attention": _module(_window_attention),
+    "space_to_depth": _module(
+        lambda op, layer, fresh: Call(
+            "SpaceToDepth", (num(op.block), Pair("size", tup(layer.input_shape[1:])))
+        )
+    ),
 }
 
 
@@ -718,6 +748,8 @@ def _reset_parameters(chains: list[Chain]) -> list[str]:
             elif op.op in ("batchnorm", "layernorm"):
                 lines.append(statement(Call("nn.init.ones_", (f"{path}.weight",)), METHOD))
                 lines.append(statement(Call("nn.init.zeros_", (f"{path}.bias",)), METHOD))
+            elif op.op == "window_attention":
+                lines.append(statement(Call(f"{path}.reset_parameters", ()), METHOD))
             elif op.op == "layer_scale":
                 lines.append(
                     statement(Call("nn.init.constant_", (f"{path}.scale", num(op.init))), METHOD)

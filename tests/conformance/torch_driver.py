@@ -34,14 +34,19 @@ BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 def calibrate(model, x, rng, target=conform.TARGET_STD):
     """One eval-mode pass that rescales each conv (transposed too) / linear output to std
     `target` (random biases first) and gives each batch norm non-trivial statistics near its
-    input's; layer norms and layer scales get random scales (and shifts)."""
+    input's; layer norms and layer scales get random scales (and shifts), window attention a
+    relative position bias that shows."""
 
     def affine(module, inputs, output):
         out = output
         if module.bias is not None:
             bias = torch.from_numpy(rng.normal(0, 0.5, module.bias.shape).astype(np.float32))
             bias = bias * out.std()
-            out = out + bias.view(1, -1, *([1] * (out.dim() - 2)))
+            # a conv's channels are dim 1, a Linear's features the last (window attention's
+            # Linear layers see (windows, tokens, features))
+            shape = [1] * out.dim()
+            shape[-1 if isinstance(module, nn.Linear) else 1] = -1
+            out = out + bias.view(shape)
         scale = target / float(out.std())
         module.weight.mul_(scale)
         if module.bias is not None:
@@ -77,6 +82,8 @@ def calibrate(model, x, rng, target=conform.TARGET_STD):
                 uniform(module.bias, -0.5, 0.5)
             elif type(module).__name__ == "LayerScale":
                 uniform(module.scale, 0.5, 1.5)
+            elif type(module).__name__ == "ShiftedWindowAttention":
+                uniform(module.relative_position_bias_table, -1.0, 1.0)
         model.eval()
         try:
             model(x)

@@ -58,6 +58,8 @@ ARGUMENTS: dict[str, tuple] = {
     "upsample": ("scale", "mode", "align_corners"),
     "chunk": ("chunks", "part"),
     "channel_shuffle": ("groups",),
+    "window_attention": ("heads", "window", "shift"),
+    "space_to_depth": ("block",),
     "concat": (),
     "add": (),
     "mul": (),
@@ -534,7 +536,7 @@ class Generator:
                 + ["global_avgpool", "batchnorm", "dropout", "stochastic_depth"]
                 + ["flatten", "resize", "resize", *ACTIVATIONS, "modern", "modern"]
                 + ["conv_transpose", "conv_transpose", "upsample", "upsample"]
-                + ["chunk", "channel_shuffle"]
+                + ["chunk", "channel_shuffle", "window_attention", "space_to_depth"]
             )
         if kind == "modern":
             kind = rng.choice(MODERN)
@@ -562,6 +564,22 @@ class Generator:
         """A number of groups that divides the channels (more than 1 where there is one)."""
         divisors = [d for d in range(2, shape[0] + 1) if shape[0] % d == 0]
         return {"groups": self.rng.choice(divisors or [1])}
+
+    def args_window_attention(self, shape) -> dict:
+        """Heads dividing the channels, a window (at times over the map's side: no shift
+        along it), a shift below the window (half of it, as Swin's, or any, or none)."""
+        rng = self.rng
+        heads = rng.choice([d for d in range(1, shape[0] + 1) if shape[0] % d == 0][:4])
+        window = rng.randint(1, min(5, max(shape[1:]) + 1))
+        args = {"heads": heads, "window": window}
+        if window > 1 and rng.random() < 0.7:
+            args["shift"] = rng.choice((window // 2, rng.randrange(window)))
+        return args
+
+    def args_space_to_depth(self, shape) -> dict:
+        """A block of 2 (Swin's patch merging) or 3, at times left to its default."""
+        block = self.rng.choice((2, 2, 3))
+        return {"block": block} if block != 2 or self.rng.random() < 0.5 else {}
 
     def args_conv(self, shape) -> dict:
         """Groups, filters, a kernel within the padded map, every padding form, bias, ceil."""

@@ -30,6 +30,10 @@ Rules, with where they come from:
 - chunk(chunks, part): C / chunks channels (features of a vector), chunks dividing C (E008),
   part from 0 to chunks - 1 (E004); channel_shuffle(groups): a map (E018), groups dividing C
   (E008), same shape (torchvision's channel_shuffle).
+- window_attention(heads, window, shift): a map (E018), heads dividing C (E008), shift from 0
+  to window - 1 (E004), same shape; 4 C^2 + 4 C + (2 window - 1)^2 heads parameters (qkv,
+  proj, the bias table: README's ops table). space_to_depth(block): a map (E018), C x H x W
+  -> block^2 C x ceil(H / block) x ceil(W / block).
 - names: `from` / merge of an unknown name E010, a name defined twice E009, a cycle E011,
   an unknown op E002, unknown argument E003, missing E005, given twice E016, wrong type E004,
   zero size E006, `expect` not met E014.
@@ -123,6 +127,12 @@ OPS: dict[str, tuple] = {
     ),
     "chunk": (("chunks", "count", REQUIRED), ("part", "whole", REQUIRED)),
     "channel_shuffle": (("groups", "count", REQUIRED),),
+    "window_attention": (
+        ("heads", "count", REQUIRED),
+        ("window", "count", REQUIRED),
+        ("shift", "whole", 0),
+    ),
+    "space_to_depth": (("block", "count", 2),),
     "concat": (),
     "add": (),
     "mul": (),
@@ -131,7 +141,7 @@ MERGES = ("concat", "add", "mul")
 # ops holding trainable (C,) tensors of a map's channels or a vector's features, by name
 PER_CHANNEL = {"layernorm": ("weight", "bias"), "layer_scale": ("scale",)}
 MAP_OPS = ("conv", "maxpool", "avgpool", "global_avgpool", "adaptive_avgpool", "lrn", "resize")
-MAP_OPS += ("conv_transpose", "upsample", "channel_shuffle")
+MAP_OPS += ("conv_transpose", "upsample", "channel_shuffle", "window_attention", "space_to_depth")
 RESERVED = ("forward", "train", "eval", "parameters", "torch", "nn", "keras", "in")
 
 
@@ -227,6 +237,8 @@ def bind(kind: str, op, where: str | None) -> dict:
         bound["stride"] = bound["kernel"]
     if kind == "upsample" and "align_corners" in given and bound["mode"] != "bilinear":
         raise SpecError("E004", where, "upsample: align_corners without mode=bilinear")
+    if kind == "window_attention" and not 0 <= bound["shift"] < bound["window"]:
+        raise SpecError("E004", where, "window_attention: shift outside 0 .. window - 1")
     if kind == "conv_transpose":
         axes = zip(bound["output_pad"], bound["stride"], bound["dilation"], strict=True)
         for extra, s, d in axes:
@@ -368,7 +380,32 @@ def apply_op(kind: str, args: dict, shape: tuple, where) -> tuple[tuple, int, in
         return (shape[0] // args["chunks"], *shape[1:]), 0, 0
     if kind == "channel_shuffle" and shape[0] % args["groups"]:
         raise SpecError("E008", where, f"channel_shuffle: {args['groups']} groups of {shape[0]}")
+    if kind == "window_attention":
+        return attention(args, shape, where)
+    if kind == "space_to_depth":
+        b = args["block"]
+        return (b * b * shape[0], -(-shape[1] // b), -(-shape[2] // b)), 0, 0
     return shape, 0, 0
+
+
+def attention(args: dict, shape: tuple, where) -> tuple[tuple, int, int]:
+    """(output shape, parameters, trainable parameters) of a window_attention."""
+    if shape[0] % args["heads"]:
+        raise SpecError("E008", where, f"window_attention: {args['heads']} heads of {shape[0]}")
+    params = sum(math.prod(s) for s in attention_tensors(args, shape).values())
+    return shape, params, params
+
+
+def attention_tensors(args: dict, shape: tuple) -> dict:
+    """A window_attention's tensors by name (README's ops table: torchvision's)."""
+    c, side = shape[0], 2 * args["window"] - 1
+    return {
+        "qkv.weight": (3 * c, c),
+        "qkv.bias": (3 * c,),
+        "proj.weight": (c, c),
+        "proj.bias": (c,),
+        "relative_position_bias_table": (side * side, args["heads"]),
+    }
 
 
 def transposed(args: dict, shape: tuple, where) -> tuple[tuple, int, int]:
@@ -423,6 +460,8 @@ def op_tensors(layer: str, kind: str, args: dict, shape: tuple) -> dict:
     if kind == "batchnorm":
         names = ("weight", "bias", "running_mean", "running_var")
         return {f"{layer}.{n}": (shape[0],) for n in names}
+    if kind == "window_attention":
+        return {f"{layer}.{n}": s for n, s in attention_tensors(args, shape).items()}
     return {f"{layer}.{n}": (shape[0],) for n in PER_CHANNEL.get(kind, ())}
 
 
@@ -633,8 +672,16 @@ def unbuilt(result: Prediction) -> None:
     result.tensors = {
         name: shape
         for name, shape in result.tensors.items()
-        if result.layers[name.rsplit(".", 1)[0]].statement not in result.unused
+        if holder(result, name).statement not in result.unused
     }
+
+
+def holder(result: Prediction, tensor: str) -> Layer:
+    """The layer a portable tensor belongs to: its longest name prefix that is a layer (a
+    tensor's own name may hold a dot: `qkv.weight`)."""
+    parts = tensor.split(".")
+    prefixes = (".".join(parts[:end]) for end in range(len(parts) - 1, 0, -1))
+    return next(result.layers[p] for p in prefixes if p in result.layers)
 
 
 def add_layer(result, node, kind, counts, shape, params, trainable) -> str:

@@ -24,7 +24,10 @@ from torchvision_names import MODELS, SKIP
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
-RANDOM_IN_TRAINING = ["efficientnet_b0", "mobilenet_v3_large", "mobilenet_v3_small"]
+RANDOM_IN_TRAINING = ["efficientnet_b0", "mobilenet_v3_large", "mobilenet_v3_small", "swin_t"]
+# Swin-T's 1x1 convs round otherwise than torchvision's Linear layers (eval outputs agree to
+# ~1e-6, not exactly); one example dropped otherwise would move its outputs by far more
+TRAINING_TOLERANCE = {"swin_t": 1e-5}
 # the zoo up to Inception-v3's 24M parameters (the VGGs' and big ResNets' fully connected and
 # wide tensors would take minutes to sort); 2 to 30 s each on two cores
 INITIALISED = [
@@ -40,6 +43,7 @@ INITIALISED = [
     "googlenet",
     "densenet121",
     "inception_v3",
+    "swin_t",
 ]
 KS_C = math.sqrt(-math.log(1e-6 / 2) / 2)  # c(alpha) of the two-sample KS test, alpha = 1e-6
 
@@ -68,7 +72,8 @@ def train_mode_difference(ours, theirs, stem):
 def test_training_mode_draws_as_torchvision(stem, tmp_path):
     text = (ZOO / f"{stem}.arch").read_text(encoding="utf-8")
     ours = ours_from(text, f"{stem}.arch", tmp_path / stem)
-    assert train_mode_difference(ours, torchvision_model(stem), stem) == 0.0
+    difference = train_mode_difference(ours, torchvision_model(stem), stem)
+    assert difference <= TRAINING_TOLERANCE.get(stem, 0.0)
 
 
 @pytest.mark.slow

@@ -48,6 +48,7 @@ SLOW = {
     "mobilenet_v3_small",
     "convnext_tiny",
     "regnet_y_400mf",
+    "swin_t",
 }
 
 
@@ -89,17 +90,24 @@ def generated_model(directory):
 
 def drop_rates(model):
     """The drop probability of each stochastic depth module that runs, in the order of the
-    modules (torchvision's EfficientNet gives every block one, but a block without its
-    residual, `use_res_connect` False, never calls it; the spec writes only those that run)."""
+    modules, once per branch it drops (torchvision's EfficientNet gives every block one, but a
+    block without its residual, `use_res_connect` False, never calls it; a Swin block drops
+    both its branches with one; the spec writes one per branch that runs)."""
     unused = {
         id(m.stochastic_depth)
         for m in model.modules()
         if getattr(m, "use_res_connect", True) is False and hasattr(m, "stochastic_depth")
     }
+    twice = {
+        id(m.stochastic_depth)
+        for m in model.modules()
+        if type(m).__name__ == "SwinTransformerBlock"
+    }
     return [
         m.p
         for m in model.modules()
         if type(m).__name__ == "StochasticDepth" and id(m) not in unused
+        for _ in range(2 if id(m) in twice else 1)
     ]
 
 

@@ -75,7 +75,16 @@ nn.Sequential (`features.7.weight`). Each function below maps one family's keys 
   `proj.0/1`, `f.a.0/1`, `f.b.0/1`, `f.c.0/1` -> `.proj`, `.a`, `.b`, `.c` `.conv`/`.batchnorm`
   and `f.se.fc1`/`fc2` -> `.se.conv`/`.se.conv_2`; `fc` -> `head.dense`.
 
-`num_batches_tracked` (a counter, not a tensor of the network) is left out on both sides.
+- `swin` (swin_t): `features.0.0`/`.0.2` -> `stem.conv`/`stem.layernorm`; the patch mergings
+  `features.{2,4,6}.norm`/`.reduction` -> `merge{2,3,4}.layernorm`/`.conv`; block B of stage S
+  (`features.{1,3,5,7}.B`) is the regular (B even) or shifted (B odd) block of pair B // 2 of
+  `stageS` (`stageS.{B // 2}.regular`, or `stageS.regular` for a stage of one pair), whose
+  `norm1`, `attn`, `norm2`, `mlp.0`, `mlp.3` -> `attn.layernorm`, `attn.window_attention`
+  (its `qkv`, `proj` and `relative_position_bias_table` keep their names), `mlp.layernorm`,
+  `mlp.conv`, `mlp.conv_2`; `norm`/`head` -> `head.layernorm`/`head.dense`.
+
+`num_batches_tracked` (a counter, not a tensor of the network) is left out on both sides, and so
+is Swin's `relative_position_index` (an integer buffer derived from the window size).
 `mapped_state_dict` applies a family's rule and checks that it is a bijection between every
 tensor of both models with equal shapes, or shapes that differ only by trailing dimensions of
 size 1, which it reshapes to ours (the same values in the same order): ConvNeXt's layer scale,
@@ -88,7 +97,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
-SKIP = "num_batches_tracked"
+SKIP = ("num_batches_tracked", "relative_position_index")
 # torchvision's VGG configurations "A" (vgg11) and "D" (vgg16): conv widths, "M" = max pool
 VGG11_CFG = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
 VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
@@ -451,6 +460,42 @@ def convnext(key: str) -> str:
     _fail(key)
 
 
+# torchvision's Swin block parts with tensors -> our statement and label in the block
+SWIN_BLOCK = {
+    "norm1": "attn.layernorm",
+    "attn": "attn.window_attention",
+    "norm2": "mlp.layernorm",
+    "mlp.0": "mlp.conv",
+    "mlp.3": "mlp.conv_2",
+}
+
+
+def swin(keys: Iterable[str]) -> Callable[[str], str]:
+    """swin_t (any depths and widths): a stage of one pair of blocks is a single call."""
+    blocks: dict[str, set[int]] = {}
+    for key in keys:
+        if m := re.match(r"features\.([1357])\.(\d+)\.", key):
+            blocks.setdefault(m[1], set()).add(int(m[2]))
+
+    def rename(key: str) -> str:
+        if m := re.fullmatch(r"features\.0\.([02])\.(\w+)", key):
+            return f"stem.{'conv' if m[1] == '0' else 'layernorm'}.{m[2]}"
+        if m := re.fullmatch(r"features\.([246])\.(norm|reduction)\.(\w+)", key):
+            label = "layernorm" if m[2] == "norm" else "conv"
+            return f"merge{int(m[1]) // 2 + 1}.{label}.{m[3]}"
+        if m := re.fullmatch(r"(norm|head)\.(\w+)", key):
+            return f"head.{'layernorm' if m[1] == 'norm' else 'dense'}.{m[2]}"
+        m = re.fullmatch(r"features\.([1357])\.(\d+)\.(norm1|attn|norm2|mlp\.[03])\.(.+)", key)
+        if not m:
+            _fail(key)
+        block = int(m[2])
+        pair = "" if len(blocks[m[1]]) == 2 else f"{block // 2}."
+        kind = ("regular", "shifted")[block % 2]
+        return f"stage{(int(m[1]) + 1) // 2}.{pair}{kind}.{SWIN_BLOCK[m[3]]}.{m[4]}"
+
+    return rename
+
+
 def regnet(keys: Iterable[str]) -> Callable[[str], str]:
     """regnet_y_400mf: a stage of one block is a single call, its statements not numbered."""
     blocks = {m[1] for k in keys if (m := re.match(r"trunk_output\.(block\d+)\.block\d+-\d+", k))}
@@ -513,6 +558,7 @@ MODELS: dict[str, tuple[str, dict, Callable[[Iterable[str]], Callable[[str], str
     "mobilenet_v3_small": ("mobilenet_v3_small", {}, mobilenet_v3),
     "convnext_tiny": ("convnext_tiny", {}, lambda keys: convnext),
     "regnet_y_400mf": ("regnet_y_400mf", {}, regnet),
+    "swin_t": ("swin_t", {}, swin),
 }
 
 

@@ -49,6 +49,7 @@ def test_each_op_compiles_alone_and_counts_what_its_tensors_hold(name):
     arguments |= {"adaptive_avgpool": "(2 x 2)", "resize": "(5 x 5)", "stochastic_depth": "(0.1)"}
     arguments |= {"conv_transpose": "(4, kernel=3, stride=2, groups=2)"}
     arguments |= {"chunk": "(2, part=1)", "channel_shuffle": "(2)"}
+    arguments |= {"window_attention": "(2, window=4, shift=2)"}
     if REGISTRY[name].merge:
         body = f"a = relu\nb = tanh from x\ny = {name}(a, b)"
     else:

@@ -16,6 +16,9 @@ Keras layer `statement.op` holds the tensors `statement.op.param` of the portabl
   running_var (permuted as a dense layer's inputs when fed by a Flatten).
 - LayerNormalization gamma, beta <-> weight, bias; LayerScale scale <-> scale (C,) (permuted
   likewise).
+- ShiftedWindowAttention (shifted_windows.py) qkv_weight, qkv_bias, proj_weight, proj_bias,
+  relative_position_bias_table <-> qkv.weight, qkv.bias, proj.weight, proj.bias,
+  relative_position_bias_table, held in the portable layout.
 """
 
 from collections.abc import Callable
@@ -30,6 +33,9 @@ from portable import WeightsError, check_arrays, read_npz, write_npz
 
 # isort: split
 from layers import ConvTranspose2D, Gelu, LayerScale, StochasticDepth
+
+# isort: split
+from shifted_windows import ShiftedWindowAttention
 
 __all__ = [
     "Entry",
@@ -75,10 +81,21 @@ BATCHNORM = (
     ("running_mean", "moving_mean"),
     ("running_var", "moving_variance"),
 )
-# per-channel vectors of the other layers: (layer class, ((portable name, attribute), ...))
+# per-channel vectors of the other layers, and variables the runtime's layers hold in the
+# portable layout already: (layer class, ((portable name, attribute), ...))
 PER_CHANNEL = (
     (keras.layers.LayerNormalization, (("weight", "gamma"), ("bias", "beta"))),
     (LayerScale, (("scale", "scale"),)),
+    (
+        ShiftedWindowAttention,
+        (
+            ("qkv.weight", "qkv_weight"),
+            ("qkv.bias", "qkv_bias"),
+            ("proj.weight", "proj_weight"),
+            ("proj.bias", "proj_bias"),
+            ("relative_position_bias_table", "relative_position_bias_table"),
+        ),
+    ),
 )
 
 
