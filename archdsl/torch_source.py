@@ -20,6 +20,10 @@ from archdsl.weight_records import INPUT, Flow, LayerGraph, PairingError, Tensor
 SKIP = "num_batches_tracked"
 # the torch functions by which a free parameter scales its input (a layer scale)
 MULTIPLY = {"mul", "__mul__", "__rmul__", "mul_", "__imul__"}
+# ... is added to its input (a position embedding), or expanded over the batch (a class token,
+# which a torch.cat then puts before the tokens)
+ADD = {"add", "__add__", "__radd__", "add_", "__iadd__"}
+EXPAND = {"expand"}
 # a torch module's tensor name -> its portable role
 ROLES = {
     "weight": "weight",
@@ -52,8 +56,25 @@ def _kind(module) -> str | None:
         (nn.Linear, "dense"),
         (nn.BatchNorm2d | nn.BatchNorm1d, "batchnorm"),
         (nn.LayerNorm, "layernorm"),
+        (nn.MultiheadAttention, "attention"),
     )
     return next((kind for cls, kind in kinds if isinstance(module, cls)), None)
+
+
+def _atomic(module) -> bool:
+    """A module recorded as one layer with its children's tensors (nn.MultiheadAttention
+    holds in_proj_weight itself and out_proj in a child), named by their paths inside it."""
+    from torch import nn
+
+    return isinstance(module, nn.MultiheadAttention)
+
+
+def _layer_tensors(name: str, module) -> dict:
+    """{key: (role, tensor)} of a leaf or atomic module: the portable role of each tensor."""
+    if _atomic(module):
+        held = [*module.named_parameters(), *module.named_buffers()]
+        return {f"{name}.{n}": (n, t) for n, t in held if t is not None}
+    return {f"{name}.{n}": (ROLES[n], t) for n, t in _own_tensors(module) if n in ROLES}
 
 
 def build_torchvision(name: str):
@@ -117,12 +138,19 @@ class _Tracer:
 
         self.origin = origin
         self.leaves, self.free = {}, {}
+        atoms: list[str] = []
         for name, module in model.named_modules():
+            if any(name.startswith(f"{atom}.") for atom in atoms):
+                continue  # a child of an atomic module: its tensors are the module's
             own = _own_tensors(module)
-            if own and not list(module.children()):
+            if _atomic(module):
+                atoms.append(name)
                 self.leaves[name] = module
-            for n, tensor in own if list(module.children()) else ():
+            elif own and not list(module.children()):
+                self.leaves[name] = module
+            for n, tensor in own if list(module.children()) and not _atomic(module) else ():
                 self.free[id(tensor)] = (f"{name}.{n}" if name else n, tensor)
+        self.class_tokens: set[int] = set()  # ids of expanded class tokens, for torch.cat
         self.reach: dict[int, frozenset] = {}
         self.keep: list = []  # every tensor seen stays alive, so that no id is reused
         self.flows: set[Flow] = set()
@@ -161,8 +189,11 @@ class _Tracer:
         import torch
 
         free = [t for t in _tensors((args, kwargs)) if id(t) in self.free]
+        joined = [t for t in _tensors((args, kwargs)) if id(t) in self.class_tokens]
         if free:
             reaching = self._free_parameter(free[0], func, (args, kwargs))
+        elif joined and func in (torch.cat, torch.concat, torch.concatenate):
+            reaching = self._class_token_joined(joined[0], (args, kwargs))
         elif func in (torch.cat, torch.concat, torch.concatenate) and _channel_dim(args, kwargs):
             reaching = self._concatenated(args[0] if args else kwargs["tensors"])
         else:
@@ -171,6 +202,8 @@ class _Tracer:
             for tensor in _tensors(out):
                 self.reach[id(tensor)] = reaching
                 self.keep.append(tensor)
+        if free and self.layers[self.free[id(free[0])][0]].kind == "class_token":
+            self.class_tokens.update(id(tensor) for tensor in _tensors(out))
 
     def _concatenated(self, tensors) -> frozenset:
         """What reaches a channel concat: each input shifted by the channels before it."""
@@ -186,17 +219,33 @@ class _Tracer:
         parameter used otherwise (a class token, a position embedding)."""
         key, _ = self.free[id(tensor)]
         name = getattr(func, "__name__", str(func))
-        if name not in MULTIPLY:
+        kinds = {
+            **dict.fromkeys(MULTIPLY, ("layer_scale", "scale")),
+            **dict.fromkeys(ADD, ("position_embedding", "embedding")),
+            **dict.fromkeys(EXPAND, ("class_token", "token")),
+        }
+        if name not in kinds:
             raise SourceError(
                 f"{self.origin}: parameter {key} is used by {name}, not as a per-channel "
-                "scale: weight pairing does not know it"
+                "scale, a position embedding or a class token: weight pairing does not know it"
             )
+        kind, role = kinds[name]
         if key not in self.layers:
-            self.layers[key] = _tensor_layer(
-                key, "layer_scale", {key: ("scale", tensor)}, len(self.layers)
-            )
+            self.layers[key] = _tensor_layer(key, kind, {key: (role, tensor)}, len(self.layers))
+        if kind == "class_token":
+            return frozenset({(key, 0)})  # fed by the tokens it is joined to (torch.cat)
         others = frozenset().union(
             *(self.reach.get(id(t), frozenset()) for t in _tensors(values) if t is not tensor)
+        )
+        self.flows.update(Flow(s, key, k) for s, k in others)
+        return frozenset({(key, 0)})
+
+    def _class_token_joined(self, token, values) -> frozenset:
+        """A torch.cat of an expanded class token and the tokens: the class token layer, fed
+        by what reaches the tokens (as the spec's `class_token` reads them)."""
+        (key, _), *_ = self.reach[id(token)]
+        others = frozenset().union(
+            *(self.reach.get(id(t), frozenset()) for t in _tensors(values) if t is not token)
         )
         self.flows.update(Flow(s, key, k) for s, k in others)
         return frozenset({(key, 0)})
@@ -212,9 +261,7 @@ class _Tracer:
                     "pairing does not know"
                 )
             if name not in self.layers:
-                tensors = {
-                    f"{name}.{n}": (ROLES[n], t) for n, t in _own_tensors(module) if n in ROLES
-                }
+                tensors = _layer_tensors(name, module)
                 self.layers[name] = _tensor_layer(name, kind, tensors, len(self.layers))
             self.flows.update(Flow(s, name, k) for s, k in self.sources(args))
             self.inside += 1
