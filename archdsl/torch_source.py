@@ -24,6 +24,8 @@ MULTIPLY = {"mul", "__mul__", "__rmul__", "mul_", "__imul__"}
 # which a torch.cat then puts before the tokens)
 ADD = {"add", "__add__", "__radd__", "add_", "__iadd__"}
 EXPAND = {"expand"}
+# nn.MultiheadAttention's tensors, named as its portable roles
+ATTENTION_ROLES = ("in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias")
 # a torch module's tensor name -> its portable role
 ROLES = {
     "weight": "weight",
@@ -214,30 +216,26 @@ class _Tracer:
         return frozenset(found)
 
     def _free_parameter(self, tensor, func, values) -> frozenset:
-        """A parameter multiplied outside a leaf module (ConvNeXt's layer scale) is a layer of
-        its own, a `layer_scale`, fed by the function's other inputs; SourceError for a
-        parameter used otherwise (a class token, a position embedding)."""
+        """A parameter used outside a leaf module is a layer of its own, named by its key: a
+        `layer_scale` when it multiplies (ConvNeXt's), a `position_embedding` when a (1, L, D)
+        one is added to (N, L, D) tokens, a `class_token` when a (1, 1, D) one is expanded
+        over the batch (a torch.cat then puts it before the tokens); fed by the function's
+        other inputs. SourceError for a parameter used otherwise."""
         key, _ = self.free[id(tensor)]
         name = getattr(func, "__name__", str(func))
-        kinds = {
-            **dict.fromkeys(MULTIPLY, ("layer_scale", "scale")),
-            **dict.fromkeys(ADD, ("position_embedding", "embedding")),
-            **dict.fromkeys(EXPAND, ("class_token", "token")),
-        }
-        if name not in kinds:
+        others = [t for t in _tensors(values) if t is not tensor]
+        kind, role = _free_kind(name, tuple(tensor.shape), [tuple(t.shape) for t in others])
+        if kind is None:
             raise SourceError(
                 f"{self.origin}: parameter {key} is used by {name}, not as a per-channel "
                 "scale, a position embedding or a class token: weight pairing does not know it"
             )
-        kind, role = kinds[name]
         if key not in self.layers:
             self.layers[key] = _tensor_layer(key, kind, {key: (role, tensor)}, len(self.layers))
         if kind == "class_token":
             return frozenset({(key, 0)})  # fed by the tokens it is joined to (torch.cat)
-        others = frozenset().union(
-            *(self.reach.get(id(t), frozenset()) for t in _tensors(values) if t is not tensor)
-        )
-        self.flows.update(Flow(s, key, k) for s, k in others)
+        reaching = frozenset().union(*(self.reach.get(id(t), frozenset()) for t in others))
+        self.flows.update(Flow(s, key, k) for s, k in reaching)
         return frozenset({(key, 0)})
 
     def _class_token_joined(self, token, values) -> frozenset:
@@ -287,6 +285,20 @@ class _Tracer:
         return Traced(graph, state, [k for k in state if k not in ran])
 
 
+def _free_kind(func: str, shape: tuple, others: list[tuple]) -> tuple[str | None, str]:
+    """(kind, role) of a free parameter of `shape` used by the torch function `func` with
+    tensors of the shapes `others` (batch first); (None, "") for a use weight pairing does
+    not know."""
+    if func in MULTIPLY:
+        return "layer_scale", "scale"
+    tokens = len(shape) == 3 and shape[0] == 1
+    if func in ADD and tokens and any(len(o) == 3 and o[1:] == shape[1:] for o in others):
+        return "position_embedding", "embedding"
+    if func in EXPAND and tokens and shape[1] == 1:
+        return "class_token", "token"
+    return None, ""
+
+
 def _key(flow: Flow) -> tuple:
     """A flow's sort key."""
     return (flow.source, flow.target, flow.offset)
@@ -331,15 +343,30 @@ def state_dict_graph(state: dict, origin: str) -> LayerGraph:
         if key.endswith(SKIP):
             continue
         module, _, tensor = key.rpartition(".")
+        owner, _, child = module.rpartition(".")
+        if child == "out_proj" and "in_proj_weight" in groups.get(owner, {}):
+            module, tensor = owner, f"out_proj.{tensor}"  # nn.MultiheadAttention's projection
         groups.setdefault(module, {})[tensor] = (key, tuple(value.shape))
     layers = [_bare_layer(m, held, i, origin) for i, (m, held) in enumerate(groups.items())]
     return LayerGraph(layers, None, origin)
+
+
+def _bare_free_kind(shape: tuple) -> tuple[str, str]:
+    """(kind, role) of a lone tensor of a bare state_dict, read off its shape: (1, 1, D) a
+    class token, (1, L, D) a position embedding, else a per-channel layer scale."""
+    if len(shape) == 3 and shape[0] == 1:
+        return ("class_token", "token") if shape[1] == 1 else ("position_embedding", "embedding")
+    return "layer_scale", "scale"
 
 
 def _bare_layer(module: str, held: dict, order: int, origin: str) -> TensorLayer:
     """One module's tensors as a layer, its kind read off their names and ranks."""
     names = set(held)
     weight = held.get("weight", (None, ()))[1]
+    if names <= set(ATTENTION_ROLES) and "in_proj_weight" in names:
+        return TensorLayer(
+            module, "attention", tuple((n, key, shape) for n, (key, shape) in held.items()), order
+        )
     if names == {"weight", "bias", "running_mean", "running_var"}:
         kind = "batchnorm"
     elif names in ({"weight"}, {"weight", "bias"}) and len(weight) == 4:
@@ -350,7 +377,8 @@ def _bare_layer(module: str, held: dict, order: int, origin: str) -> TensorLayer
         kind = "layernorm"
     elif len(names) == 1 and not names & set(ROLES):
         key, shape = next(iter(held.values()))
-        return TensorLayer(key, "layer_scale", (("scale", key, shape),), order)
+        kind, role = _bare_free_kind(shape)
+        return TensorLayer(key, kind, ((role, key, shape),), order)
     else:
         raise PairingError(
             f"{origin}: cannot tell what layer {module or '(top level)'} is from its tensors "
