@@ -149,7 +149,8 @@ class SelfAttention(keras.layers.Layer):
         """heads: how many (they divide D); dropout: on the attention weights in
         training; use_bias: of the projections."""
         super().__init__(**kwargs)
-        self.heads, self.dropout, self.use_bias, self.seed = heads, dropout, use_bias, seed
+        self.heads, self.dropout = heads, dropout
+        self.use_bias, self.seed = use_bias, seed
         self.weight_dropout = keras.layers.Dropout(dropout, seed=seed)
 
     def build(self, input_shape):
@@ -157,7 +158,9 @@ class SelfAttention(keras.layers.Layer):
         dim = input_shape[-1]
         glorot = math.sqrt(6.0 / (dim + 3 * dim))
         self.in_proj_weight = self._weight((3 * dim, dim), glorot, "in_proj_weight")
-        self.out_proj_weight = self._weight((dim, dim), 1 / math.sqrt(dim), "out_proj_weight")
+        self.out_proj_weight = self._weight(
+            (dim, dim), 1 / math.sqrt(dim), "out_proj_weight"
+        )
         self.in_proj_bias = self._bias(3 * dim, "in_proj_bias")
         self.out_proj_bias = self._bias(dim, "out_proj_bias")
 

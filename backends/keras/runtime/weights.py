@@ -288,7 +288,9 @@ def portable_variables(model):
 
 def _per_channel(layer):
     """The (portable name, attribute) pairs of a layer of PER_CHANNEL or AS_HELD, or ()."""
-    return next((pairs for cls, pairs in PER_CHANNEL + AS_HELD if isinstance(layer, cls)), ())
+    return next(
+        (pairs for cls, pairs in PER_CHANNEL + AS_HELD if isinstance(layer, cls)), ()
+    )
 
 
 def _vectors(name, layer, pairs, order):
