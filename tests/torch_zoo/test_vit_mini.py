@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from ptgen import check_file, compile_to, import_model
 from test_zoo_macs import counted_flops
+from test_zoo_train_mode_and_init import initialisation_mismatches
 from test_zoo_training import CHANCE, train
 from test_zoo_vs_torchvision import TOLERANCE
 from torchvision_names import key_mapping, vit
@@ -84,10 +85,19 @@ def test_macs_are_half_the_flop_counters_flops(checked, directory):
 
 def test_trains_on_synthetic_images_and_beats_chance(directory, tmp_path):
     # 400 images, 12 steps per epoch at the spec's batch 32
-    rows = train(directory, tmp_path / "run", "--synthetic-per-class", 40, "--max-steps", 24)
-    assert [int(r["step"]) for r in rows] == [12, 24]
+    rows = train(directory, tmp_path / "run", "--synthetic-per-class", 40, "--max-steps", 36)
+    assert [int(r["step"]) for r in rows] == [12, 24, 36]
     losses = [float(r["train_loss"]) for r in rows]
     top1 = float(rows[-1]["val_error"])
     print(f"vit_mini: train loss {losses[0]:.3f} -> {losses[-1]:.3f}; val top-1 {top1:.3f}")
     assert losses[-1] < losses[0] - 0.5
     assert top1 < CHANCE - 0.3  # 80 val images: chance's standard deviation is 0.034
+
+
+def test_every_tensor_is_initialised_as_torchvision(directory):
+    """Each tensor drawn from torchvision's distribution (a KS test), its constants equal."""
+    torch.manual_seed(0)
+    theirs = vision_transformer.VisionTransformer(**SIZE, mlp_dim=128, num_classes=10)
+    torch.manual_seed(2)
+    ours = import_model(directory).build_model()
+    assert initialisation_mismatches(ours, theirs, vit) == []
