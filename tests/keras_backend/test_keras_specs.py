@@ -108,7 +108,7 @@ def test_model_py_imports_only_keras_and_the_runtime(built):
         if isinstance(node, (ast.Import, ast.ImportFrom))
         for alias in node.names
     }
-    runtime = {"initializers", "layers", "optim", "schedules", "weights"}
+    runtime = {"initializers", "layers", "token_layers", "optim", "schedules", "weights"}
     assert imported <= {"keras", "functools", *runtime}  # functools.partial: nested block calls
     assert "keras" in imported
     assert "tf." not in ast.unparse(tree)
