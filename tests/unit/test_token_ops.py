@@ -166,3 +166,10 @@ def test_a_map_has_no_dim():
     code, found, hint = error("block b() {\n  y = conv(in.dim, kernel=1)\n}\nm = b()")
     assert code == "E018" and "`in` is a C x H x W map (8 x 3 x 4)" in found
     assert "`in.channels`, `in.height`, `in.width` read its sizes" in hint
+
+
+def test_a_token_output_with_a_train_section_is_w105():
+    checked = check("y = to_tokens |> attention(2)\ntrain {\n  epochs = 1\n}")
+    (found,) = [d for d in checked.diagnostics if d.code == "W105"]
+    assert "is a 12 x 8 token sequence, not a vector of class scores" in found.message
+    assert "token(0) |> dense(N)" in found.hint
