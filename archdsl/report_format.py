@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from archdsl.diagnostics import Diagnostic
+from archdsl.ops.spec import layout
 from archdsl.shapes import Report
 from archdsl.train_groups import covered
 
@@ -11,6 +12,11 @@ MAC_NOTE = "conv, conv_transpose, dense and attention multiply-accumulates; bias
 
 def _shape(shape) -> str:
     return " x ".join(str(d) for d in shape)
+
+
+def _shown(shape) -> str:
+    """A shape in the table: token sequences (L x D) say so, maps and vectors need not."""
+    return _shape(shape) + (" tokens" if layout(shape) == "tokens" else "")
 
 
 def as_data(report: Report, diagnostics: list[Diagnostic], batch: int) -> dict:
@@ -89,7 +95,7 @@ def _rows(report: Report) -> list[list[str]]:
         [
             layer.name,
             layer.op,
-            _shape(layer.output_shape),
+            _shown(layer.output_shape),
             f"{layer.params:,}" if layer.params else "-",
             f"{layer.macs:,}" if layer.macs else "-",
             layer.formula if layer.built else f"{layer.formula}  (unused: not built)".lstrip(),

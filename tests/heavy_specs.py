@@ -29,6 +29,7 @@ HEAVY = frozenset(
         "zoo/convnext_tiny",
         "zoo/regnet_y_400mf",
         "zoo/swin_t",
+        "zoo/vit_b_16",
     )
 ) | frozenset(
     SPECS_DIR / "variants" / f"{stem}_keras.arch"

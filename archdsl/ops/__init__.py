@@ -9,18 +9,32 @@ from __future__ import annotations
 
 from archdsl.ops import (
     activations,
+    attention,
     channels,
     linear,
     merges,
     norms,
     shaping,
     swin,
+    tokens,
     upsampling,
     windows,
 )
 from archdsl.ops.spec import OpSpec
 
-FAMILIES = (windows, norms, activations, shaping, upsampling, channels, linear, merges, swin)
+FAMILIES = (
+    windows,
+    norms,
+    activations,
+    shaping,
+    upsampling,
+    channels,
+    linear,
+    merges,
+    tokens,
+    attention,
+    swin,
+)
 
 REGISTRY: dict[str, OpSpec] = {spec.name: spec for family in FAMILIES for spec in family.SPECS}
 NODES = tuple(dict.fromkeys(spec.node for spec in REGISTRY.values()))  # each IR class once

@@ -68,6 +68,13 @@ RUNTIME = {
     "BroadcastMerge": "layers",
     "ShiftedWindowAttention": "shifted_windows",
     "SpaceToDepth": "shifted_windows",
+    "ToTokens": "token_layers",
+    "ToMap": "token_layers",
+    "SelectToken": "token_layers",
+    "MeanTokens": "token_layers",
+    "ClassToken": "token_layers",
+    "PositionEmbedding": "token_layers",
+    "SelfAttention": "token_layers",
 }
 ADAPTIVE = "_AdaptiveAvgPool2D"
 # Names build_model's body reads: a spec name equal to one gets a trailing `_` as a variable.
@@ -322,6 +329,12 @@ def _layernorm_args(op: ir.LayerNorm) -> tuple[Code, ...]:
     return Pair("axis", "-1"), Pair("epsilon", num(op.eps))
 
 
+def _attention_args(op) -> tuple[Code, ...]:
+    """heads, and dropout and use_bias where they differ from the defaults."""
+    dropout = (Pair("dropout", num(op.dropout)),) if op.dropout else ()
+    return (num(op.heads), *dropout, *(() if op.bias else (Pair("use_bias", "False"),)))
+
+
 def _resize_args(op: ir.Resize) -> tuple[Code, ...]:
     return num(op.size[0]), num(op.size[1]), Pair("interpolation", string(op.mode))
 
@@ -405,6 +418,13 @@ LAYERS = {
         "ShiftedWindowAttention", lambda op: _kws(op, "heads", "window", "shift")
     ),
     "space_to_depth": _layer("SpaceToDepth", lambda op: (num(op.block),)),
+    "to_tokens": _simple("ToTokens"),
+    "to_map": _layer("ToMap", lambda op: (num(op.height), num(op.width))),
+    "token": _layer("SelectToken", lambda op: (num(op.index),)),
+    "mean_tokens": _simple("MeanTokens"),
+    "class_token": _simple("ClassToken"),
+    "position_embedding": _layer("PositionEmbedding", lambda op: (Pair("std", num(op.std)),)),
+    "attention": _layer("SelfAttention", _attention_args),
 }
 
 

@@ -266,7 +266,8 @@ def under(name: str, prefix: str) -> bool:
 def decays(name: str, no_decay) -> bool:
     """Whether the optimizer decays a tensor, given the spec's no_decay groups."""
     label = name.split(".")[-2]
-    if "bias" in no_decay and name.endswith(".bias"):
+    # the runtimes' rule: every name ending in bias (attention's in_proj_bias too)
+    if "bias" in no_decay and name.endswith("bias"):
         return False
     return not ("norm" in no_decay and label.startswith(("batchnorm", "layernorm")))
 

@@ -29,24 +29,24 @@ import torch.nn.functional as F
 from torch import nn
 
 BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+TOKEN_MODULES = ("ClassToken", "PositionEmbedding", "SelfAttention")
 
 
 def calibrate(model, x, rng, target=conform.TARGET_STD):
     """One eval-mode pass that rescales each conv (transposed too) / linear output to std
     `target` (random biases first) and gives each batch norm non-trivial statistics near its
     input's; layer norms and layer scales get random scales (and shifts), window attention a
-    relative position bias that shows."""
+    relative position bias that shows; class tokens, position embeddings and attention biases
+    (zeros at first) random values."""
 
     def affine(module, inputs, output):
         out = output
         if module.bias is not None:
             bias = torch.from_numpy(rng.normal(0, 0.5, module.bias.shape).astype(np.float32))
             bias = bias * out.std()
-            # a conv's channels are dim 1, a Linear's features the last (window attention's
-            # Linear layers see (windows, tokens, features))
-            shape = [1] * out.dim()
-            shape[-1 if isinstance(module, nn.Linear) else 1] = -1
-            out = out + bias.view(shape)
+            axes = [1] * out.dim()  # a linear layer's features are last (vectors, tokens)
+            axes[-1 if isinstance(module, nn.Linear) else 1] = -1
+            out = out + bias.view(axes)
         scale = target / float(out.std())
         module.weight.mul_(scale)
         if module.bias is not None:
@@ -84,6 +84,12 @@ def calibrate(model, x, rng, target=conform.TARGET_STD):
                 uniform(module.scale, 0.5, 1.5)
             elif type(module).__name__ == "ShiftedWindowAttention":
                 uniform(module.relative_position_bias_table, -1.0, 1.0)
+            for name in ("token", "embedding", "in_proj_bias"):  # ViT's learned tensors
+                if (
+                    type(module).__name__ in TOKEN_MODULES
+                    and getattr(module, name, None) is not None
+                ):
+                    uniform(getattr(module, name), -1.0, 1.0)
         model.eval()
         try:
             model(x)

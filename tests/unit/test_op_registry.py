@@ -50,10 +50,14 @@ def test_each_op_compiles_alone_and_counts_what_its_tensors_hold(name):
     arguments |= {"conv_transpose": "(4, kernel=3, stride=2, groups=2)"}
     arguments |= {"chunk": "(2, part=1)", "channel_shuffle": "(2)"}
     arguments |= {"window_attention": "(2, window=4, shift=2)"}
+    arguments |= {"to_map": "(6, 6)", "token": "(3)", "attention": "(2)"}
+    on_tokens = ("to_map", "token", "mean_tokens", "class_token", "position_embedding", "attention")
     if REGISTRY[name].merge:
         body = f"a = relu\nb = tanh from x\ny = {name}(a, b)"
     else:
         shape_first = "y = flatten |> " if name == "dense" else "y = "
+        if name in on_tokens:
+            shape_first = "y = to_tokens |> "
         body = shape_first + name + arguments.get(name, "")
     checked = check_source(f"model T\ninput x: 2 x 6 x 6\n{body}\n", "t.arch")
     assert checked.ok, checked.diagnostics

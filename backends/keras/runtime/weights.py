@@ -19,6 +19,10 @@ Keras layer `statement.op` holds the tensors `statement.op.param` of the portabl
 - ShiftedWindowAttention (shifted_windows.py) qkv_weight, qkv_bias, proj_weight, proj_bias,
   relative_position_bias_table <-> qkv.weight, qkv.bias, proj.weight, proj.bias,
   relative_position_bias_table, held in the portable layout.
+- ClassToken token (1, 1, D), PositionEmbedding embedding (1, L, D) and SelfAttention
+  in_proj_weight (3D, D), in_proj_bias (3D,), out_proj_weight / out_proj_bias <->
+  out_proj.weight (D, D) / out_proj.bias (D,) (token_layers.py): held in the portable
+  layout, copied as they are.
 """
 
 from collections.abc import Callable
@@ -33,6 +37,7 @@ from portable import WeightsError, check_arrays, read_npz, write_npz
 
 # isort: split
 from layers import ConvTranspose2D, Gelu, LayerScale, StochasticDepth
+from token_layers import ClassToken, PositionEmbedding, SelfAttention
 
 # isort: split
 from shifted_windows import ShiftedWindowAttention
@@ -94,6 +99,20 @@ PER_CHANNEL = (
             ("proj.weight", "proj_weight"),
             ("proj.bias", "proj_bias"),
             ("relative_position_bias_table", "relative_position_bias_table"),
+        ),
+    ),
+)
+# tensors of the token layers, held in the portable layout (no flatten order reaches them)
+AS_HELD = (
+    (ClassToken, (("token", "token"),)),
+    (PositionEmbedding, (("embedding", "embedding"),)),
+    (
+        SelfAttention,
+        (
+            ("in_proj_weight", "in_proj_weight"),
+            ("in_proj_bias", "in_proj_bias"),
+            ("out_proj.weight", "out_proj_weight"),
+            ("out_proj.bias", "out_proj_bias"),
         ),
     ),
 )
@@ -328,8 +347,10 @@ def _bias(layer):
 
 
 def _per_channel(layer):
-    """The (portable name, attribute) pairs of a layer of PER_CHANNEL, or ()."""
-    return next((pairs for cls, pairs in PER_CHANNEL if isinstance(layer, cls)), ())
+    """The (portable name, attribute) pairs of a layer of PER_CHANNEL or AS_HELD, or ()."""
+    return next(
+        (pairs for cls, pairs in PER_CHANNEL + AS_HELD if isinstance(layer, cls)), ()
+    )
 
 
 def _vectors(name, layer, pairs, order):
