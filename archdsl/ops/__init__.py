@@ -13,13 +13,24 @@ from archdsl.ops import (
     linear,
     merges,
     norms,
+    sequence,
     shaping,
     upsampling,
     windows,
 )
 from archdsl.ops.spec import OpSpec
 
-FAMILIES = (windows, norms, activations, shaping, upsampling, channels, linear, merges)
+FAMILIES = (
+    windows,
+    norms,
+    activations,
+    shaping,
+    upsampling,
+    channels,
+    linear,
+    merges,
+    sequence,
+)
 
 REGISTRY: dict[str, OpSpec] = {spec.name: spec for family in FAMILIES for spec in family.SPECS}
 NODES = tuple(dict.fromkeys(spec.node for spec in REGISTRY.values()))  # each IR class once

@@ -24,11 +24,13 @@ from archdsl.backends.pysource import (
 from archdsl.backends.torch.block_classes import class_text, constructor
 from archdsl.backends.torch.layout import items_block, layout, statement
 from archdsl.backends.torch.nesting import attribute, containers
+from archdsl.backends.torch.sequence import HELPER_NAMES, embedding, helpers, init_lines, recurrent
 
 from archdsl import ir
 from archdsl.emit import EmitError
 from archdsl.initializers import Distribution, layer_distributions
 from archdsl.lowering import FRAMEWORK_MEMBERS
+from archdsl.masking import masks
 from archdsl.naming import op_labels
 from archdsl.ops import REGISTRY
 from archdsl.shapes import Layer, Report, resolve_padding, trailing_softmax, window_out
@@ -83,6 +85,7 @@ MODULE_NAMES = CONTRACT_NAMES | {
     "LayerScale",
     "StochasticDepth",
     "Chunk",
+    *HELPER_NAMES,
 }
 
 RESIZE_CLASS = '''class Resize(nn.Module):
@@ -232,6 +235,7 @@ class Chain:
     merge: str | None
     ops: list[tuple[object, Layer, str]]
     runs: str | None = None  # a top-level statement whose calls run as one module (`layer2`)
+    mask: tuple[str, int] | None = None  # (token input, padding id): the mask its layers get
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -251,6 +255,7 @@ def render_model(graph: ir.Graph, report: Report, spec_name: str) -> str:
     blocks, classes = _block_classes(graph, chains, towers)
     definitions = [
         *[text.rstrip("\n") for name, text in HELPERS if name in used],
+        *helpers(used, any(c.mask for c in chains)),
         *classes,
         _model_class(graph, report, chains, entries, blocks),
         _functions(graph),
@@ -342,6 +347,7 @@ def _chains(graph: ir.Graph, report: Report) -> list[Chain]:
     """Every statement the model builds (those reaching the output), in dependency order, split
     into merge and module chain."""
     layers = report.by_statement()
+    received = masks(report)[0]
     chains = []
     for stmt in report.order:
         if stmt.name not in report.live:
@@ -350,8 +356,21 @@ def _chains(graph: ir.Graph, report: Report) -> list[Chain]:
         merge = ops.pop(0)[0].op if ops and ops[0][0].op in MERGED else None
         if stmt.name == graph.output and trailing_softmax(graph):
             ops.pop()
-        chains.append(Chain(stmt, merge, ops))
+        chains.append(Chain(stmt, merge, ops, mask=_mask_source(stmt, ops, received)))
     return chains
+
+
+def _mask_source(stmt: ir.Statement, ops: list, received: dict) -> tuple[str, int] | None:
+    """(token input, padding id) of the mask the statement's layers receive, or None."""
+    sources = {received.get(layer.name) for op, layer, label in ops if REGISTRY[op.op].masked}
+    if not sources - {None}:
+        return None
+    if len(sources) > 1:
+        raise EmitError(
+            f"statement `{stmt.name}` has layers with and without a padding mask: "
+            "split it where the sequence changes length"
+        )
+    return sources.pop()
 
 
 def _entries(chain: Chain) -> list[Entry]:
@@ -617,6 +636,9 @@ EMIT = {
     "channel_shuffle": _module(
         lambda op, layer, fresh: Call("nn.ChannelShuffle", (num(op.groups),))
     ),
+    "embedding": _module(embedding),
+    "lstm": _module(recurrent),
+    "gru": _module(recurrent),
 }
 
 
@@ -648,9 +670,10 @@ def _model_class(
     made = containers(
         built, lambda path: constructor(blocks, path) if path in blocks.calls else None
     )
+    masked = {c.stmt.name for c in chains if c.mask}
     for name in built:
         lines += [statement(new, METHOD, f"{attribute(c)} = ") for c, new in made[name]]
-        lines += _sequential(name, entries[name])
+        lines += _sequential(name, entries[name], name in masked)
     lines += ["        self.reset_parameters()", "", *_reset_parameters(chains), ""]
     lines += _forward(graph, _steps(chains, blocks))
     if tower_count(graph) > 1:
@@ -664,22 +687,24 @@ def _class_line(name: str) -> str:
     return line if len(line) <= WIDTH else f"class {name}(\n    nn.Module\n):"
 
 
-def _sequential(name: str, entries: list[Entry]) -> list[str]:
-    """`self.NAME = nn.Sequential(OrderedDict(key=module, ...))`, one line per op."""
+def _sequential(name: str, entries: list[Entry], masked: bool = False) -> list[str]:
+    """`self.NAME = nn.Sequential(OrderedDict(key=module, ...))`, one line per op
+    (MaskedSequential where its layers receive a padding mask)."""
     if not entries:
         return []
     items = [(Pair(e.key, e.module), e.comment) for e in entries]
     head = f"{' ' * METHOD}{attribute(name)} = "
-    if len(head) + len("nn.Sequential(") <= WIDTH or len(head) + 1 > WIDTH:
+    container = "MaskedSequential(" if masked else "nn.Sequential("
+    if len(head) + len(container) <= WIDTH or len(head) + 1 > WIDTH:
         return [
-            head + "nn.Sequential(",
+            head + container,
             *items_block("OrderedDict", items, METHOD + 4),
             " " * METHOD + ")",
         ]
     inner = " " * (METHOD + 4)  # ruff's parentheses around a right-hand side it cannot open
     return [
         head + "(",
-        inner + "nn.Sequential(",
+        inner + container,
         *items_block("OrderedDict", items, METHOD + 8),
         inner + ")",
         " " * METHOD + ")",
@@ -705,6 +730,8 @@ def _reset_parameters(chains: list[Chain]) -> list[str]:
             elif op.op in ("batchnorm", "layernorm"):
                 lines.append(statement(Call("nn.init.ones_", (f"{path}.weight",)), METHOD))
                 lines.append(statement(Call("nn.init.zeros_", (f"{path}.bias",)), METHOD))
+            elif op.op in ("embedding", "lstm", "gru"):
+                lines += init_lines(op, path, METHOD)
             elif op.op == "layer_scale":
                 lines.append(
                     statement(Call("nn.init.constant_", (f"{path}.scale", num(op.init))), METHOD)
@@ -770,12 +797,18 @@ def _forward(graph: ir.Graph, chains: list[Chain]) -> list[str]:
         f'        """{"Logits" if trailing_softmax(graph) else "Outputs"} for a batch of inputs."""',
     ]
     devices = _placement(graph) if tower_count(graph) > 1 else {}
+    mask_names = _mask_variables(graph, chains, names)
+    lines += [
+        f"{' ' * METHOD}{mask} = {names[source]} != {padding}  # True at real tokens"
+        for source, (mask, padding) in mask_names.items()
+    ]
     for i, chain in enumerate(chains):
         expr = _merged(chain, names, devices)
         if chain.runs:
             expr = Call(attribute(chain.runs), (expr,))
         elif chain.ops:
-            expr = Call(attribute(chain.stmt.name), (expr,))
+            mask = (mask_names[chain.mask[0]][0],) if chain.mask else ()
+            expr = Call(attribute(chain.stmt.name), (expr, *mask))
         if chain.stmt.name == graph.output:
             lines.append(statement(expr, METHOD, "return "))
             continue
@@ -785,6 +818,22 @@ def _forward(graph: ir.Graph, chains: list[Chain]) -> list[str]:
         if done:
             lines.append(_del(done))
     return lines
+
+
+def _mask_variables(graph: ir.Graph, chains: list[Chain], names: dict) -> dict:
+    """{token input: (its mask's variable, padding id)} for the masks forward computes."""
+    found = dict.fromkeys(c.mask for c in chains if c.mask)
+    sources = [source for source, padding in found]
+    if len(set(sources)) < len(sources):
+        raise EmitError("the embeddings of one token input use different padding ids")
+    taken, spelt = set(names.values()), {}
+    for source, padding in found:
+        variable = f"{names[source]}_mask"
+        while variable in taken:
+            variable += "_"
+        taken.add(variable)
+        spelt[source] = (variable, padding)
+    return spelt
 
 
 def _del(names: list[str]) -> str:

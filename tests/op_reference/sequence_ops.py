@@ -1,0 +1,78 @@
+"""NumPy references of the sequence ops (issue 13), written from PyTorch's documented equations
+and shared by the PyTorch and Keras tests. Weights are the portable file's (PyTorch's
+layout and names); a mask (True at real tokens, which come first) limits each sequence to
+its real tokens: outputs at padding are zeros and a sequence without any token gives zeros."""
+
+import numpy as np
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def lstm_cell(x, h, c, w_ih, w_hh, b_ih, b_hh):
+    """One LSTM step: gates i, f, g, o of W x + b_ih + U h + b_hh."""
+    i, f, g, o = np.split(w_ih @ x + b_ih + w_hh @ h + b_hh, 4)
+    c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+    return sigmoid(o) * np.tanh(c), c
+
+
+def gru_cell(x, h, c, w_ih, w_hh, b_ih, b_hh):
+    """One GRU step: r, z, n with the reset gate applied after the recurrent product."""
+    xr, xz, xn = np.split(w_ih @ x + b_ih, 3)
+    hr, hz, hn = np.split(w_hh @ h + b_hh, 3)
+    r, z = sigmoid(xr + hr), sigmoid(xz + hz)
+    n = np.tanh(xn + r * hn)
+    return (1.0 - z) * n + z * h, c
+
+
+CELLS = {"lstm": lstm_cell, "gru": gru_cell}
+
+
+def embedding(ids, weight):
+    """Row `id` of the table for every id."""
+    return weight[ids]
+
+
+def _direction(kind, seq, lengths, tensors):
+    """One direction of one layer over every sequence: (outputs (N, L, H), last states)."""
+    w_ih, w_hh, b_ih, b_hh = tensors
+    units = w_hh.shape[1]
+    out = np.zeros(seq.shape[:2] + (units,))
+    last = np.zeros((seq.shape[0], units))
+    for n, (steps, length) in enumerate(lengths):
+        h, c = np.zeros(units), np.zeros(units)
+        for t in steps(length):
+            h, c = CELLS[kind](seq[n, t], h, c, w_ih, w_hh, b_ih, b_hh)
+            out[n, t] = h
+        last[n] = h
+    return out, last
+
+
+def recurrent(kind, x, weights, prefix, layers=1, bidirectional=False, sequences=False, mask=None):
+    """PyTorch's nn.LSTM / nn.GRU (batch first) on x (N, L, D): the output sequence or the
+    last state of the top layer (directions concatenated), padding skipped."""
+    lengths = np.full(x.shape[0], x.shape[1]) if mask is None else mask.sum(1)
+    forward = [(lambda k: range(k), k) for k in lengths]
+    backward = [(lambda k: reversed(range(k)), k) for k in lengths]
+    seq, last = x, None
+    for k in range(layers):
+        outs, lasts = [], []
+        for suffix, order in (("", forward), ("_reverse", backward))[: 1 + bidirectional]:
+            names = [f"{prefix}.{w}_l{k}{suffix}" for w in ("weight_ih", "weight_hh")]
+            w_ih, w_hh = (weights[n] for n in names)
+            zero = np.zeros(w_ih.shape[0])
+            b_ih = weights.get(f"{prefix}.bias_ih_l{k}{suffix}", zero)
+            b_hh = weights.get(f"{prefix}.bias_hh_l{k}{suffix}", zero)
+            out, final = _direction(kind, seq, order, (w_ih, w_hh, b_ih, b_hh))
+            outs.append(out)
+            lasts.append(final)
+        seq, last = np.concatenate(outs, -1), np.concatenate(lasts, -1)
+    return seq if sequences else last
+
+
+def padded_ids(rng, batch, length, vocab, lengths):
+    """Token ids 1..vocab-1 for each sequence's first `lengths[n]` positions, 0 after them."""
+    ids = rng.integers(1, vocab, size=(batch, length))
+    ids[np.arange(length)[None, :] >= np.asarray(lengths)[:, None]] = 0
+    return ids
