@@ -29,6 +29,7 @@ from archdsl.backends.pysource import (
     train_data,
     tup,
     variable_names,
+    vocab_line,
 )
 
 from archdsl import ir
@@ -67,6 +68,7 @@ RUNTIME = {
     "BroadcastMerge": "layers",
     "TokenEmbedding": "sequence",
     "Recurrent": "sequence",
+    "real_tokens": "sequence",
 }
 ADAPTIVE = "_AdaptiveAvgPool2D"
 # Names build_model's body reads: a spec name equal to one gets a trailing `_` as a variable.
@@ -604,8 +606,8 @@ def _build_model(graph: ir.Graph, report: Report) -> tuple[str, list[Call], dict
         """One block call's code in build_model."""
         return call_code(blocks, path, source, forms, names, layer_calls)
 
-    masked, mask_lines = _masks(report, variables, taken)
-    parts, calls = ["\n".join(_input_lines(graph, variables) + mask_lines)], []
+    masked, mask_lines, calls = _masks(report, variables, taken)
+    parts = ["\n".join(_input_lines(graph, variables) + mask_lines)]
     for stmt in report.order:
         if stmt.name not in report.live:
             parts.append(f"{' ' * BODY}# {stmt.name} never reaches the output: not built")
@@ -633,18 +635,19 @@ def _build_model(graph: ir.Graph, report: Report) -> tuple[str, list[Call], dict
 
 def _masks(report: Report, variables: dict[str, str], taken: set[str]):
     """({layer name: mask variable} for the layers that skip padding, the lines computing
-    each token input's mask)."""
+    each token input's mask, their calls)."""
     received = masks(report)[0]
     spelt: dict[tuple[str, int], str] = {}
-    lines = []
+    lines, calls = [], []
     for source, padding in dict.fromkeys(received.values()):
         variable = f"{variables[source]}_mask"
         while variable in taken or variable in spelt.values():
             variable += "_"
         spelt[(source, padding)] = variable
-        call = Call("keras.ops.not_equal", (variables[source], num(padding)))
-        lines.append(statement(call, BODY, f"{variable} = ", "True at real tokens"))
-    return {name: spelt[mask] for name, mask in received.items()}, lines
+        call = Call("real_tokens", (variables[source], num(padding)))
+        lines.append(statement(call, BODY, f"{variable} = "))
+        calls.append(call)
+    return {name: spelt[mask] for name, mask in received.items()}, lines, calls
 
 
 # ----------------------------------------------------------------------------- recipe
@@ -781,6 +784,7 @@ def _constants(graph: ir.Graph, report: Report, spec_name: str) -> str:
         statement(tup(_keras_shape(first.shape)), 0, "INPUT_SHAPE = "),
         statement(tup(_keras_shape(output)), 0, "OUTPUT_SHAPE = "),
         f"NUM_CLASSES = {num(output[0])}",
+        *vocab_line(graph),
         statement(literal(train_data(graph.train)), 0, "TRAIN = "),
     ]
     return "\n".join(lines)

@@ -20,11 +20,18 @@ from archdsl.backends.pysource import (
     train_data,
     tup,
     variable_names,
+    vocab_line,
 )
 from archdsl.backends.torch.block_classes import class_text, constructor
 from archdsl.backends.torch.layout import items_block, layout, statement
 from archdsl.backends.torch.nesting import attribute, containers
-from archdsl.backends.torch.sequence import HELPER_NAMES, embedding, helpers, init_lines, recurrent
+from archdsl.backends.torch.sequence import (
+    HELPER_NAMES,
+    embedding,
+    helpers,
+    init_lines,
+    recurrent,
+)
 
 from archdsl import ir
 from archdsl.emit import EmitError
@@ -335,6 +342,7 @@ def _constants(graph: ir.Graph, report: Report, spec_name: str) -> str:
         statement(Seq("()", tuple(num(d) for d in graph.inputs[0].shape)), 0, "INPUT_SHAPE = "),
         statement(Seq("()", tuple(num(d) for d in out_shape)), 0, "OUTPUT_SHAPE = "),
         f"NUM_CLASSES = {num(out_shape[0])}",
+        *vocab_line(graph),
         statement(literal(train_data(graph.train)), 0, "TRAIN = "),
     ]
     return "\n".join(lines)
@@ -799,7 +807,7 @@ def _forward(graph: ir.Graph, chains: list[Chain]) -> list[str]:
     devices = _placement(graph) if tower_count(graph) > 1 else {}
     mask_names = _mask_variables(graph, chains, names)
     lines += [
-        f"{' ' * METHOD}{mask} = {names[source]} != {padding}  # True at real tokens"
+        f"{' ' * METHOD}{mask} = real_tokens({names[source]}, {padding})"
         for source, (mask, padding) in mask_names.items()
     ]
     for i, chain in enumerate(chains):

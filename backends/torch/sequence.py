@@ -68,7 +68,15 @@ MASKED_SEQUENTIAL_CLASS = '''class MaskedSequential(nn.Sequential):
         return x
 '''
 
-HELPER_NAMES = ("Recurrent", "SequenceLSTM", "SequenceGRU", "MaskedSequential")
+REAL_TOKENS_FUNCTION = '''def real_tokens(ids, padding):
+    """True at every position up to each text's last id other than `padding`: the
+    padding is the run of padding ids that ends a text."""
+    positions = torch.arange(ids.shape[1], device=ids.device)
+    ends = torch.where(ids != padding, positions + 1, 0).amax(dim=1, keepdim=True)
+    return positions < ends
+'''
+
+HELPER_NAMES = ("Recurrent", "SequenceLSTM", "SequenceGRU", "MaskedSequential", "real_tokens")
 
 
 def embedding(op: Embedding, layer, fresh: bool) -> Call:
@@ -92,7 +100,8 @@ def recurrent(op: Recurrent, layer, fresh: bool) -> Call:
 def helpers(used: set[str], masked: bool) -> list[str]:
     """The helper classes model.py needs."""
     texts = [RECURRENT_CLASSES] if used & {"SequenceLSTM", "SequenceGRU"} else []
-    return [t.rstrip("\n") for t in texts + ([MASKED_SEQUENTIAL_CLASS] if masked else [])]
+    masking = [MASKED_SEQUENTIAL_CLASS, REAL_TOKENS_FUNCTION] if masked else []
+    return [t.rstrip("\n") for t in texts + masking]
 
 
 def init_lines(op, path: str, indent: int) -> list[str]:

@@ -29,6 +29,12 @@ def gru_cell(x, h, c, w_ih, w_hh, b_ih, b_hh):
 CELLS = {"lstm": lstm_cell, "gru": gru_cell}
 
 
+def real_tokens(ids, padding=0):
+    """True at every position up to each text's last id other than `padding`."""
+    ends = [max((t + 1 for t in range(len(row)) if row[t] != padding), default=0) for row in ids]
+    return np.arange(ids.shape[1])[None, :] < np.asarray(ends)[:, None]
+
+
 def embedding(ids, weight):
     """Row `id` of the table for every id."""
     return weight[ids]

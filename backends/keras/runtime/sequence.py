@@ -8,12 +8,23 @@ and train exactly as PyTorch's (keras.ops only).
   compute the same but train differently (torch steps both of its biases).
 - Recurrent: `layers` LSTM or GRU layers (keras.layers.GRUCell with reset_after=True, the
   GRU of PyTorch), one or two directions each; the output sequence or the last state of the
-  top layer. Given a mask (True at real tokens, which come first) each sequence runs over
-  its real tokens only; outputs at padding are zeros, as PyTorch's packed sequences give.
+  top layer. Given a mask (real_tokens: True up to the last real token) each sequence
+  runs over those positions only; outputs at padding are zeros, as PyTorch's packed
+  sequences give.
 """
 
 import keras
 from keras import ops
+
+
+def real_tokens(ids, padding):
+    """True at every position up to each text's last id other than `padding`: the
+    padding is the run of padding ids that ends a text."""
+    positions = ops.arange(ops.shape(ids)[1])
+    ends = ops.max(
+        ops.where(ops.not_equal(ids, padding), positions + 1, 0), axis=1, keepdims=True
+    )
+    return ops.less(positions, ends)
 
 
 def _uniform(bound):
