@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from archdsl.diagnostics import Diagnostic
+from archdsl.ops.spec import layout
 from archdsl.shapes import Report
 
-MAC_NOTE = "conv, conv_transpose and dense multiply-accumulates; bias adds excluded"
+MAC_NOTE = "conv, conv_transpose, dense and attention multiply-accumulates; bias adds excluded"
 
 
 def _shape(shape) -> str:
@@ -15,6 +16,11 @@ def _shape(shape) -> str:
 def _input(inp) -> str:
     """An input's shape as the spec writes it: `256 tokens of 20000` for token ids."""
     return f"{inp.shape[0]} tokens of {inp.vocab}" if inp.vocab else _shape(inp.shape)
+
+
+def _shown(shape) -> str:
+    """A shape in the table: token sequences (L x D) say so, maps and vectors need not."""
+    return _shape(shape) + (" tokens" if layout(shape) == "tokens" else "")
 
 
 def as_data(report: Report, diagnostics: list[Diagnostic], batch: int) -> dict:
@@ -76,7 +82,7 @@ def _rows(report: Report) -> list[list[str]]:
         [
             layer.name,
             layer.op,
-            _shape(layer.output_shape),
+            _shown(layer.output_shape),
             f"{layer.params:,}" if layer.params else "-",
             f"{layer.macs:,}" if layer.macs else "-",
             layer.formula if layer.built else f"{layer.formula}  (unused: not built)".lstrip(),

@@ -20,6 +20,12 @@ from archdsl.weight_records import INPUT, Flow, LayerGraph, PairingError, Tensor
 SKIP = "num_batches_tracked"
 # the torch functions by which a free parameter scales its input (a layer scale)
 MULTIPLY = {"mul", "__mul__", "__rmul__", "mul_", "__imul__"}
+# ... is added to its input (a position embedding), or expanded over the batch (a class token,
+# which a torch.cat then puts before the tokens)
+ADD = {"add", "__add__", "__radd__", "add_", "__iadd__"}
+EXPAND = {"expand"}
+# nn.MultiheadAttention's tensors, named as its portable roles
+ATTENTION_ROLES = ("in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias")
 # a torch module's tensor name -> its portable role
 ROLES = {
     "weight": "weight",
@@ -52,8 +58,25 @@ def _kind(module) -> str | None:
         (nn.Linear, "dense"),
         (nn.BatchNorm2d | nn.BatchNorm1d, "batchnorm"),
         (nn.LayerNorm, "layernorm"),
+        (nn.MultiheadAttention, "attention"),
     )
     return next((kind for cls, kind in kinds if isinstance(module, cls)), None)
+
+
+def _atomic(module) -> bool:
+    """A module recorded as one layer with its children's tensors (nn.MultiheadAttention
+    holds in_proj_weight itself and out_proj in a child), named by their paths inside it."""
+    from torch import nn
+
+    return isinstance(module, nn.MultiheadAttention)
+
+
+def _layer_tensors(name: str, module) -> dict:
+    """{key: (role, tensor)} of a leaf or atomic module: the portable role of each tensor."""
+    if _atomic(module):
+        held = [*module.named_parameters(), *module.named_buffers()]
+        return {f"{name}.{n}": (n, t) for n, t in held if t is not None}
+    return {f"{name}.{n}": (ROLES[n], t) for n, t in _own_tensors(module) if n in ROLES}
 
 
 def build_torchvision(name: str):
@@ -117,12 +140,19 @@ class _Tracer:
 
         self.origin = origin
         self.leaves, self.free = {}, {}
+        atoms: list[str] = []
         for name, module in model.named_modules():
+            if any(name.startswith(f"{atom}.") for atom in atoms):
+                continue  # a child of an atomic module: its tensors are the module's
             own = _own_tensors(module)
-            if own and not list(module.children()):
+            if _atomic(module):
+                atoms.append(name)
                 self.leaves[name] = module
-            for n, tensor in own if list(module.children()) else ():
+            elif own and not list(module.children()):
+                self.leaves[name] = module
+            for n, tensor in own if list(module.children()) and not _atomic(module) else ():
                 self.free[id(tensor)] = (f"{name}.{n}" if name else n, tensor)
+        self.class_tokens: set[int] = set()  # ids of expanded class tokens, for torch.cat
         self.reach: dict[int, frozenset] = {}
         self.keep: list = []  # every tensor seen stays alive, so that no id is reused
         self.flows: set[Flow] = set()
@@ -161,8 +191,11 @@ class _Tracer:
         import torch
 
         free = [t for t in _tensors((args, kwargs)) if id(t) in self.free]
+        joined = [t for t in _tensors((args, kwargs)) if id(t) in self.class_tokens]
         if free:
             reaching = self._free_parameter(free[0], func, (args, kwargs))
+        elif joined and func in (torch.cat, torch.concat, torch.concatenate):
+            reaching = self._class_token_joined(joined[0], (args, kwargs))
         elif func in (torch.cat, torch.concat, torch.concatenate) and _channel_dim(args, kwargs):
             reaching = self._concatenated(args[0] if args else kwargs["tensors"])
         else:
@@ -171,6 +204,8 @@ class _Tracer:
             for tensor in _tensors(out):
                 self.reach[id(tensor)] = reaching
                 self.keep.append(tensor)
+        if free and self.layers[self.free[id(free[0])][0]].kind == "class_token":
+            self.class_tokens.update(id(tensor) for tensor in _tensors(out))
 
     def _concatenated(self, tensors) -> frozenset:
         """What reaches a channel concat: each input shifted by the channels before it."""
@@ -181,22 +216,34 @@ class _Tracer:
         return frozenset(found)
 
     def _free_parameter(self, tensor, func, values) -> frozenset:
-        """A parameter multiplied outside a leaf module (ConvNeXt's layer scale) is a layer of
-        its own, a `layer_scale`, fed by the function's other inputs; SourceError for a
-        parameter used otherwise (a class token, a position embedding)."""
+        """A parameter used outside a leaf module is a layer of its own, named by its key: a
+        `layer_scale` when it multiplies (ConvNeXt's), a `position_embedding` when a (1, L, D)
+        one is added to (N, L, D) tokens, a `class_token` when a (1, 1, D) one is expanded
+        over the batch (a torch.cat then puts it before the tokens); fed by the function's
+        other inputs. SourceError for a parameter used otherwise."""
         key, _ = self.free[id(tensor)]
         name = getattr(func, "__name__", str(func))
-        if name not in MULTIPLY:
+        others = [t for t in _tensors(values) if t is not tensor]
+        kind, role = _free_kind(name, tuple(tensor.shape), [tuple(t.shape) for t in others])
+        if kind is None:
             raise SourceError(
                 f"{self.origin}: parameter {key} is used by {name}, not as a per-channel "
-                "scale: weight pairing does not know it"
+                "scale, a position embedding or a class token: weight pairing does not know it"
             )
         if key not in self.layers:
-            self.layers[key] = _tensor_layer(
-                key, "layer_scale", {key: ("scale", tensor)}, len(self.layers)
-            )
+            self.layers[key] = _tensor_layer(key, kind, {key: (role, tensor)}, len(self.layers))
+        if kind == "class_token":
+            return frozenset({(key, 0)})  # fed by the tokens it is joined to (torch.cat)
+        reaching = frozenset().union(*(self.reach.get(id(t), frozenset()) for t in others))
+        self.flows.update(Flow(s, key, k) for s, k in reaching)
+        return frozenset({(key, 0)})
+
+    def _class_token_joined(self, token, values) -> frozenset:
+        """A torch.cat of an expanded class token and the tokens: the class token layer, fed
+        by what reaches the tokens (as the spec's `class_token` reads them)."""
+        (key, _), *_ = self.reach[id(token)]
         others = frozenset().union(
-            *(self.reach.get(id(t), frozenset()) for t in _tensors(values) if t is not tensor)
+            *(self.reach.get(id(t), frozenset()) for t in _tensors(values) if t is not token)
         )
         self.flows.update(Flow(s, key, k) for s, k in others)
         return frozenset({(key, 0)})
@@ -212,9 +259,7 @@ class _Tracer:
                     "pairing does not know"
                 )
             if name not in self.layers:
-                tensors = {
-                    f"{name}.{n}": (ROLES[n], t) for n, t in _own_tensors(module) if n in ROLES
-                }
+                tensors = _layer_tensors(name, module)
                 self.layers[name] = _tensor_layer(name, kind, tensors, len(self.layers))
             self.flows.update(Flow(s, name, k) for s, k in self.sources(args))
             self.inside += 1
@@ -238,6 +283,20 @@ class _Tracer:
         ran = {key for layer in self.layers.values() for _, key, _ in layer.tensors}
         graph = LayerGraph(list(self.layers.values()), sorted(self.flows, key=_key), self.origin)
         return Traced(graph, state, [k for k in state if k not in ran])
+
+
+def _free_kind(func: str, shape: tuple, others: list[tuple]) -> tuple[str | None, str]:
+    """(kind, role) of a free parameter of `shape` used by the torch function `func` with
+    tensors of the shapes `others` (batch first); (None, "") for a use weight pairing does
+    not know."""
+    if func in MULTIPLY:
+        return "layer_scale", "scale"
+    tokens = len(shape) == 3 and shape[0] == 1
+    if func in ADD and tokens and any(len(o) == 3 and o[1:] == shape[1:] for o in others):
+        return "position_embedding", "embedding"
+    if func in EXPAND and tokens and shape[1] == 1:
+        return "class_token", "token"
+    return None, ""
 
 
 def _key(flow: Flow) -> tuple:
@@ -284,15 +343,30 @@ def state_dict_graph(state: dict, origin: str) -> LayerGraph:
         if key.endswith(SKIP):
             continue
         module, _, tensor = key.rpartition(".")
+        owner, _, child = module.rpartition(".")
+        if child == "out_proj" and "in_proj_weight" in groups.get(owner, {}):
+            module, tensor = owner, f"out_proj.{tensor}"  # nn.MultiheadAttention's projection
         groups.setdefault(module, {})[tensor] = (key, tuple(value.shape))
     layers = [_bare_layer(m, held, i, origin) for i, (m, held) in enumerate(groups.items())]
     return LayerGraph(layers, None, origin)
+
+
+def _bare_free_kind(shape: tuple) -> tuple[str, str]:
+    """(kind, role) of a lone tensor of a bare state_dict, read off its shape: (1, 1, D) a
+    class token, (1, L, D) a position embedding, else a per-channel layer scale."""
+    if len(shape) == 3 and shape[0] == 1:
+        return ("class_token", "token") if shape[1] == 1 else ("position_embedding", "embedding")
+    return "layer_scale", "scale"
 
 
 def _bare_layer(module: str, held: dict, order: int, origin: str) -> TensorLayer:
     """One module's tensors as a layer, its kind read off their names and ranks."""
     names = set(held)
     weight = held.get("weight", (None, ()))[1]
+    if names <= set(ATTENTION_ROLES) and "in_proj_weight" in names:
+        return TensorLayer(
+            module, "attention", tuple((n, key, shape) for n, (key, shape) in held.items()), order
+        )
     if names == {"weight", "bias", "running_mean", "running_var"}:
         kind = "batchnorm"
     elif names in ({"weight"}, {"weight", "bias"}) and len(weight) == 4:
@@ -303,7 +377,8 @@ def _bare_layer(module: str, held: dict, order: int, origin: str) -> TensorLayer
         kind = "layernorm"
     elif len(names) == 1 and not names & set(ROLES):
         key, shape = next(iter(held.values()))
-        return TensorLayer(key, "layer_scale", (("scale", key, shape),), order)
+        kind, role = _bare_free_kind(shape)
+        return TensorLayer(key, kind, ((role, key, shape),), order)
     else:
         raise PairingError(
             f"{origin}: cannot tell what layer {module or '(top level)'} is from its tensors "

@@ -8,6 +8,10 @@ Layout (both backends read and write it): one .npz file, one array per tensor, f
   batchnorm weight (scale), bias (shift), running_mean, running_var, all (channels,)
   layernorm weight (scale), bias (shift), both (channels,)
   layer_scale scale (channels,) (torchvision's ConvNeXt keeps it as (channels, 1, 1))
+  class_token token (1, 1, D); position_embedding embedding (1, L, D) (torchvision ViT's
+         class_token and encoder.pos_embedding)
+  attention in_proj_weight (3 * D, D) (the Q, K, V rows), in_proj_bias (3 * D,),
+         out_proj.weight (D, D), out_proj.bias (D,): nn.MultiheadAttention's names and shapes
 Reading the file needs no framework: .npz is a zip of .npy files whose headers are checked by
 backends/common/npzcheck.py (shared with the runtimes), which reads no array data.
 """

@@ -26,6 +26,7 @@ HEAVY = frozenset(
         "mobilenet_v3_small",
         "convnext_tiny",
         "regnet_y_400mf",
+        "vit_b_16",
     )
 )
 

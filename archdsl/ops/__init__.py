@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from archdsl.ops import (
     activations,
+    attention,
     channels,
     linear,
     merges,
     norms,
     sequence,
     shaping,
+    tokens,
     upsampling,
     windows,
 )
@@ -29,6 +31,8 @@ FAMILIES = (
     channels,
     linear,
     merges,
+    tokens,
+    attention,
     sequence,
 )
 

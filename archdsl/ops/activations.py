@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, NonNegativeFloat
 
 from archdsl.ir_types import Frozen, Probability, Span
-from archdsl.ops.spec import ArgumentError, OpSpec, Out, Shape
+from archdsl.ops.spec import ArgumentError, OpSpec, Out, Shape, need_one_of
 from archdsl.params import sig
 
 # the activations that take no argument: one IR node serves them all
@@ -77,6 +77,13 @@ def same_shape(op, inputs: list[Shape]) -> Out:
     return Out(shape)
 
 
+def _softmax_shape(op: Softmax, inputs: list[Shape]) -> Out:
+    """Softmax over the channels of a map or the features of a vector: the shape is kept."""
+    (shape,) = inputs
+    need_one_of(shape, ("map", "vector"), "softmax")
+    return Out(shape)
+
+
 def _drop_probability(values: dict) -> dict:
     """stochastic_depth's p is a probability, 0 and 1 included (torchvision's range)."""
     p = values["p"]
@@ -116,7 +123,7 @@ SPECS = (
         Softmax,
         (),
         "softmax over the channels; a trailing one is applied at inference only",
-        same_shape,
+        _softmax_shape,
         feature_wise=True,
     ),
     OpSpec(

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import NonNegativeInt, PositiveInt
 
 from archdsl.ir_types import Frozen, Span
-from archdsl.ops.spec import ArgumentError, OpSpec, Out, Shape, ShapeError, need
+from archdsl.ops.spec import ArgumentError, OpSpec, Out, Shape, ShapeError, need, need_one_of
 from archdsl.params import sig
 
 
@@ -60,6 +60,7 @@ def _part_in_range(values: dict) -> dict:
 def _chunk_shape(op: Chunk, inputs: list[Shape]) -> Out:
     """C x H x W -> C / chunks x H x W (channels part * C / chunks onwards)."""
     (shape,) = inputs
+    need_one_of(shape, ("map", "vector"), "chunk")
     width = _split(shape[0], op.chunks, f"chunk({op.chunks})")
     first = op.part * width
     return Out((width, *shape[1:]), f"channels {first}..{first + width - 1} of {shape[0]}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from archdsl.ir_types import Frozen, Span
-from archdsl.ops.spec import OpSpec, Out, Shape, ShapeError, fmt
+from archdsl.ops.spec import OpSpec, Out, Shape, ShapeError, fmt, need_one_of
 
 
 class Concat(Frozen):
@@ -31,6 +31,8 @@ class Mul(Frozen):
 
 def _concat_shape(op: Concat, inputs: list[Shape]) -> Out:
     """Channel concatenation: everything but channels must agree."""
+    for shape in inputs:
+        need_one_of(shape, ("map", "vector"), "concat")
     first = inputs[0]
     for other in inputs[1:]:
         if len(other) != len(first) or other[1:] != first[1:]:

@@ -8,7 +8,18 @@ from typing import Annotated, Literal
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
 from archdsl.ir_types import Frozen, Span
-from archdsl.ops.spec import OpSpec, Out, Shape, ShapeError, Tensor, fmt, layout, need
+from archdsl.ops.spec import (
+    OpSpec,
+    Out,
+    Shape,
+    ShapeError,
+    Tensor,
+    features,
+    fmt,
+    layout,
+    need,
+    need_one_of,
+)
 from archdsl.params import sig
 
 
@@ -34,7 +45,8 @@ class BatchNorm(Frozen):
 
 class LayerNorm(Frozen):
     """Layer normalisation over the channels at each position of a map (ConvNeXt's
-    LayerNorm2d), or over the features of a vector; biased variance, eps inside the root."""
+    LayerNorm2d), over the features of a vector, or over the D features of each token;
+    biased variance, eps inside the root."""
 
     op: Literal["layernorm"] = "layernorm"
     span: Span
@@ -59,6 +71,7 @@ def _lrn_shape(op: LRN, inputs: list[Shape]) -> Out:
 def _batchnorm_shape(op: BatchNorm, inputs: list[Shape]) -> Out:
     """Batch norm of a map (per channel) or a vector (per feature): the shape is kept."""
     (shape,) = inputs
+    need_one_of(shape, ("map", "vector"), "batchnorm")
     return Out(shape)
 
 
@@ -85,9 +98,16 @@ def _per_channel_shape(op, inputs: list[Shape]) -> Out:
     return Out(shape)
 
 
+def _layernorm_shape(op: LayerNorm, inputs: list[Shape]) -> Out:
+    """Layer norm of a map (over channels), a vector or tokens (over D): the shape is kept."""
+    (shape,) = inputs
+    need_one_of(shape, ("map", "vector", "tokens"), "layernorm")
+    return Out(shape)
+
+
 def _scale_and_shift(op: LayerNorm, inputs: list[Shape]) -> dict[str, Tensor]:
-    """Scale (weight) and shift (bias), one per channel, both trained."""
-    channels = (inputs[0][0],)
+    """Scale (weight) and shift (bias), one per channel (or token feature), both trained."""
+    channels = (features(inputs[0]),)
     return {"weight": Tensor(channels), "bias": Tensor(channels)}
 
 
@@ -117,8 +137,9 @@ SPECS = (
         "layernorm",
         LayerNorm,
         sig("eps:float"),
-        "layer normalisation over the channels at each position (or the features of a vector)",
-        _per_channel_shape,
+        "layer normalisation over the channels at each position (the features of a vector or "
+        "of each token)",
+        _layernorm_shape,
         tensors=_scale_and_shift,
         feature_wise=True,
     ),

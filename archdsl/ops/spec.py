@@ -31,6 +31,10 @@ CONVERSIONS = {
     ("ids", "tokens"): "add `embedding(V, D)` before it: it gives an L x D token sequence",
     ("ids", "vector"): "add `embedding(V, D)` before it: it gives an L x D token sequence",
     ("ids", "map"): "add `embedding(V, D)` before it: it gives an L x D token sequence",
+    ("map", "tokens"): "add `to_tokens` before it (a C x H x W map -> H*W x C tokens)",
+    ("tokens", "map"): "add `to_map(H, W)` before it (L x D tokens -> a D x H x W map)",
+    ("tokens", "vector"): "add `token(0)` (the class token) or `mean_tokens` before it",
+    ("vector", "tokens"): "it needs a token sequence; move it before `token` or `mean_tokens`",
 }
 
 
@@ -98,10 +102,23 @@ def fmt(shape: Shape) -> str:
 
 def need(shape: Shape, wanted: str, what: str) -> None:
     """E018 unless `shape` has the layout `wanted`, with the conversion to use in the hint."""
+    need_one_of(shape, (wanted,), what)
+
+
+def need_one_of(shape: Shape, wanted: tuple[str, ...], what: str) -> None:
+    """E018 unless `shape` has one of the layouts `wanted`; the hint names the conversion to
+    the first of them that has one."""
     found = layout(shape)
-    if found != wanted:
-        hint = CONVERSIONS.get((found, wanted), f"it takes {WRITTEN[wanted]}")
-        raise ShapeError("E018", f"{what} needs {WRITTEN[wanted]}, got {fmt(shape)}", hint)
+    if found not in wanted:
+        hints = [CONVERSIONS[(found, w)] for w in wanted if (found, w) in CONVERSIONS]
+        hint = hints[0] if hints else f"it takes {' or '.join(WRITTEN[w] for w in wanted)}"
+        written = " or ".join(WRITTEN[w] for w in wanted)
+        raise ShapeError("E018", f"{what} needs {written}, got {fmt(shape)}", hint)
+
+
+def features(shape: Shape) -> int:
+    """The size a per-feature op acts on: a map's channels, a vector's features, a token's D."""
+    return shape[-1] if layout(shape) == "tokens" else shape[0]
 
 
 def no_tensors(op, inputs: list[Shape]) -> dict[str, Tensor]:

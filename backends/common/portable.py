@@ -10,6 +10,12 @@ of the spec's reports (`conv1.conv.weight`):
   batchnorm  weight (scale), bias (shift), running_mean, running_var, all (channels,)
   layernorm  weight (scale), bias (shift), both (channels,)
   layer_scale scale (channels,) (torchvision's ConvNeXt keeps it as (channels, 1, 1))
+  class_token  token (1, 1, D) (torchvision ViT's class_token)
+  position_embedding  embedding (1, L, D) (torchvision ViT's encoder.pos_embedding)
+  attention  in_proj_weight (3 * D, D) (the Q, K and V projections' rows, in that order),
+             in_proj_bias (3 * D,), out_proj.weight (D, D), out_proj.bias (D,):
+             torch.nn.MultiheadAttention's names and shapes, so torchvision's load unchanged
+  dense and layernorm on L x D tokens hold the tensors they hold on a vector of D features
 """
 
 import numpy as np

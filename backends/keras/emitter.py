@@ -66,6 +66,13 @@ RUNTIME = {
     "Chunk": "layers",
     "ChannelShuffle": "layers",
     "BroadcastMerge": "layers",
+    "ToTokens": "token_layers",
+    "ToMap": "token_layers",
+    "SelectToken": "token_layers",
+    "MeanTokens": "token_layers",
+    "ClassToken": "token_layers",
+    "PositionEmbedding": "token_layers",
+    "SelfAttention": "token_layers",
     "TokenEmbedding": "sequence",
     "Recurrent": "sequence",
     "real_tokens": "sequence",
@@ -318,6 +325,12 @@ def _layernorm_args(op: ir.LayerNorm) -> tuple[Code, ...]:
     return Pair("axis", "-1"), Pair("epsilon", num(op.eps))
 
 
+def _attention_args(op) -> tuple[Code, ...]:
+    """heads, and dropout and use_bias where they differ from the defaults."""
+    dropout = (Pair("dropout", num(op.dropout)),) if op.dropout else ()
+    return (num(op.heads), *dropout, *(() if op.bias else (Pair("use_bias", "False"),)))
+
+
 def _resize_args(op: ir.Resize) -> tuple[Code, ...]:
     return num(op.size[0]), num(op.size[1]), Pair("interpolation", string(op.mode))
 
@@ -415,6 +428,13 @@ LAYERS = {
     "mul": _elementwise("keras.layers.Multiply"),
     "chunk": _layer("Chunk", lambda op: (num(op.chunks), num(op.part))),
     "channel_shuffle": _layer("ChannelShuffle", lambda op: (num(op.groups),)),
+    "to_tokens": _simple("ToTokens"),
+    "to_map": _layer("ToMap", lambda op: (num(op.height), num(op.width))),
+    "token": _layer("SelectToken", lambda op: (num(op.index),)),
+    "mean_tokens": _simple("MeanTokens"),
+    "class_token": _simple("ClassToken"),
+    "position_embedding": _layer("PositionEmbedding", lambda op: (Pair("std", num(op.std)),)),
+    "attention": _layer("SelfAttention", _attention_args),
     "embedding": _embedding,
     "lstm": _recurrent,
     "gru": _recurrent,

@@ -32,6 +32,7 @@ from archdsl.backends.torch.sequence import (
     init_lines,
     recurrent,
 )
+from archdsl.backends.torch.token_classes import TOKEN_HELPERS, TOKEN_INITS
 
 from archdsl import ir
 from archdsl.emit import EmitError
@@ -40,6 +41,7 @@ from archdsl.lowering import FRAMEWORK_MEMBERS
 from archdsl.masking import masks
 from archdsl.naming import op_labels
 from archdsl.ops import REGISTRY
+from archdsl.ops.spec import features
 from archdsl.shapes import Layer, Report, resolve_padding, trailing_softmax, window_out
 
 SCHEDULES = {
@@ -92,6 +94,7 @@ MODULE_NAMES = CONTRACT_NAMES | {
     "LayerScale",
     "StochasticDepth",
     "Chunk",
+    *(name for name, _ in TOKEN_HELPERS),
     *HELPER_NAMES,
 }
 
@@ -198,6 +201,7 @@ CHUNK_CLASS = '''class Chunk(nn.Module):
         return x.chunk(self.chunks, dim=1)[self.part]
 '''
 HELPERS = (
+    *TOKEN_HELPERS,
     ("Resize", RESIZE_CLASS),
     ("PaddedAvgPool2d", PADDED_AVGPOOL_CLASS),
     ("LayerNorm2d", LAYERNORM2D_CLASS),
@@ -449,7 +453,7 @@ def _batchnorm(op: ir.BatchNorm, layer: Layer, fresh: bool) -> Call:
 def _layernorm(op: ir.LayerNorm, layer: Layer, fresh: bool) -> Call:
     """LayerNorm2d over the channels of a map, nn.LayerNorm over a vector's features."""
     cls = "LayerNorm2d" if len(layer.input_shape) == 3 else "nn.LayerNorm"
-    return Call(cls, (num(layer.input_shape[0]), *_kws(op, "eps")))
+    return Call(cls, (num(features(layer.input_shape)), *_kws(op, "eps")))
 
 
 def _gelu(op: ir.Gelu, layer: Layer, fresh: bool) -> Call:
@@ -461,7 +465,14 @@ def _gelu(op: ir.Gelu, layer: Layer, fresh: bool) -> Call:
 
 def _linear(op: ir.Dense, layer: Layer, fresh: bool) -> Call:
     bias = () if op.bias else (Pair("bias", "False"),)
-    return Call("nn.Linear", (num(layer.input_shape[0]), num(op.units), *bias))
+    return Call("nn.Linear", (num(layer.input_shape[-1]), num(op.units), *bias))
+
+
+def _attention(op, layer: Layer, fresh: bool) -> Call:
+    """The helper SelfAttention (nn.MultiheadAttention's tensors, scaled_dot_product_attention)."""
+    options = (Pair("dropout", num(op.dropout)),) if op.dropout else ()
+    options += () if op.bias else (Pair("bias", "False"),)
+    return Call("SelfAttention", (num(layer.input_shape[1]), num(op.heads), *options))
 
 
 def _kws(op, *names: str) -> tuple[Pair, ...]:
@@ -644,6 +655,17 @@ EMIT = {
     "channel_shuffle": _module(
         lambda op, layer, fresh: Call("nn.ChannelShuffle", (num(op.groups),))
     ),
+    "to_tokens": _call("ToTokens"),
+    "to_map": _module(lambda op, layer, fresh: Call("ToMap", (num(op.height), num(op.width)))),
+    "token": _module(lambda op, layer, fresh: Call("SelectToken", (num(op.index),))),
+    "mean_tokens": _call("MeanTokens"),
+    "class_token": _module(
+        lambda op, layer, fresh: Call("ClassToken", (num(layer.input_shape[1]),))
+    ),
+    "position_embedding": _module(
+        lambda op, layer, fresh: Call("PositionEmbedding", tuple(map(num, layer.input_shape)))
+    ),
+    "attention": _module(_attention),
     "embedding": _module(embedding),
     "lstm": _module(recurrent),
     "gru": _module(recurrent),
@@ -744,6 +766,10 @@ def _reset_parameters(chains: list[Chain]) -> list[str]:
                 lines.append(
                     statement(Call("nn.init.constant_", (f"{path}.scale", num(op.init))), METHOD)
                 )
+            elif op.op in TOKEN_INITS:
+                rule, inits = TOKEN_INITS[op.op](op, layer)
+                lines.append(f"        # {layer.name}: {rule}")
+                lines += [_init_line(f"{path}.{tensor}", dist) for tensor, dist in inits]
     return lines
 
 

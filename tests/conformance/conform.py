@@ -261,7 +261,8 @@ def sgd_step(rule, w, v, g, lr, momentum, decay, nesterov=False):
 def decays(name: str, no_decay) -> bool:
     """Whether the optimizer decays a tensor, given the spec's no_decay groups."""
     label = name.split(".")[-2]
-    if "bias" in no_decay and name.endswith(".bias"):
+    # the runtimes' rule: every name ending in bias (attention's in_proj_bias too)
+    if "bias" in no_decay and name.endswith("bias"):
         return False
     return not ("norm" in no_decay and label.startswith(("batchnorm", "layernorm")))
 

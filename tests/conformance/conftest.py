@@ -22,6 +22,7 @@ UPSAMPLE_POCKET = conform.OWN_SPECS / "upsample_pocket.arch"
 RECIPES_POCKET = conform.OWN_SPECS / "recipes_pocket.arch"
 SE_POCKET = conform.OWN_SPECS / "se_pocket.arch"  # mul, broadcasting add, in.channels
 SHUFFLE_POCKET = conform.OWN_SPECS / "shuffle_pocket.arch"  # chunk, channel_shuffle
+VIT_POCKET = conform.OWN_SPECS / "vit_pocket.arch"  # tokens, attention, class token (issue 13)
 # the training comparison in the default run: spec -> task options (planted: also run the
 # planted rules; batch: 8 where 1-D batch norm is ill-conditioned at 2)
 TRAIN_SPECS = {
@@ -35,6 +36,7 @@ TRAIN_SPECS = {
     RECIPES_POCKET: {"planted": True, "batch": 8},
     SE_POCKET: {"batch": 8},
     SHUFFLE_POCKET: {"batch": 8},
+    VIT_POCKET: {"batch": 8},
 }
 # every other spec in specs/ but the heavy ones, behind the `slow` marker (float64 training of the zoo and the
 # 224-pixel AlexNets: about 15 minutes on two cores). ResNet-50 at its lr of 0.1 on batches of

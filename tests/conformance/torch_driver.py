@@ -29,19 +29,23 @@ import torch.nn.functional as F
 from torch import nn
 
 BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+TOKEN_MODULES = ("ClassToken", "PositionEmbedding", "SelfAttention")
 
 
 def calibrate(model, x, rng, target=conform.TARGET_STD):
     """One eval-mode pass that rescales each conv (transposed too) / linear output to std
     `target` (random biases first) and gives each batch norm non-trivial statistics near its
-    input's; layer norms and layer scales get random scales (and shifts)."""
+    input's; layer norms and layer scales get random scales (and shifts); class tokens,
+    position embeddings and attention biases (zeros at first) random values."""
 
     def affine(module, inputs, output):
         out = output
         if module.bias is not None:
             bias = torch.from_numpy(rng.normal(0, 0.5, module.bias.shape).astype(np.float32))
             bias = bias * out.std()
-            out = out + bias.view(1, -1, *([1] * (out.dim() - 2)))
+            axes = [1] * out.dim()  # a linear layer's features are last (vectors, tokens)
+            axes[-1 if isinstance(module, nn.Linear) else 1] = -1
+            out = out + bias.view(axes)
         scale = target / float(out.std())
         module.weight.mul_(scale)
         if module.bias is not None:
@@ -77,6 +81,9 @@ def calibrate(model, x, rng, target=conform.TARGET_STD):
                 uniform(module.bias, -0.5, 0.5)
             elif type(module).__name__ == "LayerScale":
                 uniform(module.scale, 0.5, 1.5)
+            for name in ("token", "embedding", "in_proj_bias"):  # ViT's learned tensors
+                if type(module).__name__ in TOKEN_MODULES and hasattr(module, name):
+                    uniform(getattr(module, name), -1.0, 1.0)
         model.eval()
         try:
             model(x)

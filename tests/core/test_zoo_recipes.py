@@ -71,6 +71,13 @@ COMMANDS = {
         " --val-resize-size 232 --ra-sampler --ra-reps 4",
         8,
     ),
+    "vit_b_16": (
+        "--model vit_b_16 --epochs 300 --batch-size 512 --opt adamw --lr 0.003 --wd 0.3"
+        " --lr-scheduler cosineannealinglr --lr-warmup-method linear --lr-warmup-epochs 30"
+        " --lr-warmup-decay 0.033 --amp --label-smoothing 0.11 --mixup-alpha 0.2 --auto-augment"
+        " ra --clip-grad-norm 1 --ra-sampler --cutmix-alpha 1.0 --model-ema",
+        8,
+    ),
     # pytorch/examples' imagenet main.py (vision#49): one process, the same defaults
     **{
         f"squeezenet1_{v}": (
@@ -81,7 +88,7 @@ COMMANDS = {
     },
 }
 NOT_TORCHVISION = {"lenet5"}  # not a torchvision model: its block is the repository's own
-POLICIES = {"imagenet": "auto_augment", "ta_wide": "trivial_augment"}
+POLICIES = {"imagenet": "auto_augment", "ta_wide": "trivial_augment", "ra": "rand_augment"}
 
 
 def comment_text(source: str) -> str:
@@ -169,6 +176,9 @@ def test_each_train_block_is_the_command_its_comment_quotes(name):
         assert by_name["random_erasing"].p == float(f["--random-erase"])
     for mix in ("mixup", "cutmix"):
         assert mix not in by_name or by_name[mix].alpha == float(f[f"--{mix}-alpha"])
+    assert train.clip_grad_norm == (
+        float(f["--clip-grad-norm"]) if "--clip-grad-norm" in f else None
+    )
     if "--model-ema" in f:
         decay, every = float(f["--model-ema-decay"]), int(f["--model-ema-steps"])
         assert train.ema == ir.EMA(decay=decay, every=every, adjust=True)

@@ -48,12 +48,16 @@ ISSUE_12 = {
     "convnext_tiny": 28_589_128,
     "regnet_y_400mf": 4_344_144,
 }
+# issue 13's: tests/torch_zoo compares them with torchvision likewise
+ISSUE_13 = {"vit_b_16": 86_567_656}
 TORCHVISION.update(ISSUE_12)
+TORCHVISION.update(ISSUE_13)
 
 
 def slow_if_new(stems):
-    """pytest params of stems, those added in issue 12 marked slow."""
-    return [pytest.param(s, marks=pytest.mark.slow) if s in ISSUE_12 else s for s in stems]
+    """pytest params of stems, those added in issues 12 and 13 marked slow."""
+    new = ISSUE_12 | ISSUE_13
+    return [pytest.param(s, marks=pytest.mark.slow) if s in new else s for s in stems]
 
 
 EXCHANGE_RTOL = 1e-4  # max |keras - torch| <= EXCHANGE_RTOL * max |torch|
@@ -143,7 +147,7 @@ def exchanged(tmp_path_factory):
     return get
 
 
-@pytest.mark.parametrize("stem", slow_if_new(["resnet18", "mobilenet_v2", *ISSUE_12]))
+@pytest.mark.parametrize("stem", slow_if_new(["resnet18", "mobilenet_v2", *ISSUE_12, *ISSUE_13]))
 def test_keras_gives_pytorch_outputs_from_pytorch_weights(stem, exchanged):
     directory = exchanged(stem)
     expected = np.load(directory / "torch_out.npz")["out"]

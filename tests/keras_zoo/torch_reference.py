@@ -3,7 +3,8 @@ TensorFlow crash together here): `python torch_reference.py SPEC DIR`.
 
 Compiles SPEC for PyTorch into DIR/torch, builds it with the spec's initialisation, gives every
 batch norm random running statistics and affine parameters, and every conv/dense bias, layer-norm
-scale and shift and layer scale a random value (so that the exchange must carry each of them),
+scale and shift and layer scale, and every tensor still all zeros (ViT's class token, attention
+biases and head) a random value (so that the exchange must carry each of them),
 then writes DIR/weights.npz (the generated model's save_weights), DIR/inputs.npz (x: N, C, H, W)
 and DIR/torch_out.npz (eval-mode outputs).
 """
@@ -49,6 +50,9 @@ def main(spec, directory):
                 module.bias.copy_(torch.randn(module.bias.shape, generator=gen) * 0.2)
             elif type(module).__name__ == "LayerScale":  # starts at 1e-6, hiding its branch
                 module.scale.copy_(torch.rand(module.scale.shape, generator=gen) + 0.5)
+        for p in model.parameters():  # ViT's class token, attention biases and head: zeros
+            if not p.any():
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
     model.eval()
     x = torch.randn(BATCH, *m.INPUT_SHAPE, generator=gen)
     with torch.no_grad():

@@ -48,6 +48,7 @@ SLOW = {
     "mobilenet_v3_small",
     "convnext_tiny",
     "regnet_y_400mf",
+    "vit_b_16",
 }
 
 
@@ -78,6 +79,13 @@ def torchvision_model(stem):
             if isinstance(getattr(module, "layer_scale", None), torch.nn.Parameter):
                 scale = module.layer_scale  # ConvNeXt's per-channel scale, 1e-6 at the start
                 scale.copy_(torch.rand(scale.shape, generator=gen) + 0.5)
+            for name in ("in_proj_bias", "class_token"):  # ViT's: zeros at the start
+                if isinstance(getattr(module, name, None), torch.nn.Parameter):
+                    tensor = getattr(module, name)
+                    tensor.copy_(torch.randn(tensor.shape, generator=gen) * 0.2)
+        if isinstance(getattr(model, "heads", None), torch.nn.Sequential):  # ViT's zero head
+            head = model.heads.head.weight
+            head.copy_(torch.randn(head.shape, generator=gen) * 0.05)
     return model.eval()
 
 

@@ -74,6 +74,12 @@ nn.Sequential (`features.7.weight`). Each function below maps one family's keys 
   `trunk_output.blockS.blockS-B` -> `blockS.B` (`blockS` for a stage of one block), whose
   `proj.0/1`, `f.a.0/1`, `f.b.0/1`, `f.c.0/1` -> `.proj`, `.a`, `.b`, `.c` `.conv`/`.batchnorm`
   and `f.se.fc1`/`fc2` -> `.se.conv`/`.se.conv_2`; `fc` -> `head.dense`.
+- `vit` (vit_b_16, and a pocket VisionTransformer of any depth and width): `conv_proj` ->
+  `patches.conv`, `class_token` -> `patches.class_token.token`, `encoder.pos_embedding` ->
+  `patches.position_embedding.embedding`; `encoder.layers.encoder_layer_I.{ln_1,
+  self_attention, ln_2, mlp.0, mlp.3}` -> `encoder.I.attn.{layernorm, attention}`,
+  `encoder.I.mlp.{layernorm, dense, dense_2}` (the attention's own names, `in_proj_weight`,
+  `out_proj.bias`, ..., kept); `encoder.ln` -> `head.layernorm`; `heads.head` -> `head.dense`.
 
 `num_batches_tracked` (a counter, not a tensor of the network) is left out on both sides.
 `mapped_state_dict` applies a family's rule and checks that it is a bijection between every
@@ -451,6 +457,33 @@ def convnext(key: str) -> str:
     _fail(key)
 
 
+VIT_LAYER = {
+    "ln_1": "attn.layernorm",
+    "self_attention": "attn.attention",
+    "ln_2": "mlp.layernorm",
+    "mlp.0": "mlp.dense",
+    "mlp.3": "mlp.dense_2",
+}
+VIT_FIXED = {
+    "class_token": "patches.class_token.token",
+    "encoder.pos_embedding": "patches.position_embedding.embedding",
+}
+
+
+def vit(key: str) -> str:
+    """vit_b_16 (any depth and width: the rule fixes neither)."""
+    if key in VIT_FIXED:
+        return VIT_FIXED[key]
+    if m := re.fullmatch(r"conv_proj\.(\w+)", key):
+        return f"patches.conv.{m[1]}"
+    pattern = r"encoder\.layers\.encoder_layer_(\d+)\.(ln_1|self_attention|ln_2|mlp\.[03])\.(.+)"
+    if m := re.fullmatch(pattern, key):
+        return f"encoder.{m[1]}.{VIT_LAYER[m[2]]}.{m[3]}"
+    if m := re.fullmatch(r"(encoder\.ln|heads\.head)\.(\w+)", key):
+        return f"head.{'layernorm' if m[1] == 'encoder.ln' else 'dense'}.{m[2]}"
+    _fail(key)
+
+
 def regnet(keys: Iterable[str]) -> Callable[[str], str]:
     """regnet_y_400mf: a stage of one block is a single call, its statements not numbered."""
     blocks = {m[1] for k in keys if (m := re.match(r"trunk_output\.(block\d+)\.block\d+-\d+", k))}
@@ -513,6 +546,7 @@ MODELS: dict[str, tuple[str, dict, Callable[[Iterable[str]], Callable[[str], str
     "mobilenet_v3_small": ("mobilenet_v3_small", {}, mobilenet_v3),
     "convnext_tiny": ("convnext_tiny", {}, lambda keys: convnext),
     "regnet_y_400mf": ("regnet_y_400mf", {}, regnet),
+    "vit_b_16": ("vit_b_16", {}, lambda keys: vit),
 }
 
 

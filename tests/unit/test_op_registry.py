@@ -55,6 +55,8 @@ def test_each_op_compiles_alone_and_counts_what_its_tensors_hold(name):
     arguments |= {"adaptive_avgpool": "(2 x 2)", "resize": "(5 x 5)", "stochastic_depth": "(0.1)"}
     arguments |= {"conv_transpose": "(4, kernel=3, stride=2, groups=2)"}
     arguments |= {"chunk": "(2, part=1)", "channel_shuffle": "(2)"}
+    arguments |= {"to_map": "(6, 6)", "token": "(3)", "attention": "(2)"}
+    on_tokens = ("to_map", "token", "mean_tokens", "class_token", "position_embedding", "attention")
     source = "2 x 6 x 6"
     if REGISTRY[name].merge:
         body = f"a = relu\nb = tanh from x\ny = {name}(a, b)"
@@ -62,6 +64,8 @@ def test_each_op_compiles_alone_and_counts_what_its_tensors_hold(name):
         source, body = "tokens 6 of 10", SEQUENCE_OPS[name]
     else:
         shape_first = "y = flatten |> " if name == "dense" else "y = "
+        if name in on_tokens:
+            shape_first = "y = to_tokens |> "
         body = shape_first + name + arguments.get(name, "")
     checked = check_source(f"model T\ninput x: {source}\n{body}\n", "t.arch")
     assert checked.ok, checked.diagnostics

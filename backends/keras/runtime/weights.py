@@ -14,6 +14,10 @@ Keras layer `statement.op` holds the tensors `statement.op.param` of the portabl
   running_var (permuted as a dense layer's inputs when fed by a Flatten).
 - LayerNormalization gamma, beta <-> weight, bias; LayerScale scale <-> scale (C,) (permuted
   likewise).
+- ClassToken token (1, 1, D), PositionEmbedding embedding (1, L, D) and SelfAttention
+  in_proj_weight (3D, D), in_proj_bias (3D,), out_proj_weight / out_proj_bias <->
+  out_proj.weight (D, D) / out_proj.bias (D,) (token_layers.py): held in the portable
+  layout, copied as they are.
 - Embedding embeddings (vocab, dim) <-> weight (vocab, dim).
 - Recurrent (sequence.py), per layer k and direction (suffix '' or '_reverse'), PyTorch's
   nn.LSTM / nn.GRU tensors: weight_ih_lk (gates * units, in) <-> the cell's kernel (in,
@@ -36,6 +40,7 @@ from portable import WeightsError, check_arrays, read_npz, write_npz
 # isort: split
 from layers import ConvTranspose2D, Gelu, LayerScale, StochasticDepth
 from sequence import Recurrent
+from token_layers import ClassToken, PositionEmbedding, SelfAttention
 
 __all__ = [
     "Entry",
@@ -83,6 +88,20 @@ BATCHNORM = (
 PER_CHANNEL = (
     (keras.layers.LayerNormalization, (("weight", "gamma"), ("bias", "beta"))),
     (LayerScale, (("scale", "scale"),)),
+)
+# tensors of the token layers, held in the portable layout (no flatten order reaches them)
+AS_HELD = (
+    (ClassToken, (("token", "token"),)),
+    (PositionEmbedding, (("embedding", "embedding"),)),
+    (
+        SelfAttention,
+        (
+            ("in_proj_weight", "in_proj_weight"),
+            ("in_proj_bias", "in_proj_bias"),
+            ("out_proj.weight", "out_proj_weight"),
+            ("out_proj.bias", "out_proj_bias"),
+        ),
+    ),
 )
 
 
@@ -344,8 +363,10 @@ def _recurrent_entries(name, layer):
 
 
 def _per_channel(layer):
-    """The (portable name, attribute) pairs of a layer of PER_CHANNEL, or ()."""
-    return next((pairs for cls, pairs in PER_CHANNEL if isinstance(layer, cls)), ())
+    """The (portable name, attribute) pairs of a layer of PER_CHANNEL or AS_HELD, or ()."""
+    return next(
+        (pairs for cls, pairs in PER_CHANNEL + AS_HELD if isinstance(layer, cls)), ()
+    )
 
 
 def _vectors(name, layer, pairs, order):
