@@ -35,6 +35,17 @@ def masks(report: Report) -> tuple[dict[str, tuple[str, int]], dict[str, tuple[s
     return received, {name: m for name, m in carried.items() if m is not None}
 
 
+def masked_blocks(report: Report) -> set[str]:
+    """The blocks a call of which holds a layer that receives a padding mask: generated code
+    runs them statement by statement, where forward hands the mask over."""
+    received = masks(report)[0]
+    return {
+        call.block
+        for call in report.graph.calls
+        if any(name.startswith(f"{call.path}.") for name in received)
+    }
+
+
 def _after(op, layer, source: str, mask: tuple[str, int] | None) -> tuple[str, int] | None:
     """The mask an op's output carries."""
     if op.op == "embedding":

@@ -146,7 +146,7 @@ def _exportable(net):
 
     patched = []
     for module in net.modules():
-        if getattr(module, "takes_mask", False):  # SequenceLSTM / SequenceGRU
+        if isinstance(module, torch.nn.RNNBase) and getattr(module, "takes_mask", False):
             patched.append(module)
             module.forward = functools.partial(_unpacked_recurrent, module)
         elif isinstance(module, torch.nn.ChannelShuffle):

@@ -34,7 +34,7 @@ from archdsl.backends.pysource import (
 
 from archdsl import ir
 from archdsl.initializers import Distribution, layer_distributions
-from archdsl.masking import masks
+from archdsl.masking import masked_blocks, masks
 from archdsl.naming import op_labels
 from archdsl.ops import REGISTRY
 from archdsl.shapes import Layer, Report, Shape, resolve_padding, trailing_softmax
@@ -574,7 +574,7 @@ def _builders(graph: ir.Graph, report: Report, taken: set[str]) -> tuple[Plan, d
     forms = {b.name: b for b in graph.blocks}
     names = {s.name for s in graph.statements}
     reserved = ARGUMENTS_RESERVED | RESERVED
-    excluded: set[str] = set()
+    excluded = masked_blocks(report)
     while True:
         blocks = plan(graph, facts, lambda block: block, taken, reserved, excluded)
         texts = {b: function_text(blocks, forms[b]) for b in used_units(blocks, forms, names)}

@@ -38,7 +38,7 @@ from archdsl import ir
 from archdsl.emit import EmitError
 from archdsl.initializers import Distribution, layer_distributions
 from archdsl.lowering import FRAMEWORK_MEMBERS
-from archdsl.masking import masks
+from archdsl.masking import masked_blocks, masks
 from archdsl.naming import op_labels
 from archdsl.ops import REGISTRY
 from archdsl.ops.spec import features
@@ -263,7 +263,7 @@ def render_model(graph: ir.Graph, report: Report, spec_name: str) -> str:
     chains = _chains(graph, report)
     entries = {c.stmt.name: _entries(c) for c in chains}
     used = {e.module.func for es in entries.values() for e in es if isinstance(e.module, Call)}
-    blocks, classes = _block_classes(graph, chains, towers)
+    blocks, classes = _block_classes(graph, report, chains, towers)
     definitions = [
         *[text.rstrip("\n") for name, text in HELPERS if name in used],
         *helpers(used, any(c.mask for c in chains)),
@@ -276,7 +276,9 @@ def render_model(graph: ir.Graph, report: Report, spec_name: str) -> str:
     return "\n\n\n".join([top, *definitions]) + "\n"
 
 
-def _block_classes(graph: ir.Graph, chains: list[Chain], towers: int) -> tuple[Plan, list[str]]:
+def _block_classes(
+    graph: ir.Graph, report: Report, chains: list[Chain], towers: int
+) -> tuple[Plan, list[str]]:
     """Which blocks run as classes, and their definitions; a block whose class would need a
     line longer than ruff's is run statement by statement instead, as are a towered model's."""
     if towers > 1:
@@ -285,7 +287,7 @@ def _block_classes(graph: ir.Graph, chains: list[Chain], towers: int) -> tuple[P
     facts = {c.stmt.name: (c.merge, bool(c.ops)) for c in chains}
     taken = MODULE_NAMES | {graph.name}
     forms = {b.name: b for b in graph.blocks}
-    excluded: set[str] = set()
+    excluded = masked_blocks(report)
     while True:
         blocks = plan(graph, facts, camel_case, taken, FRAMEWORK_MEMBERS, excluded)
         texts = {b: class_text(blocks, forms[b], by_name, _merge) for b in blocks.units}

@@ -98,6 +98,7 @@ EXPECTED: dict[str, Counter] = {
     # stride-2 3x3s with pad 1 and 1x1s on even sizes (224 ... 14) leave only padding unread.
     "zoo/regnet_y_400mf.arch": _n(),
     "text/lstm_classifier.arch": _n(),
+    "text/transformer_classifier.arch": _n(),
     # the 16x16/16 patchify conv tiles 224 into 14 x 14 exactly; the rest runs on tokens.
     "zoo/vit_b_16.arch": _n(),
 }

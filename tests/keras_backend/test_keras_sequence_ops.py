@@ -11,7 +11,14 @@ import pytest
 from archdsl.weights import expected_tensors
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "op_reference"))
-from sequence_ops import embedding, padded_ids, real_tokens, recurrent  # noqa: E402
+from sequence_ops import (  # noqa: E402
+    embedding,
+    masked_attention,
+    masked_mean,
+    padded_ids,
+    real_tokens,
+    recurrent,
+)
 
 keras = pytest.importorskip("keras")
 
@@ -86,3 +93,18 @@ def test_padding_row_starts_at_zero_and_is_not_trained(compiled):
         loss = tf.reduce_sum(model(ids, training=True))
     grad = tf.convert_to_tensor(tape.gradient(loss, table))
     assert np.all(np.asarray(grad)[0] == 0) and np.abs(np.asarray(grad)[1:]).sum() > 0
+
+
+def test_attention_and_mean_skip_padding(compiled):
+    """After embedding(padding=0), no token attends to padding and mean_tokens averages the
+    real tokens only (texts of 6, 2 and 0 real tokens)."""
+    source = "model T\ninput text: tokens 6 of 20\ne = embedding(20, 8, padding=0)\n"
+    out = compiled(source + "a = attention(2)\nm = mean_tokens\n")
+    model = out.module.build_model()
+    arrays = drawn_arrays(out, model)
+    ids = padded_ids(np.random.default_rng(2), 3, 6, 20, [6, 2, 0])
+    got = np.asarray(model(ids.astype("int32"), training=False), dtype="float64")
+    mask = real_tokens(ids)
+    x = embedding(ids, arrays["e.embedding.weight"])
+    want = masked_mean(masked_attention(x, 2, arrays, "a.attention", mask), mask)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

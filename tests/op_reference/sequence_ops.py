@@ -82,3 +82,33 @@ def padded_ids(rng, batch, length, vocab, lengths):
     ids = rng.integers(1, vocab, size=(batch, length))
     ids[np.arange(length)[None, :] >= np.asarray(lengths)[:, None]] = 0
     return ids
+
+
+def softmax(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def masked_attention(x, heads, weights, prefix, mask):
+    """Multi-head self-attention (nn.MultiheadAttention's tensors) in which every token
+    attends to the real tokens of its text only (to all of them in a text without any)."""
+    n, length, dim = x.shape
+    d = dim // heads
+    w_in, b_in = weights[f"{prefix}.in_proj_weight"], weights[f"{prefix}.in_proj_bias"]
+    q, k, v = (
+        x @ w_in[i * dim : (i + 1) * dim].T + b_in[i * dim : (i + 1) * dim] for i in range(3)
+    )
+    out = np.zeros_like(x)
+    for b in range(n):
+        keys = mask[b] if mask[b].any() else np.ones(length, bool)
+        for i in range(heads):
+            cols = slice(i * d, (i + 1) * d)
+            scores = q[b, :, cols] @ k[b, keys, cols].T / np.sqrt(d)
+            out[b, :, cols] = softmax(scores) @ v[b, keys, cols]
+    return out @ weights[f"{prefix}.out_proj.weight"].T + weights[f"{prefix}.out_proj.bias"]
+
+
+def masked_mean(x, mask):
+    """The mean of each text's real tokens (zeros for a text without any)."""
+    counts = np.maximum(mask.sum(1, keepdims=True), 1)
+    return (x * mask[..., None]).sum(1) / counts

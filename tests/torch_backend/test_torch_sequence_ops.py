@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "op_reference"))
-from sequence_ops import embedding, padded_ids, real_tokens, recurrent  # noqa: E402
+from sequence_ops import (  # noqa: E402
+    embedding,
+    masked_attention,
+    masked_mean,
+    padded_ids,
+    real_tokens,
+    recurrent,
+)
 
 torch = pytest.importorskip("torch")
 
@@ -94,3 +101,18 @@ def test_padding_row_is_not_trained(compiled):
     model(ids).sum().backward()
     grad = model.emb.embedding.weight.grad
     assert torch.all(grad[0] == 0) and grad[1:].abs().sum() > 0
+
+
+def test_attention_and_mean_skip_padding(compiled):
+    """After embedding(padding=0), no token attends to padding and mean_tokens averages the
+    real tokens only (texts of 6, 2 and 0 real tokens)."""
+    source = "model T\ninput text: tokens 6 of 20\ne = embedding(20, 8, padding=0)\n"
+    model = compiled(source + "a = attention(2)\nm = mean_tokens\n").module.build_model().eval()
+    weights = randomised_arrays(model)
+    ids = padded_ids(np.random.default_rng(2), 3, 6, 20, [6, 2, 0])
+    with torch.no_grad():
+        got = model(torch.as_tensor(ids)).double().numpy()
+    mask = real_tokens(ids)
+    x = embedding(ids, weights["e.embedding.weight"])
+    want = masked_mean(masked_attention(x, 2, weights, "a.attention", mask), mask)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

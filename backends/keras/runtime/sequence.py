@@ -115,12 +115,12 @@ class Recurrent(keras.layers.Layer):
     def _cell(self):
         """A fresh cell with PyTorch's initialisation and gates."""
         init = _uniform(self.units**-0.5)
-        options = dict(
-            kernel_initializer=init,
-            recurrent_initializer=init,
-            bias_initializer=init,
-            use_bias=self.use_bias,
-        )
+        options = {
+            "kernel_initializer": init,
+            "recurrent_initializer": init,
+            "bias_initializer": init,
+            "use_bias": self.use_bias,
+        }
         if self.kind == "lstm":
             return TorchLSTMCell(self.units, unit_forget_bias=False, **options)
         return keras.layers.GRUCell(self.units, reset_after=True, **options)
@@ -159,7 +159,6 @@ class Recurrent(keras.layers.Layer):
 
     def compute_mask(self, inputs, mask=None):
         """No mask leaves this layer (the model passes one explicitly)."""
-        return None
 
     def get_config(self):
         """Constructor arguments, for saving."""
