@@ -6,7 +6,9 @@ from archdsl.diagnostics import Diagnostic
 from archdsl.ops.spec import layout
 from archdsl.shapes import Report
 
-MAC_NOTE = "conv, conv_transpose, dense and attention multiply-accumulates; bias adds excluded"
+MAC_NOTE = (
+    "conv, conv_transpose, dense, attention, lstm and gru multiply-accumulates; bias adds excluded"
+)
 
 
 def _shape(shape) -> str:

@@ -36,6 +36,6 @@ def trained(spec, tmp_path):
 @pytest.mark.parametrize("spec", ["lstm_classifier.arch", "transformer_classifier.arch"])
 def test_text_spec_learns_the_procedural_texts(spec, tmp_path):
     stdout, rows = trained(spec, tmp_path)
-    assert "200 train / 40 val images (synthetic text)" in stdout
+    assert "200 train / 40 val texts (synthetic)" in stdout
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"]) - 0.2
     assert float(rows[-1]["val_error"]) < 0.5

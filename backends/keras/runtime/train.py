@@ -544,12 +544,12 @@ class Trainer:
         params = sum(math.prod(v.shape) for v in self.net.trainable_variables)
         data = self.args.data
         kind = "text" if is_text_model(spec) else "ImageFolder"
-        synthetic = "synthetic text" if is_text_model(spec) else "synthetic"
-        source = f"{kind} {printable(str(data))}" if data else synthetic
+        items = "texts" if is_text_model(spec) else "images"
+        source = f"{kind} {printable(str(data))}" if data else "synthetic"
         replicas = self.strategy.num_replicas_in_sync
         print(
             f"{spec.MODEL_NAME} ({spec.SPEC}): {params:,} parameters; {len(self.train_set)} train "
-            f"/ {len(self.val_set)} val images ({source}); {replicas} replica(s) on "
+            f"/ {len(self.val_set)} val {items} ({source}); {replicas} replica(s) on "
             f"{', '.join(self.devices)}; global batch {self.args.batch_size}; from epoch "
             f"{self.state['epoch'] + 1}, step {self.state['global_step']}",
             flush=True,

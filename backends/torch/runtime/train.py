@@ -818,17 +818,18 @@ class Trainer:
         """Describe the run."""
         params = sum(p.numel() for p in self.net.parameters())
         kind = "text" if is_text_model(spec) else "ImageFolder"
+        items = "texts" if is_text_model(spec) else "images"
         source = (
             f"{kind} {printable(str(self.args.data))}"
             if self.args.data
-            else f"synthetic{' text' if is_text_model(spec) else ''}"
+            else "synthetic"
         )
         where = f"{self.world} process(es) on {self.device}"
         if self.devices:
             where = f"towers on {', '.join(map(str, self.devices))} (model parallel)"
         self.say(
             f"{spec.MODEL_NAME} ({spec.SPEC}): {params:,} parameters; {len(self.train_set)} train / "
-            f"{len(self.val_set)} val images ({source}); {where}; global batch "
+            f"{len(self.val_set)} val {items} ({source}); {where}; global batch "
             f"{self.args.batch_size}; from epoch "
             f"{self.state['epoch'] + 1}, step {self.state['global_step']}"
         )
