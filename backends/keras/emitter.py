@@ -656,7 +656,7 @@ def _build_model(graph: ir.Graph, report: Report) -> tuple[str, list[Call], dict
 def _masks(report: Report, variables: dict[str, str], taken: set[str]):
     """({layer name: mask variable} for the layers that skip padding, the lines computing
     each token input's mask, their calls)."""
-    received = masks(report)[0]
+    received = masks(report)
     spelt: dict[tuple[str, int], str] = {}
     lines, calls = [], []
     for source, padding in dict.fromkeys(received.values()):

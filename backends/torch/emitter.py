@@ -361,7 +361,7 @@ def _chains(graph: ir.Graph, report: Report) -> list[Chain]:
     """Every statement the model builds (those reaching the output), in dependency order, split
     into merge and module chain."""
     layers = report.by_statement()
-    received = masks(report)[0]
+    received = masks(report)
     chains = []
     for stmt in report.order:
         if stmt.name not in report.live:
