@@ -212,8 +212,9 @@ def scan_text(root, num_classes):
 
 
 def text_sets(data, length, vocab_size, num_classes, per_class):
-    """(train, val, label names, tokenizer): TokenDatasets of --data, or of the procedural
-    texts (per_class for training, per_class // 5 for validation, each class)."""
+    """(train, val, label names): TokenDatasets of --data, or of the procedural texts
+    (per_class for training, per_class // 5 for validation, each class), encoded by the
+    WordTokenizer fitted on the training texts (a function of them: fit() rebuilds it)."""
     if data is not None:
         train, val, names = scan_text(data, num_classes)
     else:
@@ -225,5 +226,4 @@ def text_sets(data, length, vocab_size, num_classes, per_class):
         TokenDataset(*train, tokenizer, length),
         TokenDataset(*val, tokenizer, length),
         names,
-        tokenizer,
     )

@@ -120,7 +120,7 @@ def datasets(args):
             spec.INPUT_VOCAB,
             spec.NUM_CLASSES,
             args.synthetic_per_class,
-        )[:2]
+        )[:2]  # the label names are not used
     if args.data is not None:
         train, val, _ = scan_imagefolder(args.data, spec.NUM_CLASSES)
         return ImageFolderDataset(train), ImageFolderDataset(val)

@@ -211,7 +211,7 @@ def datasets(args):
             spec.INPUT_VOCAB,
             spec.NUM_CLASSES,
             args.synthetic_per_class,
-        )[:3]
+        )
     if args.data is not None:
         train, val, classes = scan_imagefolder(args.data, spec.NUM_CLASSES)
         return ImageFolderDataset(train), ImageFolderDataset(val), classes
