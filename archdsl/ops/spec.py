@@ -28,9 +28,6 @@ WRITTEN = {
 CONVERSIONS = {
     ("map", "vector"): "add `flatten` before it",
     ("vector", "map"): "it needs a spatial input; move it before `flatten`",
-    ("ids", "tokens"): "add `embedding(V, D)` before it: it gives an L x D token sequence",
-    ("ids", "vector"): "add `embedding(V, D)` before it: it gives an L x D token sequence",
-    ("ids", "map"): "add `embedding(V, D)` before it: it gives an L x D token sequence",
     ("map", "tokens"): "add `to_tokens` before it (a C x H x W map -> H*W x C tokens)",
     ("tokens", "map"): "add `to_map(H, W)` before it (L x D tokens -> a D x H x W map)",
     ("tokens", "vector"): "add `token(0)` (the class token) or `mean_tokens` before it",
