@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from kerasgen import ROOT
+from kerasgen import ROOT, check, compile_to
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
 RUN = ("--synthetic-per-class", 50, "--epochs", 4, "--workers", 1, "--seed", 1)
@@ -14,13 +14,8 @@ RUN = ("--synthetic-per-class", 50, "--epochs", 4, "--workers", 1, "--seed", 1)
 
 def trained(spec, tmp_path):
     """(stdout, metrics rows) of a short run of the spec's generated trainer."""
-    out = tmp_path / "model"
     source = ROOT / "specs" / "text" / spec
-    compile_command = [sys.executable, "-m", "archdsl", "compile", str(source), "-o", str(out)]
-    done = subprocess.run(
-        [*compile_command, "--backend", "keras"], cwd=ROOT, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
+    out = compile_to(check(source.read_text(), str(source)), tmp_path / "model")
     command = [sys.executable, "train.py", *map(str, RUN), "--out", str(tmp_path / "run")]
     run = subprocess.run(command, cwd=out, env=ENV, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from ptgen import ROOT
+from ptgen import ROOT, check_file, compile_to
 
 pytest.importorskip("torch")
 
@@ -14,17 +14,9 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 RUN = ("--synthetic-per-class", 50, "--epochs", 4, "--workers", 0, "--seed", 1)
 
 
-def archdsl(*args):
-    """Run the CLI in a fresh interpreter."""
-    command = [sys.executable, "-m", "archdsl", *map(str, args)]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-
-
 def trained(spec, tmp_path):
     """(stdout, metrics rows) of a short run of the spec's generated trainer."""
-    out = tmp_path / "model"
-    done = archdsl("compile", ROOT / "specs" / "text" / spec, "--backend", "torch", "-o", out)
-    assert done.returncode == 0, done.stderr
+    out = compile_to(check_file(ROOT / "specs" / "text" / spec), tmp_path / "model")
     command = [sys.executable, "train.py", *map(str, RUN), "--out", tmp_path / "run"]
     run = subprocess.run(command, cwd=out, env=ENV, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
