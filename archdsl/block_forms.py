@@ -10,7 +10,7 @@ from __future__ import annotations
 from archdsl import ir
 from archdsl.binding import BindError
 from archdsl.blocks import BLOCK_INPUT, CallRecord
-from archdsl.expressions import SHAPE_ATTRIBUTES
+from archdsl.expressions import SHAPE_ATTRIBUTES, shape_size
 from archdsl.ops import MERGES
 from archdsl.pyexpr import python_condition
 from archdsl.syntax import BlockDef, StatementNode, Value
@@ -111,10 +111,10 @@ def _values(reads: tuple[str, ...], env: dict) -> tuple | None:
                 shape = tensor.value.shape(tensor.span)
             except BindError:
                 return None
-            index = SHAPE_ATTRIBUTES[name.split(".")[1]]
-            if index >= len(shape):
+            size = shape_size(shape, name.split(".")[1])
+            if size is None:
                 return None
-            out.append((name, shape[index]))
+            out.append((name, size))
             continue
         v = env.get(name)
         if v is None or _kind(v) == MIXED:

@@ -13,7 +13,10 @@ from archdsl.syntax import MAX_DIGITS, MAX_SIZE, Arg, Value
 
 LITERAL_KINDS = ("number", "dims", "name")
 # what `in.ATTRIBUTE` reads of the block input's shape: the index of its size
-SHAPE_ATTRIBUTES = {"channels": 0, "height": 1, "width": 2}
+SHAPE_ATTRIBUTES = {"channels": 0, "height": 1, "width": 2, "length": 0, "dim": 1}
+# the sizes each layout (by rank) has: a vector's one size reads as `channels`, a token
+# sequence's L x D as `length` and `dim`
+LAYOUT_ATTRIBUTES = {1: ("channels",), 2: ("length", "dim"), 3: ("channels", "height", "width")}
 ARITHMETIC = {
     "+": operator.add,
     "-": operator.sub,
@@ -63,7 +66,8 @@ def evaluate(v: Value, env: Mapping[str, Value]) -> Value:
 
 
 def _attribute(v: Value, env: Mapping[str, Value]) -> Value:
-    """`in.channels`, `in.height`, `in.width`: a size of the block input's shape."""
+    """`in.channels`, `in.height`, `in.width` (`in.length`, `in.dim` of tokens): a size of the
+    block input's shape."""
     name, attribute = v.value
     bound = env.get(name)
     if bound is None or bound.kind != "tensor":
@@ -71,7 +75,8 @@ def _attribute(v: Value, env: Mapping[str, Value]) -> Value:
             "E010",
             v.span,
             f"`{name}.{attribute}`: `{name}` has no shape to read",
-            "inside a block, `in.channels`, `in.height` and `in.width` read the input's shape",
+            "inside a block, `in.channels`, `in.height` and `in.width` read the input's shape "
+            "(`in.length` and `in.dim` a token sequence's)",
         )
     if attribute not in SHAPE_ATTRIBUTES:
         raise fail(
@@ -81,15 +86,30 @@ def _attribute(v: Value, env: Mapping[str, Value]) -> Value:
             did_you_mean(attribute, SHAPE_ATTRIBUTES),
         )
     shape = bound.value.shape(v.span)
-    index = SHAPE_ATTRIBUTES[attribute]
-    if index >= len(shape):
-        raise fail(
-            "E018",
-            v.span,
+    size = shape_size(shape, attribute)
+    if size is None:
+        raise fail("E018", v.span, *_no_such_size(name, attribute, shape))
+    return Value("number", size, v.span)
+
+
+def shape_size(shape: tuple[int, ...], attribute: str) -> int | None:
+    """The size `in.ATTRIBUTE` reads off `shape`, or None where its layout has no such size."""
+    if attribute not in LAYOUT_ATTRIBUTES.get(len(shape), ()):
+        return None
+    return shape[SHAPE_ATTRIBUTES[attribute]]
+
+
+def _no_such_size(name: str, attribute: str, shape: tuple[int, ...]) -> tuple[str, str]:
+    """E018's message and hint for a size the shape's layout does not have."""
+    if len(shape) == 1:
+        return (
             f"`{name}.{attribute}`: `{name}` is a vector of {shape[0]} features, not a map",
             f"`{name}.channels` reads its number of features",
         )
-    return Value("number", shape[index], v.span)
+    sizes = ", ".join(f"`{name}.{a}`" for a in LAYOUT_ATTRIBUTES.get(len(shape), ()))
+    what = "an L x D token sequence" if len(shape) == 2 else "a C x H x W map"
+    dims = " x ".join(map(str, shape))
+    return f"`{name}.{attribute}`: `{name}` is {what} ({dims})", f"{sizes} read its sizes"
 
 
 def _number_function(v: Value, env: Mapping[str, Value]) -> Value:

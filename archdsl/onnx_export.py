@@ -245,8 +245,9 @@ def _first_line(exc: Exception) -> str:
 
 
 def _failing_layer(model, net, example, opset: int) -> str | None:
-    """`name (op)` of the first leaf module of `model`, in the order `net` calls them, that
-    cannot export on its own."""
+    """`name (op)` of the first leaf module of `model` (or module with tensors of its own
+    beside its children: an attention layer), in the order `net` calls them, that cannot
+    export on its own."""
     import torch
 
     calls: dict = {}
@@ -255,7 +256,11 @@ def _failing_layer(model, net, example, opset: int) -> str | None:
         """Keep a leaf module's first inputs (returning None keeps its output)."""
         calls.setdefault(module, args)
 
-    leaves = [m for m in model.modules() if not any(m.children())]
+    leaves = [
+        m
+        for m in model.modules()
+        if not any(m.children()) or any(True for _ in m.parameters(recurse=False))
+    ]
     hooks = [m.register_forward_hook(record) for m in leaves]
     try:
         with torch.no_grad():

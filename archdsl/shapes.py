@@ -269,12 +269,22 @@ def _map_output(graph: ir.Graph, report: Report) -> list[Diagnostic]:
         warning(
             "W105",
             last.ops[-1].span,
-            f"the model's output `{graph.output}` is a {fmt(shape)} map, not a vector of class "
-            "scores: the generated trainers (cross-entropy over classes) cannot train it",
-            "end with e.g. `global_avgpool |> flatten |> dense(N)`; without a `train` section "
-            "the spec compiles as a feature extractor",
+            f"the model's output `{graph.output}` is a {fmt(shape)} {_what(shape)}, not a vector "
+            "of class scores: the generated trainers (cross-entropy over classes) cannot train it",
+            f"end with e.g. `{_to_scores(shape)}`; without a `train` section the spec compiles "
+            "as a feature extractor",
         )
     ]
+
+
+def _what(shape: Shape) -> str:
+    """How W105 names an output that is not a vector: a map or a token sequence."""
+    return "token sequence" if len(shape) == 2 else "map"
+
+
+def _to_scores(shape: Shape) -> str:
+    """The ops that turn such an output into class scores."""
+    return "token(0) |> dense(N)" if len(shape) == 2 else "global_avgpool |> flatten |> dense(N)"
 
 
 def _collapsed(stmt: ir.Statement, shape: Shape, span: ir.Span) -> Diagnostic:

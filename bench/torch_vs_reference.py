@@ -6,6 +6,8 @@ optimizer, the two models' steps alternating (A B A B ...) so that drift hits bo
   (b) specs/alexnet.arch                       vs  bench/handwritten_alexnet.py (the paper's net)
   (r) specs/zoo/resnet18.arch (a Basic class per block, nn.Sequential stages)
                                                vs  torchvision.models.resnet18(weights=None)
+  (v) specs/zoo/vit_b_16.arch (scaled_dot_product_attention in an EncoderLayer class per layer)
+                                               vs  torchvision.models.vit_b_16(weights=None)
 A step is zero_grad + forward + cross-entropy + backward + optimizer step; ms/step is the
 median over --steps after --warmup. Both models of a pair start from the same weights (the
 reference gets a copy of the generated model's) and draw the same dropout masks, so they compute
@@ -222,7 +224,7 @@ def main() -> None:
         help="sgd: torch.optim.SGD(lr=0.01, momentum=0.9) for both models of a pair;\n"
         "generated: the generated model.py's build_optimizer() for both",
     )
-    p.add_argument("--pairs", default="ab", help="which pairs to run: any of a, b, r")
+    p.add_argument("--pairs", default="ab", help="which pairs to run: any of a, b, r, v")
     p.add_argument("--no-optimizer-section", action="store_true")
     p.add_argument(
         "--control",
@@ -321,6 +323,21 @@ def main() -> None:
                 device,
                 fmt,
                 copy=copy_by_rule(torchvision_names.resnet),
+            )
+        if "v" in args.pairs:
+            module = generated_model_module(ROOT / "specs" / "zoo" / "vit_b_16.arch", "torch", tmp)
+            torch.manual_seed(args.seed)
+            ratios["v"] = run_pair(
+                "(v) torchvision's ViT-B/16",
+                module,
+                "specs/zoo/vit_b_16.arch",
+                torchvision.models.vit_b_16(weights=None),
+                "torchvision.models.vit_b_16(weights=None)",
+                86_567_656,
+                args,
+                device,
+                fmt,
+                copy=copy_by_rule(torchvision_names.vit),
             )
     summary = ", ".join(f"({k}) {v:.3f}" for k, v in ratios.items())
     print(

@@ -82,7 +82,10 @@ def calibrate(model, x, rng, target=conform.TARGET_STD):
             elif type(module).__name__ == "LayerScale":
                 uniform(module.scale, 0.5, 1.5)
             for name in ("token", "embedding", "in_proj_bias"):  # ViT's learned tensors
-                if type(module).__name__ in TOKEN_MODULES and hasattr(module, name):
+                if (
+                    type(module).__name__ in TOKEN_MODULES
+                    and getattr(module, name, None) is not None
+                ):
                     uniform(getattr(module, name), -1.0, 1.0)
         model.eval()
         try:

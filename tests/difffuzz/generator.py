@@ -58,6 +58,13 @@ ARGUMENTS: dict[str, tuple] = {
     "upsample": ("scale", "mode", "align_corners"),
     "chunk": ("chunks", "part"),
     "channel_shuffle": ("groups",),
+    "to_tokens": (),
+    "to_map": ("height", "width"),
+    "token": ("index",),
+    "mean_tokens": (),
+    "class_token": (),
+    "position_embedding": ("std",),
+    "attention": ("heads", "dropout", "bias"),
     "concat": (),
     "add": (),
     "mul": (),
@@ -65,6 +72,10 @@ ARGUMENTS: dict[str, tuple] = {
 ACTIVATIONS = ("relu", "relu6", "tanh", "sigmoid", "leaky_relu", "softmax")
 # issue 12's activations and per-channel ops, drawn as often as one of the above together
 MODERN = ("silu", "hardswish", "hardsigmoid", "mish", "gelu", "layernorm", "layer_scale")
+# issue 13's ops on L x D token sequences (and the others that take them)
+ON_TOKENS = ("attention", "attention", "dense", "layernorm", "class_token", "position_embedding")
+ON_TOKENS += ("position_embedding", "token", "mean_tokens", "mean_tokens", "to_map", "to_map")
+ON_TOKENS += ("gelu", "relu", "dropout", "flatten")
 # weight initialisers keep some spread (calibration rescales them: constant ones would not)
 WEIGHT_INITS = (
     Init("normal", (("std", 0.05),)),
@@ -270,6 +281,8 @@ class Generator:
         kind = rng.choice(("concat", "add", "add", "mul"))
         first = rng.choice(sorted(shapes))
         shape = shapes[first]
+        if kind == "concat" and len(shape) == 2:
+            kind = "add"  # tokens do not concatenate (E018)
         fits = [n for n, s in sorted(shapes.items()) if n != first and fits_with(kind, shape, s)]
         added = 0
         if not fits or rng.random() < 0.4:
@@ -297,6 +310,8 @@ class Generator:
         if len(shape) == 1:
             units = shape[0] if elementwise else rng.randint(1, 12)
             return [Op("dense", {"units": units})] + self.pointwise(shape, rng.randint(0, 1))
+        if len(shape) == 2:  # tokens: the element-wise merges only
+            return [Op("dense", {"units": shape[1]}), Op(rng.choice(("gelu", "relu")))]
         filters = shape[0] if elementwise else rng.randint(1, 6)
         kernel = rng.choice((1, 3))
         pad = rng.choice((kernel // 2, "same")) if kernel > 1 else rng.choice((0, "valid", "same"))
@@ -306,7 +321,7 @@ class Generator:
     def gate(self, shape: tuple) -> list:
         """What broadcasts over `shape`: a C x 1 x 1 gate of a map, one unit for a vector."""
         squash = Op(self.rng.choice(("sigmoid", "tanh", "relu")))
-        if len(shape) == 1:
+        if len(shape) <= 2:  # a vector's one unit, or one value per token
             return [Op("dense", {"units": 1}), squash]
         squeeze = max(shape[0] // 2, 1)
         return [
@@ -521,7 +536,9 @@ class Generator:
     def op(self, shape: tuple) -> Op:
         """One random op (and its arguments) for a map or a vector."""
         rng = self.rng
-        if len(shape) == 1:
+        if len(shape) == 2:
+            kind = rng.choice(ON_TOKENS)
+        elif len(shape) == 1:
             kind = rng.choice(
                 ["dense"] * 4
                 + ["batchnorm", "dropout", "flatten", "chunk", *ACTIVATIONS, "relu"]
@@ -534,7 +551,7 @@ class Generator:
                 + ["global_avgpool", "batchnorm", "dropout", "stochastic_depth"]
                 + ["flatten", "resize", "resize", *ACTIVATIONS, "modern", "modern"]
                 + ["conv_transpose", "conv_transpose", "upsample", "upsample"]
-                + ["chunk", "channel_shuffle"]
+                + ["chunk", "channel_shuffle", "to_tokens", "to_tokens"]
             )
         if kind == "modern":
             kind = rng.choice(MODERN)
@@ -552,6 +569,29 @@ class Generator:
             positional_ops(self.rng, k, getattr(self, f"args_{k}", lambda s: {})(shape))
             for k in self.rng.sample(kinds, count)
         ]
+
+    def args_to_map(self, shape) -> dict:
+        """A height and width whose product is the number of tokens."""
+        height = self.rng.choice([d for d in range(1, shape[0] + 1) if shape[0] % d == 0])
+        return {"height": height, "width": shape[0] // height}
+
+    def args_token(self, shape) -> dict:
+        """One of the tokens (the first half the time: a class token's place)."""
+        return {"index": 0 if self.rng.random() < 0.5 else self.rng.randrange(shape[0])}
+
+    def args_position_embedding(self, shape) -> dict:
+        """The default std, or another."""
+        return {"std": 0.5} if self.rng.random() < 0.5 else {}
+
+    def args_attention(self, shape) -> dict:
+        """Heads that divide D, at times dropout and no bias."""
+        heads = self.rng.choice([h for h in range(1, shape[1] + 1) if shape[1] % h == 0][:4])
+        args = {"heads": heads}
+        if self.rng.random() < 0.3:
+            args["dropout"] = 0.1
+        if self.rng.random() < 0.3:
+            args["bias"] = self.rng.choice((False, True))
+        return args
 
     def args_chunk(self, shape) -> dict:
         """A number of chunks that divides the channels (1 at times), and one of them."""

@@ -283,6 +283,45 @@ def test_issue_12_ops_agree_everywhere(fuzz):
         assert case.ran
 
 
+# issue 13's ops: a map read as tokens, a class token and a position embedding, attention
+# with and without biases, dense and layer norm over tokens, a residual add; the tokens back
+# as a map, one token and their mean
+TOKENS = {
+    "tokens_encoder": Spec(
+        "Tokens",
+        [("x", (4, 2, 3))],
+        [
+            Stmt("t", [Op("to_tokens"), Op("class_token"), Op("position_embedding", {"std": 0.5})]),
+            Stmt("a", [Op("layernorm"), Op("attention", {"heads": 2})]),
+            Stmt("r", [Op("dense", {"units": 4}), Op("gelu")], merge=("add", ["a", "t"])),
+            Stmt("s", [Op("attention", {"heads": 4, "bias": False}), Op("token", {"index": 2})]),
+        ],
+    ),
+    "tokens_back": Spec(
+        "TokensBack",
+        [("x", (3, 2, 2))],
+        [
+            Stmt(
+                "t",
+                [
+                    Op("to_tokens"),
+                    Op("attention", {"heads": 3}),
+                    Op("to_map", {"height": 1, "width": 4}),
+                ],
+            ),
+            Stmt("m", [Op("to_tokens"), Op("mean_tokens")]),
+        ],
+    ),
+}
+
+
+def test_issue_13_ops_agree_everywhere(fuzz):
+    """The tracker, `shapes`, PyTorch and Keras agree on specs made of issue 13's ops."""
+    for case in fuzz.evaluate(list(TOKENS.items())):
+        assert not case.disagreements, f"{case.text}" + "\n".join(map(str, case.disagreements))
+        assert case.ran
+
+
 def test_a_planted_backend_mistake_is_caught_and_shrunk(fuzz):
     """Keras compiled from a spec whose nearest resize became bilinear: the outputs differ,
     and the shrinker keeps the resize alone."""

@@ -30,6 +30,14 @@ Rules, with where they come from:
 - chunk(chunks, part): C / chunks channels (features of a vector), chunks dividing C (E008),
   part from 0 to chunks - 1 (E004); channel_shuffle(groups): a map (E018), groups dividing C
   (E008), same shape (torchvision's channel_shuffle).
+- token sequences (README "Token sequences", issue 13): to_tokens C x H x W -> H*W x C (a map,
+  E018); to_map(h, w) L x D -> D x h x w with h * w = L (E013); token(i) -> D, i < L (E013);
+  mean_tokens -> D; class_token -> L+1 x D (D parameters); position_embedding same shape (L * D);
+  attention(heads) same shape, heads dividing D (E008), 4 D^2 (+ 4 D with bias) parameters;
+  all of these but to_tokens need tokens (E018). dense on tokens maps each token's D features
+  (L x units, units * D (+ units) parameters), layernorm normalises them (2 D); batchnorm,
+  softmax, concat, chunk and layer_scale refuse tokens (E018); flatten gives L * D; the
+  element-wise ops and add / mul treat them as any shape.
 - names: `from` / merge of an unknown name E010, a name defined twice E009, a cycle E011,
   an unknown op E002, unknown argument E003, missing E005, given twice E016, wrong type E004,
   zero size E006, `expect` not met E014.
@@ -123,6 +131,17 @@ OPS: dict[str, tuple] = {
     ),
     "chunk": (("chunks", "count", REQUIRED), ("part", "whole", REQUIRED)),
     "channel_shuffle": (("groups", "count", REQUIRED),),
+    "to_tokens": (),
+    "to_map": (("height", "count", REQUIRED), ("width", "count", REQUIRED)),
+    "token": (("index", "whole", REQUIRED),),
+    "mean_tokens": (),
+    "class_token": (),
+    "position_embedding": (("std", "number", 0.02),),
+    "attention": (
+        ("heads", "count", REQUIRED),
+        ("dropout", "number", 0),
+        ("bias", "bool", True),
+    ),
     "concat": (),
     "add": (),
     "mul": (),
@@ -131,7 +150,9 @@ MERGES = ("concat", "add", "mul")
 # ops holding trainable (C,) tensors of a map's channels or a vector's features, by name
 PER_CHANNEL = {"layernorm": ("weight", "bias"), "layer_scale": ("scale",)}
 MAP_OPS = ("conv", "maxpool", "avgpool", "global_avgpool", "adaptive_avgpool", "lrn", "resize")
-MAP_OPS += ("conv_transpose", "upsample", "channel_shuffle")
+MAP_OPS += ("conv_transpose", "upsample", "channel_shuffle", "to_tokens")
+TOKEN_OPS = ("to_map", "token", "mean_tokens", "class_token", "position_embedding", "attention")
+NO_TOKENS = ("batchnorm", "softmax", "chunk", "layer_scale")  # their meaning is per channel
 RESERVED = ("forward", "train", "eval", "parameters", "torch", "nn", "keras", "in")
 
 
@@ -331,6 +352,12 @@ def apply_op(kind: str, args: dict, shape: tuple, where) -> tuple[tuple, int, in
     """(output shape, parameters, trainable parameters) of one op on `shape`."""
     if kind in MAP_OPS and len(shape) != 3:
         raise SpecError("E018", where, f"{kind} needs a map, got {shape}")
+    if kind in TOKEN_OPS and len(shape) != 2 or kind in NO_TOKENS and len(shape) == 2:
+        raise SpecError("E018", where, f"{kind} on {shape}")
+    if len(shape) == 2 and kind in (*TOKEN_OPS, "dense", "layernorm"):
+        return on_tokens(kind, args, shape, where)
+    if kind == "to_tokens":
+        return (shape[1] * shape[2], shape[0]), 0, 0
     if kind == "conv":
         channels, filters, groups = shape[0], args["filters"], args["groups"]
         if channels % groups or filters % groups:
@@ -371,6 +398,34 @@ def apply_op(kind: str, args: dict, shape: tuple, where) -> tuple[tuple, int, in
     return shape, 0, 0
 
 
+def on_tokens(kind: str, args: dict, shape: tuple, where) -> tuple[tuple, int, int]:
+    """(output shape, parameters, trainable parameters) of an op on L x D tokens."""
+    length, dim = shape
+    if kind == "to_map":
+        if args["height"] * args["width"] != length:
+            raise SpecError("E013", where, f"to_map {args['height']} x {args['width']} of {length}")
+        return (dim, args["height"], args["width"]), 0, 0
+    if kind == "token":
+        if args["index"] < 0:
+            raise SpecError("E004", where, f"token({args['index']})")
+        if args["index"] >= length:
+            raise SpecError("E013", where, f"token({args['index']}) of {length}")
+        return (dim,), 0, 0
+    if kind == "mean_tokens":
+        return (dim,), 0, 0
+    if kind == "attention" and dim % args["heads"]:
+        raise SpecError("E008", where, f"attention: {args['heads']} heads of {dim}")
+    params = {
+        "class_token": dim,
+        "position_embedding": length * dim,
+        "attention": 4 * dim * dim + (4 * dim if args.get("bias") else 0),
+        "layernorm": 2 * dim,
+        "dense": args.get("units", 0) * dim + (args.get("units", 0) if args.get("bias") else 0),
+    }[kind]
+    out = {"class_token": (length + 1, dim), "dense": (length, args.get("units"))}
+    return out.get(kind, shape), params, params
+
+
 def transposed(args: dict, shape: tuple, where) -> tuple[tuple, int, int]:
     """(output shape, parameters, trainable parameters) of a conv_transpose."""
     channels, filters, groups = shape[0], args["filters"], args["groups"]
@@ -402,6 +457,8 @@ def merged(kind: str, shapes: list, where) -> tuple:
                 raise SpecError("E013", where, f"{kind} of {shapes}")
             out.append(max(sizes))
         return tuple(out)
+    if any(len(s) == 2 for s in shapes):
+        raise SpecError("E018", where, f"concat of tokens {shapes}")
     if any(len(s) != len(first) or s[1:] != first[1:] for s in shapes):
         raise SpecError("E013", where, f"concat of {shapes}")
     return (sum(s[0] for s in shapes), *first[1:])
@@ -418,12 +475,30 @@ def op_tensors(layer: str, kind: str, args: dict, shape: tuple) -> dict:
         out = {f"{layer}.weight": (shape[0], args["filters"] // args["groups"], kh, kw)}
         return out | ({f"{layer}.bias": (args["filters"],)} if args["bias"] else {})
     if kind == "dense":
-        out = {f"{layer}.weight": (args["units"], shape[0])}
+        out = {f"{layer}.weight": (args["units"], shape[-1])}
         return out | ({f"{layer}.bias": (args["units"],)} if args["bias"] else {})
+    if kind in ("class_token", "position_embedding", "attention"):
+        return token_tensors(layer, kind, args, shape)
+    if kind == "layernorm" and len(shape) == 2:
+        return {f"{layer}.weight": (shape[1],), f"{layer}.bias": (shape[1],)}
     if kind == "batchnorm":
         names = ("weight", "bias", "running_mean", "running_var")
         return {f"{layer}.{n}": (shape[0],) for n in names}
     return {f"{layer}.{n}": (shape[0],) for n in PER_CHANNEL.get(kind, ())}
+
+
+def token_tensors(layer: str, kind: str, args: dict, shape: tuple) -> dict:
+    """The portable tensors of a class token, a position embedding or an attention layer
+    (README's Ops table: torchvision's and nn.MultiheadAttention's shapes)."""
+    length, dim = shape
+    if kind == "class_token":
+        return {f"{layer}.token": (1, 1, dim)}
+    if kind == "position_embedding":
+        return {f"{layer}.embedding": (1, length, dim)}
+    out = {f"{layer}.in_proj_weight": (3 * dim, dim)}
+    out |= {f"{layer}.in_proj_bias": (3 * dim,)} if args["bias"] else {}
+    out |= {f"{layer}.out_proj.weight": (dim, dim)}
+    return out | ({f"{layer}.out_proj.bias": (dim,)} if args["bias"] else {})
 
 
 # ----------------------------------------------------------------------------- expansion
@@ -633,8 +708,15 @@ def unbuilt(result: Prediction) -> None:
     result.tensors = {
         name: shape
         for name, shape in result.tensors.items()
-        if result.layers[name.rsplit(".", 1)[0]].statement not in result.unused
+        if result.layers[layer_of(name, result.layers)].statement not in result.unused
     }
+
+
+def layer_of(tensor: str, layers: dict) -> str:
+    """The layer holding a portable tensor: its name less the tensor's (`out_proj.weight` of
+    an attention layer has a dot of its own)."""
+    head, _, _ = tensor.rpartition(".")
+    return head if head in layers else head.rpartition(".")[0]
 
 
 def add_layer(result, node, kind, counts, shape, params, trainable) -> str:

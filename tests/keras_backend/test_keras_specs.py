@@ -112,8 +112,8 @@ def test_model_py_imports_only_keras_and_the_runtime(built):
         if isinstance(node, (ast.Import, ast.ImportFrom))
         for alias in node.names
     }
-    runtime = {"initializers", "layers", "optim", "schedules", "sequence", "token_layers"}
-    runtime.add("weights")
+    runtime = {"initializers", "layers", "token_layers", "optim", "schedules", "weights"}
+    runtime.add("sequence")
     assert imported <= {"keras", "functools", *runtime}  # functools.partial: nested block calls
     assert "keras" in imported
     assert "tf." not in ast.unparse(tree)

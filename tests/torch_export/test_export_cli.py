@@ -125,3 +125,14 @@ def test_an_op_that_cannot_export_is_named(tmp_path, capsys):
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "cannot export layer up.upsample (Upsample) to ONNX opset 10" in err
     assert "align_corners" in err and not (tmp_path / "x.onnx").exists()
+
+
+def test_attention_before_opset_14_is_named(tmp_path, capsys):
+    """scaled_dot_product_attention exports from opset 14: the attention layer (a module with
+    tensors of its own beside its out_proj) is named, not its exportable child."""
+    spec = tmp_path / "a.arch"
+    spec.write_text("model A\ninput i: 4 x 2 x 2\nt = to_tokens |> attention(2) |> mean_tokens\n")
+    code, _, err = export(capsys, spec, "--onnx", tmp_path / "x.onnx", "--opset", "13")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "cannot export layer t.attention (SelfAttention) to ONNX opset 13" in err
+    assert "version 14" in err and not (tmp_path / "x.onnx").exists()

@@ -39,15 +39,18 @@ def test_every_written_file_passes_ruff_defaults(backend, tmp_path):
 
 
 POCKET = ROOT / "tests" / "conformance" / "specs" / "convnext_pocket.arch"  # issue 12's ops
+VIT_POCKET = ROOT / "tests" / "conformance" / "specs" / "vit_pocket.arch"  # issue 13's
 
 
+@pytest.mark.parametrize("pocket", [POCKET, VIT_POCKET], ids=["convnext", "vit"])
 @pytest.mark.parametrize("backend", ["torch", "keras"])
-def test_the_new_ops_give_clean_and_deterministic_code(backend, tmp_path):
-    """The pocket ConvNeXt's model.py (layer norm, layer scale, stochastic depth, gelu and the
-    other new activations, with their helper classes) passes ruff and is the same each time."""
+def test_the_new_ops_give_clean_and_deterministic_code(backend, pocket, tmp_path):
+    """The pocket ConvNeXt's and ViT's model.py (layer norm, layer scale, stochastic depth,
+    gelu and the other new activations; the token ops and attention; with their helper
+    classes) passes ruff and is the same each time."""
     texts = []
     for run in ("a", "b"):
-        checked = check_source(POCKET.read_text(encoding="utf-8"), str(POCKET))
+        checked = check_source(pocket.read_text(encoding="utf-8"), str(pocket))
         write_output(checked, backend, tmp_path / run)
         texts.append((tmp_path / run / "model.py").read_text(encoding="utf-8"))
     assert texts[0] == texts[1]

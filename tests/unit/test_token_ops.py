@@ -139,3 +139,37 @@ def test_shapes_shows_token_sequences_as_such(tmp_path, capsys):
     assert rows["y.to_tokens"][:4] == ["12", "x", "8", "tokens"]
     assert rows["y.mean_tokens"][:2] == ["8", "-"]  # a vector
     assert rows["x"][:6] == ["8", "x", "3", "x", "4", "-"]  # a map
+
+
+def test_a_block_reads_the_length_and_dim_of_its_tokens():
+    block = "block mlp() {\n  y = dense(in.dim * 2 + in.length) |> dense(in.dim)\n}\n"
+    checked = check(block + "t = to_tokens\nm = mlp()")
+    assert checked.ok, checked.diagnostics
+    assert [layer.output_shape for layer in checked.report.layers][-2:] == [(12, 28), (12, 8)]
+
+
+@pytest.mark.parametrize(
+    ("read", "message", "hint"),
+    [
+        ("in.channels", "`in` is an L x D token sequence (12 x 8)", "`in.length`, `in.dim`"),
+        ("in.width", "`in` is an L x D token sequence (12 x 8)", "`in.length`, `in.dim`"),
+    ],
+)
+def test_a_size_tokens_lack_is_refused(read, message, hint):
+    code, found, found_hint = error(
+        f"block b() {{\n  y = dense({read})\n}}\nt = to_tokens\nm = b()"
+    )
+    assert code == "E018" and message in found and hint in found_hint
+
+
+def test_a_map_has_no_dim():
+    code, found, hint = error("block b() {\n  y = conv(in.dim, kernel=1)\n}\nm = b()")
+    assert code == "E018" and "`in` is a C x H x W map (8 x 3 x 4)" in found
+    assert "`in.channels`, `in.height`, `in.width` read its sizes" in hint
+
+
+def test_a_token_output_with_a_train_section_is_w105():
+    checked = check("y = to_tokens |> attention(2)\ntrain {\n  epochs = 1\n}")
+    (found,) = [d for d in checked.diagnostics if d.code == "W105"]
+    assert "is a 12 x 8 token sequence, not a vector of class scores" in found.message
+    assert "token(0) |> dense(N)" in found.hint

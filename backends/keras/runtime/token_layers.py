@@ -204,7 +204,10 @@ class SelfAttention(keras.layers.Layer):
             )
             keys = ops.expand_dims(ops.expand_dims(keys, 1), 1)  # (N, 1, 1, L)
             scores = ops.where(keys, scores, float("-inf"))
-        weights = self.weight_dropout(ops.softmax(scores, axis=-1), training=training)
+        # the softmax in float32 at least (mixed precision's float16 scores), float64 kept
+        wide = keras.backend.result_type(scores.dtype, "float32")
+        weights = ops.cast(ops.softmax(ops.cast(scores, wide), axis=-1), x.dtype)
+        weights = self.weight_dropout(weights, training=training)
         out = ops.transpose(ops.matmul(weights, v), (0, 2, 1, 3))
         out = ops.reshape(out, (-1, length, dim))
         return self._project(out, self.out_proj_weight, self.out_proj_bias)
