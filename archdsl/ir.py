@@ -42,6 +42,7 @@ from archdsl.ops.channels import ChannelShuffle, Chunk  # noqa: F401
 from archdsl.ops.linear import Dense  # noqa: F401
 from archdsl.ops.merges import Add, Concat, Mul  # noqa: F401
 from archdsl.ops.norms import LRN, BatchNorm, LayerNorm, LayerScale  # noqa: F401
+from archdsl.ops.sequence import Embedding, Recurrent  # noqa: F401
 from archdsl.ops.shaping import Flatten, Resize  # noqa: F401
 from archdsl.ops.swin import SpaceToDepth, WindowAttention  # noqa: F401
 from archdsl.ops.upsampling import ConvTranspose, Upsample  # noqa: F401
@@ -63,11 +64,13 @@ Op = Annotated[Union[NODES], Field(discriminator="op")]  # noqa: UP007 - a tuple
 
 
 class Input(Frozen):
-    """A named network input: C x H x W for images, or a flat feature count."""
+    """A named network input: C x H x W for images, a flat feature count, or (with `vocab`) a
+    sequence of `shape[0]` integer token ids, each below `vocab`."""
 
     name: str
     shape: Shape
     span: Span
+    vocab: PositiveInt | None = None
 
 
 class Statement(Frozen):

@@ -206,6 +206,8 @@ class _Lowering:
         for d in decls:
             if not self._name_ok(d.name, d.name_span, "input name"):
                 continue
+            if d.words and not self._token_words_ok(d):
+                continue
             if len(d.dims) not in (1, 3):
                 self._report(
                     error(
@@ -216,9 +218,10 @@ class _Lowering:
                     )
                 )
                 continue
-            bad = [i for i, x in enumerate(d.dims) if _size_problem(x)]
+            sizes = (*d.dims, d.vocab) if d.words else d.dims
+            bad = [i for i, x in enumerate(sizes) if _size_problem(x)]
             if bad:
-                size = d.dims[bad[0]]
+                size = sizes[bad[0]]
                 self._report(
                     error(
                         "E006",
@@ -228,8 +231,24 @@ class _Lowering:
                     )
                 )
                 continue
-            inputs.append(ir.Input(name=d.name, shape=d.dims, span=d.span))
+            inputs.append(ir.Input(name=d.name, shape=d.dims, span=d.span, vocab=d.vocab))
         return inputs
+
+    def _token_words_ok(self, d: InputDecl) -> bool:
+        """`tokens L of V`: E004 at the first word that is not the one expected."""
+        for (word, span), wanted in zip(d.words, ("tokens", "of"), strict=True):
+            if word != wanted:
+                self._report(
+                    error(
+                        "E004",
+                        span,
+                        f"input `{d.name}`: expected `{wanted}`, found `{word}`",
+                        "token ids are written `input text: tokens 256 of 20000` "
+                        "(sequence length 256, ids below 20000)",
+                    )
+                )
+                return False
+        return True
 
     def _init_defaults(self, items) -> None:
         for d in (i for i in items if isinstance(i, InitDecl)):

@@ -86,7 +86,10 @@ def initial_model(module, weights: Path | None):
 def export_model(module, model, softmax: bool, opset: int, dynamic_batch: bool) -> Exported:
     """`model` (built by the generated `module`) as a checked ONNX model computing what
     module.predict does: eval mode, and the spec's trailing softmax when it has one."""
-    proto = checked_model(to_onnx(model, softmax, module.INPUT_SHAPE, opset, dynamic_batch))
+    ids = hasattr(module, "INPUT_VOCAB")
+    proto = checked_model(
+        to_onnx(model, softmax, module.INPUT_SHAPE, opset, dynamic_batch, token_ids=ids)
+    )
     batch = BATCH if dynamic_batch else 1
     input_dims, output_dims = _dims(proto.graph.input[0]), _dims(proto.graph.output[0])
     if output_dims != [batch, *module.OUTPUT_SHAPE]:
@@ -97,14 +100,21 @@ def export_model(module, model, softmax: bool, opset: int, dynamic_batch: bool) 
     return Exported(proto, opset, input_dims, output_dims, softmax)
 
 
-def to_onnx(model, softmax: bool, input_shape, opset: int, dynamic_batch: bool) -> bytes:
+def to_onnx(
+    model, softmax: bool, input_shape, opset: int, dynamic_batch: bool, token_ids: bool = False
+) -> bytes:
     """The serialised ONNX graph of `model` in eval mode, then a softmax if `softmax`
-    (TorchScript exporter: see the README for why)."""
+    (TorchScript exporter: see the README for why); `token_ids`: the input is int64 ids."""
     import torch
 
     model.eval()
     net = torch.nn.Sequential(model, torch.nn.Softmax(dim=1)) if softmax else model
-    example = torch.zeros(2 if dynamic_batch else 1, *input_shape)
+    batch = 2 if dynamic_batch else 1
+    example = (
+        torch.ones(batch, *input_shape, dtype=torch.int64)  # real tokens, no padding
+        if token_ids
+        else torch.zeros(batch, *input_shape)
+    )
     axes = {INPUT: {0: BATCH}, OUTPUT: {0: BATCH}} if dynamic_batch else None
     buffer = io.BytesIO()
     with _exportable(net):
@@ -136,7 +146,10 @@ def _exportable(net):
 
     patched = []
     for module in net.modules():
-        if isinstance(module, torch.nn.ChannelShuffle):
+        if isinstance(module, torch.nn.RNNBase) and getattr(module, "takes_mask", False):
+            patched.append(module)
+            module.forward = functools.partial(_unpacked_recurrent, module)
+        elif isinstance(module, torch.nn.ChannelShuffle):
             patched.append(module)
             module.forward = functools.partial(_channel_shuffle, groups=module.groups)
         elif isinstance(module, torch.nn.AdaptiveAvgPool2d) and module.output_size not in (
@@ -150,6 +163,31 @@ def _exportable(net):
     finally:
         for module in patched:
             del module.forward  # the class's own forward again
+
+
+def _unpacked_recurrent(module, x, mask=None):
+    """A SequenceLSTM / SequenceGRU without packed sequences, which the exporter cannot
+    trace: the layer runs over every position, and as padding only ends a text, its
+    outputs before the padding are the packed run's; the last state is read at each
+    text's last real token. The backward direction would start in the padding: refused."""
+    import torch
+
+    base = next(c for c in type(module).__mro__ if c in (torch.nn.LSTM, torch.nn.GRU))
+    if mask is None:
+        return type(module).forward(module, x)
+    if module.bidirectional:
+        kind = "lstm" if base is torch.nn.LSTM else "gru"
+        raise ExportError(
+            f"a bidirectional {kind} that skips padding has no export: its backward direction "
+            "starts at each text's last real token, which needs packed sequences (export it "
+            "without `padding=` on the embedding, or unidirectional)"
+        )
+    out = base.forward(module, x)[0] * mask.unsqueeze(-1).to(x.dtype)
+    if module.sequences:
+        return out
+    lengths = mask.sum(dim=1)
+    last = out[torch.arange(out.shape[0]), (lengths - 1).clamp(min=0)]
+    return last * (lengths > 0).unsqueeze(-1).to(x.dtype)
 
 
 def _channel_shuffle(x, groups: int):

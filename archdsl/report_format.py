@@ -7,11 +7,18 @@ from archdsl.ops.spec import layout
 from archdsl.shapes import Report
 from archdsl.train_groups import covered
 
-MAC_NOTE = "conv, conv_transpose, dense and attention multiply-accumulates; bias adds excluded"
+MAC_NOTE = (
+    "conv, conv_transpose, dense, attention, lstm and gru multiply-accumulates; bias adds excluded"
+)
 
 
 def _shape(shape) -> str:
     return " x ".join(str(d) for d in shape)
+
+
+def _input(inp) -> str:
+    """An input's shape as the spec writes it: `256 tokens of 20000` for token ids."""
+    return f"{inp.shape[0]} tokens of {inp.vocab}" if inp.vocab else _shape(inp.shape)
 
 
 def _shown(shape) -> str:
@@ -25,7 +32,10 @@ def as_data(report: Report, diagnostics: list[Diagnostic], batch: int) -> dict:
     return {
         "model": g.name,
         "file": g.file,
-        "inputs": [{"name": i.name, "shape": list(i.shape)} for i in g.inputs],
+        "inputs": [
+            {"name": i.name, "shape": list(i.shape)} | ({"vocab": i.vocab} if i.vocab else {})
+            for i in g.inputs
+        ],
         "output": g.output,
         "layers": [
             {
@@ -122,7 +132,7 @@ def _totals(report: Report, batch: int) -> list[str]:
 def as_table(report: Report, batch: int) -> str:
     """A fixed-width table that reads the same in a terminal and in a pipe."""
     rows = _rows(report)
-    inputs = [[i.name, "input", _shape(i.shape), "-", "-", ""] for i in report.graph.inputs]
+    inputs = [[i.name, "input", _input(i), "-", "-", ""] for i in report.graph.inputs]
     body = inputs + rows
     widths = [max(len(r[c]) for r in [HEADERS, *body]) for c in range(len(HEADERS))]
     right = {3, 4}
@@ -141,7 +151,7 @@ def as_table(report: Report, batch: int) -> str:
 
 def as_markdown(report: Report, batch: int) -> str:
     """A GitHub-flavoured Markdown table."""
-    body = [[i.name, "input", _shape(i.shape), "-", "-", ""] for i in report.graph.inputs]
+    body = [[i.name, "input", _input(i), "-", "-", ""] for i in report.graph.inputs]
     body += _rows(report)
 
     def esc(cell: str) -> str:

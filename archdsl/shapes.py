@@ -10,7 +10,7 @@ from archdsl.diagnostics import Diagnostic, error, info, warning
 from archdsl.graph import resolve
 from archdsl.naming import op_labels
 from archdsl.ops import REGISTRY
-from archdsl.ops.spec import Out, Shape, ShapeError, Tensor, fmt
+from archdsl.ops.spec import Out, Shape, ShapeError, Tensor, TokenIds, fmt, layout
 from archdsl.ops.windows import resolve_padding, window_out
 
 __all__ = [
@@ -133,7 +133,7 @@ def infer(graph: ir.Graph) -> Report:
         return report
     report.order = order
     report.live = reachable(graph)
-    known: dict[str, Shape] = {i.name: i.shape for i in graph.inputs}
+    known: dict[str, Shape] = {i.name: input_shape(i) for i in graph.inputs}
     origin: dict[str, str] = {i.name: "input" for i in graph.inputs}
     for stmt in order:
         if any(name not in known for name in stmt.inputs):
@@ -159,6 +159,8 @@ def _statement(
     for op, label in zip(stmt.ops, op_labels(stmt), strict=True):
         spec = REGISTRY[op.op]
         try:
+            if layout(shapes[0]) == "ids" and not spec.reads_ids:
+                raise _reads_ids(op.op, shapes[0])
             out = spec.shape(op, shapes)
         except ShapeError as exc:
             report.diagnostics.append(error(exc.code, op.span, _where(stmt, exc.message), exc.hint))
@@ -202,6 +204,20 @@ def _statement(
             )
         )
     return shape, shaper
+
+
+def _reads_ids(op: str, ids: TokenIds) -> ShapeError:
+    """E018: an op other than embedding given the integer ids of a token input."""
+    return ShapeError(
+        "E018",
+        f"{op} cannot read the integer ids of a token input ({ids[0]} tokens of {ids.vocab})",
+        f"add `embedding({ids.vocab}, D)` before it: it gives an L x D token sequence",
+    )
+
+
+def input_shape(inp: ir.Input) -> Shape:
+    """An input's shape; that of token ids carries their vocabulary (TokenIds)."""
+    return TokenIds(inp.shape[0], inp.vocab) if inp.vocab else inp.shape
 
 
 def _where(stmt: ir.Statement, message: str) -> str:

@@ -131,6 +131,8 @@ class InputDecl:
     dims: tuple[int, ...]
     dims_span: Pos
     dim_spans: tuple[Pos, ...] = ()
+    vocab: int | float | None = None  # `tokens L of V`: integer ids below V
+    words: tuple[tuple[str, Pos], ...] = ()  # the words around L and V, as written
 
 
 @dataclass(frozen=True)
@@ -383,6 +385,15 @@ class _ToNodes(Transformer):
         dims, dims_span, parts = c[2]
         span = _around((c[0], dims_span))
         return _counted(InputDecl(str(c[1]), span, _pos(c[1]), dims, dims_span, parts))
+
+    def token_input_decl(self, c):
+        """`input NAME: tokens L of V`: the words are checked by lowering."""
+        _PARSING.add_terms(2, _around((c[3], c[5])))
+        words = tuple((str(t), _pos(t)) for t in (c[2], c[4]))
+        length, vocab = _single_dim(c[3]), _single_dim(c[5])
+        spans = (_pos(c[3]), _pos(c[5]))
+        name, span = str(c[1]), _around(c)
+        return _counted(InputDecl(name, span, _pos(c[1]), (length,), spans[0], spans, vocab, words))
 
     def init_decl(self, c):
         target, target_span = c[1]

@@ -19,6 +19,7 @@ CONTRACT_NAMES = {
     "INPUT_SHAPE",
     "OUTPUT_SHAPE",
     "NUM_CLASSES",
+    "INPUT_VOCAB",
     "TRAIN",
     "build_model",
     "predict",
@@ -122,6 +123,13 @@ TRAIN_ORDER = (
     "clip_grad_norm",
     "ema",
 )
+
+
+def vocab_line(graph) -> list[str]:
+    """`INPUT_VOCAB = V` for a model whose input is `tokens L of V` (the text trainers'
+    sign), else nothing."""
+    vocab = graph.inputs[0].vocab
+    return [] if vocab is None else [f"INPUT_VOCAB = {vocab}"]
 
 
 def train_data(train) -> dict:

@@ -14,6 +14,7 @@ from archdsl.ops import (
     linear,
     merges,
     norms,
+    sequence,
     shaping,
     swin,
     tokens,
@@ -33,6 +34,7 @@ FAMILIES = (
     merges,
     tokens,
     attention,
+    sequence,
     swin,
 )
 

@@ -70,5 +70,6 @@ SPECS = (
         _attention_shape,
         tensors=_attention_tensors,
         macs=_attention_macs,
+        masked=True,  # given a padding mask, no token attends to padding
     ),
 )

@@ -18,7 +18,12 @@ Shape = tuple[int, ...]
 
 # A shape's layout follows from its rank (the batch is implicit): what an op may receive.
 LAYOUTS = {1: "vector", 2: "tokens", 3: "map"}
-WRITTEN = {"vector": "a flat vector", "tokens": "an L x D token sequence", "map": "a C x H x W map"}
+WRITTEN = {
+    "vector": "a flat vector",
+    "tokens": "an L x D token sequence",
+    "map": "a C x H x W map",
+    "ids": "token ids (an `input NAME: tokens L of V`)",
+}
 # how to get to a layout from another one, for E018's hint
 CONVERSIONS = {
     ("map", "vector"): "add `flatten` before it",
@@ -28,6 +33,17 @@ CONVERSIONS = {
     ("tokens", "vector"): "add `token(0)` (the class token) or `mean_tokens` before it",
     ("vector", "tokens"): "it needs a token sequence; move it before `token` or `mean_tokens`",
 }
+
+
+class TokenIds(tuple):
+    """The shape (L,) of an input of L integer token ids, each below `vocab`."""
+
+    vocab: int
+
+    def __new__(cls, length: int, vocab: int):
+        ids = super().__new__(cls, (length,))
+        ids.vocab = vocab
+        return ids
 
 
 class ShapeError(Exception):
@@ -70,7 +86,9 @@ class Tensor:
 
 
 def layout(shape: Shape) -> str:
-    """'map', 'tokens' or 'vector' (or 'rank-N' for a shape no op takes)."""
+    """'map', 'tokens', 'vector' or 'ids' (or 'rank-N' for a shape no op takes)."""
+    if isinstance(shape, TokenIds):
+        return "ids"
     return LAYOUTS.get(len(shape), f"rank-{len(shape)}")
 
 
@@ -131,6 +149,8 @@ class OpSpec:
     merge: bool = False  # reads two or more named inputs (`concat(a, b)`) and starts a statement
     feature_wise: bool = False  # on a vector, every feature stays itself (orders pass through)
     window: bool = False  # slides a window over H x W (what last shrank a map, for W104)
+    reads_ids: bool = False  # takes the integer ids of a token input (embedding)
+    masked: bool = False  # skips padding tokens when a padding mask reaches it (masking.py)
 
     @property
     def learned(self) -> bool:

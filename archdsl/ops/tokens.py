@@ -152,8 +152,9 @@ SPECS = (
         "mean_tokens",
         MeanTokens,
         (),
-        "the mean of the tokens: a vector of D features",
+        "the mean of the tokens (of the real ones, given a padding mask): a vector of D features",
         _mean_tokens_shape,
+        masked=True,
     ),
     OpSpec(
         "class_token",

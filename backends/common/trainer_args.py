@@ -34,6 +34,11 @@ PROGRESS = ("epoch", "batches_done", "global_step")
 HINT = "end the spec with global_avgpool |> flatten |> dense(N)"
 
 
+def is_text_model(spec):
+    """Whether the model reads token ids (`tokens L of V`): a text model."""
+    return getattr(spec, "INPUT_VOCAB", None) is not None
+
+
 class UsageError(Exception):
     """A bad flag, device or checkpoint, reported as one line without a traceback."""
 
@@ -95,14 +100,18 @@ def common_parser(spec, checkpoint):
     """A parser with the flags of both trainers; defaults come from the spec's train section."""
     p = OneLineParser(description=f"Train {spec.MODEL_NAME} from {spec.SPEC}.")
     p.add_argument(
-        "--data", type=Path, help="ImageFolder root: DIR/train/<class>/*, DIR/val/..."
+        "--data",
+        type=Path,
+        help="ImageFolder root: DIR/train/<class>/*, DIR/val/...; for a text model "
+        "DIR/train/<label>/*.txt, DIR/val/... or DIR/train.jsonl, DIR/val.jsonl",
     )
     p.add_argument(
         "--synthetic-per-class",
         type=integer(1),
         default=100,
         metavar="N",
-        help="without --data: synthetic training images per class (val: N // 5)",
+        help="without --data: synthetic training images (or texts) per class "
+        "(val: N // 5)",
     )
     p.add_argument("--epochs", type=integer(1), default=spec.TRAIN["epochs"])
     p.add_argument(
@@ -164,6 +173,11 @@ def check_trainable(spec):
     loss = spec.TRAIN["loss"]["name"]
     if loss != "cross_entropy":
         raise UsageError(f"loss {loss!r}: this trainer has cross_entropy")
+    if is_text_model(spec) and spec.TRAIN["augment"]:
+        raise UsageError(
+            "the spec augments images, but its model reads token ids; "
+            "remove `augment` from its train section"
+        )
 
 
 def parameters_text(total, trained):

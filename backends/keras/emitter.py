@@ -29,10 +29,12 @@ from archdsl.backends.pysource import (
     train_data,
     tup,
     variable_names,
+    vocab_line,
 )
 
 from archdsl import ir
 from archdsl.initializers import Distribution, layer_distributions
+from archdsl.masking import masked_blocks, masks
 from archdsl.naming import op_labels
 from archdsl.ops import REGISTRY
 from archdsl.shapes import Layer, Report, Shape, resolve_padding, trailing_softmax
@@ -75,6 +77,9 @@ RUNTIME = {
     "ClassToken": "token_layers",
     "PositionEmbedding": "token_layers",
     "SelfAttention": "token_layers",
+    "TokenEmbedding": "sequence",
+    "Recurrent": "sequence",
+    "real_tokens": "sequence",
 }
 ADAPTIVE = "_AdaptiveAvgPool2D"
 # Names build_model's body reads: a spec name equal to one gets a trailing `_` as a variable.
@@ -377,6 +382,24 @@ def _elementwise(func: str):
     return build
 
 
+def _embedding(op: ir.Embedding, layer: Layer, name: str) -> list[Step]:
+    """The runtime's TokenEmbedding: N(0, 1) rows as torch's, the padding row zero and frozen."""
+    init = Call("keras.initializers.RandomNormal", (Pair("mean", "0.0"), Pair("stddev", "1.0")))
+    padding = [] if op.padding is None else [Pair("padding", num(op.padding))]
+    args = (num(op.vocab), num(op.dim), Pair("embeddings_initializer", init), *padding)
+    return [Step(Call("TokenEmbedding", (*args, _name(name))), layer.output_shape)]
+
+
+def _recurrent(op: ir.Recurrent, layer: Layer, name: str) -> list[Step]:
+    """The runtime's Recurrent stack (PyTorch's LSTM / GRU), options where not the defaults."""
+    options = [Pair("layers", num(op.layers))] if op.layers != 1 else []
+    options += [Pair("bidirectional", "True")] if op.bidirectional else []
+    options += [Pair("sequences", "True")] if op.sequences else []
+    options += [] if op.bias else [Pair("use_bias", "False")]
+    call = Call("Recurrent", (string(op.op), num(op.units), *options, _name(name)))
+    return [Step(call, layer.output_shape)]
+
+
 _flatten_chw = _simple("FlattenCHW")  # where the flatten order is observed
 
 LAYERS = {
@@ -425,6 +448,9 @@ LAYERS = {
     "class_token": _simple("ClassToken"),
     "position_embedding": _layer("PositionEmbedding", lambda op: (Pair("std", num(op.std)),)),
     "attention": _layer("SelfAttention", _attention_args),
+    "embedding": _embedding,
+    "lstm": _recurrent,
+    "gru": _recurrent,
 }
 
 
@@ -506,15 +532,23 @@ def _input_lines(graph: ir.Graph, variables: dict[str, str]) -> list[str]:
     lines = []
     for index, inp in enumerate(graph.inputs):
         shape = "INPUT_SHAPE" if index == 0 else tup(_keras_shape(inp.shape))
-        call = Call("keras.Input", (Pair("shape", shape), _name(inp.name)))
+        ids = (Pair("dtype", string("int32")),) if inp.vocab else ()
+        call = Call("keras.Input", (Pair("shape", shape), *ids, _name(inp.name)))
         lines.append(statement(call, BODY, f"{variables[inp.name]} = ", _hwc(inp.shape)))
     return lines
 
 
 def _statement_lines(
-    stmt, layers, value: dict[str, str], var: str, softmax_last: bool, observed: set[str]
+    stmt,
+    layers,
+    value: dict[str, str],
+    var: str,
+    softmax_last: bool,
+    observed: set[str],
+    masked: dict[str, str],
 ):
-    """The lines of one statement, and every layer call in it; updates `value`."""
+    """The lines of one statement, and every layer call in it; updates `value`. A layer
+    named in `masked` also gets that padding mask."""
     lines, calls = [], []
     current: Code = (
         value[stmt.inputs[0]]
@@ -527,8 +561,9 @@ def _statement_lines(
                 f"{' ' * BODY}# {layer.name}: applied by predict(); the model outputs logits"
             )
             continue
+        mask = (Pair("mask", masked[layer.name]),) if layer.name in masked else ()
         for step in _steps(op, label, layer, stmt.name, observed):
-            code = Call(step.layer, (current,))
+            code = Call(step.layer, (current, *mask))
             lines.append(statement(code, BODY, f"{var} = ", _hwc(step.shape)))
             calls.append(step.layer)
             current = var
@@ -552,7 +587,7 @@ def _builders(graph: ir.Graph, report: Report, taken: set[str]) -> tuple[Plan, d
     forms = {b.name: b for b in graph.blocks}
     names = {s.name for s in graph.statements}
     reserved = ARGUMENTS_RESERVED | RESERVED
-    excluded: set[str] = set()
+    excluded = masked_blocks(report)
     while True:
         blocks = plan(graph, facts, lambda block: block, taken, reserved, excluded)
         texts = {b: function_text(blocks, forms[b]) for b in used_units(blocks, forms, names)}
@@ -604,7 +639,8 @@ def _build_model(graph: ir.Graph, report: Report) -> tuple[str, list[Call], dict
         """One block call's code in build_model."""
         return call_code(blocks, path, source, forms, names, layer_calls)
 
-    parts, calls = ["\n".join(_input_lines(graph, variables))], []
+    masked, mask_lines, calls = _masks(report, variables, taken)
+    parts = ["\n".join(_input_lines(graph, variables) + mask_lines)]
     for stmt in report.order:
         if stmt.name not in report.live:
             parts.append(f"{' ' * BODY}# {stmt.name} never reaches the output: not built")
@@ -618,7 +654,7 @@ def _build_model(graph: ir.Graph, report: Report) -> tuple[str, list[Call], dict
             continue
         last = softmax and stmt.name == graph.output
         lines, more = _statement_lines(
-            stmt, by_statement[stmt.name], value, variables[stmt.name], last, observed
+            stmt, by_statement[stmt.name], value, variables[stmt.name], last, observed, masked
         )
         parts.append("\n".join(lines))
         calls += more
@@ -632,6 +668,23 @@ def _build_model(graph: ir.Graph, report: Report) -> tuple[str, list[Call], dict
         calls.append(model)
     parts.append(statement(model, BODY, "return "))
     return _function("build_model()", doc, "\n\n".join(parts)), calls, functions
+
+
+def _masks(report: Report, variables: dict[str, str], taken: set[str]):
+    """({layer name: mask variable} for the layers that skip padding, the lines computing
+    each token input's mask, their calls)."""
+    received = masks(report)
+    spelt: dict[tuple[str, int], str] = {}
+    lines, calls = [], []
+    for source, padding in dict.fromkeys(received.values()):
+        variable = f"{variables[source]}_mask"
+        while variable in taken or variable in spelt.values():
+            variable += "_"
+        spelt[(source, padding)] = variable
+        call = Call("real_tokens", (variables[source], num(padding)))
+        lines.append(statement(call, BODY, f"{variable} = "))
+        calls.append(call)
+    return {name: spelt[mask] for name, mask in received.items()}, lines, calls
 
 
 # ----------------------------------------------------------------------------- recipe
@@ -775,6 +828,7 @@ def _constants(graph: ir.Graph, report: Report, spec_name: str) -> str:
         statement(tup(_keras_shape(first.shape)), 0, "INPUT_SHAPE = "),
         statement(tup(_keras_shape(output)), 0, "OUTPUT_SHAPE = "),
         f"NUM_CLASSES = {num(output[0])}",
+        *vocab_line(graph),
         statement(literal(train_data(graph.train)), 0, "TRAIN = "),
     ]
     return "\n".join(lines)

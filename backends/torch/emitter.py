@@ -20,16 +20,25 @@ from archdsl.backends.pysource import (
     train_data,
     tup,
     variable_names,
+    vocab_line,
 )
 from archdsl.backends.torch.block_classes import class_text, constructor
 from archdsl.backends.torch.layout import items_block, layout, statement
 from archdsl.backends.torch.nesting import attribute, containers
+from archdsl.backends.torch.sequence import (
+    HELPER_NAMES,
+    embedding,
+    helpers,
+    init_lines,
+    recurrent,
+)
 from archdsl.backends.torch.token_classes import TOKEN_HELPERS, TOKEN_INITS
 
 from archdsl import ir
 from archdsl.emit import EmitError
 from archdsl.initializers import Distribution, layer_distributions
 from archdsl.lowering import FRAMEWORK_MEMBERS
+from archdsl.masking import masked_blocks, masks
 from archdsl.naming import op_labels
 from archdsl.ops import REGISTRY
 from archdsl.ops.spec import features
@@ -94,6 +103,7 @@ MODULE_NAMES = CONTRACT_NAMES | {
     "Chunk",
     *RUNTIME_LAYERS,
     *(name for name, _ in TOKEN_HELPERS),
+    *HELPER_NAMES,
 }
 
 # the train block's `freeze`: the frozen statements' batch norms keep their statistics
@@ -252,6 +262,7 @@ class Chain:
     merge: str | None
     ops: list[tuple[object, Layer, str]]
     runs: str | None = None  # a top-level statement whose calls run as one module (`layer2`)
+    mask: tuple[str, int] | None = None  # (token input, padding id): the mask its layers get
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -268,9 +279,10 @@ def render_model(graph: ir.Graph, report: Report, spec_name: str) -> str:
     chains = _chains(graph, report)
     entries = {c.stmt.name: _entries(c) for c in chains}
     used = {e.module.func for es in entries.values() for e in es if isinstance(e.module, Call)}
-    blocks, classes = _block_classes(graph, chains, towers)
+    blocks, classes = _block_classes(graph, report, chains, towers)
     definitions = [
         *[text.rstrip("\n") for name, text in HELPERS if name in used],
+        *helpers(used, any(c.mask for c in chains)),
         *classes,
         _model_class(graph, report, chains, entries, blocks),
         _functions(graph),
@@ -280,7 +292,9 @@ def render_model(graph: ir.Graph, report: Report, spec_name: str) -> str:
     return "\n\n\n".join([top, *definitions]) + "\n"
 
 
-def _block_classes(graph: ir.Graph, chains: list[Chain], towers: int) -> tuple[Plan, list[str]]:
+def _block_classes(
+    graph: ir.Graph, report: Report, chains: list[Chain], towers: int
+) -> tuple[Plan, list[str]]:
     """Which blocks run as classes, and their definitions; a block whose class would need a
     line longer than ruff's is run statement by statement instead, as are a towered model's."""
     if towers > 1:
@@ -289,7 +303,7 @@ def _block_classes(graph: ir.Graph, chains: list[Chain], towers: int) -> tuple[P
     facts = {c.stmt.name: (c.merge, bool(c.ops)) for c in chains}
     taken = MODULE_NAMES | {graph.name}
     forms = {b.name: b for b in graph.blocks}
-    excluded: set[str] = set()
+    excluded = masked_blocks(report)
     while True:
         blocks = plan(graph, facts, camel_case, taken, FRAMEWORK_MEMBERS, excluded)
         texts = {b: class_text(blocks, forms[b], by_name, _merge) for b in blocks.units}
@@ -360,6 +374,7 @@ def _constants(graph: ir.Graph, report: Report, spec_name: str) -> str:
         statement(Seq("()", tuple(num(d) for d in graph.inputs[0].shape)), 0, "INPUT_SHAPE = "),
         statement(Seq("()", tuple(num(d) for d in out_shape)), 0, "OUTPUT_SHAPE = "),
         f"NUM_CLASSES = {num(out_shape[0])}",
+        *vocab_line(graph),
         statement(literal(train_data(graph.train)), 0, "TRAIN = "),
     ]
     return "\n".join(lines)
@@ -372,6 +387,7 @@ def _chains(graph: ir.Graph, report: Report) -> list[Chain]:
     """Every statement the model builds (those reaching the output), in dependency order, split
     into merge and module chain."""
     layers = report.by_statement()
+    received = masks(report)
     chains = []
     for stmt in report.order:
         if stmt.name not in report.live:
@@ -380,8 +396,21 @@ def _chains(graph: ir.Graph, report: Report) -> list[Chain]:
         merge = ops.pop(0)[0].op if ops and ops[0][0].op in MERGED else None
         if stmt.name == graph.output and trailing_softmax(graph):
             ops.pop()
-        chains.append(Chain(stmt, merge, ops))
+        chains.append(Chain(stmt, merge, ops, mask=_mask_source(stmt, ops, received)))
     return chains
+
+
+def _mask_source(stmt: ir.Statement, ops: list, received: dict) -> tuple[str, int] | None:
+    """(token input, padding id) of the mask the statement's layers receive, or None."""
+    sources = {received.get(layer.name) for op, layer, label in ops if REGISTRY[op.op].masked}
+    if not sources - {None}:
+        return None
+    if len(sources) > 1:
+        raise EmitError(
+            f"statement `{stmt.name}` has layers with and without a padding mask: "
+            "split it where the sequence changes length"
+        )
+    return sources.pop()
 
 
 def _entries(chain: Chain) -> list[Entry]:
@@ -680,6 +709,9 @@ EMIT = {
         lambda op, layer, fresh: Call("PositionEmbedding", tuple(map(num, layer.input_shape)))
     ),
     "attention": _module(_attention),
+    "embedding": _module(embedding),
+    "lstm": _module(recurrent),
+    "gru": _module(recurrent),
 }
 
 
@@ -711,9 +743,10 @@ def _model_class(
     made = containers(
         built, lambda path: constructor(blocks, path) if path in blocks.calls else None
     )
+    masked = {c.stmt.name for c in chains if c.mask}
     for name in built:
         lines += [statement(new, METHOD, f"{attribute(c)} = ") for c, new in made[name]]
-        lines += _sequential(name, entries[name])
+        lines += _sequential(name, entries[name], name in masked)
     lines += ["        self.reset_parameters()", "", *_reset_parameters(chains), ""]
     lines += _forward(graph, _steps(chains, blocks))
     if graph.train.freeze:
@@ -729,22 +762,24 @@ def _class_line(name: str) -> str:
     return line if len(line) <= WIDTH else f"class {name}(\n    nn.Module\n):"
 
 
-def _sequential(name: str, entries: list[Entry]) -> list[str]:
-    """`self.NAME = nn.Sequential(OrderedDict(key=module, ...))`, one line per op."""
+def _sequential(name: str, entries: list[Entry], masked: bool = False) -> list[str]:
+    """`self.NAME = nn.Sequential(OrderedDict(key=module, ...))`, one line per op
+    (MaskedSequential where its layers receive a padding mask)."""
     if not entries:
         return []
     items = [(Pair(e.key, e.module), e.comment) for e in entries]
     head = f"{' ' * METHOD}{attribute(name)} = "
-    if len(head) + len("nn.Sequential(") <= WIDTH or len(head) + 1 > WIDTH:
+    container = "MaskedSequential(" if masked else "nn.Sequential("
+    if len(head) + len(container) <= WIDTH or len(head) + 1 > WIDTH:
         return [
-            head + "nn.Sequential(",
+            head + container,
             *items_block("OrderedDict", items, METHOD + 4),
             " " * METHOD + ")",
         ]
     inner = " " * (METHOD + 4)  # ruff's parentheses around a right-hand side it cannot open
     return [
         head + "(",
-        inner + "nn.Sequential(",
+        inner + container,
         *items_block("OrderedDict", items, METHOD + 8),
         inner + ")",
         " " * METHOD + ")",
@@ -772,6 +807,8 @@ def _reset_parameters(chains: list[Chain]) -> list[str]:
                 lines.append(statement(Call("nn.init.zeros_", (f"{path}.bias",)), METHOD))
             elif op.op == "window_attention":
                 lines.append(statement(Call(f"{path}.reset_parameters", ()), METHOD))
+            elif op.op in ("embedding", "lstm", "gru"):
+                lines += init_lines(op, path, METHOD)
             elif op.op == "layer_scale":
                 lines.append(
                     statement(Call("nn.init.constant_", (f"{path}.scale", num(op.init))), METHOD)
@@ -841,12 +878,18 @@ def _forward(graph: ir.Graph, chains: list[Chain]) -> list[str]:
         f'        """{"Logits" if trailing_softmax(graph) else "Outputs"} for a batch of inputs."""',
     ]
     devices = _placement(graph) if tower_count(graph) > 1 else {}
+    mask_names = _mask_variables(graph, chains, names)
+    lines += [
+        f"{' ' * METHOD}{mask} = real_tokens({names[source]}, {padding})"
+        for source, (mask, padding) in mask_names.items()
+    ]
     for i, chain in enumerate(chains):
         expr = _merged(chain, names, devices)
         if chain.runs:
             expr = Call(attribute(chain.runs), (expr,))
         elif chain.ops:
-            expr = Call(attribute(chain.stmt.name), (expr,))
+            mask = (mask_names[chain.mask[0]][0],) if chain.mask else ()
+            expr = Call(attribute(chain.stmt.name), (expr, *mask))
         if chain.stmt.name == graph.output:
             lines.append(statement(expr, METHOD, "return "))
             continue
@@ -856,6 +899,22 @@ def _forward(graph: ir.Graph, chains: list[Chain]) -> list[str]:
         if done:
             lines.append(_del(done))
     return lines
+
+
+def _mask_variables(graph: ir.Graph, chains: list[Chain], names: dict) -> dict:
+    """{token input: (its mask's variable, padding id)} for the masks forward computes."""
+    found = dict.fromkeys(c.mask for c in chains if c.mask)
+    sources = [source for source, padding in found]
+    if len(set(sources)) < len(sources):
+        raise EmitError("the embeddings of one token input use different padding ids")
+    taken, spelt = set(names.values()), {}
+    for source, padding in found:
+        variable = f"{names[source]}_mask"
+        while variable in taken:
+            variable += "_"
+        taken.add(variable)
+        spelt[source] = (variable, padding)
+    return spelt
 
 
 def _del(names: list[str]) -> str:

@@ -42,11 +42,17 @@ SELECT_TOKEN_CLASS = '''class SelectToken(nn.Module):
 '''
 
 MEAN_TOKENS_CLASS = '''class MeanTokens(nn.Module):
-    """The mean of (N, L, D) tokens: an (N, D) vector."""
+    """The mean of (N, L, D) tokens: an (N, D) vector; given a padding mask (True at real
+    tokens), the mean of the real tokens (zeros for a text without any)."""
 
-    def forward(self, x):
-        """The mean over the tokens."""
-        return x.mean(dim=1)
+    takes_mask = True
+
+    def forward(self, x, mask=None):
+        """The mean over the (real) tokens."""
+        if mask is None:
+            return x.mean(dim=1)
+        weights = mask.unsqueeze(-1).to(x.dtype)
+        return (x * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
 '''
 
 CLASS_TOKEN_CLASS = '''class ClassToken(nn.Module):
@@ -78,7 +84,11 @@ POSITION_EMBEDDING_CLASS = '''class PositionEmbedding(nn.Module):
 SELF_ATTENTION_CLASS = '''class SelfAttention(nn.Module):
     """Multi-head self-attention over (N, L, D) tokens with the tensors of
     nn.MultiheadAttention (in_proj_weight: the Q, K, V projections' rows; out_proj), by
-    scaled_dot_product_attention: softmax(Q K^T / sqrt(D / heads)) V per head."""
+    scaled_dot_product_attention: softmax(Q K^T / sqrt(D / heads)) V per head. Given a
+    padding mask (True at real tokens), no token attends to padding (a text without any
+    real token attends to all of it)."""
+
+    takes_mask = True
 
     def __init__(self, dim, heads, dropout=0.0, bias=True):
         """dim: features per token; heads: how many (they divide dim); dropout: on the
@@ -89,14 +99,19 @@ SELF_ATTENTION_CLASS = '''class SelfAttention(nn.Module):
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * dim)) if bias else None
         self.out_proj = nn.Linear(dim, dim, bias=bias)
 
-    def forward(self, x):
+    def forward(self, x, mask=None):
         """Project to Q, K, V, attend within each head, join the heads, project back."""
         n, length, dim = x.shape
         qkv = nn.functional.linear(x, self.in_proj_weight, self.in_proj_bias)
         qkv = qkv.view(n, length, 3, self.heads, dim // self.heads)
         qkv = qkv.permute(2, 0, 3, 1, 4)  # (Q K V, N, heads, L, D / heads)
         p = self.dropout if self.training else 0.0
-        out = nn.functional.scaled_dot_product_attention(*qkv, dropout_p=p)
+        keys = None
+        if mask is not None:  # (N, 1, 1, L): the keys each query may attend to
+            keys = (mask | ~mask.any(dim=1, keepdim=True))[:, None, None, :]
+        out = nn.functional.scaled_dot_product_attention(
+            *qkv, attn_mask=keys, dropout_p=p
+        )
         return self.out_proj(out.transpose(1, 2).reshape(n, length, dim))
 '''
 

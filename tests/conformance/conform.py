@@ -407,6 +407,14 @@ def rule_name(opt: dict) -> str:
     return opt["rule"] if opt["name"] == "sgd" else opt["name"]
 
 
+def random_inputs(module, rng, batch: int):
+    """A batch for a compiled model: standard-normal float32 images, or int64 token ids
+    below the vocabulary's size for a text model (INPUT_VOCAB)."""
+    if hasattr(module, "INPUT_VOCAB"):
+        return rng.integers(0, module.INPUT_VOCAB, (batch, *module.INPUT_SHAPE))
+    return rng.standard_normal((batch, *module.INPUT_SHAPE)).astype(np.float32)
+
+
 def mixed_batch(train: dict, x, labels, num_classes: int, step: int):
     """(x, targets) of a harness batch (NCHW or flat x) through the spec's mixup / cutmix, as
     the trainers mix (backends/common/augment.py); (x, labels) without them."""

@@ -176,7 +176,8 @@ def train_float64(task, m, directory):
     for step in range(1, conform.STEPS + 1):
         optimizer.learning_rate = lrs[step - 1]  # as the schedules set it
         x = batches[f"x{step}"]
-        x = (x.transpose(0, 2, 3, 1) if x.ndim == 4 else x).astype(np.float64)
+        x = x.transpose(0, 2, 3, 1) if x.ndim == 4 else x
+        x = x.astype(np.int32 if hasattr(m, "INPUT_VOCAB") else np.float64)
         y = batches[f"y{step}"]  # labels, or mixup / cutmix's soft targets
         y = (
             y.astype(np.float64)

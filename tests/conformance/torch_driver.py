@@ -133,7 +133,7 @@ def infer(task):
     torch.manual_seed(conform.SEED)
     rng = np.random.default_rng(conform.SEED)
     model = m.build_model()
-    x = torch.from_numpy(rng.standard_normal((conform.BATCH, *m.INPUT_SHAPE)).astype(np.float32))
+    x = torch.from_numpy(conform.random_inputs(m, rng, conform.BATCH))
     calibrate(model, x, rng)
     m.save_weights(model, directory / "weights.npz")
     model.eval()
@@ -178,7 +178,7 @@ def train(task):
     batches = {}
     for step in range(1, conform.STEPS + 1):
         batch = task.get("batch", conform.BATCH)
-        x = rng.standard_normal((batch, *m.INPUT_SHAPE)).astype(np.float32)
+        x = conform.random_inputs(m, rng, batch)
         y = rng.integers(0, m.NUM_CLASSES, batch)
         batches[f"x{step}"], batches[f"y{step}"] = conform.mixed_batch(
             m.TRAIN, x, y, m.NUM_CLASSES, step
@@ -234,7 +234,8 @@ def train_steps(m, model, batches, after_step):
         for group, share in zip(optimizer.param_groups, shares, strict=True):
             group["lr"] = lrs[step - 1] * share  # as the schedules set it
         optimizer.zero_grad()
-        x = torch.from_numpy(batches[f"x{step}"]).double()
+        x = torch.from_numpy(batches[f"x{step}"])
+        x = x if hasattr(m, "INPUT_VOCAB") else x.double()  # token ids stay integers
         y = torch.from_numpy(batches[f"y{step}"])
         y = y.double() if y.is_floating_point() else y  # mixup / cutmix: soft targets
         loss = F.cross_entropy(model(x), y, label_smoothing=smoothing)

@@ -108,6 +108,8 @@ EXPECTED: dict[str, Counter] = {
     # the 4/4 patchify conv tiles 224; the maps (56 ... 7) are whole windows of 7 and even
     # for the patch mergings.
     "zoo/swin_t.arch": _n(),
+    "text/lstm_classifier.arch": _n(),
+    "text/transformer_classifier.arch": _n(),
     # the 16x16/16 patchify conv tiles 224 into 14 x 14 exactly; the rest runs on tokens.
     "zoo/vit_b_16.arch": _n(),
 }

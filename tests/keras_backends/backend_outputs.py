@@ -49,8 +49,12 @@ def outputs(directory):
     module = import_model(directory)
     model = module.build_model()
     importlib.import_module("weights").load_arrays(model, random_weights(model))
-    x = np.random.default_rng(1).standard_normal((2, *module.INPUT_SHAPE))
-    return keras.ops.convert_to_numpy(module.predict(model, x.astype(np.float32)))
+    rng = np.random.default_rng(1)
+    if hasattr(module, "INPUT_VOCAB"):
+        x = rng.integers(0, module.INPUT_VOCAB, (2, *module.INPUT_SHAPE)).astype(np.int32)
+    else:
+        x = rng.standard_normal((2, *module.INPUT_SHAPE)).astype(np.float32)
+    return keras.ops.convert_to_numpy(module.predict(model, x))
 
 
 def main(directories):

@@ -139,3 +139,26 @@ def test_adamw_honours_no_decay(optim):
     for v in model.trainable_variables:
         scale = 1.0 if v.path.endswith(("bias", "gamma", "beta")) else 1 - 0.1 * 0.5
         np.testing.assert_allclose(np.asarray(v), before[v.path] * scale, rtol=1e-6)
+
+
+def test_a_sparse_embedding_gradient_steps_every_row_as_torch(optim):
+    """TensorFlow's gradient of an embedding holds only the rows a batch read, a row once per
+    read (IndexedSlices): the runtime's optimizers sum it into a dense table first, so the
+    clipping norm counts a row's gradient once and Adam steps every row (row 3, read by the
+    first batch only, moves on its momentum), as torch.optim does."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1)
+    table0, first = rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
+    rows, values = [0, 0], rng.normal(size=(2, 3))
+    dense = np.zeros((5, 3))
+    np.add.at(dense, rows, values)
+    sparse = tf.IndexedSlices(tf.constant(values), tf.constant(rows), tf.constant([5, 3]))
+    tables = []
+    for gradient in (sparse, tf.constant(dense)):
+        table = keras.Variable(table0, dtype="float64")
+        opt = optim.TorchAdamW(learning_rate=0.1, weight_decay=0.0, global_clipnorm=0.5)
+        opt.apply_gradients([(tf.constant(first), table)])
+        opt.apply_gradients([(gradient, table)])
+        tables.append(np.asarray(table))
+    np.testing.assert_allclose(tables[0], tables[1], rtol=1e-12)

@@ -67,6 +67,13 @@ def record_shapes(model, names):
     return seen
 
 
+def random_input(module, batch=2):
+    """A random batch for the model: images, or token ids for a text model."""
+    if hasattr(module, "INPUT_VOCAB"):
+        return torch.randint(module.INPUT_VOCAB, (batch, *module.INPUT_SHAPE))
+    return torch.randn(batch, *module.INPUT_SHAPE)
+
+
 @pytest.mark.parametrize("path", SPECS, ids=IDS)
 def test_spec_builds_and_runs_as_its_report_says(path, compiled_file):
     out = compiled_file(path)
@@ -85,7 +92,7 @@ def test_spec_builds_and_runs_as_its_report_says(path, compiled_file):
     ops = record_shapes(model, [layer.name for layer in layers])
     statements = record_shapes(model, sorted({layer.statement for layer in layers}))
     with torch.no_grad():
-        y = model(torch.randn(2, *module.INPUT_SHAPE))
+        y = model(random_input(module))
     assert tuple(y.shape) == (2, *report.outputs[graph.output])
     assert ops == {layer.name: layer.output_shape for layer in layers}
     assert statements == {name: report.outputs[name] for name in statements}

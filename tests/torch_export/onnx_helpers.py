@@ -34,8 +34,11 @@ def random_model(module, seed=0):
 
 
 def random_input(module, batch, seed=1):
-    """A batch of standard-normal inputs of the spec's input shape."""
+    """A batch of standard-normal inputs of the spec's input shape (token ids below the
+    vocabulary's size for a text model)."""
     gen = torch.Generator().manual_seed(seed)
+    if hasattr(module, "INPUT_VOCAB"):
+        return torch.randint(module.INPUT_VOCAB, (batch, *module.INPUT_SHAPE), generator=gen)
     return torch.randn(batch, *module.INPUT_SHAPE, generator=gen)
 
 

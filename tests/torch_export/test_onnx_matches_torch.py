@@ -21,7 +21,7 @@ from onnx_helpers import (  # noqa: E402
     run_onnx,
 )
 
-from archdsl.onnx_export import DEFAULT_OPSET, export_model  # noqa: E402
+from archdsl.onnx_export import DEFAULT_OPSET, ExportError, export_model  # noqa: E402
 from archdsl.shapes import trailing_softmax  # noqa: E402
 from archdsl.signatures import OPS  # noqa: E402
 
@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SPECS = sorted((ROOT / "specs").rglob("*.arch"))
 DEFAULT_RUN = {"alexnet.arch", "resnet18.arch", "mobilenet_v2.arch"}
 EVERY_OP = Path(__file__).resolve().parent / "every_op.arch"
+EVERY_SEQUENCE_OP = EVERY_OP.with_name("every_sequence_op.arch")  # on token ids
 
 
 def _param(path):
@@ -50,7 +51,9 @@ def exported_outputs(path, batch=2):
 
 
 @pytest.mark.parametrize(
-    "path", [_param(p) for p in SPECS] + [pytest.param(EVERY_OP, id="every_op")]
+    "path",
+    [_param(p) for p in SPECS]
+    + [pytest.param(EVERY_OP, id="every_op"), pytest.param(EVERY_SEQUENCE_OP, id="sequence")],
 )
 def test_onnxruntime_matches_pytorch(path):
     got, want, _ = exported_outputs(path)
@@ -65,6 +68,18 @@ def test_channel_shuffle_keeps_its_own_forward_after_export():
 
 
 def test_the_every_op_net_has_every_op():
-    """A new op fails here until every_op.arch uses it (and so its export is tested)."""
-    graph = compiled(EVERY_OP)[0].graph
-    assert {op.op for stmt in graph.statements for op in stmt.ops} == set(OPS)
+    """A new op fails here until every_op.arch (or every_sequence_op.arch) uses it (and so
+    its export is tested)."""
+    graphs = [compiled(path)[0].graph for path in (EVERY_OP, EVERY_SEQUENCE_OP)]
+    used = {op.op for graph in graphs for stmt in graph.statements for op in stmt.ops}
+    assert used == set(OPS)
+
+
+def test_a_bidirectional_layer_skipping_padding_is_refused_by_name(tmp_path):
+    """Its backward direction needs packed sequences, which the exporter cannot trace."""
+    spec = tmp_path / "bi.arch"
+    body = "e = embedding(20, 4, padding=0)\nr = gru(3, bidirectional=true)\nout = dense(2)\n"
+    spec.write_text(f"model Bi\ninput text: tokens 5 of 20\n{body}")
+    checked, module = compiled(spec)
+    with pytest.raises(ExportError, match="bidirectional gru that skips padding has no export"):
+        export_model(module, module.build_model(), False, DEFAULT_OPSET, dynamic_batch=True)

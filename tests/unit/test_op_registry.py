@@ -15,6 +15,12 @@ from archdsl.ops import REGISTRY
 from archdsl.ops.spec import ShapeError, need
 
 OPS = sorted(REGISTRY)
+# ops on token ids or sequences: the statements that test them, on `input x: tokens 6 of 10`
+SEQUENCE_OPS = {
+    "embedding": "y = embedding(10, 4, padding=0)",
+    "lstm": "e = embedding(10, 4, padding=0)\ny = lstm(3, layers=2, bidirectional=true)",
+    "gru": "e = embedding(10, 4)\ny = gru(3, sequences=true)",
+}
 
 
 def test_every_backend_emits_every_op():
@@ -52,14 +58,17 @@ def test_each_op_compiles_alone_and_counts_what_its_tensors_hold(name):
     arguments |= {"window_attention": "(2, window=4, shift=2)"}
     arguments |= {"to_map": "(6, 6)", "token": "(3)", "attention": "(2)"}
     on_tokens = ("to_map", "token", "mean_tokens", "class_token", "position_embedding", "attention")
+    source = "2 x 6 x 6"
     if REGISTRY[name].merge:
         body = f"a = relu\nb = tanh from x\ny = {name}(a, b)"
+    elif name in SEQUENCE_OPS:
+        source, body = "tokens 6 of 10", SEQUENCE_OPS[name]
     else:
         shape_first = "y = flatten |> " if name == "dense" else "y = "
         if name in on_tokens:
             shape_first = "y = to_tokens |> "
         body = shape_first + name + arguments.get(name, "")
-    checked = check_source(f"model T\ninput x: 2 x 6 x 6\n{body}\n", "t.arch")
+    checked = check_source(f"model T\ninput x: {source}\n{body}\n", "t.arch")
     assert checked.ok, checked.diagnostics
     layer = next(layer for layer in checked.report.layers if layer.op == name)
     held = REGISTRY[name].tensors(

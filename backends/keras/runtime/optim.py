@@ -35,13 +35,25 @@ def _summed_over_replicas(grads):
     return context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
 
 
+def _dense(gradient):
+    """A gradient as a dense tensor: TensorFlow's sparse one of an embedding (its rows
+    that a batch read, IndexedSlices) summed into a whole table."""
+    if not hasattr(gradient, "indices"):
+        return gradient
+    rows = ops.expand_dims(gradient.indices, -1)
+    return ops.scatter(rows, gradient.values, tuple(gradient.shape))
+
+
 class _TorchClipping:
     """global_clipnorm as torch.nn.utils.clip_grad_norm_ clips: every gradient times
     min(1, max_norm / (norm + 1e-6)), norm the L2 norm of all gradients together (Keras's own
-    multiplies by max_norm / max(norm, max_norm), without the 1e-6)."""
+    multiplies by max_norm / max(norm, max_norm), without the 1e-6). Every gradient is made
+    dense first, as PyTorch's are: TensorFlow's sparse gradient of an embedding would update
+    only the rows a batch reads (their moments too), where torch.optim updates every row."""
 
     def _clip_gradients(self, grads):
-        """The gradients scaled to a global norm of at most global_clipnorm."""
+        """The gradients, dense, scaled to a global norm of at most global_clipnorm."""
+        grads = [None if g is None else _dense(g) for g in grads]
         if not self.global_clipnorm:
             return super()._clip_gradients(grads)
         present = [g for g in grads if g is not None]

@@ -78,11 +78,18 @@ class SelectToken(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="archdsl")
 class MeanTokens(keras.layers.Layer):
-    """The mean of (N, L, D) tokens: an (N, D) vector."""
+    """The mean of (N, L, D) tokens: an (N, D) vector; given a padding mask (True at real
+    tokens), the mean of the real tokens (zeros for a text without any)."""
 
-    def call(self, x):
-        """The mean over the tokens."""
-        return ops.mean(x, axis=1)
+    def call(self, x, mask=None):
+        """The mean over the (real) tokens."""
+        if mask is None:
+            return ops.mean(x, axis=1)
+        weights = ops.expand_dims(ops.cast(mask, x.dtype), -1)
+        return ops.sum(x * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)
+
+    def compute_mask(self, inputs, mask=None):
+        """No mask leaves this layer (the model passes one explicitly)."""
 
     def compute_output_shape(self, input_shape):
         """(N, D)."""
@@ -180,8 +187,10 @@ class SelfAttention(keras.layers.Layer):
         y = ops.matmul(x, ops.transpose(ops.cast(weight, x.dtype)))
         return y if bias is None else y + ops.cast(bias, x.dtype)
 
-    def call(self, x, training=False):
-        """Project to Q, K, V, attend within each head, join the heads, project back."""
+    def call(self, x, mask=None, training=False):
+        """Project to Q, K, V, attend within each head, join the heads, project back;
+        given a padding mask (True at real tokens), no token attends to padding (a text
+        without any real token attends to all of it)."""
         length, dim = x.shape[1:]
         depth = dim // self.heads
         qkv = self._project(x, self.in_proj_weight, self.in_proj_bias)
@@ -189,6 +198,12 @@ class SelfAttention(keras.layers.Layer):
         q, k, v = (qkv[:, :, i] for i in range(3))  # (N, L, heads, depth) each
         q, v = ops.transpose(q, (0, 2, 1, 3)), ops.transpose(v, (0, 2, 1, 3))
         scores = ops.matmul(q, ops.transpose(k, (0, 2, 3, 1))) / math.sqrt(depth)
+        if mask is not None:
+            keys = ops.logical_or(
+                mask, ops.logical_not(ops.any(mask, 1, keepdims=True))
+            )
+            keys = ops.expand_dims(ops.expand_dims(keys, 1), 1)  # (N, 1, 1, L)
+            scores = ops.where(keys, scores, float("-inf"))
         # the softmax in float32 at least (mixed precision's float16 scores), float64 kept
         wide = keras.backend.result_type(scores.dtype, "float32")
         weights = ops.cast(ops.softmax(ops.cast(scores, wide), axis=-1), x.dtype)
@@ -200,6 +215,9 @@ class SelfAttention(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         """The input's shape."""
         return tuple(input_shape)
+
+    def compute_mask(self, inputs, mask=None):
+        """No mask leaves this layer (the model passes one explicitly)."""
 
     def get_config(self):
         """Constructor arguments, for saving."""

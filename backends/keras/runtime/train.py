@@ -38,6 +38,7 @@ from imagefolder import DataError, ImageFolderDataset, scan_imagefolder
 from metrics_log import MetricsLog, ProgressBar, atomic_write
 from npzcheck import printable
 from portable import WeightsError, read_npz
+from textdata import text_sets
 from trainer_args import (
     Interrupted,
     UsageError,
@@ -48,6 +49,7 @@ from trainer_args import (
     device_count,
     error_line,
     is_count,
+    is_text_model,
     parameters_text,
     resume_path,
     synthetic_sets,
@@ -113,7 +115,16 @@ def make_strategy(devices):
 
 
 def datasets(args):
-    """(train, val) of (uint8 HxWx3, label): ImageFolder or the synthetic images."""
+    """(train, val) of (uint8 HxWx3, label): ImageFolder or the synthetic images; for a
+    text model, of (int64 token ids, label): text files or the procedural texts."""
+    if is_text_model(spec):
+        return text_sets(
+            args.data,
+            spec.INPUT_SHAPE[0],
+            spec.INPUT_VOCAB,
+            spec.NUM_CLASSES,
+            args.synthetic_per_class,
+        )[:2]  # the label names are not used
     if args.data is not None:
         train, val, _ = scan_imagefolder(args.data, spec.NUM_CLASSES)
         return ImageFolderDataset(train), ImageFolderDataset(val)
@@ -121,6 +132,11 @@ def datasets(args):
         spec.NUM_CLASSES, spec.INPUT_SHAPE[:2], args.synthetic_per_class
     )
     return train, val
+
+
+def token_ids(ids, rng):
+    """A text's token ids as the model's int32 input (the pipeline of a text model)."""
+    return ids.astype("int32")
 
 
 class Loader:
@@ -203,12 +219,13 @@ def padded(batch, count):
 
 def make_eval_step(strategy, net, jit):
     """A compiled step: weighted summed loss (no smoothing), top-1 and top-5 hits of
-    (x, y, weights); 5-D input = crops."""
+    (x, y, weights); a 5-D batch of images holds crops."""
     top = min(5, spec.NUM_CLASSES)
 
     def replica_step(x, y, w):
-        crops = x.shape[1] if len(x.shape) == 5 else 1
-        logits = net(tf.reshape(x, (-1, *x.shape[-3:])), training=False)
+        rank = len(spec.INPUT_SHAPE)  # of one input: 3 for images, 1 for token ids
+        crops = x.shape[1] if len(x.shape) == rank + 2 else 1
+        logits = net(tf.reshape(x, (-1, *x.shape[-rank:])), training=False)
         logp = tf.nn.log_softmax(tf.cast(logits, tf.float32))
         logp = tf.reshape(logp, (tf.shape(y)[0], crops, spec.NUM_CLASSES))
         logp = tf.reduce_logsumexp(logp, axis=1) - math.log(
@@ -336,7 +353,10 @@ class Trainer:
             self.restore(resume)
 
     def loader(self, data, train):
-        """A Loader with the spec's training or evaluation pipeline."""
+        """A Loader with the spec's training or evaluation pipeline (token ids pass
+        through as they are)."""
+        if is_text_model(spec):
+            return Loader(data, token_ids, self.args.seed, self.args.workers)
         hw, channels = spec.INPUT_SHAPE[:2], spec.INPUT_SHAPE[2]
         tencrop = self.args.ten_crop and not train
         try:
@@ -550,11 +570,13 @@ class Trainer:
             trained,
         )
         data = self.args.data
-        source = f"ImageFolder {printable(str(data))}" if data else "synthetic"
+        kind = "text" if is_text_model(spec) else "ImageFolder"
+        items = "texts" if is_text_model(spec) else "images"
+        source = f"{kind} {printable(str(data))}" if data else "synthetic"
         replicas = self.strategy.num_replicas_in_sync
         print(
             f"{spec.MODEL_NAME} ({spec.SPEC}): {params}; {len(self.train_set)} train "
-            f"/ {len(self.val_set)} val images ({source}); {replicas} replica(s) on "
+            f"/ {len(self.val_set)} val {items} ({source}); {replicas} replica(s) on "
             f"{', '.join(self.devices)}; global batch {self.args.batch_size}; from epoch "
             f"{self.state['epoch'] + 1}, step {self.state['global_step']}",
             flush=True,

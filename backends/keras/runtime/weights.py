@@ -23,6 +23,13 @@ Keras layer `statement.op` holds the tensors `statement.op.param` of the portabl
   in_proj_weight (3D, D), in_proj_bias (3D,), out_proj_weight / out_proj_bias <->
   out_proj.weight (D, D) / out_proj.bias (D,) (token_layers.py): held in the portable
   layout, copied as they are.
+- Embedding embeddings (vocab, dim) <-> weight (vocab, dim).
+- Recurrent (sequence.py), per layer k and direction (suffix '' or '_reverse'), PyTorch's
+  nn.LSTM / nn.GRU tensors: weight_ih_lk (gates * units, in) <-> the cell's kernel (in,
+  gates * units) transposed; weight_hh_lk <-> recurrent_kernel likewise. LSTM: Keras's
+  gates i, f, c, o are PyTorch's i, f, g, o; bias_ih_lk <-> bias, bias_hh_lk <->
+  recurrent_bias. GRU: Keras's gates z, r, h are PyTorch's z, r, n reordered to r, z, n;
+  Keras's bias (2, 3 * units) holds bias_ih_lk (row 0) and bias_hh_lk (row 1), reordered.
 """
 
 from collections.abc import Callable
@@ -37,6 +44,7 @@ from portable import WeightsError, check_arrays, read_npz, write_npz
 
 # isort: split
 from layers import ConvTranspose2D, Gelu, LayerScale, StochasticDepth
+from sequence import Recurrent
 from token_layers import ClassToken, PositionEmbedding, SelfAttention
 
 # isort: split
@@ -332,6 +340,10 @@ def layer_entries(layer, order=None):
         ]
     if isinstance(layer, keras.layers.BatchNormalization):
         return _vectors(name, layer, BATCHNORM, order)
+    if isinstance(layer, keras.layers.Embedding):
+        return [_entry(f"{name}.weight", layer.embeddings, _vector(None))]
+    if isinstance(layer, Recurrent):
+        return _recurrent_entries(name, layer)
     if per_channel := _per_channel(layer):
         return _vectors(name, layer, per_channel, order)
     raise WeightsError(
@@ -344,6 +356,70 @@ def _bias(layer):
     if not layer.use_bias:
         return []
     return [_entry(f"{layer.name}.bias", layer.bias, _vector(None))]
+
+
+def _gate_order(kind, units):
+    """The permutation from Keras's gate blocks to PyTorch's: LSTM i, f, c, o = i, f, g, o;
+    GRU z, r, h -> r, z, n (applied to itself it is its own inverse)."""
+    blocks = [0, 1, 2, 3] if kind == "lstm" else [1, 0, 2]
+    return np.concatenate([np.arange(b * units, (b + 1) * units) for b in blocks])
+
+
+def _matrix(order):
+    """(to portable, from portable) for a kernel (in, gates * units) in Keras's gate order."""
+    return (
+        lambda kernel: np.transpose(np.take(kernel, order, axis=-1)),
+        lambda weight: np.take(np.transpose(weight), order, axis=-1),
+    )
+
+
+def _bias_row(variable, row, order):
+    """(to portable, from portable) for row `row` of a GRU's (2, 3 * units) bias; loading
+    one row keeps the other as the variable holds it."""
+
+    def into(value):
+        whole = np.array(keras.ops.convert_to_numpy(variable))
+        whole[row] = np.take(value, order)
+        return whole
+
+    return (lambda bias: np.take(np.asarray(bias)[row], order), into)
+
+
+def _recurrent_entries(name, layer):
+    """[Entry] of a Recurrent stack in PyTorch's names, layouts and gate order."""
+    entries = []
+    units = layer.units
+    order = _gate_order(layer.kind, units)
+    rows = len(order)
+    for k in range(layer.layers):
+        for suffix, cell in layer.directions(k):
+            tag = f"l{k}{suffix}"
+            kernel, recurrent = cell.kernel, cell.recurrent_kernel
+            entries += [
+                _entry(
+                    f"{name}.weight_ih_{tag}",
+                    kernel,
+                    _matrix(order),
+                    (rows, kernel.shape[0]),
+                ),
+                _entry(
+                    f"{name}.weight_hh_{tag}", recurrent, _matrix(order), (rows, units)
+                ),
+            ]
+            if not layer.use_bias:
+                continue
+            if layer.kind == "lstm":
+                biases = [
+                    (cell.bias, _vector(None)),
+                    (cell.recurrent_bias, _vector(None)),
+                ]
+            else:
+                biases = [(cell.bias, _bias_row(cell.bias, r, order)) for r in (0, 1)]
+            for which, (variable, convert) in zip(("ih", "hh"), biases, strict=True):
+                entries.append(
+                    _entry(f"{name}.bias_{which}_{tag}", variable, convert, (rows,))
+                )
+    return entries
 
 
 def _per_channel(layer):

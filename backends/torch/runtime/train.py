@@ -49,6 +49,7 @@ from ema_rule import ema_decay, updates_after, warmup_epochs
 from imagefolder import DataError, ImageFolderDataset, scan_imagefolder
 from metrics_log import MetricsLog, ProgressBar, atomic_write
 from npzcheck import printable
+from textdata import text_sets
 from trainer_args import (
     DEVICES_MAX,
     Interrupted,
@@ -59,6 +60,7 @@ from trainer_args import (
     common_parser,
     device_count,
     error_line,
+    is_text_model,
     layout_problem,
     parameters_text,
     resume_path,
@@ -204,7 +206,16 @@ def setup_distributed(flag):
 
 
 def datasets(args):
-    """(train, val, class names) of (uint8 HxWx3, label): ImageFolder or the synthetic images."""
+    """(train, val, class names) of (uint8 HxWx3, label): ImageFolder or the synthetic images;
+    for a text model, of (int64 token ids, label): text files or the procedural texts."""
+    if is_text_model(spec):
+        return text_sets(
+            args.data,
+            spec.INPUT_SHAPE[0],
+            spec.INPUT_VOCAB,
+            spec.NUM_CLASSES,
+            args.synthetic_per_class,
+        )
     if args.data is not None:
         train, val, classes = scan_imagefolder(args.data, spec.NUM_CLASSES)
         return ImageFolderDataset(train), ImageFolderDataset(val), classes
@@ -354,6 +365,11 @@ def optimizer_problem(optimizer, settings):
     return None
 
 
+def token_ids(ids, rng):
+    """A text's token ids, unchanged (the pipeline of a text model)."""
+    return ids
+
+
 class Augmented(torch.utils.data.Dataset):
     """(epoch, index) -> (float32 image, label) through a pipeline, reproducibly random."""
 
@@ -462,7 +478,10 @@ class Trainer:
         self.stop = StopFlag()
 
     def augmented(self, data, train):
-        """The dataset with the spec's training or evaluation pipeline."""
+        """The dataset with the spec's training or evaluation pipeline (token ids pass
+        through as they are)."""
+        if is_text_model(spec):
+            return Augmented(data, token_ids, self.args.seed)
         channels, hw = spec.INPUT_SHAPE[0], spec.INPUT_SHAPE[1:]
         try:
             pipeline = build_pipeline(
@@ -529,7 +548,10 @@ class Trainer:
         )
 
     def to_input(self, x):
-        """NHWC float batch -> NCHW on the device, in the requested memory format."""
+        """NHWC float batch -> NCHW on the device, in the requested memory format (token
+        ids: on the device)."""
+        if is_text_model(spec):
+            return x.to(self.device, non_blocking=True)
         fmt = (
             torch.channels_last if self.args.channels_last else torch.contiguous_format
         )
@@ -814,8 +836,10 @@ class Trainer:
             sum(p.numel() for p in self.net.parameters()),
             sum(p.numel() for p in self.net.parameters() if p.requires_grad),
         )
+        kind = "text" if is_text_model(spec) else "ImageFolder"
+        items = "texts" if is_text_model(spec) else "images"
         source = (
-            f"ImageFolder {printable(str(self.args.data))}"
+            f"{kind} {printable(str(self.args.data))}"
             if self.args.data
             else "synthetic"
         )
@@ -824,7 +848,7 @@ class Trainer:
             where = f"towers on {', '.join(map(str, self.devices))} (model parallel)"
         self.say(
             f"{spec.MODEL_NAME} ({spec.SPEC}): {params}; {len(self.train_set)} train / "
-            f"{len(self.val_set)} val images ({source}); {where}; global batch "
+            f"{len(self.val_set)} val {items} ({source}); {where}; global batch "
             f"{self.args.batch_size}; from epoch "
             f"{self.state['epoch'] + 1}, step {self.state['global_step']}"
         )
