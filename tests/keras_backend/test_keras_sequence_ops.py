@@ -12,30 +12,17 @@ from archdsl.weights import expected_tensors
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "op_reference"))
 from sequence_ops import (  # noqa: E402
+    CASES,
     embedding,
     masked_attention,
     masked_mean,
     padded_ids,
     real_tokens,
     recurrent,
+    spec,
 )
 
 keras = pytest.importorskip("keras")
-
-CASES = [
-    ("lstm", "lstm(5)", "0"),
-    ("lstm", "lstm(5, layers=2, bidirectional=true, sequences=true)", "0"),
-    ("lstm", "lstm(4, bidirectional=true)", None),
-    ("gru", "gru(5, layers=2)", None),
-    ("gru", "gru(4, layers=2, bidirectional=true, sequences=true, bias=false)", "0"),
-    ("gru", "gru(4, bidirectional=true)", "0"),
-]
-
-
-def spec(call, padding="0"):
-    """Embedding then one recurrent op, on 7 tokens of a 30-id vocabulary."""
-    pad = f", padding={padding}" if padding is not None else ""
-    return f"model T\ninput text: tokens 7 of 30\nemb = embedding(30, 6{pad})\nrnn = {call}\n"
 
 
 def drawn_arrays(out, model):

@@ -5,6 +5,22 @@ its real tokens: outputs at padding are zeros and a sequence without any token g
 
 import numpy as np
 
+# (kind, the op as written, the embedding's padding id or None): the cases both backends run
+CASES = [
+    ("lstm", "lstm(5)", "0"),
+    ("lstm", "lstm(5, layers=2, bidirectional=true, sequences=true)", "0"),
+    ("lstm", "lstm(4, bidirectional=true)", None),
+    ("gru", "gru(5, layers=2)", None),
+    ("gru", "gru(4, layers=2, bidirectional=true, sequences=true, bias=false)", "0"),
+    ("gru", "gru(4, bidirectional=true)", "0"),
+]
+
+
+def spec(call, padding="0"):
+    """Embedding then one recurrent op, on 7 tokens of a 30-id vocabulary."""
+    pad = f", padding={padding}" if padding is not None else ""
+    return f"model T\ninput text: tokens 7 of 30\nemb = embedding(30, 6{pad})\nrnn = {call}\n"
+
 
 def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
