@@ -17,9 +17,11 @@ except ImportError:  # Windows: the run folder is not locked
 
 # the runtime beside this file (isort: split keeps one order wherever ruff runs)
 # isort: split
+from imagefolder import ImageFolderDataset, scan_imagefolder
 from metrics_log import FIELDS, OUTPUTS, remove_stale_temps, temp_file
 from npzcheck import printable
 from synthetic import SyntheticImages
+from textdata import text_sets
 
 SEED_MAX = 2**32 - 1
 COUNT_MAX = 2**63 - 1  # epochs, steps, images: anything larger is a damaged checkpoint
@@ -201,6 +203,25 @@ def synthetic_sets(num_classes, size, per_class):
         )
     except ValueError as err:
         raise UsageError(f"{err}; pass --data DIR") from None
+
+
+def datasets(spec, args, size):
+    """(train, val, class names) of (uint8 HxWx3, label): ImageFolder or the synthetic images
+    of `size` (H, W); for a text model, of (int64 token ids, label): text files or the
+    procedural texts (class names [] where the data has none)."""
+    if is_text_model(spec):
+        return text_sets(
+            args.data,
+            spec.INPUT_SHAPE[0],
+            spec.INPUT_VOCAB,
+            spec.NUM_CLASSES,
+            args.synthetic_per_class,
+        )
+    if args.data is not None:
+        train, val, classes = scan_imagefolder(args.data, spec.NUM_CLASSES)
+        return ImageFolderDataset(train), ImageFolderDataset(val), classes
+    train, val = synthetic_sets(spec.NUM_CLASSES, size, args.synthetic_per_class)
+    return train, val, []
 
 
 def claim_run_folder(out, checkpoint):

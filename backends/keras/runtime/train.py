@@ -34,11 +34,10 @@ import tensorflow as tf
 import model as spec
 from augment import batch_rng, build_pipeline, mix_batch, mix_entries, sample_rng
 from ema_rule import ema_decay, updates_after, warmup_epochs
-from imagefolder import DataError, ImageFolderDataset, scan_imagefolder
+from imagefolder import DataError
 from metrics_log import MetricsLog, ProgressBar, atomic_write
 from npzcheck import printable
 from portable import WeightsError, read_npz
-from textdata import text_sets
 from trainer_args import (
     Interrupted,
     UsageError,
@@ -46,13 +45,13 @@ from trainer_args import (
     check_trainable,
     claim_run_folder,
     common_parser,
+    datasets,
     device_count,
     error_line,
     is_count,
     is_text_model,
     parameters_text,
     resume_path,
-    synthetic_sets,
 )
 from warm_start import add_init_flags, init_request, warm_start
 
@@ -112,26 +111,6 @@ def make_strategy(devices):
     if len(devices) == 1:
         return tf.distribute.OneDeviceStrategy(devices[0])
     return tf.distribute.MirroredStrategy(devices)
-
-
-def datasets(args):
-    """(train, val) of (uint8 HxWx3, label): ImageFolder or the synthetic images; for a
-    text model, of (int64 token ids, label): text files or the procedural texts."""
-    if is_text_model(spec):
-        return text_sets(
-            args.data,
-            spec.INPUT_SHAPE[0],
-            spec.INPUT_VOCAB,
-            spec.NUM_CLASSES,
-            args.synthetic_per_class,
-        )[:2]  # the label names are not used
-    if args.data is not None:
-        train, val, _ = scan_imagefolder(args.data, spec.NUM_CLASSES)
-        return ImageFolderDataset(train), ImageFolderDataset(val)
-    train, val = synthetic_sets(
-        spec.NUM_CLASSES, spec.INPUT_SHAPE[:2], args.synthetic_per_class
-    )
-    return train, val
 
 
 def token_ids(ids, rng):
@@ -332,7 +311,7 @@ class Trainer:
         self.run_lock = claim_run_folder(args.out, CHECKPOINT)
         self.devices = replica_devices(args.device, args.devices)
         self.strategy = make_strategy(self.devices)
-        self.train_set, self.val_set = datasets(args)
+        self.train_set, self.val_set, _ = datasets(spec, args, spec.INPUT_SHAPE[:2])
         per_step = min(args.batch_size, len(self.train_set))
         if per_step < len(self.devices):
             raise UsageError(

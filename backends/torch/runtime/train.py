@@ -46,10 +46,9 @@ from torch.utils.data import DataLoader, DistributedSampler
 import model as spec
 from augment import batch_rng, build_pipeline, mix_batch, mix_entries, sample_rng
 from ema_rule import ema_decay, updates_after, warmup_epochs
-from imagefolder import DataError, ImageFolderDataset, scan_imagefolder
+from imagefolder import DataError
 from metrics_log import MetricsLog, ProgressBar, atomic_write
 from npzcheck import printable
-from textdata import text_sets
 from trainer_args import (
     DEVICES_MAX,
     Interrupted,
@@ -58,13 +57,13 @@ from trainer_args import (
     check_trainable,
     claim_run_folder,
     common_parser,
+    datasets,
     device_count,
     error_line,
     is_text_model,
     layout_problem,
     parameters_text,
     resume_path,
-    synthetic_sets,
 )
 from warm_start import add_init_flags, init_request, warm_start
 
@@ -203,26 +202,6 @@ def setup_distributed(flag):
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return rank, world, device
-
-
-def datasets(args):
-    """(train, val, class names) of (uint8 HxWx3, label): ImageFolder or the synthetic images;
-    for a text model, of (int64 token ids, label): text files or the procedural texts."""
-    if is_text_model(spec):
-        return text_sets(
-            args.data,
-            spec.INPUT_SHAPE[0],
-            spec.INPUT_VOCAB,
-            spec.NUM_CLASSES,
-            args.synthetic_per_class,
-        )
-    if args.data is not None:
-        train, val, classes = scan_imagefolder(args.data, spec.NUM_CLASSES)
-        return ImageFolderDataset(train), ImageFolderDataset(val), classes
-    train, val = synthetic_sets(
-        spec.NUM_CLASSES, spec.INPUT_SHAPE[1:], args.synthetic_per_class
-    )
-    return train, val, []
 
 
 def amp_setup(amp, device, lead, devices=None):
@@ -448,7 +427,7 @@ class Trainer:
         if self.lead:  # only rank 0 writes into OUT
             self.run_lock = claim_run_folder(args.out, CHECKPOINT)
         self.batch = args.batch_size // self.world
-        train, val, self.classes = datasets(args)
+        train, val, self.classes = datasets(spec, args, spec.INPUT_SHAPE[1:])
         self.train_set, self.val_set = (
             self.augmented(train, True),
             self.augmented(val, False),
