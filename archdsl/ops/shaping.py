@@ -129,23 +129,24 @@ def _reshape_shape(op: Reshape, inputs: list[Shape]) -> Out:
     need_one_of(shape, ("map", "tokens", "vector"), "reshape")
     count, dims = math.prod(shape), op.dims
     written = f"reshape({', '.join(map(str, dims))})"
-    known, inferred = math.prod(d for d in dims if d != -1), ""
-    if -1 in dims:
-        if count % known:
+    known = math.prod(d for d in dims if d != -1)
+    if -1 not in dims:
+        if known != count:
             raise ShapeError(
-                "E004",
-                f"{written}: the -1 cannot be inferred, {known} does not divide the "
-                f"{count} elements of {fmt(shape)}",
-                "the other dims' product must divide the element count",
+                "E013",
+                f"{written} holds {known} elements, its input {fmt(shape)} has {count}",
+                f"the dims' product must be {count} (write one dim as -1 to infer it)",
             )
-        dims, inferred = tuple(count // known if d == -1 else d for d in dims), f" (-1 = {count // known})"
-    elif known != count:
+        return Out(dims, f"{count} elements as {fmt(dims)}")
+    if count % known:
         raise ShapeError(
-            "E013",
-            f"{written} holds {known} elements, its input {fmt(shape)} has {count}",
-            f"the dims' product must be {count} (write one dim as -1 to infer it)",
+            "E004",
+            f"{written}: the -1 cannot be inferred, {known} does not divide the "
+            f"{count} elements of {fmt(shape)}",
+            "the other dims' product must divide the element count",
         )
-    return Out(dims, f"{count} elements as {fmt(dims)}{inferred}")
+    dims = tuple(count // known if d == -1 else d for d in dims)
+    return Out(dims, f"{count} elements as {fmt(dims)} (-1 = {count // known})")
 
 
 def _permute_shape(op: Permute, inputs: list[Shape]) -> Out:
