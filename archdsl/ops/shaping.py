@@ -86,7 +86,7 @@ def _written(values: dict, names: tuple[str, ...]) -> list[tuple[str, int]]:
 
 def _reshape_arguments(values: dict) -> dict:
     """Each dim positive or -1, and at most one -1."""
-    inferred = []
+    inferred = None  # the argument written -1
     for name, dim in _written(values, RESHAPE_DIMS):
         if dim == 0 or dim < -1:
             raise ArgumentError(
@@ -98,10 +98,10 @@ def _reshape_arguments(values: dict) -> dict:
             raise ArgumentError(
                 "E004",
                 name,
-                f"`reshape`: `{inferred[0]}` and `{name}` are both -1; at most one dim is inferred",
+                f"`reshape`: `{inferred}` and `{name}` are both -1; at most one dim is inferred",
                 "give every dim but one",
             )
-        inferred += [name] if dim == -1 else []
+        inferred = name if dim == -1 else inferred
     return values
 
 
