@@ -80,6 +80,8 @@ RUNTIME = {
     "TokenEmbedding": "sequence",
     "Recurrent": "sequence",
     "real_tokens": "sequence",
+    "Reshape": "reshape_layers",
+    "Permute": "reshape_layers",
 }
 ADAPTIVE = "_AdaptiveAvgPool2D"
 # Names build_model's body reads: a spec name equal to one gets a trailing `_` as a variable.
@@ -400,6 +402,11 @@ def _recurrent(op: ir.Recurrent, layer: Layer, name: str) -> list[Step]:
     return [Step(call, layer.output_shape)]
 
 
+def _reshape(op, layer: Layer, name: str) -> list[Step]:
+    """The runtime's Reshape to the output's portable dims (a -1 resolved)."""
+    return [Step(Call("Reshape", (tup(layer.output_shape), _name(name))), layer.output_shape)]
+
+
 _flatten_chw = _simple("FlattenCHW")  # where the flatten order is observed
 
 LAYERS = {
@@ -451,6 +458,8 @@ LAYERS = {
     "embedding": _embedding,
     "lstm": _recurrent,
     "gru": _recurrent,
+    "reshape": _reshape,
+    "permute": _layer("Permute", lambda op: (tup(op.axes),)),
 }
 
 

@@ -25,6 +25,7 @@ from archdsl.backends.pysource import (
 from archdsl.backends.torch.block_classes import class_text, constructor
 from archdsl.backends.torch.layout import items_block, layout, statement
 from archdsl.backends.torch.nesting import attribute, containers
+from archdsl.backends.torch.reshape_classes import RESHAPE_HELPERS
 from archdsl.backends.torch.sequence import (
     HELPER_NAMES,
     embedding,
@@ -104,6 +105,7 @@ MODULE_NAMES = CONTRACT_NAMES | {
     *RUNTIME_LAYERS,
     *(name for name, _ in TOKEN_HELPERS),
     *HELPER_NAMES,
+    *(name for name, _ in RESHAPE_HELPERS),
 }
 
 # the train block's `freeze`: the frozen statements' batch norms keep their statistics
@@ -224,6 +226,7 @@ HELPERS = (
     ("LayerScale", LAYER_SCALE_CLASS),
     ("StochasticDepth", STOCHASTIC_DEPTH_CLASS),
     ("Chunk", CHUNK_CLASS),
+    *RESHAPE_HELPERS,
 )
 
 
@@ -712,6 +715,8 @@ EMIT = {
     "embedding": _module(embedding),
     "lstm": _module(recurrent),
     "gru": _module(recurrent),
+    "reshape": _module(lambda op, layer, fresh: Call("Reshape", (tup(layer.output_shape),))),
+    "permute": _module(lambda op, layer, fresh: Call("Permute", (tup(op.axes),))),
 }
 
 

@@ -57,6 +57,7 @@ def test_each_op_compiles_alone_and_counts_what_its_tensors_hold(name):
     arguments |= {"chunk": "(2, part=1)", "channel_shuffle": "(2)"}
     arguments |= {"window_attention": "(2, window=4, shift=2)"}
     arguments |= {"to_map": "(6, 6)", "token": "(3)", "attention": "(2)"}
+    arguments |= {"reshape": "(-1, 9)", "permute": "(1, 2, 0)"}
     on_tokens = ("to_map", "token", "mean_tokens", "class_token", "position_embedding", "attention")
     source = "2 x 6 x 6"
     if REGISTRY[name].merge:
