@@ -1,6 +1,7 @@
 """Multi-head self-attention as exporters write it: an in-projection (a MatMul by a (D, 3D)
 constant, plus a (3D,) bias), any nodes splitting the heads, one Softmax, any nodes joining
-them, an out-projection (a MatMul by a (D, D) constant, plus a (D,) bias). The nodes between
+them, an out-projection (a MatMul or Gemm by a (D, D) constant, plus a (D,) bias), and any
+transposes and reshapes around them (torch's batch-second attention). The nodes between
 the projections differ from exporter to exporter, so they are not matched one by one: the
 subgraph is run on random tokens and must compute attention(heads) with the projections'
 tensors, the heads read from the Softmax's shape."""
@@ -13,27 +14,28 @@ from archdsl.onnx_import.layers import Layer
 
 REGION_LIMIT = 64  # nodes between the projections an attention may have
 TOLERANCE = 1e-4  # of the largest output value, float32 against float64
+LAYOUT = ("Transpose", "Reshape", "Squeeze", "Unsqueeze")  # nodes that only move values
 
 
 def attention(net: Net, node: Node) -> tuple[list[Layer], list[Node]] | None:
-    """The attention layer ending at `node` (the out-projection's bias Add, or its MatMul when
-    it has no bias) and the nodes it absorbs, or None."""
-    out = _projection(net, node, square=True)
-    if out is None:
+    """The attention layer ending at `node` (the out-projection, or a layout node after it,
+    computing (N, L, D) tokens) and the nodes it absorbs, or None."""
+    tokens = net.shape(node.outputs[0])
+    moves, end = _moves_back(net, node, ("Add", "MatMul", "Gemm"))
+    out = _projection(net, end, square=True) if end is not None else None
+    if len(tokens) != 3 or out is None or out[1].shape[0] != tokens[2]:
         return None
     product, w_out, b_out = out
-    dim = w_out.shape[0]
-    found = _region(net, product.inputs[0], dim)
+    found = _region(net, product.inputs[0], tokens[2])
     if found is None:
         return None
-    region, (first, w_in, b_in), x = found
-    if (b_in is None) != (b_out is None) or len(net.shape(x)) != 3 or net.shape(x)[2] != dim:
+    region, (w_in, b_in, source) = found
+    before, x = _tokens_before(net, source, tokens)
+    if x is None or (b_in is None) != (b_out is None):
         return None
     softmaxes = [n for n in region if n.op_type == "Softmax"]
-    if len(softmaxes) != 1:
-        return None
-    heads = _heads(net, softmaxes[0], dim)
-    absorbed = [*region, *({product} - {node})]
+    heads = _heads(net, softmaxes[0], tokens[2]) if len(softmaxes) == 1 else None
+    absorbed = [*region, *before, *({product, end, *moves} - {node})]
     if heads is None or not _enclosed(net, absorbed, node):
         return None
     tensors = _tensors(w_in, b_in, w_out, b_out)
@@ -43,19 +45,45 @@ def attention(net: Net, node: Node) -> tuple[list[Layer], list[Node]] | None:
     return [Layer("attention", args, [x], node.outputs[0], node, tensors)], absorbed
 
 
+def _moves_back(net: Net, node: Node, wanted: tuple[str, ...]):
+    """(the layout nodes from `node` back, the first node of `wanted` types before them), each
+    read only by the next; (the layout nodes, None) when there is none."""
+    moves = []
+    while node.op_type in LAYOUT:
+        moves.append(node)
+        node = net.inner(node.inputs[0], *LAYOUT, *wanted)
+        if node is None:
+            return moves, None
+    return moves, node if node.op_type in wanted else None
+
+
+def _tokens_before(net: Net, value: str, tokens: tuple[int, ...]):
+    """(the layout nodes, the value of shape `tokens` they move): what the in-projection reads,
+    seen back through transposes and reshapes (torch's batch-second attention)."""
+    moves = []
+    while net.shape(value) != tokens:
+        node = net.inner(value, *LAYOUT)
+        if node is None or len(moves) >= len(LAYOUT):
+            return moves, None
+        moves.append(node)
+        value = node.inputs[0]
+    return moves, value
+
+
 def _projection(net: Net, node: Node, square: bool):
-    """(the MatMul, its (D, E) weight, the bias or None) of a projection ending at `node`: a
-    MatMul by a constant matrix ((D, D) when `square`, else (D, 3D)), plus a constant vector."""
+    """(the MatMul or Gemm, its (D, E) weight as x @ W, the bias or None) of a projection
+    ending at `node`: by a constant matrix ((D, D) when `square`, else (D, 3D)), plus a
+    constant vector."""
     product, bias = node, None
     if node.op_type == "Add" and len(node.inputs) == 2:
         for value, other in (node.inputs, node.inputs[::-1]):
             if net.const(other) is not None and net.inner(value, "MatMul") is not None:
                 product, bias = net.producers[value], net.const(other)
-    if product.op_type != "MatMul" or len(product.inputs) != 2:
+    w = _matrix(net, product)
+    if w is None or product.inputs[0] in net.constants:
         return None
-    w = net.const(product.inputs[1])
-    if w is None or w.ndim != 2 or product.inputs[0] in net.constants:
-        return None
+    if product.op_type == "Gemm":
+        bias = net.const(product.inputs[2]) if len(product.inputs) > 2 else None
     if w.shape[1] != (1 if square else 3) * w.shape[0]:
         return None
     if bias is not None and bias.shape != (w.shape[1],):
@@ -63,10 +91,22 @@ def _projection(net: Net, node: Node, square: bool):
     return product, w, bias
 
 
+def _matrix(net: Net, node: Node):
+    """The constant W of a MatMul x @ W, or of a Gemm x @ B^T + C (alpha = beta = 1)."""
+    if node.op_type == "MatMul" and len(node.inputs) == 2:
+        w = net.const(node.inputs[1])
+        return w if w is not None and w.ndim == 2 else None
+    plain = {"alpha": 1.0, "beta": 1.0, "transA": 0, "transB": 1}
+    if node.op_type != "Gemm" or any(node.attr(k, v) != v for k, v in plain.items()):
+        return None
+    w = net.const(node.inputs[1])
+    return w.T if w is not None and w.ndim == 2 else None
+
+
 def _region(net: Net, start: str, dim: int):
-    """(the nodes from the in-projection's output to `start`, (the in-projection's first node,
-    its weight, its bias), the tokens it reads), or None."""
-    region, pending, seen, projection, x = [], [start], set(), None, None
+    """(the nodes from the in-projection's output to `start`, (the in-projection's weight, its
+    bias, the value it reads)), or None."""
+    region, pending, seen, projection = [], [start], set(), None
     while pending:
         value = pending.pop()
         if value in seen:
@@ -81,14 +121,14 @@ def _region(net: Net, start: str, dim: int):
         if inner is not None and inner[1].shape[0] == dim:
             if projection is not None:
                 return None  # separate projections: not one packed in_proj_weight
-            projection, x = (node, inner[1], inner[2]), inner[0].inputs[0]
+            projection = (inner[1], inner[2], inner[0].inputs[0])
             region += [node] + ([inner[0]] if inner[0] is not node else [])
             continue
         region.append(node)
         pending += net.data_inputs(node)
         if len(region) > REGION_LIMIT:
             return None
-    return (region, projection, x) if projection is not None else None
+    return (region, projection) if projection is not None else None
 
 
 def _heads(net: Net, softmax: Node, dim: int) -> int | None:
