@@ -94,9 +94,7 @@ def _matmul(net: Net, node: Node) -> list[Layer]:
     x = data_input(net, node)
     w = weight(net, node, 1, "weight")
     if w.ndim != 2 or len(net.shape(x)) not in (2, 3):
-        raise unsupported(
-            node, "a MatMul that is not vectors (or tokens) times a constant matrix"
-        )
+        raise unsupported(node, "a MatMul that is not vectors (or tokens) times a constant matrix")
     return [dense_layer(node, x, node.outputs[0], np.ascontiguousarray(w.T), None)]
 
 
