@@ -73,3 +73,23 @@ def test_an_attention_that_computes_something_else_is_refused(tmp_path, capsys):
     said = "'/attn/attention/Reshape' (Reshape): a reshape of [1, 17, 48] to [1, 17, 3, 2, 8]"
     assert said in err
     assert not (tmp_path / "m.arch").exists() and not (tmp_path / "m.npz").exists()
+
+
+def test_tokens_seen_again_as_maps_and_attention_without_bias(tmp_path):
+    """to_map of a map just read as tokens (the exporter cancels both transposes), of tokens
+    an attention computed, and attention(bias=false): its projections have no Add."""
+    spec = tmp_path / "maps.arch"
+    spec.write_text(
+        "model Maps\n\ninput image: 3 x 8 x 8\n\n"
+        "a = conv(8, kernel=2, stride=2) |> to_tokens |> to_map(4, 4) |> conv(4, kernel=1)\n"
+        "b = to_tokens |> attention(2, bias=false) |> to_map(4, 4) |> flatten\n"
+        "c = to_tokens |> dense(8) |> layernorm |> mean_tokens from a\n"
+        "d = concat(b, c) |> dense(3)\n"
+    )
+    imported = assert_round_trip(exported_spec(spec, tmp_path))
+    assert "|> to_tokens |> to_map(4, 4)  expect 8 x 4 x 4\n" in imported.text
+    assert "= attention(2, bias=false) |> to_map(4, 4) |> flatten  expect 64\n" in imported.text
+    assert sorted(n for n in imported.arrays if ".in_proj" in n or ".out_proj" in n) == [
+        "b_attention_out_proj.attention.in_proj_weight",
+        "b_attention_out_proj.attention.out_proj.weight",
+    ]
