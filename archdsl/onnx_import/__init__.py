@@ -4,7 +4,7 @@ Only `archdsl import` loads this package; onnx and numpy are imported inside it,
 compile path. The stages, one module each: `loading` reads and checks the file, `folding`
 evaluates what only constants and static shapes determine, `patterns` (ops written as several
 nodes) and `convert` (one node each, with `windows` for convolutions and pools, `resizing` for
-resampling, `reading` for a node's inputs) turn the remaining nodes into the language's ops,
-`statements` groups them and writes the spec's text, and `importer` checks the result with the
-compiler before anything is written.
+resampling, `tokens` and `attention` for token sequences, `reading` for a node's inputs) turn
+the remaining nodes into the language's ops, `statements` groups them and writes the spec's
+text, and `importer` checks the result with the compiler before anything is written.
 """

@@ -8,6 +8,15 @@ from archdsl.onnx_import.graph import Net, Node
 from archdsl.onnx_import.layers import Layer, keep, number
 from archdsl.onnx_import.reading import data_input, only_output, optional_weight, single, weight
 from archdsl.onnx_import.resizing import resize_layer
+from archdsl.onnx_import.tokens import (
+    class_token,
+    flattens_map,
+    mean_tokens,
+    position_embedding,
+    read_as_tokens,
+    to_tokens,
+    token,
+)
 from archdsl.onnx_import.windows import conv, conv_transpose, pool
 
 PLAIN = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "HardSwish": "hardswish"}
@@ -28,11 +37,15 @@ def convert(net: Net, node: Node) -> list[Layer]:
 
 
 def _reduce_mean(net: Net, node: Node) -> list[Layer]:
-    """ReduceMean over H and W -> global_avgpool (then flatten when the axes are dropped)."""
+    """ReduceMean over H and W -> global_avgpool (then flatten when the axes are dropped);
+    over the tokens -> mean_tokens."""
     x = data_input(net, node)
     axes = node.attr("axes")
     if axes is None and len(node.inputs) > 1 and node.inputs[1]:
         axes = net.const(node.inputs[1])
+    tokens = mean_tokens(net, node, x, axes)
+    if tokens is not None:
+        return tokens
     rank = len(net.shape(x))
     if axes is None or rank != 4 or sorted(int(a) % rank for a in axes) != [2, 3]:
         raise unsupported(node, "a mean over other axes than H and W")
@@ -80,8 +93,8 @@ def _matmul(net: Net, node: Node) -> list[Layer]:
 
     x = data_input(net, node)
     w = weight(net, node, 1, "weight")
-    if w.ndim != 2 or len(net.shape(x)) != 2:
-        raise unsupported(node, "a MatMul that is not a batch of vectors times a constant matrix")
+    if w.ndim != 2 or len(net.shape(x)) not in (2, 3):
+        raise unsupported(node, "a MatMul that is not vectors (or tokens) times a constant matrix")
     return [dense_layer(node, x, node.outputs[0], np.ascontiguousarray(w.T), None)]
 
 
@@ -99,10 +112,11 @@ def _batchnorm(net: Net, node: Node) -> list[Layer]:
 
 
 def _layernorm(net: Net, node: Node) -> list[Layer]:
-    """LayerNormalization over the features of a vector -> layernorm(eps)."""
+    """LayerNormalization over the features of a vector or of each token -> layernorm(eps)."""
     x = data_input(net, node)
-    if len(net.shape(x)) != 2 or node.attr("axis", -1) not in (-1, 1):
-        raise unsupported(node, "a layer norm over other axes than a vector's features")
+    rank = len(net.shape(x))
+    if rank not in (2, 3) or node.attr("axis", -1) % rank != rank - 1:
+        raise unsupported(node, "a layer norm over other axes than a vector's or token's features")
     return [layernorm_layer(net, node, x, node.outputs[0])]
 
 
@@ -228,6 +242,34 @@ def _flatten(net: Net, node: Node) -> list[Layer]:
     return [single(net, node, "flatten")]
 
 
+def _reshape(net: Net, node: Node) -> list[Layer]:
+    """A Reshape that flattens a map for the token ops reading it (no layer of its own), or
+    one that flattens (flatten)."""
+    if flattens_map(net, node) and read_as_tokens(net, node):
+        return []
+    return _flatten(net, node)
+
+
+def _transpose(net: Net, node: Node) -> list[Layer]:
+    """A Transpose of a flattened map to tokens -> to_tokens."""
+    layers = to_tokens(net, node)
+    if layers is None:
+        raise unsupported(node, "the language has no op that computes it")
+    return layers
+
+
+def _concat(net: Net, node: Node) -> list[Layer]:
+    """A constant token put before the tokens -> class_token; else a merge."""
+    layer = class_token(net, node)
+    return [layer] if layer is not None else _merge(net, node)
+
+
+def _add(net: Net, node: Node) -> list[Layer]:
+    """Tokens plus a constant of their shape -> position_embedding; else a merge."""
+    layer = position_embedding(net, node)
+    return [layer] if layer is not None else _merge(net, node)
+
+
 def _merge(net: Net, node: Node) -> list[Layer]:
     """Concat (of channels), Add and Mul of data values -> concat / add / mul; a Mul by a
     constant per channel -> layer_scale."""
@@ -333,10 +375,12 @@ RULES = {
     "Gelu": _gelu,
     "Softmax": _softmax,
     "Flatten": _flatten,
-    "Reshape": _flatten,
+    "Reshape": _reshape,
+    "Transpose": _transpose,
+    "Gather": token,
     "Squeeze": _flatten,
-    "Concat": _merge,
-    "Add": _merge,
+    "Concat": _concat,
+    "Add": _add,
     "Mul": _merge,
     "Slice": _slice,
     "Split": _split,

@@ -7,11 +7,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from archdsl.onnx_import.attention import attention
 from archdsl.onnx_import.convert import dense_layer, layernorm_layer, lrn_layer, paper_alpha
 from archdsl.onnx_import.graph import Net, Node
 from archdsl.onnx_import.layers import Layer
 from archdsl.onnx_import.reading import weight
 from archdsl.onnx_import.resizing import nearest_layer
+from archdsl.onnx_import.tokens import to_map
 from archdsl.onnx_import.windows import conv, pool
 
 
@@ -352,7 +354,7 @@ def _dense_bias(net: Net, node: Node) -> Match | None:
     product, bias_value = found
     w = weight(net, product, 1, "weight")
     x = product.inputs[0]
-    if w.ndim != 2 or x in net.constants or len(net.shape(x)) != 2:
+    if w.ndim != 2 or x in net.constants or len(net.shape(x)) not in (2, 3):
         return None
     bias = np.asarray(net.const(bias_value), dtype=np.float32)
     if bias.size not in (1, w.shape[1]) or bias.ndim > 2:
@@ -361,6 +363,21 @@ def _dense_bias(net: Net, node: Node) -> Match | None:
     return Match(
         [dense_layer(product, x, node.outputs[0], np.ascontiguousarray(w.T), bias)], [product]
     )
+
+
+# ----------------------------------------------------------------------------- token sequences
+
+
+def _attention(net: Net, node: Node) -> Match | None:
+    """In-projection, heads, Softmax, out-projection -> attention(heads) (attention.py)."""
+    found = attention(net, node)
+    return Match(*found) if found is not None else None
+
+
+def _to_map(net: Net, node: Node) -> Match | None:
+    """Tokens (or a flattened map) reshaped to a map -> to_map(H, W) (tokens.py)."""
+    found = to_map(net, node)
+    return Match(*found) if found is not None else None
 
 
 PATTERNS = {
@@ -372,12 +389,13 @@ PATTERNS = {
         _gelu_tanh,
     ),
     "Div": (_lrn,),
-    "Transpose": (_layernorm_of_channels,),
-    "Reshape": (_channel_shuffle,),
+    "Transpose": (_layernorm_of_channels, _attention),
+    "Reshape": (_channel_shuffle, _to_map, _attention),
+    "MatMul": (_attention,),
     "Concat": (_adaptive_pool,),
     "Gather": (_nearest_gather,),
     "Conv": (_padded_window,),
     "MaxPool": (_padded_window,),
     "AveragePool": (_padded_window,),
-    "Add": (_dense_bias,),
+    "Add": (_attention, _dense_bias),
 }

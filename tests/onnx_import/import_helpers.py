@@ -21,7 +21,11 @@ def exported_spec(path, folder):
     model = random_model(module)
     softmax = trailing_softmax(checked.graph)
     out = folder / f"{path.stem}.onnx"
-    out.write_bytes(to_onnx(model, softmax, module.INPUT_SHAPE, DEFAULT_OPSET, dynamic_batch=True))
+    ids = hasattr(module, "INPUT_VOCAB")  # a text spec reads int64 token ids
+    onnx_bytes = to_onnx(
+        model, softmax, module.INPUT_SHAPE, DEFAULT_OPSET, dynamic_batch=True, token_ids=ids
+    )
+    out.write_bytes(onnx_bytes)
     return out
 
 

@@ -1,7 +1,7 @@
 """`archdsl import` of torchvision models exported by torch.onnx.export itself: ResNet-18 with
 its batch norms kept (conv |> batchnorm |> relu statements) at 64 x 64 in the default run;
-ResNet-18 with its batch norms folded into the convs, SqueezeNet 1.1, MobileNetV2 and GoogLeNet
-(no auxiliary heads) at 224 x 224 under `slow`. Each imported model computes onnxruntime's
+ResNet-18 with its batch norms folded into the convs, SqueezeNet 1.1, MobileNetV2, GoogLeNet
+(no auxiliary heads) and ViT-B/16 at 224 x 224 under `slow`. Each imported model computes onnxruntime's
 outputs."""
 
 import pytest
@@ -22,6 +22,7 @@ CASES = {
     "squeezenet1_1": lambda: torchvision.models.squeezenet1_1(),
     "mobilenet_v2": lambda: torchvision.models.mobilenet_v2(),
     "googlenet": lambda: torchvision.models.googlenet(aux_logits=False, init_weights=False),
+    "vit_b_16": lambda: torchvision.models.vit_b_16(),
 }
 
 
