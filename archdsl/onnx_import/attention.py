@@ -8,7 +8,7 @@ tensors, the heads read from the Softmax's shape."""
 
 from __future__ import annotations
 
-from archdsl.onnx_import.folding import _renamed_proto
+from archdsl.onnx_import.evaluation import evaluated
 from archdsl.onnx_import.graph import Net, Node
 from archdsl.onnx_import.layers import Layer
 
@@ -171,23 +171,10 @@ def _computes_attention(net: Net, nodes: list[Node], x: str, out: str, tensors, 
     """Whether the nodes, run by onnx's reference evaluator on random tokens, compute
     attention(heads) with `tensors` (NumPy's, in float64)."""
     import numpy as np
-    from onnx import TensorProto, helper, numpy_helper
-    from onnx.reference import ReferenceEvaluator
 
-    ordered = sorted(nodes, key=lambda n: n.position)
-    used = dict.fromkeys(v for n in ordered for v in n.inputs if v in net.constants)
-    graph = helper.make_graph(
-        [_renamed_proto(n.proto, n) for n in ordered],
-        "attention",
-        [helper.make_tensor_value_info(x, TensorProto.FLOAT, net.shape(x))],
-        [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)],
-        [numpy_helper.from_array(net.constants[v], v) for v in used],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", net.opset)])
     tokens = np.random.default_rng(0).standard_normal(net.shape(x)).astype(np.float32)
-    try:
-        (got,) = ReferenceEvaluator(model).run(None, {x: tokens})
-    except Exception:  # a subgraph the evaluator cannot run is no attention we can vouch for
+    got = evaluated(net, nodes, x, out, tokens)
+    if got is None:
         return False
     want = _reference(tokens.astype(np.float64), tensors, heads)
     return got.shape == want.shape and np.abs(got - want).max() <= TOLERANCE * np.abs(want).max()

@@ -11,6 +11,7 @@ from pathlib import Path
 from archdsl.backends.common.metrics_log import atomic_write
 from archdsl.compiler import check_source
 from archdsl.diagnostics import visible
+from archdsl.onnx_import.channels_last import with_transposes_restored
 from archdsl.onnx_import.convert import convert
 from archdsl.onnx_import.errors import ImportFailure, Unsupported, unsupported
 from archdsl.onnx_import.folding import folded_net
@@ -36,7 +37,7 @@ class Imported:
 def import_onnx(path: Path, spec_name: str, weights_name: str) -> Imported:
     """The spec and weights of the ONNX model in `path` (nothing is written here)."""
     loaded = read_model(path)
-    net = folded_net(loaded)
+    net = with_transposes_restored(folded_net(loaded))
     layers = translate(net)
     rank = len(net.shape(net.input))
     written = safe_name(net.input, set())  # a reserved word gets a `_`: take a plain name

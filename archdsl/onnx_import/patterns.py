@@ -13,6 +13,7 @@ from archdsl.onnx_import.graph import Net, Node
 from archdsl.onnx_import.layers import Layer
 from archdsl.onnx_import.reading import weight
 from archdsl.onnx_import.resizing import nearest_layer
+from archdsl.onnx_import.swin import space_to_depth, window_attention
 from archdsl.onnx_import.tokens import to_map
 from archdsl.onnx_import.windows import conv, pool
 
@@ -374,6 +375,19 @@ def _attention(net: Net, node: Node) -> Match | None:
     return Match(*found) if found is not None else None
 
 
+def _window_attention(net: Net, node: Node) -> Match | None:
+    """Pad, shift, windows, qkv, biased and masked Softmax, proj, back -> window_attention
+    (swin.py)."""
+    found = window_attention(net, node)
+    return Match(*found) if found is not None else None
+
+
+def _space_to_depth(net: Net, node: Node) -> Match | None:
+    """Slices of a padded map concatenated on the channels -> space_to_depth (swin.py)."""
+    found = space_to_depth(net, node)
+    return Match(*found) if found is not None else None
+
+
 def _to_map(net: Net, node: Node) -> Match | None:
     """Tokens (or a flattened map) reshaped to a map -> to_map(H, W) (tokens.py)."""
     found = to_map(net, node)
@@ -389,10 +403,10 @@ PATTERNS = {
         _gelu_tanh,
     ),
     "Div": (_lrn,),
-    "Transpose": (_layernorm_of_channels, _attention),
+    "Transpose": (_layernorm_of_channels, _window_attention, _attention),
     "Reshape": (_channel_shuffle, _to_map, _attention),
     "MatMul": (_attention,),
-    "Concat": (_adaptive_pool,),
+    "Concat": (_adaptive_pool, _space_to_depth),
     "Gather": (_nearest_gather,),
     "Conv": (_padded_window,),
     "MaxPool": (_padded_window,),
