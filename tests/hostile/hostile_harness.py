@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -31,6 +32,13 @@ ENV = {
     "TF_CPP_MIN_LOG_LEVEL": "3",
     "TF_ENABLE_ONEDNN_OPTS": "0",
 }
+# TensorFlow's info and warning log lines (I0000 00:00:1796051668.456612   20171 port.cc:153] ...)
+# and the two notices around them
+TF_NOTICE = re.compile(
+    r"[IW]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] "
+    r"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$"
+    r"|To enable the following instructions: "
+)
 CASE_SECONDS = 10  # the longest any one hostile case or fuzz case may take
 # the trainer flags of every training run: 4 synthetic images, one step
 QUICK = [
@@ -140,10 +148,12 @@ def one_line(done, code: int = 2, *keys: str) -> str:
 
 
 def lines(done) -> list[str]:
-    """stderr's lines, asserting no traceback and no unprintable character in any."""
+    """stderr's lines, asserting no traceback and no unprintable character in any; the
+    start-up notices of the GPU-capable TensorFlow (its absl log lines, written before
+    TF_CPP_MIN_LOG_LEVEL takes effect) are left out: they are TensorFlow's, not ours."""
     err = done.stderr.decode("utf-8", "replace")
     assert "Traceback" not in err, err
-    found = err.splitlines()
+    found = [line for line in err.splitlines() if not TF_NOTICE.match(line)]
     assert all(line.isprintable() for line in found), err
     return found
 
