@@ -200,16 +200,21 @@ if sys.argv[1] == "torch":
         net = module.build_model().eval()
         module.build_scheduler(module.build_optimizer(net))
         with torch.no_grad():
-            return tuple(net(torch.zeros(1, *module.INPUT_SHAPE)).shape[1:])
+            return tuple(net(example(module, torch.ones, torch.long)).shape[1:])
 else:
     import keras
 
     def run(module):
         net = module.build_model()
         module.build_scheduler(module.build_optimizer(net))
-        shape = tuple(net(keras.ops.zeros((1, *module.INPUT_SHAPE))).shape[1:])
+        shape = tuple(net(example(module, keras.ops.ones, "int32")).shape[1:])
         keras.backend.clear_session()
         return shape
+
+# one input: a text model's token ids (id 1, a real token), else an image of ones
+def example(module, ones, ids):
+    shape = (1, *module.INPUT_SHAPE)
+    return ones(shape, dtype=ids) if getattr(module, "INPUT_VOCAB", None) else ones(shape)
 
 signal.signal(signal.SIGALRM, alarm)
 results = []
