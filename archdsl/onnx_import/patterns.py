@@ -109,33 +109,31 @@ def _pytorch_hard_sigmoid(net: Net, node: Node) -> bool:
     return abs(node.attr("alpha", 0.2) - 1 / 6) <= 1e-6 and node.attr("beta", 0.5) == 0.5
 
 
-def _gelu_erf(net: Net, node: Node) -> Match | None:
-    """0.5 * (x * (1 + erf(x / sqrt 2))) -> gelu (as torch.onnx writes it)."""
+def _half_x_one_plus(net: Net, node: Node, op: str):
+    """(x, [the Mul and Add nodes], the `op` node) for each reading of `node` as
+    0.5 * (x * (1 + op(...))), the frame both GELU forms share."""
     product = net.inner(_with_constant(net, node, 0.5) or "", "Mul")
     pair = _operands(net, product) if product else None
-    if pair is None:
-        return None
-    for x, rest in (pair, pair[::-1]):
+    for x, rest in (pair, pair[::-1]) if pair else ():
         plus = net.inner(rest, "Add")
-        erf = net.inner(_with_constant(net, plus, 1.0) or "", "Erf")
-        divide = net.inner(erf.inputs[0], "Div") if erf else None
+        inner = net.inner(_with_constant(net, plus, 1.0) or "", op)
+        if inner is not None:
+            yield x, [product, plus], inner
+
+
+def _gelu_erf(net: Net, node: Node) -> Match | None:
+    """0.5 * (x * (1 + erf(x / sqrt 2))) -> gelu (as torch.onnx writes it)."""
+    for x, frame, erf in _half_x_one_plus(net, node, "Erf"):
+        divide = net.inner(erf.inputs[0], "Div")
         if divide and _with_constant(net, divide, math.sqrt(2.0)) == x and divide.inputs[0] == x:
-            return Match(
-                [Layer("gelu", [], [x], node.outputs[0], node)], [product, plus, erf, divide]
-            )
+            return Match([Layer("gelu", [], [x], node.outputs[0], node)], [*frame, erf, divide])
     return None
 
 
 def _gelu_tanh(net: Net, node: Node) -> Match | None:
     """0.5 * (x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3)))) -> gelu(approximate=tanh)."""
-    product = net.inner(_with_constant(net, node, 0.5) or "", "Mul")
-    pair = _operands(net, product) if product else None
-    if pair is None:
-        return None
-    for x, rest in (pair, pair[::-1]):
-        plus = net.inner(rest, "Add")
-        tanh = net.inner(_with_constant(net, plus, 1.0) or "", "Tanh")
-        scaled = net.inner(tanh.inputs[0], "Mul") if tanh else None
+    for x, frame, tanh in _half_x_one_plus(net, node, "Tanh"):
+        scaled = net.inner(tanh.inputs[0], "Mul")
         inner_sum = net.inner(_with_constant(net, scaled, math.sqrt(2 / math.pi)) or "", "Add")
         if inner_sum is None or x not in inner_sum.inputs:
             continue
@@ -145,7 +143,7 @@ def _gelu_tanh(net: Net, node: Node) -> Match | None:
         cube = net.inner(_with_constant(net, cube_term, 0.044715) or "", "Mul")
         square = _cube_of(net, cube, x)
         if square is not None:
-            absorbed = [product, plus, tanh, scaled, inner_sum, cube_term, cube, square]
+            absorbed = [*frame, tanh, scaled, inner_sum, cube_term, cube, square]
             layer = Layer("gelu", [("approximate", "tanh")], [x], node.outputs[0], node)
             return Match([layer], absorbed)
     return None
