@@ -60,6 +60,7 @@ from trainer_args import (
     datasets,
     device_count,
     error_line,
+    integer,
     is_text_model,
     layout_problem,
     parameters_text,
@@ -69,6 +70,13 @@ from warm_start import add_init_flags, init_request, warm_start
 
 # isort: split
 from ema import ema_model, update  # beside this file in the repository, too
+from gpu_decode import (
+    EncodedImages,
+    check_decode_device,
+    device_batches,
+    device_ops,
+    mix_on_device,
+)
 from weights import load_arrays, portable_tensors
 
 CHECKPOINT = "last.pt"
@@ -92,8 +100,27 @@ def parse_args(argv=None):
     )
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    add_loading_flags(p)
     add_init_flags(p)
     return p.parse_args(argv)
+
+
+def add_loading_flags(p):
+    """--decode and --prefetch-factor: where images are decoded, how far workers load ahead."""
+    p.add_argument(
+        "--decode",
+        choices=("cpu", "gpu"),
+        default="cpu",
+        help="gpu: workers read JPEG bytes and draw the augmentation; the batch is "
+        "decoded (torchvision.io.decode_jpeg) and augmented on the CUDA device",
+    )
+    p.add_argument(
+        "--prefetch-factor",
+        type=integer(1, 64),
+        default=2,
+        metavar="N",
+        help="batches each worker loads ahead (with --workers > 0)",
+    )
 
 
 def pick_device(flag, local_rank):
@@ -368,11 +395,16 @@ class Augmented(torch.utils.data.Dataset):
 
 
 class EpochSampler:
-    """(epoch, index) keys of this rank's shard of one epoch, after skipping `skip` of them."""
+    """(epoch, index) keys of this rank's shard of one epoch, after skipping `skip` of them;
+    one sampler serves every epoch (start() positions it), so workers can persist."""
 
-    def __init__(self, sampler, epoch, skip):
+    def __init__(self, sampler):
         """sampler: a DistributedSampler over the training set."""
-        self.sampler, self.epoch, self.skip = sampler, epoch, min(skip, len(sampler))
+        self.sampler, self.epoch, self.skip = sampler, 0, 0
+
+    def start(self, epoch, skip):
+        """Serve `epoch` from its key `skip` on (before iterating the loader)."""
+        self.epoch, self.skip = epoch, min(skip, len(self.sampler))
 
     def __iter__(self):
         """Shuffle as a function of (seed, epoch) and yield the keys."""
@@ -419,6 +451,8 @@ class Trainer:
             self.rank, self.world, self.device = 0, 1, self.devices[0]
         else:
             self.rank, self.world, self.device = setup_distributed(args.device)
+        if args.decode == "gpu":
+            check_decode_device(self.device)
         self.lead = self.rank == 0
         if args.batch_size % self.world:
             raise UsageError(
@@ -435,6 +469,7 @@ class Trainer:
         self.train_sampler = DistributedSampler(
             train, self.world, self.rank, seed=args.seed
         )
+        self.train_loader, self.val_loader = self.loaders()
         torch.manual_seed(args.seed)
         self.net = self.build_net()
         if init is not None:
@@ -460,8 +495,14 @@ class Trainer:
         """The dataset with the spec's training or evaluation pipeline (token ids pass
         through as they are)."""
         if is_text_model(spec):
+            if self.args.decode == "gpu":
+                raise UsageError(
+                    "--decode gpu decodes images; this model reads token ids"
+                )
             return Augmented(data, token_ids, self.args.seed)
         channels, hw = spec.INPUT_SHAPE[0], spec.INPUT_SHAPE[1:]
+        if self.args.decode == "gpu":
+            return self.encoded(data, train, channels, hw)
         try:
             pipeline = build_pipeline(
                 spec.TRAIN["augment"],
@@ -473,6 +514,15 @@ class Trainer:
         except ValueError as err:
             raise UsageError(f"augment: {err}") from None
         return Augmented(data, pipeline, self.args.seed)
+
+    def encoded(self, data, train, channels, hw):
+        """The dataset of --decode gpu: image bytes and the pipeline's draws."""
+        tencrop = self.args.ten_crop and not train
+        try:
+            ops = device_ops(spec.TRAIN["augment"], hw, train, channels, tencrop)
+        except ValueError as err:
+            raise UsageError(f"augment: {err}") from None
+        return EncodedImages(data, ops, self.args.seed)
 
     def build_net(self):
         """The spec's model on the device, or its towers on --devices (channels-last if asked)."""
@@ -514,17 +564,38 @@ class Trainer:
         return net, DistributedDataParallel(net, device_ids=ids)
 
     def loader(self, dataset, sampler, batch, drop_last):
-        """A DataLoader that leaves the global torch generator untouched."""
+        """A DataLoader that leaves the global torch generator untouched; its workers
+        persist from epoch to epoch."""
+        workers = self.args.workers
         return DataLoader(
             dataset,
             batch_size=batch,
             sampler=sampler,
             drop_last=drop_last,
-            num_workers=self.args.workers,
+            num_workers=workers,
             pin_memory=self.device.type == "cuda",
             worker_init_fn=ignore_sigint,
             generator=torch.Generator(),
+            collate_fn=getattr(dataset, "collate", None),
+            persistent_workers=workers > 0,
+            prefetch_factor=self.args.prefetch_factor if workers else None,
         )
+
+    def loaders(self):
+        """(train loader, val loader), built once: the training one over an EpochSampler,
+        the validation one over this rank's share of the val set."""
+        self.epoch_sampler = EpochSampler(self.train_sampler)
+        drop_last = len(self.train_sampler) >= self.batch
+        train = self.loader(self.train_set, self.epoch_sampler, self.batch, drop_last)
+        shard = [(0, i) for i in range(self.rank, len(self.val_set), self.world)]
+        batch = max(1, self.batch // 10) if self.args.ten_crop else self.batch
+        return train, self.loader(self.val_set, shard, batch, drop_last=False)
+
+    def batches(self, loader):
+        """The loader's batches; with --decode gpu, decoded and augmented on the device."""
+        if self.args.decode == "gpu":
+            return device_batches(loader, self.device)
+        return loader
 
     def to_input(self, x):
         """NHWC float batch -> NCHW on the device, in the requested memory format (token
@@ -582,6 +653,8 @@ class Trainer:
         if not entries:
             return x, y
         rng = batch_rng(self.args.seed, epoch, self.state["batches_done"], self.rank)
+        if self.args.decode == "gpu":
+            return mix_on_device(x, y, spec.NUM_CLASSES, entries, rng)
         x, y = mix_batch(x.numpy(), y.numpy(), spec.NUM_CLASSES, entries, rng)
         return torch.from_numpy(x), torch.from_numpy(y)
 
@@ -595,11 +668,8 @@ class Trainer:
     def train_epoch(self, epoch):
         """Train from the saved position to the epoch's end, --max-steps or Ctrl-C."""
         st = self.state
-        sampler = EpochSampler(
-            self.train_sampler, epoch, st["batches_done"] * self.batch
-        )
-        drop_last = len(self.train_sampler) >= self.batch
-        batches = self.loader(self.train_set, sampler, self.batch, drop_last)
+        self.epoch_sampler.start(epoch, st["batches_done"] * self.batch)
+        batches = self.batches(self.train_loader)
         prefix = f"epoch {epoch + 1}/{self.args.epochs}"
         bar = ProgressBar(self.steps_per_epoch(), prefix, enabled=self.lead)
         self.train_net.train()
@@ -665,10 +735,8 @@ class Trainer:
         of the EMA of the weights if the spec keeps one."""
         net = self.eval_net if self.ema is None else self.ema.module
         net.eval()
-        shard = [(0, i) for i in range(self.rank, len(self.val_set), self.world)]
-        batch = max(1, self.batch // 10) if self.args.ten_crop else self.batch
         totals = torch.zeros(4, dtype=torch.float64, device=self.device)
-        for x, y in self.loader(self.val_set, shard, batch, drop_last=False):
+        for x, y in self.batches(self.val_loader):
             totals += self.eval_batch(net, x, y)
         if self.world > 1:
             dist.all_reduce(totals)
@@ -846,6 +914,7 @@ class Trainer:
                 self.run_epoch(self.state["epoch"])
         finally:
             self.stop.close()
+            self.train_loader = self.val_loader = None  # ends persistent workers
             self.finish()
         return self.net
 
