@@ -170,24 +170,15 @@ def test_mixing_on_the_device_equals_mix_batch(gd, aug, name):
         assert all(np.array_equal(g.numpy(), w) for g, w in zip(got, want, strict=True))
 
 
-def test_decode_gpu_without_a_cuda_device_is_one_line_before_any_work(load, tmp_path, capsys):
-    train = load("train")
-    out = tmp_path / "run"
-    device = [] if not torch.cuda.is_available() else ["--device", "cpu"]
-    assert train.main(["--decode", "gpu", *device, "--out", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "use --decode cpu" in err and not out.exists()
-    if not device:
-        assert err == "error: --decode gpu: no CUDA device is available; use --decode cpu\n"
-
-
-# train.main(argv) for each argv of sys.argv[1] (JSON), the device path allowed on the CPU
+# train.main(argv) for each [on_cpu, argv] of sys.argv[1] (JSON); on_cpu: the device path is
+# allowed on the CPU (check_decode_device, which refuses it, skipped)
 DRIVER = """
 import contextlib, io, json, sys
 import train
-train.check_decode_device = lambda device: None
+check = train.check_decode_device
 results = []
-for argv in json.loads(sys.argv[1]):
+for on_cpu, argv in json.loads(sys.argv[1]):
+    train.check_decode_device = (lambda device: None) if on_cpu else check
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = train.main(argv)
@@ -208,17 +199,6 @@ def image_folder(tmp_path_factory):
     return root
 
 
-def train_runs(outdir, run_command, runs, tmp_path):
-    """train.main of each flag list (a few steps each) in one process; their results."""
-    argvs = [
-        [*map(str, flags), "--max-steps", "2", "--batch-size", "8", "--out", str(tmp_path / str(i))]
-        for i, flags in enumerate(runs)
-    ]
-    done = run_command([sys.executable, "-c", DRIVER, json.dumps(argvs)], outdir, 300)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.splitlines()[-1])
-
-
 def flag_sets(folder, slow):
     """The flag combinations to train with: a few, or (slow) all of them."""
     data = [["--synthetic-per-class", "2"], ["--data", folder]]
@@ -231,19 +211,75 @@ def flag_sets(folder, slow):
     return [every[5], every[14]]  # synthetic, gpu, ten-crop; folder, gpu, 2 workers
 
 
-def check_runs(runs, results):
-    """Each run trained its two steps and validated."""
-    for flags, result in zip(runs, results, strict=True):
-        assert result["code"] == 0, (flags, result["stderr"])
-        assert "epoch 1/" in result["stdout"] and "top-1 err" in result["stdout"], flags
+def training(runs, folder):
+    """[on_cpu, argv] of each flag list: two steps of batch 8 into folder/<i>."""
+    common = ["--max-steps", "2", "--batch-size", "8"]
+    return [
+        [True, [*map(str, f), *common, "--out", str(folder / str(i))]] for i, f in enumerate(runs)
+    ]
 
 
-def test_flag_combinations_train_a_few_steps(outdir, run_command, image_folder, tmp_path):
+def refused_out(folder):
+    """The --out of the run that --decode gpu must refuse."""
+    return folder / "refused"
+
+
+def refused(folder):
+    """[on_cpu, argv] of --decode gpu without a CUDA device (or with --device cpu where one is)."""
+    device = ["--device", "cpu"] if torch.cuda.is_available() else []
+    return [False, ["--decode", "gpu", *device, "--out", str(refused_out(folder))]]
+
+
+def run_driver(outdir, run_command, calls):
+    """DRIVER's results of the calls, in one process."""
+    done = run_command([sys.executable, "-c", DRIVER, json.dumps(calls)], outdir, 600)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def default_results(outdir, run_command, image_folder, tmp_path_factory):
+    """(the refused call's result, [(flags, result, out) of the default flag sets])."""
+    folder = tmp_path_factory.mktemp("gdruns")
     runs = flag_sets(image_folder, slow=False)
-    check_runs(runs, train_runs(outdir, run_command, runs, tmp_path))
+    found = run_driver(outdir, run_command, [refused(folder), *training(runs, folder)])
+    return found[0], folder, list(zip(runs, found[1:], strict=True))
+
+
+def test_decode_gpu_without_a_cuda_device_is_one_line_before_any_work(default_results):
+    result, folder, _ = default_results
+    assert result["code"] == 2 and result["stderr"].count("\n") == 1, result
+    assert "use --decode cpu" in result["stderr"] and not refused_out(folder).exists()
+    if not torch.cuda.is_available():
+        want = "error: --decode gpu: no CUDA device is available; use --decode cpu\n"
+        assert result["stderr"] == want
+
+
+def train_losses(runs, results, folder):
+    """{flags: first epoch's train loss} of runs that each trained two steps and validated."""
+    losses = {}
+    for i, (flags, result) in enumerate(zip(runs, results, strict=True)):
+        assert result["code"] == 0, (flags, result["stderr"])
+        rows = (folder / str(i) / "metrics.csv").read_text().splitlines()
+        row = dict(zip(rows[0].split(","), rows[1].split(","), strict=True))
+        assert row["step"] == "2" and 0 <= float(row["val_error"]) <= 1, (flags, row)
+        losses[tuple(map(str, flags))] = float(row["train_loss"])
+    return losses
+
+
+def test_flag_combinations_train_a_few_steps(default_results):
+    _, folder, done = default_results
+    runs, results = zip(*done, strict=True)
+    assert len(train_losses(runs, results, folder)) == len(runs)
 
 
 @pytest.mark.slow
-def test_every_flag_combination_trains_a_few_steps(outdir, run_command, image_folder, tmp_path):
+def test_every_flag_combination_trains_and_both_decodes_agree(
+    outdir, run_command, image_folder, tmp_path
+):
     runs = flag_sets(image_folder, slow=True)
-    check_runs(runs, train_runs(outdir, run_command, runs, tmp_path))
+    losses = train_losses(runs, run_driver(outdir, run_command, training(runs, tmp_path)), tmp_path)
+    for flags, loss in losses.items():
+        if "gpu" in flags:  # the same run with --decode cpu: pixels within a level, same draws
+            cpu = tuple("cpu" if f == "gpu" else f for f in flags)
+            assert abs(loss - losses[cpu]) < 0.01, flags
