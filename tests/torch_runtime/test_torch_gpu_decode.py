@@ -283,3 +283,36 @@ def test_every_flag_combination_trains_and_both_decodes_agree(
         if "gpu" in flags:  # the same run with --decode cpu: pixels within a level, same draws
             cpu = tuple("cpu" if f == "gpu" else f for f in flags)
             assert abs(loss - losses[cpu]) < 0.01, flags
+
+
+MIX_SPEC = """model MixNet
+input image: 3 x 16 x 16
+c1 = conv(8, kernel=3, pad=1, bias=false) |> batchnorm |> relu |> maxpool(2)
+c2 = conv(8, kernel=3, pad=1, bias=false) |> batchnorm |> relu |> global_avgpool
+fc = flatten |> dense(3)
+train {
+  optimizer = sgd(lr=0.05, momentum=0.9)
+  loss      = cross_entropy
+  batch     = 8
+  epochs    = 2
+  augment   = [random_resized_crop(16), hflip, random_erasing, mixup(0.2), cutmix(1.0), normalize]
+}
+"""
+
+
+@pytest.mark.slow
+def test_mixup_cutmix_and_erasing_train_alike_on_both_decodes(run_command, tmp_path):
+    from archdsl.compiler import check_source
+    from archdsl.emit import write_output
+
+    checked = check_source(MIX_SPEC, "mix.arch")
+    assert checked.ok, [d.message for d in checked.diagnostics]
+    write_output(checked, "torch", tmp_path / "mix", force=True)
+    flags = ["--synthetic-per-class", "8", "--workers", "0", "--seed", "3"]
+    calls = [[True, [*flags, "--decode", d, "--out", str(tmp_path / d)]] for d in ("cpu", "gpu")]
+    results = run_driver(tmp_path / "mix", run_command, calls)
+    assert [r["code"] for r in results] == [0, 0], results
+    cpu, gpu = ((tmp_path / d / "metrics.csv").read_text().splitlines() for d in ("cpu", "gpu"))
+    column = cpu[0].split(",").index("train_loss")
+    for a, b in zip(cpu[1:], gpu[1:], strict=True):
+        assert abs(float(a.split(",")[column]) - float(b.split(",")[column])) < 0.01
