@@ -81,12 +81,14 @@ def test_random_resized_crops_match_within_one_level(gd, aug):
 
 
 def jpeg_folder(root, count):
-    """count JPEGs (quality 90, sizes around 48 x 40) and one PNG of noisy ramps."""
+    """count JPEGs (quality 90, sizes around 48 x 40, two of each: resized together) and one
+    PNG of noisy ramps."""
     root.mkdir(parents=True)
     paths = []
     for i in range(count):
         path = root / f"{i}.jpg"
-        Image.fromarray(noisy_ramps(40 + 3 * i, 52 - 2 * i, i)).save(path, quality=90)
+        h, w = 40 + 3 * (i // 2), 52 - 2 * (i // 2)
+        Image.fromarray(noisy_ramps(h, w, i)).save(path, quality=90)
         paths.append(path)
     Image.fromarray(noisy_ramps(36, 30, 99)).save(root / "x.png")
     return [(str(p), 0) for p in [*paths, root / "x.png"]]

@@ -70,17 +70,37 @@ def bilinear(x, hw):
     return F.interpolate(x, size=tuple(hw), mode="bilinear", antialias=True)
 
 
-def resize_image(img, hw):
-    """Pillow's bilinear resize (augment.resize) of a CxHxW image. A uint8 image is resized
-    as Pillow resizes it: across, rounded to uint8, then down, rounded; float stays float."""
-    if tuple(img.shape[-2:]) == tuple(hw):
-        return img
-    x = img[None].float()
-    if img.dtype != torch.uint8:
-        return bilinear(x, hw)[0]
+def resize_batch(images, hw):
+    """Pillow's bilinear resize (augment.resize) of an NxCxHxW batch. uint8 images are
+    resized as Pillow resizes them: across, rounded to uint8, then down, rounded; float
+    images stay float."""
+    if tuple(images.shape[-2:]) == tuple(hw):
+        return images
+    x = images.float()
+    if images.dtype != torch.uint8:
+        return bilinear(x, hw)
     for size in ((x.shape[-2], hw[1]), hw):
         x = bilinear(x, size).round_().clamp_(0, 255)
-    return x[0].to(torch.uint8)
+    return x.to(torch.uint8)
+
+
+def resize_image(img, hw):
+    """resize_batch of one CxHxW image."""
+    return resize_batch(img[None], hw)[0]
+
+
+def resize_all(images, targets):
+    """Each image resized to its target (h, w): one resize_batch per group of images of the
+    same size, dtype and target."""
+    groups = {}
+    for i, (img, hw) in enumerate(zip(images, targets, strict=True)):
+        groups.setdefault((img.shape, img.dtype, tuple(hw)), []).append(i)
+    resized = [None] * len(images)
+    for (_, _, hw), where in groups.items():
+        batch = resize_batch(torch.stack([images[i] for i in where]), hw)
+        for i, img in zip(where, batch, strict=True):
+            resized[i] = img
+    return uniform(resized)
 
 
 def shorter_side_hw(hw, size):
@@ -150,9 +170,9 @@ class Resize(ImageOp):
         """The target size."""
         return self.hw
 
-    def apply_one(self, img, row):
-        """Resize one image."""
-        return resize_image(img, self.hw)
+    def apply(self, images, drawn):
+        """Resize the images (those of one size together)."""
+        return resize_all(list(images), [self.hw] * len(images))
 
 
 class ResizeShorter(ImageOp):
@@ -163,13 +183,13 @@ class ResizeShorter(ImageOp):
         self.size = size
 
     def draw(self, hw, rng):
-        """The target size, kept for apply_one."""
+        """The target size, kept for apply()."""
         target = shorter_side_hw(hw, self.size)
         return target, target
 
-    def apply_one(self, img, row):
-        """Resize one image to its target."""
-        return resize_image(img, row)
+    def apply(self, images, drawn):
+        """Resize each image to its target (those of one size together)."""
+        return resize_all(list(images), drawn.long().tolist())
 
 
 class RandomCrop(ImageOp):
