@@ -152,6 +152,21 @@ def test_a_jpeg_only_the_device_cannot_decode_is_a_data_error_naming_it(gd, load
     )
 
 
+def test_the_start_up_probe_decodes_on_the_cpu_and_refuses_a_decoder_that_fails(gd, monkeypatch):
+    gd.probe_decoder(torch.device("cpu"))  # torchvision decodes on the CPU: no error
+
+    def not_built(jpegs, device):
+        raise RuntimeError("decode_jpeg, /src/decode_jpeg.cpp:42, Not compiled with GPU support")
+
+    monkeypatch.setattr(gd, "decode_jpegs", not_built)
+    with pytest.raises(gd.UsageError) as err:
+        gd.probe_decoder(torch.device("cpu"))
+    assert str(err.value) == (
+        "--decode gpu: torchvision cannot decode JPEGs on cpu (Not compiled with GPU support); "
+        "use --decode cpu"
+    )
+
+
 @pytest.mark.parametrize("entry", ["trivial_augment", "rand_augment", "auto_augment"])
 def test_cpu_only_entries_are_refused(gd, entry):
     args = {"rand_augment": {"num_ops": 2, "magnitude": 9}, "auto_augment": {"policy": "imagenet"}}

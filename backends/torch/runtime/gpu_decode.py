@@ -51,6 +51,34 @@ def check_decode_device(device):
         raise UsageError(
             "--decode gpu needs torchvision; install it or use --decode cpu"
         )
+    probe_decoder(device)
+
+
+def probe_decoder(device):
+    """UsageError unless torchvision decodes a small JPEG on the device (a torchvision
+    built without the device's decoder fails here, not on the first batch)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 100, 50)).save(buffer, "JPEG")
+    data = torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)
+    try:
+        decode_jpegs([data], device)
+    except RuntimeError as err:
+        raise UsageError(
+            f"--decode gpu: torchvision cannot decode JPEGs on {device} "
+            f"({decoder_error(err)}); use --decode cpu"
+        ) from None
+
+
+def decode_jpegs(jpegs, device):
+    """torchvision.io.decode_jpeg of a list of 1-D uint8 tensors, as RGB, on the device."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    return decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device)
+
+
+def decoder_error(err):
+    """A decode_jpeg error's message without its source location."""
+    return re.sub(r"^decode_jpeg, \S+, ", "", str(err).strip()) or type(err).__name__
 
 
 def to_float(x):
@@ -448,41 +476,34 @@ class EncodedImages(torch.utils.data.Dataset):
         return batch, torch.tensor(labels)
 
 
-def decode_failure(jpegs, sources, decode, err):
+def decode_failure(jpegs, sources, device, err):
     """DataError naming the first JPEG of a failed batch decode that fails alone."""
     culprit = sources[0]
     for data, source in zip(jpegs, sources, strict=True):
         try:
-            decode([data])
+            decode_jpegs([data], device)
         except RuntimeError as alone:
             culprit, err = source, alone
             break
-    why = re.sub(r"^decode_jpeg, \S+, ", "", str(err).strip()) or type(err).__name__
     return DataError(
-        f"{culprit}: cannot decode JPEG ({why}); remove or replace the file"
+        f"{culprit}: cannot decode JPEG ({decoder_error(err)}); remove or replace the file"
     )
 
 
 def decode_images(images, sources, device):
     """CxHxW uint8 images on the device: the JPEGs decoded there in one batched call,
     the pixels uploaded."""
-    from torchvision.io import ImageReadMode, decode_jpeg
-
     out = [
         img.to(device, non_blocking=True).permute(2, 0, 1) if img.dim() == 3 else None
         for img in images
     ]
     where = [i for i, img in enumerate(images) if img.dim() == 1]
     if where:
-
-        def decode(data):
-            return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
-
         jpegs = [images[i] for i in where]
         try:
-            decoded = decode(jpegs)
+            decoded = decode_jpegs(jpegs, device)
         except RuntimeError as err:
-            failure = decode_failure(jpegs, [sources[i] for i in where], decode, err)
+            failure = decode_failure(jpegs, [sources[i] for i in where], device, err)
             raise failure from None
         for i, img in zip(where, decoded, strict=True):
             out[i] = img
