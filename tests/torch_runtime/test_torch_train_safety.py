@@ -80,6 +80,8 @@ BAD_FLAGS = {
     ("--devices", "cpu,,cpu"): "--devices: '' is not a device",
     ("--devices", "meta"): "--devices: this trainer runs on cpu and cuda, not 'meta'",
     ("--lr", "\x1b[2J"): "--lr: expected a finite number > 0, not '\\x1b[2J'",
+    ("--prefetch-factor", "0"): "--prefetch-factor: expected an integer from 1 to 64, not '0'",
+    ("--decode", "tpu"): "--decode: invalid choice: 'tpu'",
 }
 
 
