@@ -160,3 +160,29 @@ def test_image_files_decode_fully_as_arrays(imagefolder, files):
         image = imagefolder.ImageFile(str(path))
         assert np.array_equal(np.asarray(image), reference.load_image(path))
         assert np.asarray(image).dtype == np.uint8  # decodes again, the same
+
+
+@pytest.mark.slow
+def test_reduced_decodes_of_large_photos_at_imagenet_sizes(aug, imagefolder, tmp_path):
+    """2048 x 1536 photos through the ImageNet transforms: 224 crops from 256 (decoded at
+    1024 x 768) and random_resized_crop 224 (the boxes of 896 pixels a side or more)."""
+    rng = np.random.default_rng(7)
+    paths = [tmp_path / f"{i}.jpg" for i in range(6)]
+    for path in paths:
+        Image.fromarray(photo(rng, 1536, 2048)).save(path, quality=90)
+    rrc = {**RRC, "size": 224}
+    for augment, train in [
+        ([{"name": "random_crop", "size": 224, "from": 256}, {"name": "hflip"}], True),
+        ([rrc, {"name": "hflip"}], True),
+        ([{"name": "center_crop", "size": 224, "from": 256}], False),
+    ]:
+        pipe, levels = aug.build_pipeline(augment, (224, 224), train), []
+        for index, path in enumerate(paths):
+            fast_rng, ref_rng = aug.sample_rng(0, 0, index), aug.sample_rng(0, 0, index)
+            fast = pipe(imagefolder.ImageFile(str(path)), fast_rng)
+            full = reference.load_image(path)
+            ref = reference.pipeline(full, augment, (224, 224), train, ref_rng)
+            assert fast_rng.random() == ref_rng.random()
+            levels.append(np.abs(fast - ref) * 255)
+        assert 0 < max(d.max() for d in levels) <= DRAFT_MAX + 1e-3
+        assert np.mean([d.mean() for d in levels]) <= DRAFT_MEAN
