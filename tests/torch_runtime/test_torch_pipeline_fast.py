@@ -31,8 +31,8 @@ SPECS = {  # name: (augment without normalize, train, tencrop)
     "eval no crop": ([], False, False),
 }
 # reduced-size decodes (large.jpg) differ from the full decode by at most this many uint8
-# levels, and by this many on average (README, "Data")
-DRAFT_MAX, DRAFT_MEAN = 6, 0.5
+# levels, and by this many on average (README, "The trainers"; measured: 6 and 0.2)
+DRAFT_MAX, DRAFT_MEAN = 8, 0.5
 
 
 @pytest.fixture(scope="module")
