@@ -28,6 +28,11 @@ MIXES = (
 )  # batch-level: applied by mix_batch, after the per-image steps
 ATTEMPTS = 10  # torchvision's RandomResizedCrop and RandomErasing try 10 boxes
 LUMA = np.array([0.299, 0.587, 0.114])
+BILINEAR = Image.Resampling.BILINEAR
+PIL_MODES = {1: "L", 3: "RGB"}  # uint8 channels Pillow resizes as one image
+# A JPEG is decoded at 1/2, 1/4 or 1/8 of its size only where the region to resize keeps
+# at least DRAFT_GAP times the output's pixels per side (Pillow's thumbnail() default).
+DRAFT_GAP = 2
 
 
 def sample_rng(seed, epoch, index):
@@ -50,21 +55,72 @@ def to_gray(img):
     return (img.astype(np.float32) @ LUMA + 0.5).astype(np.uint8)[..., None]
 
 
+def is_file(img):
+    """Whether img is an image file to decode (imagefolder.ImageFile), not an array."""
+    return hasattr(img, "decode")
+
+
+def image_hw(img):
+    """(height, width) of an HxWxC array or of an ImageFile's full image."""
+    if is_file(img):
+        width, height = img.size
+        return height, width
+    return img.shape[:2]
+
+
 def resize(img, hw):
-    """Resize an HxWxC image (uint8 or float32) to hw with Pillow's bilinear filter."""
+    """Resize an HxWxC image (uint8 or float32) or an ImageFile to hw with Pillow's
+    bilinear filter."""
+    if is_file(img):
+        return resize_file(img, hw)
     h, w = hw
     if img.shape[:2] == (h, w):
         return img
+    if img.dtype == np.uint8 and img.shape[2] in PIL_MODES:
+        # Pillow resizes each band of an "RGB" image exactly as an "L" image of it
+        pil = Image.fromarray(img if img.shape[2] == 3 else img[..., 0])
+        return np.asarray(pil.resize((w, h), BILINEAR)).reshape(h, w, -1)
     bands = [
         Image.fromarray(np.ascontiguousarray(img[..., c])) for c in range(img.shape[2])
     ]
-    resized = [np.asarray(b.resize((w, h), Image.Resampling.BILINEAR)) for b in bands]
+    resized = [np.asarray(b.resize((w, h), BILINEAR)) for b in bands]
     return np.stack(resized, axis=-1)
+
+
+def draft_scale(box_w, box_h, out_w, out_h):
+    """The largest JPEG decoding scale 1/8, 1/4 or 1/2 (as 8, 4, 2) that leaves a box of
+    box_w x box_h pixels DRAFT_GAP times out_w x out_h; else 1 (a full decode)."""
+    for scale in (8, 4, 2):
+        if min(box_w / out_w, box_h / out_h) >= DRAFT_GAP * scale:
+            return scale
+    return 1
+
+
+def resize_file(source, hw, box=None):
+    """Decode an ImageFile and resize its box (left, top, right, bottom; default: the whole
+    image) to hw as resize() of the crop would; a JPEG whose box shrinks by DRAFT_GAP * 2
+    or more is decoded at a reduced size and the box scaled to it exactly."""
+    h, w = hw
+    box = box or (0, 0, *source.size)
+    img, scale = source.decode(draft_scale(box[2] - box[0], box[3] - box[1], w, h))
+    bounds, inner = box, None
+    if scale > 1:
+        edges = [c / scale for c in box]
+        bounds = (
+            math.floor(edges[0]),
+            math.floor(edges[1]),
+            min(math.ceil(edges[2]), img.width),
+            min(math.ceil(edges[3]), img.height),
+        )
+        inner = tuple(e - b for e, b in zip(edges, bounds[:2] * 2, strict=True))
+    if bounds != (0, 0, *img.size):
+        img = img.crop(bounds)
+    return np.asarray(img.resize((w, h), BILINEAR, box=inner))
 
 
 def resize_shorter(img, size):
     """Resize so the shorter side is size, keeping the aspect ratio."""
-    h, w = img.shape[:2]
+    h, w = image_hw(img)
     if h <= w:
         return resize(img, (size, max(1, round(w * size / h))))
     return resize(img, (max(1, round(h * size / w)), size))
@@ -108,7 +164,9 @@ def resized_crop_box(height, width, scale, ratio, rng):
 
 def random_resized_crop(img, size, scale, ratio, rng):
     """A resized_crop_box() crop resized to size x size (Pillow's bilinear filter)."""
-    top, left, h, w = resized_crop_box(*img.shape[:2], scale, ratio, rng)
+    top, left, h, w = resized_crop_box(*image_hw(img), scale, ratio, rng)
+    if is_file(img):
+        return resize_file(img, (size, size), (left, top, left + w, top + h))
     return resize(img[top : top + h, left : left + w], (size, size))
 
 
@@ -155,6 +213,26 @@ def normalize(img, mean, std):
     """Subtract the channel mean and divide by the channel std ([0, 1] pixels)."""
     mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
     return (to_float(img) - mean) / std
+
+
+class Normalize:
+    """normalize() as a pipeline step; uint8 pixels take their float32 results from a
+    table of normalize() over the 256 levels of each channel (the same values, faster)."""
+
+    def __init__(self, mean, std):
+        """Keep mean and std and tabulate normalize() per channel: C x 256."""
+        self.mean, self.std = mean, std
+        levels = np.repeat(np.arange(256, dtype=np.uint8)[:, None], len(mean), axis=1)
+        self.table = np.ascontiguousarray(normalize(levels, mean, std).T)
+
+    def __call__(self, img, rng):
+        """normalize(img, mean, std) as a contiguous float32 array."""
+        if img.dtype != np.uint8:
+            return normalize(img, self.mean, self.std)
+        out = np.empty(img.shape, np.float32)
+        for c, table in enumerate(self.table):
+            np.take(table, img[..., c], out=out[..., c], mode="clip")
+        return out
 
 
 def ten_crop(img, size):
@@ -238,8 +316,19 @@ def _pca_lighting(img, rng, std):
     return pca_lighting(img, rng.normal(0.0, std, 3))
 
 
+def reads_files(fn):
+    """Whether a pipeline step takes an ImageFile: the resizes, which decode it."""
+    target = fn.args[0] if getattr(fn, "func", None) is _apply else fn
+    return getattr(target, "func", target) in (
+        resize,
+        resize_shorter,
+        _random_resized_crop,
+    )
+
+
 class Pipeline:
-    """A picklable sequence of steps img, rng -> img ending in a contiguous float32 array."""
+    """A picklable sequence of steps img, rng -> img ending in a contiguous float32 array;
+    an ImageFile is decoded by the first step that reads files, or fully before any other."""
 
     def __init__(self, steps):
         """Keep the steps."""
@@ -249,8 +338,10 @@ class Pipeline:
         """Apply every step in order; random steps draw from rng (default: a fresh generator)."""
         rng = np.random.default_rng() if rng is None else rng
         for fn in self.steps:
+            if is_file(img) and not reads_files(fn):
+                img = np.asarray(img)
             img = fn(img, rng)
-        return np.ascontiguousarray(to_float(img), dtype=np.float32)
+        return np.ascontiguousarray(to_float(np.asarray(img)), dtype=np.float32)
 
 
 def crop_entry(augment, input_hw):
@@ -302,7 +393,7 @@ def train_steps(entry):
     if name == "pca_lighting":
         return [partial(_pca_lighting, std=entry["std"])]
     if name == "normalize":
-        return [step(normalize, mean=entry["mean"], std=entry["std"])]
+        return [Normalize(entry["mean"], entry["std"])]
     if name == "random_erasing":
         args = {k: entry[k] for k in ("p", "scale", "ratio", "value")}
         return [partial(random_erasing, **args)]
@@ -329,7 +420,7 @@ def eval_steps(augment, crop, input_hw, tencrop):
         steps = [step(resize_shorter, size=crop.get("from", size))]
         steps.append(step(ten_crop if tencrop else center_crop, size=size))
     norm = [e for e in augment if e["name"] == "normalize"]
-    return steps + [step(normalize, mean=e["mean"], std=e["std"]) for e in norm]
+    return steps + [Normalize(e["mean"], e["std"]) for e in norm]
 
 
 def build_pipeline(augment, input_hw, train, channels=3, tencrop=False):

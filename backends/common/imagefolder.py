@@ -94,27 +94,89 @@ def scan_imagefolder(root, num_classes):
     return labelled(train, names), labelled(val, names), names
 
 
+READ_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+def unreadable(path, err):
+    """The DataError of an image file Pillow cannot open or decode."""
+    return DataError(f"{path}: cannot read image ({err}); remove or replace the file")
+
+
+def open_image(path):
+    """Open an image file (its header only), refusing thin strips; bad files raise
+    DataError."""
+    try:
+        img = Image.open(path)
+    except READ_ERRORS as err:
+        raise unreadable(path, err) from None
+    width, height = img.size
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        img.close()
+        raise DataError(
+            f"{path}: {width} x {height} pixels, an aspect ratio over {MAX_ASPECT}:1 "
+            "(resizing its shorter side to the crop size would make a strip of "
+            "millions of pixels); crop or remove the file"
+        )
+    return img
+
+
+def decode_rgb(path, img, reduce):
+    """(RGB image, scale) of an opened file, a JPEG decoded at 1/scale of its size by
+    libjpeg's DCT scaling (scale: the largest of 1, 2, 4, 8 that is at most reduce),
+    other formats at full size (scale 1); the file is closed. Bad files raise DataError."""
+    width, height = img.size
+    try:
+        drafted = (
+            img.draft("RGB", (width // reduce, height // reduce))
+            if reduce > 1
+            else None
+        )
+        img.load()
+        # a file Pillow keeps open after loading (multi-frame formats) is copied, closed
+        keep = img.mode == "RGB" and getattr(img, "fp", None) is None
+        rgb = img if keep else img.convert("RGB")
+    except READ_ERRORS as err:
+        img.close()
+        raise unreadable(path, err) from None
+    if not keep:
+        img.close()
+    return rgb, 1 if drafted is None else round(width / drafted[1][2])
+
+
+class ImageFile:
+    """An image file decoded on demand: np.asarray(file) decodes it fully (uint8 HxWx3
+    RGB); the pipeline's resizes read `size` and decode() it at a reduced size where
+    that is exact enough (augment.py)."""
+
+    def __init__(self, path):
+        """Keep the path; the file is opened when first asked."""
+        self.path, self.opened = path, None
+
+    @property
+    def size(self):
+        """(width, height) of the full image, from the file's header."""
+        if self.opened is None:
+            self.opened = open_image(self.path)
+        return self.opened.size
+
+    def decode(self, reduce=1):
+        """(RGB PIL image, scale): decode_rgb() of the file (opened anew if decoded before)."""
+        img = open_image(self.path) if self.opened is None else self.opened
+        self.opened = None
+        return decode_rgb(self.path, img, reduce)
+
+    def __array__(self, dtype=None, copy=None):
+        """The full-size uint8 HxWx3 RGB pixels."""
+        return np.asarray(self.decode()[0], dtype=dtype)
+
+
 def load_image(path):
     """Decode an image file fully into a uint8 HxWx3 RGB array; bad files raise DataError."""
-    try:
-        with Image.open(path) as img:
-            width, height = img.size
-            if max(width, height) > MAX_ASPECT * min(width, height):
-                raise DataError(
-                    f"{path}: {width} x {height} pixels, an aspect ratio over {MAX_ASPECT}:1 "
-                    "(resizing its shorter side to the crop size would make a strip of "
-                    "millions of pixels); crop or remove the file"
-                )
-            img.load()
-            return np.asarray(img.convert("RGB"))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise DataError(
-            f"{path}: cannot read image ({err}); remove or replace the file"
-        ) from None
+    return np.asarray(ImageFile(path))
 
 
 class ImageFolderDataset:
-    """Items from scan_imagefolder, decoded on access."""
+    """Items from scan_imagefolder, decoded by the pipeline that reads them."""
 
     def __init__(self, items):
         """Keep the (path, label) pairs."""
@@ -125,6 +187,6 @@ class ImageFolderDataset:
         return len(self.items)
 
     def __getitem__(self, i):
-        """Return (uint8 HxWx3 image, label)."""
+        """Return (ImageFile, label): np.asarray(image) is its uint8 HxWx3 pixels."""
         path, label = self.items[i]
-        return load_image(path), label
+        return ImageFile(path), label

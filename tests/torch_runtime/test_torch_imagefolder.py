@@ -46,7 +46,8 @@ def test_scan_lists_sorted_classes_and_labels(imagefolder, folder):
         (str(folder / "train" / "class0" / "b.png"), 0),
         (str(folder / "train" / "class1" / "a.png"), 1),
     ]
-    img, label = imagefolder.ImageFolderDataset(val)[3]
+    image, label = imagefolder.ImageFolderDataset(val)[3]
+    img = np.asarray(image)  # an ImageFile, decoded by the pipeline or by np.asarray
     assert img.shape == (24, 20, 3) and img.dtype == np.uint8 and label == 1
 
 
