@@ -280,3 +280,10 @@ def test_sync_bn_converts_in_place_of_the_same_parameters(load):
     assert train.sync_batchnorm(net, CUDA, 1) is net  # one process: nothing to sync
     with pytest.raises(train.UsageError, match="--sync-bn needs CUDA"):
         train.sync_batchnorm(net, CPU, 2)
+
+
+def test_the_header_names_what_differs_from_float32(load):
+    train = load("train")
+    assert train.precision_text(torch.bfloat16, True) == " (bfloat16 autocast, channels-last)"
+    assert train.precision_text(torch.float16, False) == " (float16 autocast)"
+    assert train.precision_text(None, False) == ""

@@ -239,6 +239,13 @@ def sync_batchnorm(net, device, world):
     return torch.nn.SyncBatchNorm.convert_sync_batchnorm(net) if world > 1 else net
 
 
+def precision_text(amp_dtype, channels_last):
+    """` (bf16 autocast, channels-last)` for the header: what differs from float32 NCHW."""
+    modes = [f"{str(amp_dtype).removeprefix('torch.')} autocast"] if amp_dtype else []
+    modes += ["channels-last"] if channels_last else []
+    return f" ({', '.join(modes)})" if modes else ""
+
+
 def plain_progress(ckpt):
     """A checkpoint whose progress totals (host tensors) are Python numbers."""
     loss_sum, seen = ckpt["train_loss_sum"].tolist(), ckpt["train_seen"].tolist()
@@ -869,6 +876,7 @@ class Trainer:
         where = f"{self.world} process(es) on {self.device}"
         if self.devices:
             where = f"towers on {', '.join(map(str, self.devices))} (model parallel)"
+        where += precision_text(self.amp_dtype, self.args.channels_last)
         self.say(
             f"{spec.MODEL_NAME} ({spec.SPEC}): {params}; {len(self.train_set)} train / "
             f"{len(self.val_set)} val {items} ({source}); {where}; global batch "
