@@ -287,3 +287,37 @@ def test_the_header_names_what_differs_from_float32(load):
     assert train.precision_text(torch.bfloat16, True) == " (bfloat16 autocast, channels-last)"
     assert train.precision_text(torch.float16, False) == " (float16 autocast)"
     assert train.precision_text(None, False) == ""
+
+
+# train.main with a step that fails on the third call (after two --save-every 1 saves)
+CRASHING = """
+import sys
+import train
+
+steps = 0
+original = train.Trainer.train_step
+
+def failing(self, x, y):
+    global steps
+    steps += 1
+    if steps == 3:
+        raise RuntimeError("the device fell off the bus")
+    return original(self, x, y)
+
+train.Trainer.train_step = failing
+train.main(sys.argv[1:])
+"""
+
+
+@pytest.mark.slow
+def test_a_crash_leaves_the_last_background_save_whole(assemble_into, run_command, tmp_path):
+    run_dir = assemble_into(tmp_path / "crash")
+    (run_dir / "crash.py").write_text(CRASHING)
+    argv = ["--synthetic-per-class", 2, "--batch-size", 4, "--save-every", 1, "--workers", 0]
+    done = run_command([sys.executable, "crash.py", *map(str, argv), "--out", "out"], run_dir)
+    assert done.returncode == 1 and "the device fell off the bus" in done.stderr
+    out = run_dir / "out"
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "last.pt", "metrics.csv", "metrics.png"]
+    ckpt = torch.load(out / "last.pt", weights_only=True)
+    assert ckpt["state"] == {"epoch": 0, "batches_done": 2, "global_step": 2}
+    assert ckpt["train_seen"] == 8
