@@ -1,6 +1,7 @@
 """torch.compile on every spec in specs/: the generated model's forward and its training
 loss trace as one graph each (no graph breaks, torch._dynamo.explain), but for recurrent
-layers, which dynamo does not trace. Slow: dynamo traces each model for seconds on the CPU."""
+layers, which dynamo does not trace. Dynamo traces a model for seconds on the CPU: one spec
+runs by default, every spec under -m slow."""
 
 from pathlib import Path
 
@@ -9,7 +10,12 @@ from ptgen import ROOT
 
 torch = pytest.importorskip("torch")
 
-SPECS = sorted((ROOT / "specs").rglob("*.arch"))
+# one representative in the default run (AlexNet's layers at a pocket size), the rest slow
+DEFAULT = ROOT / "specs" / "mini_alexnet.arch"
+SPECS = [
+    pytest.param(path, marks=() if path == DEFAULT else pytest.mark.slow)
+    for path in sorted((ROOT / "specs").rglob("*.arch"))
+]
 
 
 def example_input(module):
@@ -27,7 +33,6 @@ def breaks(function, *args):
     return [str(b.reason) for b in explained.break_reasons]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: str(p.relative_to(ROOT / "specs")))
 def test_the_model_and_its_loss_trace_without_graph_breaks(compiled_file, path):
     module = compiled_file(Path(path)).module
