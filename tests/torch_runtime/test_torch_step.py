@@ -322,3 +322,26 @@ def test_a_crash_leaves_the_last_background_save_whole(assemble_into, run_comman
     ckpt = torch.load(out / "last.pt", weights_only=True)
     assert ckpt["state"] == {"epoch": 0, "batches_done": 2, "global_step": 2}
     assert ckpt["train_seen"] == 8
+
+
+def test_the_ema_update_is_torchs_averaged_model_bit_for_bit(load):
+    ema_module = load("ema")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.BatchNorm2d(3))
+    ours = ema_module.ema_model(net, 0.9)
+    decay = 0.9
+    theirs = torch.optim.swa_utils.AveragedModel(
+        net,
+        avg_fn=lambda a, w, n: decay * a + (1.0 - decay) * w if a.is_floating_point() else w,
+        use_buffers=True,
+    )
+    for step in range(4):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(torch.randn_like(p))
+        net(torch.randn(4, 2, 5, 5))  # moves the running statistics and the batch count
+        ema_module.update(ours, net, restart=False)
+        theirs.update_parameters(net)
+        for (name, a), b in zip(ours.state_dict().items(), theirs.state_dict().values(), strict=True):  # fmt: skip
+            assert torch.equal(a, b), (step, name)
+    assert ours.n_averaged.device.type == "cpu"
