@@ -876,20 +876,28 @@ def _steps(chains: list[Chain], blocks: Plan) -> list[Chain]:
 def _forward(graph: ir.Graph, chains: list[Chain]) -> list[str]:
     """forward(): the statements in dependency order, each tensor kept while it is read."""
     names, chained = _variables(graph, chains)
-    last_read = {n: i for i, c in enumerate(chains) for n in c.stmt.inputs}
+    devices = _placement(graph) if tower_count(graph) > 1 else {}
+    copies = _copies(chains, names, devices)
+    reads = [_reads(chain, names, devices, copies) for chain in chains]
+    last_read = {v: i for i, variables in enumerate(reads) for v in variables}
+    points = _copy_points(graph, chains, copies, reads)
     params = ", ".join(names[i.name] for i in graph.inputs)
     lines = [
         f"    def forward(self, {params}):",
         f'        """{"Logits" if trailing_softmax(graph) else "Outputs"} for a batch of inputs."""',
     ]
-    devices = _placement(graph) if tower_count(graph) > 1 else {}
     mask_names = _mask_variables(graph, chains, names)
     lines += [
         f"{' ' * METHOD}{mask} = real_tokens({names[source]}, {padding})"
         for source, (mask, padding) in mask_names.items()
     ]
     for i, chain in enumerate(chains):
-        expr = _merged(chain, names, devices)
+        moved = points.get(i, [])
+        lines += [_copy_line(copies[move], names[move[0]], move[1]) for move in moved]
+        left = [names[n] for n, _ in moved if last_read.get(names[n], -1) < i]
+        if left := [v for v in dict.fromkeys(left) if v != chained]:
+            lines.append(_del(left))  # read on other devices only: copied, not kept
+        expr = _merged(chain, reads[i])
         if chain.runs:
             expr = Call(attribute(chain.runs), (expr,))
         elif chain.ops:
@@ -899,8 +907,8 @@ def _forward(graph: ir.Graph, chains: list[Chain]) -> list[str]:
             lines.append(statement(expr, METHOD, "return "))
             continue
         lines.append(statement(expr, METHOD, f"{names[chain.stmt.name]} = "))
-        read = dict.fromkeys(chain.stmt.inputs)
-        done = [names[n] for n in read if last_read[n] == i and names[n] != chained]
+        read = dict.fromkeys(reads[i])
+        done = [v for v in read if last_read[v] == i and v != chained]
         if done:
             lines.append(_del(done))
     return lines
@@ -951,17 +959,10 @@ def _variables(graph: ir.Graph, chains: list[Chain]) -> tuple[dict[str, str], st
     return names, chained
 
 
-def _merged(chain: Chain, names: dict[str, str], devices: dict[str, int]) -> Code:
-    """What a statement's Sequential receives: its input, or the concat or sum of its inputs.
-
-    With towers, an input placed on another device than the statement is moved to its device.
-    """
-    here = devices.get(chain.stmt.name, 0)
-    args = tuple(
-        names[n] if devices.get(n, 0) == here else Call("self._to_tower", (names[n], str(here)))
-        for n in chain.stmt.inputs
-    )
-    return MERGED[chain.merge](args) if chain.merge else args[0]
+def _merged(chain: Chain, args: list[str]) -> Code:
+    """What a statement's Sequential receives: its input, or the concat or sum of its inputs
+    (args: the variables holding them)."""
+    return MERGED[chain.merge](tuple(args)) if chain.merge else args[0]
 
 
 # merge op -> the expression joining its inputs (the statement's Sequential then reads it)
@@ -980,6 +981,62 @@ TO_TOWER_METHOD = '''    def _to_tower(self, x, tower):
         if self._tower_devices is None:
             return x
         return x.to(self._tower_devices[tower])'''
+
+
+def _copies(
+    chains: list[Chain], names: dict[str, str], devices: dict[str, int]
+) -> dict[tuple[str, int], str]:
+    """{(value, device): the variable of its copy there} for each value that a statement on
+    another device reads (none without towers)."""
+    taken, copies = set(names.values()), {}
+    for chain in chains:
+        here = devices.get(chain.stmt.name, 0)
+        for name in chain.stmt.inputs:
+            if devices.get(name, 0) != here and (name, here) not in copies:
+                variable = f"{names[name]}_on{here}"
+                while variable in taken:
+                    variable += "_"
+                taken.add(variable)
+                copies[name, here] = variable
+    return copies
+
+
+def _reads(chain: Chain, names: dict, devices: dict, copies: dict) -> list[str]:
+    """The variables a statement reads: each input, or its copy on the statement's device."""
+    here = devices.get(chain.stmt.name, 0)
+    return [copies.get((name, here), names[name]) for name in chain.stmt.inputs]
+
+
+def _row(stmt: ir.Statement) -> tuple[str, bool]:
+    """(the statement a tower's statement is an instance of, True): (conv2, True) for
+    conv2_t1; (its name, False) outside the towers (`conv2` there: the towers' join)."""
+    if stmt.tower is None:
+        return stmt.name, False
+    return stmt.name.removesuffix(f"_t{stmt.tower}"), True
+
+
+def _copy_points(
+    graph: ir.Graph, chains: list[Chain], copies: dict, reads: list[list[str]]
+) -> dict[int, list[tuple[str, int]]]:
+    """{chain index: the copies made just before it}. A copy between devices makes each
+    device's queue wait for the other's work queued so far, so a value is copied right after
+    the row of towers that makes it (the batch: before the first statement), before any
+    statement of the next row is queued: no device waits longer than the data requires."""
+    producer = {i.name: -1 for i in graph.inputs} | {c.stmt.name: k for k, c in enumerate(chains)}
+    rows = [_row(c.stmt) for c in chains]
+    points: dict[int, list[tuple[str, int]]] = {}
+    for (name, device), variable in copies.items():
+        at = producer[name] + 1
+        while 0 < at < len(chains) and rows[at] == rows[at - 1]:
+            at += 1
+        first_read = next(i for i, variables in enumerate(reads) if variable in variables)
+        points.setdefault(min(at, first_read), []).append((name, device))
+    return points
+
+
+def _copy_line(variable: str, source: str, device: int) -> str:
+    """`variable = self._to_tower(source, device)`."""
+    return statement(Call("self._to_tower", (source, str(device))), METHOD, f"{variable} = ")
 
 
 def tower_count(graph: ir.Graph) -> int:

@@ -152,6 +152,27 @@ def test_forward_moves_tensors_only_at_the_exchange_points(mini):
     assert text.count("self._to_tower(") == 4
 
 
+def test_copies_are_queued_right_after_the_row_that_makes_them(mini):
+    # a copy between two GPUs makes each one's queue wait for the other's work queued so far:
+    # the batch goes to tower 1 before tower 0 starts, each activation right after both
+    # towers made theirs, before the next row is queued (the order the GPUs are handed work)
+    model = mini("mini_two_tower").module.build_model().eval()
+    order = []
+    for name, layer in model.named_children():
+        layer.register_forward_hook(lambda *args, name=name: order.append(name))
+    model._to_tower = lambda x, tower: order.append(f"copy {tuple(x.shape[1:])} to {tower}") or x
+    model(torch.zeros(2, 3, 99, 99))
+    copied_conv2 = ["copy (12, 5, 5) to 0", "copy (12, 5, 5) to 1"]
+    assert order == [
+        "copy (3, 99, 99) to 1",
+        *("conv1_t0", "conv1_t1", "conv2_t0", "conv2_t1"),
+        *copied_conv2,
+        *("conv3_t0", "conv3_t1", "conv4_t0", "conv4_t1", "conv5_t0", "conv5_t1"),
+        "copy (8, 2, 2) to 0",
+        *("fc6", "fc7", "fc8"),
+    ]
+
+
 def test_one_device_is_a_no_op(mini):
     module = mini("mini_two_tower").module
     x = torch.randn(2, 3, 99, 99)

@@ -47,7 +47,7 @@ import model as spec
 from augment import batch_rng, build_pipeline, mix_batch, mix_entries, sample_rng
 from ema_rule import ema_decay, updates_after, warmup_epochs
 from imagefolder import DataError
-from metrics_log import MetricsLog, ProgressBar, atomic_write
+from metrics_log import MetricsLog, ProgressBar
 from npzcheck import printable
 from trainer_args import (
     DEVICES_MAX,
@@ -69,7 +69,9 @@ from trainer_args import (
 from warm_start import add_init_flags, init_request, warm_start
 
 # isort: split
+from checkpoint_writer import CheckpointWriter
 from ema import ema_model, update  # beside this file in the repository, too
+from fast_defaults import add_precision_flags, resolve_precision
 from gpu_decode import (
     EncodedImages,
     check_decode_device,
@@ -77,6 +79,7 @@ from gpu_decode import (
     device_ops,
     mix_on_device,
 )
+from nosync import LaggedReadout, StopAgreement
 from weights import load_arrays, portable_tensors
 
 CHECKPOINT = "last.pt"
@@ -95,12 +98,14 @@ def parse_args(argv=None):
         help="model parallel, for a spec with towers: tower t on device t %% N (N GPUs, "
         "or a list such as cuda:0,cuda:1 or cpu,cpu); the rest and the data on the first",
     )
-    p.add_argument(
-        "--amp", action="store_true", help="CUDA bf16 autocast (fp16 + GradScaler)"
-    )
-    p.add_argument("--channels-last", action="store_true")
+    add_precision_flags(p)
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     add_loading_flags(p)
+    p.add_argument(
+        "--sync-bn",
+        action="store_true",
+        help="under torchrun on CUDA: batch norm statistics over the global batch",
+    )
     add_init_flags(p)
     return p.parse_args(argv)
 
@@ -227,7 +232,10 @@ def setup_distributed(flag):
     )
     device = pick_device(flag, int(os.environ.get("LOCAL_RANK", "0")))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        cuda = device.type == "cuda"
+        dist.init_process_group(
+            "nccl" if cuda else "gloo", device_id=device if cuda else None
+        )
     return rank, world, device
 
 
@@ -246,6 +254,29 @@ def amp_setup(amp, device, lead, devices=None):
         return None, torch.amp.GradScaler(device.type, enabled=False)
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return dtype, torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+
+
+def sync_batchnorm(net, device, world):
+    """net with SyncBatchNorm for its batch norms under torchrun (one process: net), the
+    same parameters and buffers; UsageError off CUDA, where torch has no SyncBatchNorm."""
+    if device.type != "cuda":
+        raise UsageError(
+            "--sync-bn needs CUDA devices (torch syncs batch norm only there)"
+        )
+    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(net) if world > 1 else net
+
+
+def precision_text(amp_dtype, channels_last):
+    """` (bf16 autocast, channels-last)` for the header: what differs from float32 NCHW."""
+    modes = [f"{str(amp_dtype).removeprefix('torch.')} autocast"] if amp_dtype else []
+    modes += ["channels-last"] if channels_last else []
+    return f" ({', '.join(modes)})" if modes else ""
+
+
+def plain_progress(ckpt):
+    """A checkpoint whose progress totals (host tensors) are Python numbers."""
+    loss_sum, seen = ckpt["train_loss_sum"].tolist(), ckpt["train_seen"].tolist()
+    return {**ckpt, "train_loss_sum": loss_sum, "train_seen": int(seen)}
 
 
 def step_seed(seed, rank, step):
@@ -454,6 +485,7 @@ class Trainer:
         if args.decode == "gpu":
             check_decode_device(self.device)
         self.lead = self.rank == 0
+        resolve_precision(args, self.devices or [self.device])
         if args.batch_size % self.world:
             raise UsageError(
                 f"--batch-size {args.batch_size} is not divisible by {self.world}"
@@ -489,6 +521,8 @@ class Trainer:
         if resume is not None:
             self.restore(resume)
         self.eval_net, self.train_net = self.wrap_net()
+        self.agreement = StopAgreement(self.world, STOP_CHECK_EVERY)
+        self.writer, self.readout = CheckpointWriter(), LaggedReadout()
         self.stop = StopFlag()
 
     def augmented(self, data, train):
@@ -557,11 +591,19 @@ class Trainer:
 
     def wrap_net(self):
         """(evaluation net, training net): compiled and DDP-wrapped as the flags ask."""
+        if self.args.sync_bn:
+            self.net = sync_batchnorm(self.net, self.device, self.world)
         net = torch.compile(self.net) if self.args.compile else self.net
         if self.world == 1:
             return net, net
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return net, DistributedDataParallel(net, device_ids=ids)
+        ddp = DistributedDataParallel(
+            net,
+            device_ids=ids,
+            gradient_as_bucket_view=True,
+            broadcast_buffers=False,  # sync_buffers() gives rank 0's before validation
+        )
+        return net, ddp
 
     def loader(self, dataset, sampler, batch, drop_last):
         """A DataLoader that leaves the global torch generator untouched; its workers
@@ -683,26 +725,25 @@ class Trainer:
             st["batches_done"] += 1
             st["global_step"] += 1
             self.update_ema(epoch)
-            bar.update(
-                st["batches_done"], loss=lambda: self.loss_sum.item() / self.seen
-            )
+            self.readout.push(self.loss_sum, self.seen)
+            bar.update(st["batches_done"], loss=self.mean_loss)
             if self.args.save_every and st["global_step"] % self.args.save_every == 0:
                 self.save()
-            if self.out_of_steps() or self.stop_agreed(
-                st["global_step"] % STOP_CHECK_EVERY == 0
+            if self.out_of_steps() or self.agreement.at_step(
+                self.stop.requested, st["global_step"]
             ):
                 break
         bar.close()
 
-    def stop_agreed(self, check):
-        """Whether Ctrl-C was pressed; under torchrun the ranks agree only when check is true."""
-        if self.world == 1:
-            return self.stop.requested
-        if not check:
-            return False
-        flag = torch.tensor([float(self.stop.requested)], device=self.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
+    def mean_loss(self):
+        """The epoch's mean training loss on this rank, as of the newest step whose loss
+        has reached the host (read without waiting for the device)."""
+        loss_sum, seen = self.readout.latest() or (math.nan, 1)
+        return loss_sum / seen
+
+    def stop_agreed(self):
+        """Whether Ctrl-C was pressed (on any rank, under torchrun), waiting for all."""
+        return self.agreement.now(self.stop.requested)
 
     def sync_buffers(self):
         """Give every rank rank 0's buffers (BatchNorm statistics) before validation."""
@@ -714,7 +755,7 @@ class Trainer:
 
     @torch.no_grad()
     def eval_batch(self, net, x, y):
-        """[summed loss, top-1 hits, top-5 hits, count] of one batch (10-crop: mean softmax)."""
+        """[summed loss, top-1 hits, top-5 hits] of one batch (10-crop: mean softmax)."""
         y = y.to(self.device, non_blocking=True)
         crops = x.shape[1] if self.args.ten_crop else 1
         with self.autocast():
@@ -723,11 +764,7 @@ class Trainer:
         logp = torch.logsumexp(logp, dim=1) - math.log(crops)
         hits = logp.topk(min(5, logp.shape[-1]), dim=-1).indices == y[:, None]
         loss = F.nll_loss(logp, y, reduction="sum")
-        counts = [
-            hits[:, 0].sum(),
-            hits.any(dim=1).sum(),
-            torch.tensor(len(y), device=y.device),
-        ]
+        counts = [hits[:, 0].sum(), hits.any(dim=1).sum()]
         return torch.stack([loss.double(), *(c.double() for c in counts)])
 
     def validate(self):
@@ -735,9 +772,12 @@ class Trainer:
         of the EMA of the weights if the spec keeps one."""
         net = self.eval_net if self.ema is None else self.ema.module
         net.eval()
-        totals = torch.zeros(4, dtype=torch.float64, device=self.device)
+        sums = torch.zeros(3, dtype=torch.float64, device=self.device)
         for x, y in self.batches(self.val_loader):
-            totals += self.eval_batch(net, x, y)
+            sums += self.eval_batch(net, x, y)
+        share = len(self.val_loader.sampler)  # this rank's images, known on the host
+        count = torch.tensor([share], dtype=torch.float64, device=self.device)
+        totals = torch.cat([sums, count])  # one read of the device, after the loop
         if self.world > 1:
             dist.all_reduce(totals)
         loss, top1, top5, n = totals.tolist()
@@ -747,15 +787,19 @@ class Trainer:
             "val_top5_error": 1 - top5 / n,
         }
 
-    def progress(self):
-        """(train loss sum, images) of the epoch so far over all ranks."""
+    def progress_totals(self):
+        """[train loss sum, images] of the epoch so far over all ranks (a device tensor)."""
         loss_sum = torch.as_tensor(
             self.loss_sum, dtype=torch.float64, device=self.device
         )
         totals = torch.stack([loss_sum, torch.full_like(loss_sum, self.seen)])
         if self.world > 1:
             dist.all_reduce(totals)
-        loss_sum, seen = totals.tolist()
+        return totals
+
+    def progress(self):
+        """(train loss sum, images) of the epoch so far over all ranks."""
+        loss_sum, seen = self.progress_totals().tolist()
         return loss_sum, int(seen)
 
     def checkpoint(self, loss_sum, seen):
@@ -781,11 +825,17 @@ class Trainer:
         }
 
     def save(self):
-        """Write OUT/last.pt and metrics.csv atomically (rank 0); all ranks must call this."""
-        ckpt = self.checkpoint(*self.progress())
+        """Write OUT/last.pt, then metrics.csv, atomically in the background (rank 0);
+        all ranks must call this. The step loop waits only for the previous write."""
+        ckpt = self.checkpoint(*self.progress_totals())
         if self.lead:
-            atomic_write(self.args.out / CHECKPOINT, lambda f: torch.save(ckpt, f))
-            self.log.write()
+            out = self.args.out
+            self.writer.submit(
+                out / CHECKPOINT,
+                ckpt,
+                plain_progress,
+                lambda host: MetricsLog(out, host["metrics"]).write(),
+            )
 
     def restore(self, path):
         """Load a checkpoint written by save(), checking its structure before using it."""
@@ -854,6 +904,7 @@ class Trainer:
         self.state.update(epoch=epoch + 1, batches_done=0)
         self.loss_sum, self.seen = 0.0, 0
         self.save()
+        self.writer.wait()  # the epoch's line means its checkpoint is on disk
         self.say(
             f"epoch {epoch + 1}/{self.args.epochs}  step {row['step']}  lr {lr:.4g}  "
             f"train_loss {row['train_loss']:.4f}  val_loss {row['val_loss']:.4f}  "
@@ -865,9 +916,10 @@ class Trainer:
         """Train and (unless interrupted mid-epoch) finish one epoch."""
         start = time.perf_counter()
         seen_before = self.seen
+        self.readout = LaggedReadout()  # no loss of the epoch before on the bar
         self.train_epoch(epoch)
         train_seconds = time.perf_counter() - start
-        if self.stop_agreed(True):
+        if self.stop_agreed():
             self.save()
             raise Interrupted
         self.end_epoch(epoch, train_seconds, self.seen - seen_before, start)
@@ -893,6 +945,7 @@ class Trainer:
         where = f"{self.world} process(es) on {self.device}"
         if self.devices:
             where = f"towers on {', '.join(map(str, self.devices))} (model parallel)"
+        where += precision_text(self.amp_dtype, self.args.channels_last)
         self.say(
             f"{spec.MODEL_NAME} ({spec.SPEC}): {params}; {len(self.train_set)} train / "
             f"{len(self.val_set)} val {items} ({source}); {where}; global batch "
@@ -914,6 +967,7 @@ class Trainer:
                 self.run_epoch(self.state["epoch"])
         finally:
             self.stop.close()
+            self.writer.wait()
             self.train_loader = self.val_loader = None  # ends persistent workers
             self.finish()
         return self.net
