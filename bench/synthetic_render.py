@@ -2,13 +2,16 @@
 
 `python bench/synthetic_render.py [--images N] [--processes P] [--skip-pass]`
 
-1. ms per image of backends/common/synthetic.py's render() and of the render it replaced
+1. CPU ms per image of backends/common/synthetic.py's render() and of the render it replaced
    (copied below as the peer, unchanged), alternating in rounds, at 227 x 227 (AlexNet) and
    32 x 32; prints old / new.
 2. The dataset iteration of a full validation pass over the default synthetic set of a
    1000-class 227 x 227 spec (specs/alexnet.arch: 20 images per class, 20,000 images) with
-   P processes (default 2, as a DataLoader's workers would), wall time; the old render's pass
-   is extrapolated from a 1/20 sample run the same way.
+   P processes (default 2, as a DataLoader's workers would): wall time and the busiest
+   process's CPU time; the old render's pass is extrapolated from a 1/20 sample run the
+   same way.
+3. In one warmed-up process, the new render alone and followed by AlexNet's evaluation
+   transform (resize to 256, centre crop, normalize: backends/common/augment.py).
 
 Imports neither torch nor TensorFlow: this is the dataset alone.
 """
@@ -25,10 +28,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "backends" / "common"))
 
+import augment  # noqa: E402
 import synthetic  # noqa: E402
 from synthetic import COLOURS, DARK, SHAPES, TEXTURES, class_attributes  # noqa: E402
 
 ALEXNET = {"num_classes": 1000, "size": (227, 227), "split": "val", "per_class": 20}
+# specs/alexnet.arch's augment entries that its evaluation applies: resize, crop, normalize
+ALEXNET_AUGMENT = [
+    {"name": "random_crop", "size": 227, "from": 256},
+    {"name": "normalize", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+]
 
 
 def old_shape_mask(shape, u, v):
@@ -92,11 +101,12 @@ def old_render(label, size, rng):
 
 
 def seconds_to_render(render, size, count):
-    """Wall seconds to render `count` images of the first 1000 classes at `size`."""
-    start = time.perf_counter()
+    """CPU seconds to render `count` images of the first 1000 classes at `size` (CPU time:
+    other processes on a loaded machine do not count)."""
+    start = time.process_time()
     for i in range(count):
         render(i % 1000, size, np.random.default_rng([0, 1, i]))
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def per_image(size, count, rounds=3):
@@ -113,40 +123,63 @@ def per_image(size, count, rounds=3):
     return old / new
 
 
+def with_eval_transform(count):
+    """Print CPU ms per image of the new render alone and followed by AlexNet's evaluation
+    transform (augment.py), in one process after a warm-up: what a DataLoader worker does."""
+    transform = augment.build_pipeline(ALEXNET_AUGMENT, (227, 227), train=False)
+    data = synthetic.SyntheticImages(**ALEXNET)
+    for i in range(count):
+        transform(data[i][0])
+    start = time.process_time()
+    for i in range(count):
+        data[i]
+    middle = time.process_time()
+    for i in range(count):
+        transform(data[i][0])
+    end = time.process_time()
+    print(
+        f"in a warmed-up process: render {(middle - start) / count * 1e3:.3f} ms/image, "
+        f"render + AlexNet's eval transform {(end - middle) / count * 1e3:.3f} ms/image"
+    )
+
+
 def iterate_share(job):
-    """Render every `step`-th item of the AlexNet val set from `start` (one process's share)."""
+    """Render every `step`-th item of the AlexNet val set from `start` (one process's share);
+    return the CPU seconds it took."""
     start, step, stop, use_old = job
     data = synthetic.SyntheticImages(**ALEXNET)
+    cpu = time.process_time()
     for i in range(start, stop, step):
         if use_old:
             rng = np.random.default_rng([data.seed, synthetic.SPLITS[data.split], i])
             old_render(i % data.num_classes, data.size, rng)
         else:
             data[i]
-    return len(range(start, stop, step))
+    return time.process_time() - cpu
 
 
 def pass_seconds(processes, stop, use_old):
-    """Wall seconds for `processes` processes to render items 0..stop-1 between them."""
+    """(wall seconds, the busiest process's CPU seconds) for `processes` processes to render
+    items 0..stop-1 between them (on idle cores the two agree)."""
     with Pool(processes) as pool:
         pool.map(iterate_share, [(0, processes, processes, False)] * processes)  # warm up
         start = time.perf_counter()
-        done = pool.map(iterate_share, [(p, processes, stop, use_old) for p in range(processes)])
-        seconds = time.perf_counter() - start
-    assert sum(done) == stop
-    return seconds
+        cpu = pool.map(iterate_share, [(p, processes, stop, use_old) for p in range(processes)])
+        return time.perf_counter() - start, max(cpu)
 
 
 def validation_pass(processes):
     """Print the new render's full AlexNet validation pass and the old one's, extrapolated."""
     total = len(synthetic.SyntheticImages(**ALEXNET))
-    new = pass_seconds(processes, total, use_old=False)
+    new_wall, new_cpu = pass_seconds(processes, total, use_old=False)
     sample = total // 20
-    old = pass_seconds(processes, sample, use_old=True) * total / sample
+    old_wall, old_cpu = (t * total / sample for t in pass_seconds(processes, sample, True))
     print(
         f"validation pass of specs/alexnet.arch's default synthetic set ({total:,} images "
-        f"of 227 x 227), {processes} processes: new {new:.1f} s, old {old:.1f} s "
-        f"(extrapolated from {sample:,} images), old / new {old / new:.1f}"
+        f"of 227 x 227), {processes} processes: new {new_wall:.1f} s wall, "
+        f"{new_cpu:.1f} s CPU per process; old {old_wall:.1f} s wall, {old_cpu:.1f} s CPU per "
+        f"process (extrapolated from {sample:,} images); old / new {old_wall / new_wall:.1f} "
+        f"(wall), {old_cpu / new_cpu:.1f} (CPU)"
     )
 
 
@@ -159,6 +192,7 @@ def main() -> None:
     args = p.parse_args()
     per_image((227, 227), args.images)
     per_image((32, 32), args.images * 10)
+    with_eval_transform(args.images * 2)
     if not args.skip_pass:
         validation_pass(args.processes)
     loadavg = Path("/proc/loadavg")
