@@ -47,9 +47,8 @@ SPLITS = {"train": 0, "val": 1}
 DARK = 0.45  # brightness of the unlit part of a texture
 # the standard normal's quantiles at the 256 values of a random byte: Gaussian noise by lookup
 BYTE_QUANTILES = np.array([NormalDist().inv_cdf((k + 0.5) / 256) for k in range(256)])
-CHANNEL_LUT_OFFSETS = np.array(
-    [0, 256, 512], np.uint16
-)  # R, G, B parts of a 3 x 256 LUT
+# where the R, G and B parts of a 3 x 256 lookup table start
+CHANNEL_LUT_OFFSETS = np.array([0, 256, 512], np.uint16)
 
 
 def class_attributes(label):
@@ -110,9 +109,8 @@ def texture_lit(texture, u, v, phase, rng):
 
 def texture_gain(texture, u, v, phase, rng):
     """Brightness multiplier in [DARK, 1] (float32) of a texture over the shape."""
-    return DARK + (1.0 - DARK) * texture_lit(texture, u, v, phase, rng).astype(
-        np.float32
-    )
+    lit = texture_lit(texture, u, v, phase, rng).astype(np.float32)
+    return DARK + (1.0 - DARK) * lit
 
 
 def unit_coordinates(h, w, rng):
