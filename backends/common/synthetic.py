@@ -1,5 +1,7 @@
 """An embedded, deterministic, procedurally generated image classification dataset."""
 
+from statistics import NormalDist
+
 import numpy as np
 
 SHAPES = (
@@ -43,6 +45,10 @@ TEXTURES = (
 MAX_CLASSES = len(SHAPES) * len(COLOURS) * len(TEXTURES)
 SPLITS = {"train": 0, "val": 1}
 DARK = 0.45  # brightness of the unlit part of a texture
+# the standard normal's quantiles at the 256 values of a random byte: Gaussian noise by lookup
+BYTE_QUANTILES = np.array([NormalDist().inv_cdf((k + 0.5) / 256) for k in range(256)])
+# where the R, G and B parts of a 3 x 256 lookup table start
+CHANNEL_LUT_OFFSETS = np.array([0, 256, 512], np.uint16)
 
 
 def class_attributes(label):
@@ -51,27 +57,40 @@ def class_attributes(label):
     return a, (a + b) % 10, (a + b + d) % 10
 
 
+def box(u, v):
+    """The box norm max(|u|, |v|)."""
+    return np.maximum(np.abs(u), np.abs(v))
+
+
+def within(x, low, high):
+    """Whether low <= x <= high."""
+    return (x >= low) & (x <= high)
+
+
+SHAPE_MASKS = {
+    "circle": lambda u, v: u * u + v * v <= 1.0,
+    "square": lambda u, v: box(u, v) <= 0.85,
+    "triangle": lambda u, v: (v <= 0.75) & (np.abs(u) <= (v + 1.0) * 0.6),
+    # the even ones of bands 0.4 wide: floor((u + 1) * 2.5) % 2 == 0, without a float modulo
+    "stripes": lambda u, v: (box(u, v) <= 0.95) & (np.sin(2.5 * np.pi * (u + 1.0)) > 0),
+    "ring": lambda u, v: within(u * u + v * v, 0.3, 1.0),
+    "cross": lambda u, v: (
+        (np.minimum(np.abs(u), np.abs(v)) <= 0.3) & (box(u, v) <= 1.0)
+    ),
+    "diamond": lambda u, v: np.abs(u) + np.abs(v) <= 1.1,
+    "x": lambda u, v: (np.abs(np.abs(u) - np.abs(v)) <= 0.3) & (box(u, v) <= 0.9),
+    "bar": lambda u, v: u * u + (v / 0.4) ** 2 <= 1.0,
+    "frame": lambda u, v: within(box(u, v), 0.6, 0.95),
+}
+
+
 def shape_mask(shape, u, v):
     """Boolean mask of a shape in unit coordinates (u right, v down, radius about 1)."""
-    au, av, r2 = np.abs(u), np.abs(v), u * u + v * v
-    box = np.maximum(au, av)
-    masks = {
-        "circle": lambda: r2 <= 1.0,
-        "square": lambda: box <= 0.85,
-        "triangle": lambda: (v <= 0.75) & (au <= (v + 1.0) * 0.6),
-        "stripes": lambda: (box <= 0.95) & (np.floor((u + 1.0) * 2.5) % 2 == 0),
-        "ring": lambda: (r2 <= 1.0) & (r2 >= 0.3),
-        "cross": lambda: ((au <= 0.3) | (av <= 0.3)) & (box <= 1.0),
-        "diamond": lambda: au + av <= 1.1,
-        "x": lambda: (np.abs(au - av) <= 0.3) & (box <= 0.9),
-        "bar": lambda: u * u + (v / 0.4) ** 2 <= 1.0,
-        "frame": lambda: (box <= 0.95) & (box >= 0.6),
-    }
-    return masks[shape]()
+    return SHAPE_MASKS[shape](u, v)
 
 
-def texture_gain(texture, u, v, phase, rng):
-    """Brightness multiplier in [DARK, 1] of a texture over the shape."""
+def texture_lit(texture, u, v, phase, rng):
+    """Where a texture is lit (bool), or how much in [0, 1] (float32) for a gradient."""
     k = np.pi * 3.0
     lit = {
         "solid": lambda: np.ones_like(u, dtype=bool),
@@ -80,36 +99,91 @@ def texture_gain(texture, u, v, phase, rng):
         "diagonal": lambda: np.sin(k * 0.7 * (u + v) + phase) > 0,
         "checker": lambda: (np.sin(k * u + phase) > 0) ^ (np.sin(k * v + phase) > 0),
         "dots": lambda: np.sin(k * u + phase) ** 2 + np.sin(k * v + phase) ** 2 > 0.5,
-        "gradient": lambda: DARK + (1.0 - DARK) * np.clip((u + 1.0) / 2.0, 0.0, 1.0),
+        "gradient": lambda: np.clip((u + 1.0) / 2.0, 0.0, 1.0),
         "waves": lambda: np.sin(k * v + 2.0 * np.sin(k * 0.7 * u) + phase) > 0,
-        "speckle": lambda: rng.random(u.shape) > 0.35,
+        "speckle": lambda: rng.random(u.shape, dtype=np.float32) > 0.35,
         "antidiagonal": lambda: np.sin(k * 0.7 * (u - v) + phase) > 0,
     }
-    gain = lit[texture]()
-    return np.where(gain, 1.0, DARK) if gain.dtype == bool else gain
+    return lit[texture]()
+
+
+def texture_gain(texture, u, v, phase, rng):
+    """Brightness multiplier in [DARK, 1] (float32) of a texture over the shape."""
+    lit = texture_lit(texture, u, v, phase, rng).astype(np.float32)
+    return DARK + (1.0 - DARK) * lit
+
+
+def unit_coordinates(h, w, rng):
+    """float32 (u, v) of every pixel for a shape in a random pose (centre, size, angle)."""
+    radius = rng.uniform(0.22, 0.38) * min(h, w)
+    cy = rng.uniform(radius * 0.8, h - radius * 0.8)
+    cx = rng.uniform(radius * 0.8, w - radius * 0.8)
+    angle = rng.uniform(-0.25, 0.25)
+    dy = ((np.arange(h) + 0.5 - cy) / radius).astype(np.float32)[:, None]
+    dx = ((np.arange(w) + 0.5 - cx) / radius).astype(np.float32)
+    cos, sin = np.float32(np.cos(angle)), np.float32(np.sin(angle))
+    return cos * dx + sin * dy, cos * dy - sin * dx
+
+
+def per_channel(pixels):
+    """An H x W array repeated for R, G and B: H x 3W, an HxWx3 image's layout."""
+    return np.repeat(pixels, 3, axis=1)
+
+
+def foreground(colour, gain):
+    """uint8 H x 3W pixels of the shape: its RGB colour in [0, 1] times the gain.
+
+    In uint16 fixed point (gain in 256ths): no float array three times the image's size
+    (large temporaries cost page faults whenever malloc hands their memory back).
+    """
+    gain *= 256.0  # in place: the caller's gain is spent
+    gain += 0.5
+    pixels = per_channel(gain.astype(np.uint16))
+    pixels *= np.tile(np.round(colour * 255.0).astype(np.uint16), gain.shape[1])
+    pixels += 128
+    pixels >>= 8
+    return pixels.astype(np.uint8)
+
+
+def background(h, w, rng):
+    """uint8 H x 3W pixels of a grey-ish level per channel plus Gaussian noise."""
+    level = rng.uniform(0.15, 0.45) + rng.uniform(-0.05, 0.05, 3)
+    noise = level[:, None] + rng.uniform(0.02, 0.08) * BYTE_QUANTILES
+    lut = (np.clip(noise, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).ravel()
+    draws = np.frombuffer(rng.bytes(h * w * 3), np.uint8).reshape(h, 3 * w)
+    return np.take(lut, draws + np.tile(CHANNEL_LUT_OFFSETS, w))
+
+
+def shape_and_gain(shape, texture, h, w, rng):
+    """(mask, texture gain) of every pixel, for a shape in a random pose."""
+    u, v = unit_coordinates(h, w, rng)
+    mask = shape_mask(shape, u, v)
+    return mask, texture_gain(texture, u, v, rng.uniform(0, 2 * np.pi), rng)
+
+
+def shape_pixels(label, h, w, rng):
+    """(H x W mask, uint8 H x 3W foreground) of a class's shape in a random pose."""
+    shape, colour, texture = class_attributes(label)
+    mask, gain = shape_and_gain(SHAPES[shape], TEXTURES[texture], h, w, rng)
+    tint = np.clip(COLOURS[colour] * rng.uniform(0.85, 1.05, 3), 0.0, 1.0)
+    return mask, foreground(tint, gain)
+
+
+def overlay(mask, top, bottom):
+    """top where the H x W mask is set, else bottom (uint8 H x 3W): in place in top."""
+    select = per_channel(mask).view(np.uint8)
+    np.negative(select, out=select)  # 255 where mask, else 0: a blend without branches
+    top ^= bottom
+    top &= select
+    top ^= bottom
+    return top
 
 
 def render(label, size, rng):
     """Draw one uint8 HxWx3 image of a class with random pose, colour jitter and noise."""
     h, w = size
-    shape, colour, texture = class_attributes(label)
-    radius = rng.uniform(0.22, 0.38) * min(h, w)
-    cy = rng.uniform(radius * 0.8, h - radius * 0.8)
-    cx = rng.uniform(radius * 0.8, w - radius * 0.8)
-    angle = rng.uniform(-0.25, 0.25)
-    dy = (np.arange(h)[:, None] + 0.5 - cy) / radius
-    dx = (np.arange(w)[None, :] + 0.5 - cx) / radius
-    u = np.cos(angle) * dx + np.sin(angle) * dy
-    v = np.cos(angle) * dy - np.sin(angle) * dx
-    mask = shape_mask(SHAPES[shape], u, v)[..., None]
-    gain = texture_gain(TEXTURES[texture], u, v, rng.uniform(0, 2 * np.pi), rng)[
-        ..., None
-    ]
-    fg = np.clip(COLOURS[colour] * rng.uniform(0.85, 1.05, 3), 0.0, 1.0) * gain
-    bg = rng.uniform(0.15, 0.45) + rng.uniform(-0.05, 0.05, 3)
-    bg = bg + rng.normal(0.0, rng.uniform(0.02, 0.08), (h, w, 3))
-    img = np.where(mask, fg, bg)
-    return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    mask, fg = shape_pixels(label, h, w, rng)
+    return overlay(mask, fg, background(h, w, rng)).reshape(h, w, 3)
 
 
 class SyntheticImages:
