@@ -252,9 +252,11 @@ def machine():
     return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
-def fmt(value, spec=".0f"):
-    """A table cell: the value, or - when absent."""
-    return "-" if value is None else format(value, spec)
+def fmt(value, spec=None):
+    """A table cell: the value (one decimal below 100 unless `spec` says), or - when absent."""
+    if value is None:
+        return "-"
+    return format(value, spec or (".1f" if value < 100 else ".0f"))
 
 
 def print_table(results, args):
@@ -322,10 +324,9 @@ def run_cases(args, work):
                     figures.update(reference, versus=versus)
                 results.setdefault((name, backend), []).append(figures)
                 print(
-                    f"repeat {repeat + 1}: {name} {backend}: trainer {figures['trainer']:.0f}, "
-                    f"bare {figures['bare']:.0f}, reference {fmt(reference.get('reference'))} "
-                    f"img/s  "
-                    f"(load {os.getloadavg()[0]:.2f})",
+                    f"repeat {repeat + 1}: {name} {backend}: trainer {fmt(figures['trainer'])}, "
+                    f"bare {fmt(figures['bare'])}, reference {fmt(reference.get('reference'))} "
+                    f"img/s  (load {os.getloadavg()[0]:.2f})",
                     flush=True,
                 )
     return {key: median_figures(repeats) for key, repeats in results.items()}
