@@ -6,8 +6,9 @@ Both trainers call their metrics_log.ProgressBar's update() once after every opt
 this launcher wraps it to record time.perf_counter() (about a microsecond per step) and writes
 {"marks": [[position, seconds], ...]} to --times when the trainer exits. The trainer itself
 is untouched and runs as its own script (sys.path[0] its folder, __name__ "__main__"). With
---profile, cProfile samples the main process (not DataLoader worker processes) and the
-functions with the most cumulative and own time go to that file.
+--profile, cProfile traces the main process (not DataLoader worker processes) and the
+functions with the most cumulative and own time go to that file (the full statistics to
+its .prof sibling, for pstats).
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ def main() -> int:
         if profiler is not None:
             profiler.disable()
             args.profile.write_text(profile_text(profiler), encoding="utf-8")
+            profiler.dump_stats(args.profile.with_suffix(".prof"))
     args.times.write_text(json.dumps({"marks": marks}))
     return status
 
