@@ -56,7 +56,7 @@ from warm_start import add_init_flags, init_request, warm_start
 
 # isort: split
 from ema import WeightAverage  # beside this file in the repository, too
-from feed import Feed
+from feed import Feed, distribute
 from weights import load_arrays, portable_variables
 
 CHECKPOINT = "last.npz"
@@ -116,30 +116,6 @@ def make_strategy(devices):
 def token_ids(ids, rng):
     """A text's token ids as the model's int32 input (the pipeline of a text model)."""
     return ids.astype("int32")
-
-
-def replica_parts(count):
-    """A dataset map: one batch -> its `count` parts as np.array_split cuts them, the first
-    batch size % count parts one item longer."""
-
-    def parts(*batch):
-        size = tf.shape(batch[0])[0]
-        bounds = tf.range(count + 1) * (size // count)
-        bounds += tf.minimum(tf.range(count + 1), size % count)
-        return tf.data.Dataset.range(count).map(
-            lambda i: tuple(array[bounds[i] : bounds[i + 1]] for array in batch)
-        )
-
-    return parts
-
-
-def distribute(strategy, batches):
-    """A dataset of batches split across the strategy's replicas (unequal parts allowed),
-    each part fetched to its replica's device ahead of the step."""
-    count = strategy.num_replicas_in_sync
-    if count > 1:
-        batches = batches.flat_map(replica_parts(count))
-    return strategy.distribute_datasets_from_function(lambda context: batches)
 
 
 def make_train_step(strategy, net, optimizer, smoothing, jit):
