@@ -44,9 +44,7 @@ def reference(aug, pipeline, data, epoch, indices):
 def feed_batches(feed, data, pipeline, shape, order, size, first=0, mix=None, workers=3):
     """The feed's batches as NumPy arrays."""
     spec = tf.TensorSpec(shape, tf.float32)
-    dataset = feed.Feed(data, pipeline, SEED, workers, spec).dataset(
-        EPOCH, order, size, first, mix
-    )
+    dataset = feed.Feed(data, pipeline, SEED, workers, spec).dataset(EPOCH, order, size, first, mix)
     return [(x.numpy(), y.numpy()) for x, y in dataset]
 
 
