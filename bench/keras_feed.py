@@ -8,8 +8,11 @@ the embedded synthetic images at specs/mini_alexnet.arch's size (67 x 67; random
 from=72), hflip, normalize). A pass is one epoch's worth of batches of --batch items in the
 order of (seed, epoch), delivered as the trainer's step takes them: the old Loader's NumPy
 batches through its per-batch `distribute`, the new feed's dataset through train.py's
-`distribute`, both on one CPU device. The figure is the median images/s over --rounds passes;
-the ratio is new / old of the medians. Goal: >= 1.0. TensorFlow only (never torch here).
+`distribute`, both on one CPU device. The figures are the median images/s over --rounds
+passes and the median CPU time (all of the process's threads) per image; the ratio is new / old
+of the median images/s. Goal: >= 1.0. On a loaded machine the images/s follow the share of the
+cores the scheduler gives each feed's threads; the CPU time per image is the steadier figure.
+TensorFlow only (never torch in this process).
 """
 
 from __future__ import annotations
@@ -136,15 +139,17 @@ def measure(name, data, augment, hw, args, strategy):
         "thread pool (old)": lambda: old_pass(data, pipeline, order, args, strategy),
         "tf.data (new)": lambda: new_pass(data, pipeline, order, args, strategy, (*hw, 3)),
     }
-    rates = {label: [] for label in feeds}
+    rates, cpu = {label: [] for label in feeds}, {label: [] for label in feeds}
     for _ in range(args.rounds + 1):  # the first round warms up both (discarded)
         for label, run in feeds.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             images = run()
             rates[label].append(images / (time.perf_counter() - start))
+            cpu[label].append((time.process_time() - start_cpu) / images)
     medians = {label: statistics.median(r[1:]) for label, r in rates.items()}
     for label, median in medians.items():
-        print(f"{name:9s} {label:18s} {median:8.1f} images/s")
+        ms = 1e3 * statistics.median(cpu[label][1:])
+        print(f"{name:9s} {label:18s} {median:8.1f} images/s  {ms:6.2f} CPU ms/image")
     old, new = medians.values()
     print(f"{name:9s} tf.data / thread pool   {new / old:8.3f}")
     return new / old
