@@ -136,7 +136,7 @@ def test_interrupt_and_resume_reproduces_the_run(run_train, outdir, full_run, tm
 
 
 MIRRORED_STEP = """
-import keras, numpy as np, train
+import keras, numpy as np, tensorflow as tf, train
 devices = train.replica_devices("cpu", 2)
 x = np.random.default_rng(0).normal(size=(7, 5)).astype("float32")
 y = np.arange(7, dtype="int32") % 4
@@ -147,7 +147,8 @@ for strategy in (train.make_strategy(devices[:1]), train.make_strategy(devices))
         optimizer = keras.optimizers.SGD(0.5)
         optimizer.build(net.trainable_variables)
     step = train.make_train_step(strategy, net, optimizer, 0.1, False)
-    loss = float(step(train.distribute(strategy, (x, y))))
+    batches = train.distribute(strategy, tf.data.Dataset.from_tensors((x, y)))
+    loss = float(step(next(iter(batches))))
     print(strategy.num_replicas_in_sync, loss, *np.asarray(net.trainable_variables[0]).ravel())
 """
 

@@ -17,7 +17,6 @@ import math
 import signal
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 
 import keras
@@ -32,7 +31,7 @@ import tensorflow as tf
 
 # isort: split
 import model as spec
-from augment import batch_rng, build_pipeline, mix_batch, mix_entries, sample_rng
+from augment import build_pipeline, mix_entries
 from ema_rule import ema_decay, updates_after, warmup_epochs
 from imagefolder import DataError
 from metrics_log import MetricsLog, ProgressBar, atomic_write
@@ -57,6 +56,7 @@ from warm_start import add_init_flags, init_request, warm_start
 
 # isort: split
 from ema import WeightAverage  # beside this file in the repository, too
+from feed import Feed, distribute
 from weights import load_arrays, portable_variables
 
 CHECKPOINT = "last.npz"
@@ -118,47 +118,6 @@ def token_ids(ids, rng):
     return ids.astype("int32")
 
 
-class Loader:
-    """Numpy batches of one epoch, loaded by a thread pool one batch ahead of training."""
-
-    def __init__(self, data, pipeline, seed, workers):
-        """data: (uint8 image, label) items; pipeline: (image, rng) -> float32 array."""
-        self.data, self.pipeline, self.seed = data, pipeline, seed
-        self.pool = ThreadPoolExecutor(max(1, workers))
-
-    def sample(self, epoch, index):
-        """Item `index` augmented with the generator of (seed, epoch, index)."""
-        image, label = self.data[index]
-        return self.pipeline(image, sample_rng(self.seed, epoch, index)), label
-
-    def batch(self, epoch, indices):
-        """(float32 images, int32 labels) of the given items."""
-        samples = list(self.pool.map(lambda i: self.sample(epoch, int(i)), indices))
-        return np.stack([s[0] for s in samples]), np.array(
-            [s[1] for s in samples], "int32"
-        )
-
-    def batches(self, epoch, order, size, first=0):
-        """Yield the batches of `order` in chunks of size, from chunk `first` on."""
-        chunks = [order[i : i + size] for i in range(first * size, len(order), size)]
-        with ThreadPoolExecutor(1) as ahead:
-            pending = None
-            for chunk in chunks:
-                ready, pending = pending, ahead.submit(self.batch, epoch, chunk)
-                if ready is not None:
-                    yield ready.result()
-            if pending is not None:
-                yield pending.result()
-
-
-def distribute(strategy, batch):
-    """Split a numpy batch across the strategy's replicas (unequal parts allowed)."""
-    parts = [np.array_split(array, strategy.num_replicas_in_sync) for array in batch]
-    return strategy.experimental_distribute_values_from_function(
-        lambda ctx: tuple(part[ctx.replica_id_in_sync_group] for part in parts)
-    )
-
-
 def make_train_step(strategy, net, optimizer, smoothing, jit):
     """A compiled step: forward, mean cross-entropy over the global batch, one update."""
     classes = spec.NUM_CLASSES
@@ -192,8 +151,10 @@ def padded(batch, count):
     """(x, y, weights) of a batch padded to at least count items with copies of its first
     item, weighted 0: every replica gets an image (an empty part breaks some TF kernels)."""
     x, y = batch
-    pick = np.arange(max(len(y), count)) % len(y)
-    return x[pick], y[pick], (np.arange(len(pick)) < len(y)).astype("float32")
+    size = tf.shape(y)[0]
+    pick = tf.range(tf.maximum(size, count)) % size
+    weights = tf.cast(tf.range(tf.size(pick)) < size, tf.float32)
+    return tf.gather(x, pick), tf.gather(y, pick), weights
 
 
 def make_eval_step(strategy, net, jit):
@@ -332,19 +293,23 @@ class Trainer:
             self.restore(resume)
 
     def loader(self, data, train):
-        """A Loader with the spec's training or evaluation pipeline (token ids pass
+        """A Feed with the spec's training or evaluation pipeline (token ids pass
         through as they are)."""
+        seed, workers = self.args.seed, self.args.workers
         if is_text_model(spec):
-            return Loader(data, token_ids, self.args.seed, self.args.workers)
+            ids = tf.TensorSpec(spec.INPUT_SHAPE, tf.int32)
+            return Feed(data, token_ids, seed, workers, ids)
         hw, channels = spec.INPUT_SHAPE[:2], spec.INPUT_SHAPE[2]
         tencrop = self.args.ten_crop and not train
+        crops = (10,) if tencrop else ()
+        images = tf.TensorSpec((*crops, *spec.INPUT_SHAPE), tf.float32)
         try:
             pipeline = build_pipeline(
                 spec.TRAIN["augment"], hw, train, channels, tencrop=tencrop
             )
         except ValueError as err:
             raise UsageError(f"augment: {err}") from None
-        return Loader(data, pipeline, self.args.seed, self.args.workers)
+        return Feed(data, pipeline, seed, workers, images)
 
     def build(self):
         """Model, optimizer (loss-scaled under --amp), schedule and compiled steps."""
@@ -412,24 +377,26 @@ class Trainer:
         bar = ProgressBar(
             self.steps_per_epoch(), f"epoch {epoch + 1}/{self.args.epochs}"
         )
-        batches = self.train_data.batches(
-            epoch, self.epoch_order(epoch), batch, st["batches_done"]
-        )
-        entries = mix_entries(spec.TRAIN["augment"])
-        for x, y in batches:
+        order = self.epoch_order(epoch)
+        mix = (spec.NUM_CLASSES, mix_entries(spec.TRAIN["augment"]))
+        batches = self.train_data.dataset(epoch, order, batch, st["batches_done"], mix)
+        for parts in self.train_data.checked(distribute(self.strategy, batches)):
             if self.out_of_steps() or self.stop.requested:
                 break
-            rng = batch_rng(self.args.seed, epoch, st["batches_done"])
-            x, y = mix_batch(x, y, spec.NUM_CLASSES, entries, rng)
-            self.loss_sum += float(self.train_step(distribute(self.strategy, (x, y))))
-            self.seen += len(y)
+            loss = tf.cast(self.train_step(parts), tf.float64)
+            self.loss_sum = self.loss_sum + loss  # on the device: read when printed
+            self.seen += min(batch, len(order))  # full batches, or one of all items
             st["batches_done"] += 1
             st["global_step"] += 1
             self.update_ema(epoch)
-            bar.update(st["batches_done"], loss=self.loss_sum / self.seen)
+            bar.update(st["batches_done"], loss=self.mean_loss)
             if self.args.save_every and st["global_step"] % self.args.save_every == 0:
                 self.save()
         bar.close()
+
+    def mean_loss(self):
+        """The epoch's mean training loss so far (reads the device's running sum)."""
+        return float(self.loss_sum) / max(self.seen, 1)
 
     def validate(self):
         """Validation loss (no label smoothing), top-1 and top-5 error over the whole val set,
@@ -439,13 +406,14 @@ class Trainer:
             if self.args.ten_crop
             else self.args.batch_size
         )
-        totals = np.zeros(3)
+        totals = tf.zeros(3, tf.float64)  # summed on the device, read once
         replicas = self.strategy.num_replicas_in_sync
+        batches = self.val_data.dataset(0, np.arange(len(self.val_set)), size)
+        batches = batches.map(lambda x, y: padded((x, y), replicas))
         with self.ema.swapped_in() if self.ema is not None else nullcontext():
-            for batch in self.val_data.batches(0, np.arange(len(self.val_set)), size):
-                parts = distribute(self.strategy, padded(batch, replicas))
-                totals += self.eval_step(parts).numpy()
-        loss, top1, top5 = totals / len(self.val_set)
+            for parts in self.val_data.checked(distribute(self.strategy, batches)):
+                totals += tf.cast(self.eval_step(parts), tf.float64)
+        loss, top1, top5 = totals.numpy() / len(self.val_set)
         return {"val_loss": loss, "val_error": 1 - top1, "val_top5_error": 1 - top5}
 
     def lr(self):
@@ -459,7 +427,7 @@ class Trainer:
         meta = {
             "model_name": spec.MODEL_NAME,
             "state": self.state,
-            "train_loss_sum": self.loss_sum,
+            "train_loss_sum": float(self.loss_sum),
             "train_seen": self.seen,
             "scheduler": self.scheduler.state_dict()
             if self.scheduler is not None
@@ -508,7 +476,7 @@ class Trainer:
 
     def end_epoch(self, epoch, train_seconds, images, start):
         """Validate, step the schedule, log and checkpoint a finished epoch."""
-        metrics = {"train_loss": self.loss_sum / max(self.seen, 1), **self.validate()}
+        metrics = {"train_loss": self.mean_loss(), **self.validate()}
         lr = self.lr()
         if self.scheduler is not None:
             self.scheduler.step_epoch(metrics)
