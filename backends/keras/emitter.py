@@ -201,6 +201,18 @@ def _geometry(op, layer: Layer) -> tuple[tuple[tuple[int, int], ...], tuple[int,
     return tuple(pads), tuple(extra)
 
 
+def _same_padding(op, layer: Layer, pads) -> bool:
+    """Whether the padding is Keras's `same` (as written, or explicit pads equal to it: one
+    layer instead of a ZeroPadding2D copy and a conv)."""
+    if op.pad == "same":
+        return True
+    same = [
+        resolve_padding("same", layer.input_shape[1 + a], op.kernel[a], op.stride[a], d)
+        for a, d in enumerate(op.dilation)
+    ]
+    return any(map(any, pads)) and tuple(same) == pads
+
+
 def _conv(op: ir.Conv, layer: Layer, name: str) -> list[Step]:
     """[ZeroPadding2D] + Conv2D [+ a 1x1 strided max pool that subsamples a stride-1 conv, where
     Keras refuses stride with dilation, or where TensorFlow's oneDNN conv computes a strided
@@ -209,7 +221,7 @@ def _conv(op: ir.Conv, layer: Layer, name: str) -> list[Step]:
     single = layer.input_shape[0] == op.groups  # one input channel per group
     one_strided = any(o == 1 < s for o, s in zip(layer.output_shape[1:], op.stride, strict=True))
     split = max(op.stride) > 1 and (max(op.dilation) > 1 or single and one_strided)
-    same = op.pad == "same" and not any(extra) and not split
+    same = _same_padding(op, layer, pads) and not any(extra) and not split
     steps, shape = [], layer.input_shape
     padded = tuple((b, a + e) for (b, a), e in zip(pads, extra, strict=True))
     if not same and any(map(any, padded)):

@@ -17,14 +17,14 @@ def by_hand(model, x):
             x = model.get_layer(name)(x)
         return x
 
-    h = run("s.0.wide.conv", "s.0.wide.relu", "s.0.body.conv_pad", "s.0.body.conv", x=x)
-    body = run("s.1.body.conv_pad", "s.1.body.conv", x=h)
+    h = run("s.0.wide.conv", "s.0.wide.relu", "s.0.body.conv", x=x)
+    body = run("s.1.body.conv", x=h)
     gate = run("s.1.gate.global_avgpool", "s.1.gate.conv", "s.1.gate.sigmoid", x=body)
     h = model.get_layer("s.1.g.mul")([body, gate])
-    h = run("s.2.wide.conv", "s.2.wide.relu", "s.2.body.conv_pad", "s.2.body.conv", x=h)
-    h = run("s.3.body.conv_pad", "s.3.body.conv", x=h)
-    inner = run("p.inner.0.body.conv_pad", "p.inner.0.body.conv", x=h)
-    inner = run("p.inner.1.body.conv_pad", "p.inner.1.body.conv", x=inner)
+    h = run("s.2.wide.conv", "s.2.wide.relu", "s.2.body.conv", x=h)
+    h = run("s.3.body.conv", x=h)
+    inner = run("p.inner.0.body.conv", x=h)
+    inner = run("p.inner.1.body.conv", x=inner)
     h = model.get_layer("p.merge.add")([inner, h])
     return run("head.global_avgpool", "head.flatten", "head.dense", x=h)
 

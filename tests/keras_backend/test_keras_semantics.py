@@ -102,6 +102,32 @@ def test_same_conv_at_stride_2_pads_as_tensorflow(compiled, size):
 
 
 @pytest.mark.parametrize(
+    "args, size, stride, dilation, one_layer",
+    [
+        ("kernel=3, pad=1", 9, 1, 1, True),
+        ("kernel=5, pad=2", 8, 1, 1, True),
+        ("kernel=3, dilation=2, pad=2", 9, 1, 2, True),
+        ("kernel=3, stride=2, pad=1", 11, 2, 1, True),  # TF's same pads (1, 1) here
+        ("kernel=3, stride=2, pad=1", 10, 2, 1, False),  # TF's same would pad (0, 1)
+        ("kernel=4, pad=1", 9, 1, 1, False),  # an even kernel: same pads (1, 2)
+    ],
+)
+def test_explicit_pads_equal_to_same_are_one_conv_layer(
+    compiled, args, size, stride, dilation, one_layer
+):
+    """A ZeroPadding2D copy is left out exactly where Keras's `same` pads as the spec does."""
+    x = rand(2, size, size, 3)
+    model, y = run(compiled, spec(f"3 x {size} x {size}", f"c = conv(5, {args})"), x)
+    kernel, bias = weights(model, "c.conv")
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert ("ZeroPadding2D" not in kinds) == one_layer
+    pad = int(args.rsplit("=", 1)[1])
+    expected = conv_ref(x, kernel, bias, (stride,) * 2, ((pad, pad),) * 2, (dilation,) * 2)
+    assert y.shape == expected.shape
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
     "args, size, stride, dilation, pads, ceil",
     [
         ("kernel=3 x 5, pad=1 x 2", (9, 8), (1, 1), (1, 1), (1, 2), False),
