@@ -126,10 +126,6 @@ def new_pass(data, pipeline, order, args, strategy, shape):
     """Images delivered by one epoch of the tf.data feed."""
     feed = Feed(data, pipeline, 0, args.workers, tf.TensorSpec(shape, tf.float32))
     batches = feed.dataset(0, order, args.batch)
-    if args.no_autotune:
-        options = tf.data.Options()
-        options.autotune.enabled = False
-        batches = batches.with_options(options)
     count = sum(1 for _ in feed.checked(distribute(strategy, batches)))
     return count * args.batch
 
@@ -167,9 +163,6 @@ def main():
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
     p.add_argument("--rounds", type=int, default=3, help="timed passes of each feed")
-    p.add_argument(
-        "--no-autotune", action="store_true", help="the new feed without tf.data's autotuning"
-    )
     args = p.parse_args()
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     print(

@@ -2,13 +2,13 @@
 
 Each item is `pipeline(image, sample_rng(seed, epoch, index))` on `data[index]`, the call the
 PyTorch trainer makes, so both trainers see the same pixels for the same (seed, epoch, index).
-tf.data runs it in a parallel, deterministic map (tf.numpy_function: Pillow and NumPy release
-the GIL for their heavy parts) over chunks of a few items (one call into Python per chunk, not
-per item: the call costs about 0.1 ms, much of a small image's augmentation), batches the
-items in the epoch's order, mixes whole batches (mixup / cutmix) with the generator of
-(seed, epoch, batch) and prefetches ahead of the step.
+tf.data makes AHEAD batches at once in a deterministic map, one tf.numpy_function call per
+batch whose items are augmented by the Feed's `workers` threads (Pillow and NumPy release the
+GIL for their heavy parts), stacked once and mixed (mixup / cutmix) with the generator of
+(seed, epoch, batch), and prefetches AHEAD batches ahead of the step.
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import numpy as np
@@ -19,11 +19,12 @@ import tensorflow as tf
 from augment import batch_rng, mix_batch, sample_rng
 from imagefolder import DataError
 
-CHUNK = 8  # items per call into Python
+AHEAD = 2  # batches made at once (each by the Feed's `workers` threads) and prefetched
 
 
 class Feed:
-    """Batches of (items, labels) of one dataset through tf.data, `workers` chunks at a time."""
+    """Batches of (items, labels) of one dataset through tf.data, each made by `workers`
+    threads."""
 
     def __init__(self, data, pipeline, seed, workers, sample_spec):
         """data: (array, label) items; pipeline: (array, rng) -> array of sample_spec, a
@@ -31,6 +32,7 @@ class Feed:
         self.data, self.pipeline, self.seed = data, pipeline, seed
         self.workers, self.sample_spec = max(1, workers), sample_spec
         self.failure = None  # the first DataError a worker met, re-raised as it is
+        self.pool = ThreadPoolExecutor(self.workers)
 
     def sample(self, epoch, index):
         """Item `index` augmented with the generator of (seed, epoch, index)."""
@@ -41,53 +43,45 @@ class Feed:
             raise
         return self.pipeline(image, sample_rng(self.seed, epoch, index)), label
 
-    def samples(self, epoch, indices):
-        """(stacked items, int32 labels) of sample() for each of `indices`."""
-        pairs = [self.sample(int(epoch), int(index)) for index in indices]
+    def batch(self, epoch, order, size, mix, number):
+        """Batch `number` of `order` (items number * size on): (stacked items, int32
+        labels), or (items, float32 soft targets) mixed by mix_batch with the generator
+        of (seed, epoch, number) when mix = (num_classes, mix entries) names any."""
+        indices = order[int(number) * size : (int(number) + 1) * size]
+        pairs = list(self.pool.map(partial(self.sample, epoch), map(int, indices)))
+        x = np.stack([x for x, _ in pairs])
         labels = np.array([y for _, y in pairs], np.int32)
-        return np.stack([x for x, _ in pairs]), labels
-
-    def mixed(self, epoch, num_classes, entries, batch, x, labels):
-        """A batch mixed by mix_batch with the generator of (seed, epoch, batch)."""
-        rng = batch_rng(self.seed, epoch, int(batch))
-        return mix_batch(x, labels, num_classes, entries, rng)
+        if mix is None or not mix[1]:
+            return x, labels
+        rng = batch_rng(self.seed, epoch, int(number))
+        return mix_batch(x, labels, *mix, rng)
 
     def dataset(self, epoch, order, size, first=0, mix=None):
         """The batches of `order` of `size` items from batch `first` on, a tf.data.Dataset of
         (x, int32 labels), or of (x, float32 soft targets) when mix = (num_classes, mix
         entries) names any."""
-        spec = self.sample_spec
-        out = (spec.dtype, tf.int32)
+        spec, mixing = self.sample_spec, mix is not None and bool(mix[1])
+        out = (spec.dtype, tf.float32 if mixing else tf.int32)
+        targets = [None, mix[0]] if mixing else [None]
+        make = partial(self.batch, epoch, np.asarray(order), size, mix)
 
-        def load(indices):
-            x, y = tf.numpy_function(self.samples, [epoch, indices], out)
-            return tf.ensure_shape(x, [None, *spec.shape]), tf.ensure_shape(y, [None])
+        def load(number):
+            x, y = tf.numpy_function(make, [number], out)
+            return tf.ensure_shape(x, [None, *spec.shape]), tf.ensure_shape(y, targets)
 
-        chunks = tf.data.Dataset.from_tensor_slices(np.asarray(order[first * size :]))
-        chunks = chunks.batch(CHUNK).map(load, self.workers, deterministic=True)
-        batches = chunks.unbatch().batch(size)
-        if mix is not None and mix[1]:
-            batches = batches.enumerate(first).map(self.mixer(epoch, *mix))
-        return batches.prefetch(tf.data.AUTOTUNE).with_options(self.options())
-
-    def mixer(self, epoch, num_classes, entries):
-        """A dataset map: (batch number, (x, labels)) -> mixed (x, soft targets)."""
-        out = (self.sample_spec.dtype, tf.float32)
-        mixed = partial(self.mixed, epoch, num_classes, entries)
-
-        def mix(batch, pair):
-            x, y = tf.numpy_function(mixed, [batch, *pair], out)
-            shape = [None, *self.sample_spec.shape]
-            return tf.ensure_shape(x, shape), tf.ensure_shape(y, [None, num_classes])
-
-        return mix
+        count = -(-len(order) // size)
+        numbers = tf.data.Dataset.range(first, max(first, count))
+        batches = numbers.map(load, AHEAD, deterministic=True)
+        return batches.prefetch(AHEAD).with_options(self.options())
 
     def options(self):
-        """Deterministic order; a thread pool of the pipeline's own: `workers` threads for
-        the map's calls and one for the rest (batching, mixing)."""
+        """Deterministic order, a thread pool of the pipeline's own (the map's calls and
+        prefetching; the items run on the Feed's pool) and no autotuning (its own thread
+        cost 5-10 % of the images/s here: bench/keras_feed.py)."""
         options = tf.data.Options()
         options.deterministic = True
-        options.threading.private_threadpool_size = self.workers + 1
+        options.threading.private_threadpool_size = AHEAD + 1
+        options.autotune.enabled = False
         return options
 
     def checked(self, batches):
