@@ -76,7 +76,7 @@ MODEL_FILE_NAMES = {
     "StepDecay", "MultiStep", "Cosine", "LocalResponseNorm", "PaddedMaxPool2D",
     "PaddedAvgPool2D", "PaddedAvgPool2d", "Resize", "Chunk", "ChannelShuffle",
     "BroadcastMerge", "freeze_statements", "frozen_norms", "scale_rates",
-    "ShiftedWindowAttention", "SpaceToDepth",
+    "ShiftedWindowAttention", "SpaceToDepth", "FusedLRN",
 }  # fmt: skip
 MAX_TOWERS = 64
 DEFAULT_WEIGHT_INIT = ir.GlorotUniform()

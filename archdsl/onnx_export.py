@@ -141,12 +141,17 @@ def _exportable(net):
     nn.ChannelShuffle (no aten::channel_shuffle at any opset) as reshapes and a transpose,
     as torchvision's ShuffleNet does; nn.AdaptiveAvgPool2d of other sizes than 1 x 1 (which
     needs sizes its shape inference loses after an LRN, and bins that tile) as means over
-    PyTorch's bins. The modules get their own forward back afterwards."""
+    PyTorch's bins; the runtime's FusedLRN (a banded 1 x 1 convolution) as the
+    nn.LocalResponseNorm it subclasses, whose graph `archdsl import` reads back as an lrn.
+    The modules get their own forward back afterwards."""
     import torch
 
     patched = []
     for module in net.modules():
-        if isinstance(module, torch.nn.RNNBase) and getattr(module, "takes_mask", False):
+        if isinstance(module, torch.nn.LocalResponseNorm):
+            patched.append(module)
+            module.forward = functools.partial(torch.nn.LocalResponseNorm.forward, module)
+        elif isinstance(module, torch.nn.RNNBase) and getattr(module, "takes_mask", False):
             patched.append(module)
             module.forward = functools.partial(_unpacked_recurrent, module)
         elif isinstance(module, torch.nn.ChannelShuffle):

@@ -82,6 +82,7 @@ FRESH = {
 METHOD = 8  # indentation of a method body
 # layer classes model.py imports from the runtime copied beside it: class -> module
 RUNTIME_LAYERS = {
+    "FusedLRN": "lrn",
     "ShiftedWindowAttention": "shifted_windows",
     "SpaceToDepth": "shifted_windows",
 }
@@ -471,9 +472,11 @@ def _leaky_relu(op: ir.LeakyRelu, layer: Layer, fresh: bool) -> Call:
 
 
 def _lrn(op: ir.LRN, layer: Layer, fresh: bool) -> Call:
-    """torch divides alpha by size; the IR's alpha is the paper's."""
+    """The runtime's FusedLRN (nn.LocalResponseNorm's arguments, in fewer kernels): torch
+    divides alpha by size; the IR's alpha is the paper's."""
     alpha = Pair("alpha", num(op.alpha * op.size))
-    return Call("nn.LocalResponseNorm", (num(op.size), alpha, *_kws(op, "beta", "k")))
+    channels = Pair("channels", num(layer.input_shape[0]))
+    return Call("FusedLRN", (num(op.size), alpha, *_kws(op, "beta", "k"), channels))
 
 
 def _batchnorm(op: ir.BatchNorm, layer: Layer, fresh: bool) -> Call:

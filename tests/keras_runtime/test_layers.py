@@ -30,12 +30,42 @@ def activations():
     return np.random.default_rng(0).normal(scale=40.0, size=(2, 5, 4, 12)).astype("float32")
 
 
-@pytest.mark.parametrize("size", [5, 4])
+@pytest.mark.parametrize("size", [1, 2, 4, 5, 13])  # 13: wider than the 12 channels
 def test_lrn_matches_paper_formula(layers, activations, size):
     got = np.asarray(layers.LocalResponseNorm(size, 1e-4, 0.75, 2.0)(activations))
     np.testing.assert_allclose(got, lrn_reference(activations, size, 1e-4, 0.75, 2.0), rtol=1e-5)
     torch_style = lrn_reference(activations, size, 1e-4 / size, 0.75, 2.0)
-    assert not np.allclose(got, torch_style, rtol=1e-2)
+    assert size == 1 or not np.allclose(got, torch_style, rtol=1e-2)  # alpha / 1 == alpha
+
+
+@pytest.mark.parametrize("size", [4, 5])
+def test_lrn_in_float64_is_the_paper_formula_to_float64_precision(layers, activations, size):
+    x = activations.astype("float64")
+    got = layers.LocalResponseNorm(size, 1e-4, 0.75, 2.0, dtype="float64")(x)
+    assert keras.backend.standardize_dtype(got.dtype) == "float64"
+    np.testing.assert_allclose(np.asarray(got), lrn_reference(x, size, 1e-4, 0.75, 2.0), rtol=1e-12)
+
+
+def test_lrn_under_mixed_bfloat16_returns_bf16_within_bf16_tolerance(layers, activations):
+    x = keras.ops.cast(activations, "bfloat16")
+    want = lrn_reference(np.asarray(keras.ops.cast(x, "float64")), 5, 1e-4, 0.75, 2.0)
+    got = layers.LocalResponseNorm(5, 1e-4, 0.75, 2.0, dtype="mixed_bfloat16")(x)
+    assert keras.backend.standardize_dtype(got.dtype) == "bfloat16"
+    got = np.asarray(keras.ops.cast(got, "float64"))
+    np.testing.assert_allclose(got, want, rtol=2e-2, atol=1e-3)
+
+
+def test_lrn_sums_its_windows_in_one_matmul(layers, activations):
+    """One MatMul by the banded channel matrix, no pads or shifted slices (TensorFlow ops of
+    the traced forward)."""
+    tf = pytest.importorskip("tensorflow")
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("traces TensorFlow graphs")
+    layer = layers.LocalResponseNorm(5, 1e-4, 0.75, 2.0)
+    graph = tf.function(layer).get_concrete_function(tf.TensorSpec(activations.shape)).graph
+    kinds = [op.type for op in graph.get_operations()]
+    assert kinds.count("MatMul") + kinds.count("BatchMatMulV2") == 1, kinds
+    assert not {"Pad", "PadV2", "StridedSlice", "Slice"} & set(kinds), kinds
 
 
 def test_lrn_groups_keep_halves_apart(layers, activations):

@@ -60,11 +60,14 @@ def test_onnxruntime_matches_pytorch(path):
     assert_close(got, want)
 
 
-def test_channel_shuffle_keeps_its_own_forward_after_export():
-    """The export runs nn.ChannelShuffle as reshapes, and gives the module back unchanged."""
+def test_channel_shuffle_and_lrn_keep_their_own_forward_after_export():
+    """The export runs nn.ChannelShuffle as reshapes and the runtime's FusedLRN as
+    nn.LocalResponseNorm, and gives the modules back unchanged."""
     _, _, model = exported_outputs(EVERY_OP, batch=1)
-    shuffles = [m for m in model.modules() if isinstance(m, torch.nn.ChannelShuffle)]
-    assert shuffles and all("forward" not in vars(m) for m in shuffles)
+    for kind in (torch.nn.ChannelShuffle, torch.nn.LocalResponseNorm):
+        patched = [m for m in model.modules() if isinstance(m, kind)]
+        assert patched and all("forward" not in vars(m) for m in patched)
+    assert any(type(m).__name__ == "FusedLRN" for m in model.modules())
 
 
 def test_the_every_op_net_has_every_op():

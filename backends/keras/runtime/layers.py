@@ -33,6 +33,16 @@ def pool_geometry(size, kernel, stride, before, after, ceil_mode):
     return out, extra
 
 
+def channel_window(channels, size, groups=1):
+    """(channels, channels): 1 where channel j is inside channel c's window
+    c - size // 2 .. c + (size - 1) // 2 and in c's group of channels // groups, else 0."""
+    c = np.arange(channels)
+    offset = c[:, None] - c[None, :]  # j - c, rows j
+    group = c // (channels // groups)
+    inside = (offset >= -(size // 2)) & (offset <= (size - 1) // 2)
+    return (inside & (group[:, None] == group[None, :])).astype("float64")
+
+
 @keras.saving.register_keras_serializable(package="archdsl")
 class LocalResponseNorm(keras.layers.Layer):
     """The paper's LRN, b = a / (k + alpha * sum of a^2 over `size` channels)^beta (no 1/size)."""
@@ -49,23 +59,16 @@ class LocalResponseNorm(keras.layers.Layer):
         )
 
     def call(self, x):
-        """Normalise over a channel window centred as PyTorch/Caffe centre it, within each group."""
+        """Normalise over a channel window centred as PyTorch/Caffe centre it, within each
+        group: the window sums of x^2 as one matmul by a banded channels x channels matrix."""
         x32 = ops.cast(
             x, keras.backend.result_type(x.dtype, "float32")
         )  # float64 stays
-        shape = ops.shape(x32)
-        width = shape[-1] // self.groups
-        sq = ops.reshape(ops.square(x32), (-1, *shape[1:-1], self.groups, width))
-        pad = [[0, 0]] * (len(shape) - 1) + [
-            [0, 0],
-            [self.size // 2, (self.size - 1) // 2],
-        ]
-        padded = ops.pad(sq, pad)
-        total = sum(padded[..., i : i + width] for i in range(self.size))
-        scale = ops.power(
-            self.k + self.alpha * ops.reshape(total, (-1, *shape[1:])), self.beta
+        window = self.alpha * channel_window(x.shape[-1], self.size, self.groups)
+        d = self.k + ops.matmul(
+            ops.square(x32), ops.convert_to_tensor(window, x32.dtype)
         )
-        return ops.cast(x32 / scale, self.compute_dtype)
+        return ops.cast(x32 * ops.power(d, -self.beta), self.compute_dtype)
 
     def get_config(self):
         """Constructor arguments, for saving."""
