@@ -257,8 +257,11 @@ def adam_path(optim, a, b, w, checkpoint_at=None, fused=True):
     old = torch.optim.Adam([p], lr=0.1, weight_decay=WD)
     path = run_steps(old, p, a, b, LRS[:checkpoint_at])
     new = fresh()
+    settings = [{k: v for k, v in g.items() if k != "params"} for g in new.param_groups]
     new.load_state_dict(old.state_dict())
     assert new.param_groups[0]["fused"] is True and new.param_groups[0]["foreach"] is None
+    # what train.py's optimizer_problem compares: the resumed settings are the fresh ones
+    assert [{k: v for k, v in g.items() if k != "params"} for g in new.param_groups] == settings
     return path + run_steps(new, p, a, b, LRS[checkpoint_at:])
 
 
