@@ -189,6 +189,15 @@ def test_lists_of_two_dtypes_step_as_one_parameter_at_a_time(optim, nesterov):
     assert np.allclose(got, expected, rtol=0, atol=1e-5)  # float32 rounding
 
 
+@pytest.mark.parametrize("rule", ["PaperSGD", "TFRMSprop"])
+def test_groups_without_gradients_are_left_alone(optim, rule):
+    p, q = (torch.nn.Parameter(torch.ones(2)) for _ in "pq")
+    opt = getattr(optim, rule)([{"params": []}, {"params": [p, q]}], 0.1)
+    p.grad = torch.ones(2)
+    opt.step()
+    assert torch.all(p < 1) and torch.equal(q, torch.ones(2)) and q not in opt.state
+
+
 class OpCounter(TorchDispatchMode):
     """Counts the aten ops dispatched while it is active."""
 

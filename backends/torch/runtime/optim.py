@@ -60,7 +60,7 @@ class _MultiTensor(torch.optim.Optimizer):
             )
         buffers = [[self.buffer(p, name) for p in params] for name in self.BUFFERS]
         lists = [params, [p.grad for p in params], *buffers]
-        if not self.foreach:
+        if not (params and self.foreach):
             return [[[t] for t in tensors] for tensors in zip(*lists, strict=True)]
         grouped = self._group_tensors_by_device_and_dtype(lists)
         return [bucket for bucket, _ in grouped.values()]
