@@ -93,6 +93,7 @@ MODULE_NAMES = CONTRACT_NAMES | {
     "nn",
     "PaperSGD",
     "TFRMSprop",
+    "multi_tensor",
     "param_groups",
     "freeze_statements",
     "frozen_norms",
@@ -357,7 +358,7 @@ def _runtime_imports(train: ir.Train) -> list[str]:
     """`from optim import ...` and `from schedules import ...`, as the recipe needs them."""
     lines = []
     opt = train.optimizer
-    optim = [RUNTIME_OPTIMIZERS[(opt.name, opt.rule)]] if _runtime_rule(opt) else []
+    optim = [RUNTIME_OPTIMIZERS[(opt.name, opt.rule)] if _runtime_rule(opt) else "multi_tensor"]
     optim += ["freeze_statements", "frozen_norms"] if train.freeze else []
     optim += ["param_groups"] if _grouped(train) else []
     if optim:
@@ -1154,7 +1155,11 @@ def _build_optimizer(train: ir.Train) -> str:
         cls = RUNTIME_OPTIMIZERS.get((opt.name, opt.rule), TORCH_OPTIMIZERS[opt.name])
         keys = SETTINGS[opt.name]
         options = [Pair(k, f"opt[{string(k)}]") for k in keys]
-        call = Call(cls, (params, lr, *options))
+        call = (
+            Call(cls, (params, lr, *options))
+            if _runtime_rule(opt)  # the runtime's rules step lists of tensors themselves
+            else Call("multi_tensor", (cls, params, lr, *options))
+        )
     else:
         cls, doc = (
             ("torch.optim.Adam", "Adam with weight decay as an L2 term in the gradient.")
@@ -1162,7 +1167,7 @@ def _build_optimizer(train: ir.Train) -> str:
             else ("torch.optim.AdamW", "AdamW: weight decay decoupled from the gradient.")
         )
         betas = Pair("betas", '(opt["beta1"], opt["beta2"])')
-        call = Call(cls, (params, lr, betas, Pair("eps", 'opt["eps"]'), decay))
+        call = Call("multi_tensor", (cls, params, lr, betas, Pair("eps", 'opt["eps"]'), decay))
     return "\n".join(
         [
             "def build_optimizer(model, lr=None):",

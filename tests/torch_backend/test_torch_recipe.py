@@ -58,6 +58,7 @@ def test_paper_sgd_comes_from_the_runtime(compiled):
     model = module.build_model()
     opt = module.build_optimizer(model)
     assert type(opt) is module.PaperSGD and type(opt).__module__ == "optim"
+    assert opt.foreach  # one list of tensors per device and dtype
     expected = {"lr": 0.02, "momentum": 0.9, "weight_decay": 0.0005, "nesterov": False}
     assert {k: opt.defaults[k] for k in expected} == expected
     assert [p for g in opt.param_groups for p in g["params"]] == list(model.parameters())
@@ -74,6 +75,7 @@ def test_torch_sgd_with_no_decay_groups(compiled):
     model = module.build_model()
     opt = module.build_optimizer(model)
     assert type(opt) is torch.optim.SGD
+    assert opt.defaults["fused"]  # torch fuses SGD's step on the CPU, too
     assert (opt.defaults["momentum"], opt.defaults["nesterov"]) == (0.8, True)
     decay = {id(p): g["weight_decay"] for g in opt.param_groups for p in g["params"]}
     assert decay == {
@@ -93,6 +95,7 @@ def test_adam_variants(name, cls, compiled):
     )
     opt = module.build_optimizer(module.build_model())
     assert type(opt) is getattr(torch.optim, cls)
+    assert opt.defaults["fused"]
     assert opt.defaults["betas"] == (0.8, 0.99)
     assert (opt.defaults["lr"], opt.defaults["eps"], opt.defaults["weight_decay"]) == (
         0.002,
