@@ -35,13 +35,14 @@ class Feed:
         self.pool = ThreadPoolExecutor(self.workers)
 
     def sample(self, epoch, index):
-        """Item `index` augmented with the generator of (seed, epoch, index)."""
+        """Item `index` augmented with the generator of (seed, epoch, index); a bad file
+        (found when it is read or decoded) is kept to re-raise as itself."""
         try:
             image, label = self.data[index]
+            return self.pipeline(image, sample_rng(self.seed, epoch, index)), label
         except DataError as err:
             self.failure = self.failure or err
             raise
-        return self.pipeline(image, sample_rng(self.seed, epoch, index)), label
 
     def batch(self, epoch, order, size, mix, number):
         """Batch `number` of `order` (items number * size on): (stacked items, int32
