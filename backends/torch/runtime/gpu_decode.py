@@ -425,9 +425,9 @@ def encoded_image(path):
             (w, h), kind = img.size, (img.format, img.mode)
     except HEADER_ERRORS:
         kind = None
-    if kind in (("JPEG", "RGB"), ("JPEG", "L")) and data.endswith(JPEG_END):
-        if max(w, h) <= MAX_ASPECT * min(w, h):
-            return torch.frombuffer(bytearray(data), dtype=torch.uint8), (h, w)
+    jpeg = kind in (("JPEG", "RGB"), ("JPEG", "L")) and data.endswith(JPEG_END)
+    if jpeg and max(w, h) <= MAX_ASPECT * min(w, h):
+        return torch.frombuffer(bytearray(data), dtype=torch.uint8), (h, w)
     pixels = np.array(load_image(path))
     return torch.from_numpy(pixels), pixels.shape[:2]
 
