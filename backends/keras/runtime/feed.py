@@ -9,6 +9,7 @@ GIL for their heavy parts), stacked once and mixed (mixup / cutmix) with the gen
 """
 
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import partial
 
 import numpy as np
@@ -35,13 +36,14 @@ class Feed:
         self.pool = ThreadPoolExecutor(self.workers)
 
     def sample(self, epoch, index):
-        """Item `index` augmented with the generator of (seed, epoch, index)."""
+        """Item `index` augmented with the generator of (seed, epoch, index); a DataError
+        of its reading or decoding (in the pipeline's first resize) kept as the failure."""
         try:
             image, label = self.data[index]
+            return self.pipeline(image, sample_rng(self.seed, epoch, index)), label
         except DataError as err:
             self.failure = self.failure or err
             raise
-        return self.pipeline(image, sample_rng(self.seed, epoch, index)), label
 
     def batch(self, epoch, order, size, mix, number):
         """Batch `number` of `order` (items number * size on): (stacked items, int32
@@ -86,8 +88,15 @@ class Feed:
 
     def checked(self, batches):
         """Iterate batches, a worker's DataError raised as itself (one line, no traceback)."""
-        try:
+        with self.reported():
             yield from batches
+
+    @contextmanager
+    def reported(self):
+        """A block reading this Feed's batches (in a tf.function, too), a worker's
+        DataError raised as itself."""
+        try:
+            yield
         except tf.errors.OpError:
             if self.failure is not None:
                 raise self.failure from None
