@@ -181,9 +181,7 @@ for n in (1, 3):
 
 
 @pytest.mark.slow
-def test_xla_on_two_replicas_gives_the_same_weights_with_several_steps_per_call(
-    outdir, tmp_path
-):
+def test_xla_on_two_replicas_gives_the_same_weights_with_several_steps_per_call(outdir, tmp_path):
     flags = [*TINY, "--epochs", "2", "--max-steps", "13", "--save-every", "5"]
     cmd = [sys.executable, "-c", XLA_RUNS, str(tmp_path), json.dumps(flags)]
     proc = subprocess.run(cmd, cwd=outdir, capture_output=True, text=True, timeout=600)

@@ -426,7 +426,9 @@ class Trainer:
                 break
             with self.train_data.reported():
                 self.loss_sum = self.train_steps(
-                    batches, tf.constant(count), tf.convert_to_tensor(self.loss_sum, tf.float64)
+                    batches,
+                    tf.constant(count),
+                    tf.convert_to_tensor(self.loss_sum, tf.float64),
                 )  # on the device: read when printed
             self.seen += count * per_step
             st["batches_done"] += count
