@@ -228,3 +228,41 @@ def test_mixed_bfloat16_trains_without_loss_scaling(load, recorded, monkeypatch,
     fp32 = losses(tmp_path / "fp32", None)[1]
     assert bf16 != fp32 and bf16 == pytest.approx(fp32, abs=0.05)
     assert bf16[-1] < bf16[0] < np.log(4)
+
+
+@pytest.fixture
+def host_reads(monkeypatch):
+    """The list of the main thread's reads of an eager tensor's value (numpy(), float(),
+    int(), bool(), np.asarray()) while the test runs."""
+    import threading
+
+    from tensorflow.python.framework import ops
+
+    reads, main = [], threading.get_ident()
+    for name in ("numpy", "__float__", "__int__", "__bool__", "__array__"):
+        read = getattr(ops._EagerTensorBase, name)
+
+        def counted(tensor, *args, read=read, name=name, **kwargs):
+            if threading.get_ident() == main:
+                reads.append(name)
+            return read(tensor, *args, **kwargs)
+
+        monkeypatch.setattr(ops._EagerTensorBase, name, counted)
+    return reads
+
+
+def test_the_step_loop_never_reads_the_device_and_validation_reads_once(
+    load, recorded, host_reads, tmp_path
+):
+    """An epoch of 20 steps in calls of 3 reads no value from the device (the loss is summed
+    there, read when printed: not at all here, with no terminal); validation over 4 batches
+    reads its sums once."""
+    train = load("train")
+    flags = [*TINY, "--steps-per-call", "3", "--batch-size", "2", "--out", str(tmp_path)]
+    trainer = train.Trainer(train.parse_args(flags))
+    host_reads.clear()
+    trainer.train_epoch(0)
+    assert recorded[0] == [3] * 6 + [2, 0] and host_reads == []
+    assert len(trainer.val_set) == 4 * 2  # 4 batches
+    metrics = trainer.validate()
+    assert host_reads == ["numpy"] and np.isfinite(metrics["val_loss"])
