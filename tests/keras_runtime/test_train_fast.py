@@ -266,3 +266,29 @@ def test_the_step_loop_never_reads_the_device_and_validation_reads_once(
     assert len(trainer.val_set) == 4 * 2  # 4 batches
     metrics = trainer.validate()
     assert host_reads == ["numpy"] and np.isfinite(metrics["val_loss"])
+
+
+# the fixture model with an EMA updated every 2 steps, trained with 1 and then 3 steps per
+# call (calls cut at each update) in one process
+EMA_RUNS = """
+import json, sys
+import train
+out, flags = sys.argv[1], json.loads(sys.argv[2])
+train.spec.TRAIN["ema"] = {"decay": 0.9, "every": 2, "adjust": False}
+for n in (1, 3):
+    argv = [*flags, "--steps-per-call", str(n), "--out", f"{out}/n{n}"]
+    assert train.main(argv) == 0
+"""
+
+
+@pytest.mark.slow
+def test_the_ema_updates_after_the_same_steps_with_several_steps_per_call(outdir, tmp_path):
+    flags = [*TINY, "--epochs", "2", "--max-steps", "13"]
+    cmd = [sys.executable, "-c", EMA_RUNS, str(tmp_path), json.dumps(flags)]
+    proc = subprocess.run(cmd, cwd=outdir, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    one, three = (arrays(tmp_path / f"n{n}" / "last.npz") for n in (1, 3))
+    assert any(name.startswith("ema/") for name in one)
+    assert not np.array_equal(one["ema/00000"], one["model/00000"])
+    for name in one:
+        np.testing.assert_array_equal(three[name], one[name], err_msg=name)
