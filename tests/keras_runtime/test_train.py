@@ -123,42 +123,66 @@ def full_run(outdir, tmp_path_factory):
     return reproducible(out)
 
 
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGKILL, -9), (signal.SIGINT, 130)])
-def test_interrupt_and_resume_reproduces_the_run(run_train, outdir, full_run, tmp_path, sig, code):
-    proc = start_train(outdir, *RESUMABLE, "--out", tmp_path)
+@pytest.mark.parametrize(
+    ("sig", "code", "per_call"),
+    [
+        (signal.SIGKILL, -9, "1"),
+        (signal.SIGINT, 130, "1"),
+        pytest.param(signal.SIGINT, 130, "3", marks=pytest.mark.slow),
+    ],
+)
+def test_interrupt_and_resume_reproduces_the_run(
+    run_train, outdir, full_run, tmp_path, sig, code, per_call
+):
+    """A kill or Ctrl-C, then --resume: the metrics of the uninterrupted run (one step per
+    call), also with 3 steps per call (Ctrl-C stops at the end of a call)."""
+    flags = [*RESUMABLE, "--steps-per-call", per_call, "--out", tmp_path]
+    proc = start_train(outdir, *flags)
     wait_for(tmp_path / "metrics.csv", proc)
     time.sleep(0.2)  # into the second epoch
     proc.send_signal(sig)
     assert proc.wait(timeout=60) == code
     assert len(metrics(tmp_path)) < 5
-    assert_ok(run_train(*RESUMABLE, "--resume", "--out", tmp_path))
+    assert_ok(run_train(*flags, "--resume"))
     assert reproducible(tmp_path) == full_run
 
 
 MIRRORED_STEP = """
 import keras, numpy as np, tensorflow as tf, train
 devices = train.replica_devices("cpu", 2)
-x = np.random.default_rng(0).normal(size=(7, 5)).astype("float32")
+x = np.random.default_rng(0).normal(size=(7, 32, 32, 3)).astype("float32")
 y = np.arange(7, dtype="int32") % 4
-for strategy in (train.make_strategy(devices[:1]), train.make_strategy(devices)):
-    keras.utils.set_random_seed(0)
-    with strategy.scope():
-        net = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4)])
-        optimizer = keras.optimizers.SGD(0.5)
-        optimizer.build(net.trainable_variables)
-    step = train.make_train_step(strategy, net, optimizer, 0.1, False)
-    batches = train.distribute(strategy, tf.data.Dataset.from_tensors((x, y)))
-    loss = float(step(next(iter(batches))))
-    print(strategy.num_replicas_in_sync, loss, *np.asarray(net.trainable_variables[0]).ravel())
+for jit in (False, True):
+    for strategy in (train.make_strategy(devices[:1]), train.make_strategy(devices)):
+        keras.utils.set_random_seed(0)
+        with strategy.scope():
+            net = keras.Sequential(
+                [keras.Input((32, 32, 3)), keras.layers.GlobalAveragePooling2D(),
+                 keras.layers.Dense(4)]
+            )
+            optimizer = keras.optimizers.SGD(0.5)
+            optimizer.build(net.trainable_variables)
+        step = train.make_train_step(strategy, net, optimizer, 0.1, jit)
+        batches = train.distribute(strategy, tf.data.Dataset.from_tensors((x, y)))
+        loss = float(step(next(iter(batches))))
+        evaluate = train.make_eval_step(strategy, net, jit)
+        padded = tf.data.Dataset.from_tensors((x, y)).map(lambda *b: train.padded(b, 2))
+        sums = evaluate(next(iter(train.distribute(strategy, padded)))).numpy()
+        weights = np.asarray(net.trainable_variables[0]).ravel()
+        print(int(jit), strategy.num_replicas_in_sync, loss, *sums, *weights)
 """
 
 
-def test_mirrored_step_equals_single_device_step(outdir):
+def test_mirrored_and_xla_steps_equal_the_single_device_step(outdir):
+    """The train and eval steps on 1 and 2 replicas, plain and XLA-compiled (XLA:CPU), give
+    the same loss, sums and weights to float32 rounding (XLA fuses and reorders sums)."""
     proc = subprocess.run(
         [sys.executable, "-c", MIRRORED_STEP], cwd=outdir, capture_output=True, text=True
     )
     assert_ok(proc)
-    one, two = (line.split() for line in proc.stdout.strip().splitlines()[-2:])
-    assert (one[0], two[0]) == ("1", "2")
-    assert float(one[1]) > 0
-    assert [float(v) for v in two[1:]] == pytest.approx([float(v) for v in one[1:]], rel=1e-5)
+    lines = [line.split() for line in proc.stdout.strip().splitlines()[-4:]]
+    assert [line[:2] for line in lines] == [["0", "1"], ["0", "2"], ["1", "1"], ["1", "2"]]
+    plain = [float(v) for v in lines[0][2:]]
+    assert plain[0] > 0 and plain[2] + plain[3] > 0  # a loss, some hits
+    for line in lines[1:]:
+        assert [float(v) for v in line[2:]] == pytest.approx(plain, rel=1e-5)

@@ -72,6 +72,7 @@ BAD_FLAGS = {
     ("--save-every", "-1"): "argument --save-every: expected an integer >= 0, not '-1'",
     ("--devices", "0"): "argument --devices: expected at least one device and at most 64",
     ("--devices", "65"): "argument --devices: expected at least one device and at most 64",
+    ("--steps-per-call", "0"): "argument --steps-per-call: expected an integer from 1 to 4096",
 }
 
 

@@ -9,6 +9,7 @@ GIL for their heavy parts), stacked once and mixed (mixup / cutmix) with the gen
 """
 
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import partial
 
 import numpy as np
@@ -87,8 +88,15 @@ class Feed:
 
     def checked(self, batches):
         """Iterate batches, a worker's DataError raised as itself (one line, no traceback)."""
-        try:
+        with self.reported():
             yield from batches
+
+    @contextmanager
+    def reported(self):
+        """A block reading this Feed's batches (in a tf.function, too), a worker's
+        DataError raised as itself."""
+        try:
+            yield
         except tf.errors.OpError:
             if self.failure is not None:
                 raise self.failure from None

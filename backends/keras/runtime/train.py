@@ -56,6 +56,7 @@ from warm_start import add_init_flags, init_request, warm_start
 
 # isort: split
 from ema import WeightAverage  # beside this file in the repository, too
+from fast_defaults import add_fast_flags, modes_text, resolve_fast_defaults
 from feed import Feed, distribute
 from weights import load_arrays, portable_variables
 
@@ -72,14 +73,9 @@ def parse_args(argv=None):
         default=1,
         help="data-parallel replicas (mirrored)",
     )
-    p.add_argument(
-        "--amp", action="store_true", help="mixed_float16 with float32 logits and loss"
-    )
+    add_fast_flags(p)
     p.add_argument(
         "--channels-last", action="store_true", help="accepted; Keras always is"
-    )
-    p.add_argument(
-        "--compile", action="store_true", help="XLA-compile the steps (jit_compile)"
     )
     add_init_flags(p)
     return p.parse_args(argv)
@@ -118,13 +114,27 @@ def token_ids(ids, rng):
     return ids.astype("int32")
 
 
-def make_train_step(strategy, net, optimizer, smoothing, jit):
-    """A compiled step: forward, mean cross-entropy over the global batch, one update."""
-    classes = spec.NUM_CLASSES
+def xla_parts(strategy, jit):
+    """(wrap a replica's part, XLA around the whole step) for jit: the whole step on one
+    replica; with several, each replica's part (tf.distribute's cross-replica calls, the
+    all-reduce and the optimizer's update, cannot run inside XLA), traced anew for each
+    replica so that it reads that replica's copy of the variables."""
+    one = strategy.num_replicas_in_sync == 1
 
-    def replica_step(x, y):
-        context = tf.distribute.get_replica_context()
-        count = context.all_reduce("sum", tf.cast(tf.shape(y)[0], tf.float32))
+    def wrap(part):
+        """part, or an XLA-compiled function of it made in this replica's trace."""
+        return tf.function(part, jit_compile=True) if jit and not one else part
+
+    return wrap, jit and one
+
+
+def make_train_step(strategy, net, optimizer, smoothing, jit):
+    """A compiled step: forward, mean cross-entropy over the global batch, one update;
+    jit: XLA-compiled (with several replicas, each one's forward and backward)."""
+    classes = spec.NUM_CLASSES
+    xla_replica, jit_step = xla_parts(strategy, jit)
+
+    def gradients(x, y, count):
         with tf.GradientTape() as tape:
             logits = tf.cast(net(x, training=True), tf.float32)
             losses = keras.losses.categorical_crossentropy(
@@ -136,15 +146,45 @@ def make_train_step(strategy, net, optimizer, smoothing, jit):
                 label_smoothing=smoothing,
             )
             scaled = optimizer.scale_loss(tf.reduce_sum(losses) / count)
-        grads = tape.gradient(scaled, net.trainable_variables)
-        optimizer.apply(grads, net.trainable_variables)
-        return tf.reduce_sum(losses)
+        return tape.gradient(scaled, net.trainable_variables), tf.reduce_sum(losses)
 
-    @tf.function(reduce_retracing=True, jit_compile=jit)
+    def replica_step(x, y):
+        context = tf.distribute.get_replica_context()
+        count = context.all_reduce("sum", tf.cast(tf.shape(y)[0], tf.float32))
+        grads, loss = xla_replica(gradients)(x, y, count)
+        optimizer.apply(grads, net.trainable_variables)
+        return loss
+
+    @tf.function(reduce_retracing=True, jit_compile=jit_step)
     def step(batch):
         return strategy.reduce("sum", strategy.run(replica_step, batch), axis=None)
 
     return step
+
+
+def make_train_steps(step):
+    """A tf.function running `count` steps on the next batches of an iterator, one after the
+    other as separate calls would: returns `total` plus their summed losses (float64)."""
+
+    @tf.function(reduce_retracing=True)
+    def steps(batches, count, total):
+        for _ in tf.range(count):
+            total += tf.cast(step(next(batches)), tf.float64)
+        return total
+
+    return steps
+
+
+def steps_in_call(most, step, left_in_epoch, max_steps, every):
+    """Steps in the next call from global step `step`: at most `most`, ending at the
+    epoch's end, at --max-steps and at each multiple of the `every` counts (checkpoints,
+    EMA updates: 0 for none)."""
+    count = min(most, left_in_epoch)
+    if max_steps is not None:
+        count = min(count, max_steps - step)
+    for period in every:
+        count = min(count, period - step % period) if period else count
+    return count
 
 
 def padded(batch, count):
@@ -159,10 +199,11 @@ def padded(batch, count):
 
 def make_eval_step(strategy, net, jit):
     """A compiled step: weighted summed loss (no smoothing), top-1 and top-5 hits of
-    (x, y, weights); a 5-D batch of images holds crops."""
+    (x, y, weights); a 5-D batch of images holds crops; jit: XLA-compiled."""
     top = min(5, spec.NUM_CLASSES)
+    xla_replica, jit_step = xla_parts(strategy, jit)
 
-    def replica_step(x, y, w):
+    def replica_sums(x, y, w):
         rank = len(spec.INPUT_SHAPE)  # of one input: 3 for images, 1 for token ids
         crops = x.shape[1] if len(x.shape) == rank + 2 else 1
         logits = net(tf.reshape(x, (-1, *x.shape[-rank:])), training=False)
@@ -179,9 +220,9 @@ def make_eval_step(strategy, net, jit):
             tf.reduce_sum(w * tf.cast(tf.reduce_any(hits, axis=1), tf.float32)),
         )
 
-    @tf.function(reduce_retracing=True, jit_compile=jit)
+    @tf.function(reduce_retracing=True, jit_compile=jit_step)
     def step(batch):
-        sums = strategy.run(replica_step, batch)
+        sums = strategy.run(lambda *part: xla_replica(replica_sums)(*part), batch)
         return tf.stack([strategy.reduce("sum", value, axis=None) for value in sums])
 
     return step
@@ -271,6 +312,7 @@ class Trainer:
         self.init = init_request(args)
         self.run_lock = claim_run_folder(args.out, CHECKPOINT)
         self.devices = replica_devices(args.device, args.devices)
+        resolve_fast_defaults(args, self.devices)
         self.strategy = make_strategy(self.devices)
         self.train_set, self.val_set, _ = datasets(spec, args, spec.INPUT_SHAPE[:2])
         per_step = min(args.batch_size, len(self.train_set))
@@ -285,8 +327,8 @@ class Trainer:
         self.loss_sum, self.seen = 0.0, 0
         self.log = MetricsLog(args.out)
         keras.utils.set_random_seed(args.seed)
-        if args.amp:
-            keras.mixed_precision.set_dtype_policy("mixed_float16")
+        if args.policy is not None:
+            keras.mixed_precision.set_dtype_policy(args.policy)
         self.build()
         resume = resume_path(args, CHECKPOINT)
         if resume is not None:
@@ -312,7 +354,8 @@ class Trainer:
         return Feed(data, pipeline, seed, workers, images)
 
     def build(self):
-        """Model, optimizer (loss-scaled under --amp), schedule and compiled steps."""
+        """Model, optimizer (loss-scaled under mixed_float16), schedule and compiled
+        steps."""
         smoothing = spec.TRAIN["loss"].get("label_smoothing", 0.0)
         with self.strategy.scope():
             self.net = spec.build_model()
@@ -320,17 +363,12 @@ class Trainer:
                 self.start_from(self.init)
             self.optimizer = spec.build_optimizer(self.net, lr=self.args.lr)
             self.scheduler = spec.build_scheduler(self.optimizer)
-            if self.args.amp:
+            if self.args.policy == "mixed_float16":
                 self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
             self.optimizer.build(self.net.trainable_variables)
-        jit = self.args.compile and self.strategy.num_replicas_in_sync == 1
-        if self.args.compile and not jit:
-            print(
-                "warning: --compile: no XLA across several replicas (as in Keras)",
-                file=sys.stderr,
-            )
-        self.train_step = make_train_step(
-            self.strategy, self.net, self.optimizer, smoothing, jit
+        jit = self.args.compile
+        self.train_steps = make_train_steps(
+            make_train_step(self.strategy, self.net, self.optimizer, smoothing, jit)
         )
         self.eval_step = make_eval_step(self.strategy, self.net, jit)
         ema = spec.TRAIN.get("ema")
@@ -380,19 +418,39 @@ class Trainer:
         order = self.epoch_order(epoch)
         mix = (spec.NUM_CLASSES, mix_entries(spec.TRAIN["augment"]))
         batches = self.train_data.dataset(epoch, order, batch, st["batches_done"], mix)
-        for parts in self.train_data.checked(distribute(self.strategy, batches)):
-            if self.out_of_steps() or self.stop.requested:
+        batches = iter(distribute(self.strategy, batches))
+        per_step = min(batch, len(order))  # full batches, or one of all items
+        while not self.stop.requested:
+            count = self.steps_in_call()
+            if count <= 0:  # the epoch's end or --max-steps
                 break
-            loss = tf.cast(self.train_step(parts), tf.float64)
-            self.loss_sum = self.loss_sum + loss  # on the device: read when printed
-            self.seen += min(batch, len(order))  # full batches, or one of all items
-            st["batches_done"] += 1
-            st["global_step"] += 1
+            with self.train_data.reported():
+                self.loss_sum = self.train_steps(
+                    batches,
+                    tf.constant(count),
+                    tf.convert_to_tensor(self.loss_sum, tf.float64),
+                )  # on the device: read when printed
+            self.seen += count * per_step
+            st["batches_done"] += count
+            st["global_step"] += count
             self.update_ema(epoch)
             bar.update(st["batches_done"], loss=self.mean_loss)
             if self.args.save_every and st["global_step"] % self.args.save_every == 0:
                 self.save()
         bar.close()
+
+    def steps_in_call(self):
+        """The next call's steps: --steps-per-call, fewer where the epoch's end,
+        --max-steps, a --save-every checkpoint or an EMA update comes first (0 or less at
+        the epoch's end or past --max-steps)."""
+        ema = spec.TRAIN.get("ema")
+        return steps_in_call(
+            self.args.steps_per_call,
+            self.state["global_step"],
+            self.steps_per_epoch() - self.state["batches_done"],
+            self.args.max_steps,
+            (self.args.save_every, ema["every"] if ema is not None else 0),
+        )
 
     def mean_loss(self):
         """The epoch's mean training loss so far (reads the device's running sum)."""
@@ -524,7 +582,8 @@ class Trainer:
         print(
             f"{spec.MODEL_NAME} ({spec.SPEC}): {params}; {len(self.train_set)} train "
             f"/ {len(self.val_set)} val {items} ({source}); {replicas} replica(s) on "
-            f"{', '.join(self.devices)}; global batch {self.args.batch_size}; from epoch "
+            f"{', '.join(self.devices)}{modes_text(self.args)}; global batch "
+            f"{self.args.batch_size}; from epoch "
             f"{self.state['epoch'] + 1}, step {self.state['global_step']}",
             flush=True,
         )
