@@ -34,19 +34,34 @@ def parse_args(argv=None):
     p.add_argument("--from-step", type=int, required=True, help="end of the warm-up")
     p.add_argument("--steps", type=int, required=True, help="steps in all")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--amp", action="store_true", help="mixed_float16, as the trainer's --amp")
+    p.add_argument(
+        "--amp",
+        action="store_true",
+        help="as the trainer's --amp: mixed_bfloat16 on a GPU with bf16, else mixed_float16",
+    )
     p.add_argument("--compile", action="store_true", help="XLA (jit_compile), as the trainer's")
     return p.parse_args(argv)
 
 
+def amp_policy(args):
+    """The trainer's --amp policy: mixed_bfloat16 on a GPU of compute capability 8.0 or
+    later (native bf16, no loss scaling), else mixed_float16."""
+    gpus = tf.config.list_physical_devices("GPU") if args.device == "cuda" else []
+    details = tf.config.experimental.get_device_details(gpus[0]) if gpus else {}
+    bf16 = details.get("compute_capability", (0, 0)) >= (8, 0)
+    return "mixed_bfloat16" if bf16 else "mixed_float16"
+
+
 def make_step(module, args):
-    """(model, compiled step(x, y)) with the spec's optimizer (loss-scaled under --amp)."""
-    if args.amp:
-        keras.mixed_precision.set_dtype_policy("mixed_float16")
+    """(model, compiled step(x, y)) with the spec's optimizer (loss-scaled under --amp's
+    float16)."""
+    policy = amp_policy(args) if args.amp else None
+    if policy is not None:
+        keras.mixed_precision.set_dtype_policy(policy)
     keras.utils.set_random_seed(0)
     net = module.build_model()
     optimizer = module.build_optimizer(net)
-    if args.amp:
+    if policy == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     optimizer.build(net.trainable_variables)
     smoothing = module.TRAIN["loss"].get("label_smoothing", 0.0)
