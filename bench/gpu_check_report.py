@@ -160,13 +160,16 @@ def row_ids(section: str) -> dict[str, str]:
 
 
 def merged(new: str, old: str | None) -> str:
-    """new with the rows of old whose check new lacks appended to its table."""
-    kept = {k: v for k, v in row_ids(old or "").items() if k not in row_ids(new)}
+    """new's section with old's rows too: in old's order, each replaced by new's row of the
+    same check where new has one; new's other rows after them."""
+    fresh, kept = row_ids(new), row_ids(old or "")
     if not kept:
         return new
+    rows = {**{check: fresh.get(check, line) for check, line in kept.items()}, **fresh}
     lines = new.splitlines()
-    last = max(i for i, line in enumerate(lines) if ROW_ID.match(line))
-    lines[last + 1 : last + 1] = kept.values()
+    first = next(i for i, line in enumerate(lines) if ROW_ID.match(line))
+    lines = [line for line in lines if not ROW_ID.match(line)]
+    lines[first:first] = rows.values()
     return "\n".join(lines) + "\n"
 
 

@@ -76,7 +76,7 @@ def test_write_replaces_the_section_and_keeps_rows_not_rerun(tmp_path):
     assert text.count(report.BEGIN) == text.count(report.END) == 1
     section = report.section_of(text)
     assert "\n2\n" in section and "\n1\n" not in section  # the new header
-    assert list(report.row_ids(section)) == ["e2e-amp", "tvr-amp"]
+    assert list(report.row_ids(section)) == ["tvr-amp", "e2e-amp"]  # the first order
     assert "trainer 9000 img/s" in report.row_ids(section)["e2e-amp"]  # the new row
     assert "gen / ref (a) 0.990" in report.row_ids(section)["tvr-amp"]  # the old row kept
 
