@@ -35,6 +35,8 @@ Cases (CPU defaults; --device cuda doubles the steps and uses the larger batch):
   alexnet    specs/alexnet.arch on the embedded data (227 x 227, 1000 classes), batch 8: the
              compute-bound case (a step takes a quarter of a second on two cores); its
              trainer's wall time is mostly the validation of 1,000 synthetic images
+  resnet50   specs/zoo/resnet50.arch on the embedded data (224 x 224), batch 8 (128 on CUDA):
+             not in the default run (bench/gpu_check.sh runs it on a GPU)
 """
 
 from __future__ import annotations
@@ -80,7 +82,9 @@ CASES = {
     "mini": Case("specs/mini_alexnet.arch", False, (64, 256), (5, 25), "embedded"),
     "mini-jpeg": Case("specs/mini_alexnet.arch", True, (64, 256), (5, 25), "JPEG folder"),
     "alexnet": Case("specs/alexnet.arch", False, (8, 128), (3, 11), "embedded"),
+    "resnet50": Case("specs/zoo/resnet50.arch", False, (8, 128), (2, 6), "embedded"),
 }
+DEFAULT_CASES = ["mini", "mini-jpeg", "alexnet"]
 JPEG_SIZE = (160, 120)  # width, height of the written JPEGs
 VAL_PER_CLASS = 2
 
@@ -88,7 +92,7 @@ VAL_PER_CLASS = 2
 def parse_args(argv=None):
     """Command-line flags."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--cases", nargs="+", choices=tuple(CASES), default=list(CASES))
+    p.add_argument("--cases", nargs="+", choices=tuple(CASES), default=DEFAULT_CASES)
     p.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
     p.add_argument("--repeats", type=int, default=1, help="run the whole sequence R times")
     p.add_argument(

@@ -8,14 +8,14 @@
 #   tvr-amp      bench/torch_vs_reference.py --device cuda --amp --channels-last, pairs a b r
 #   tvr-fp32     the same in float32, NCHW
 #   profile      bench/gpu_profile_step.py: torch.profiler summary of one AlexNet step
-#   e2e-amp      bench/gpu_end_to_end.py (end_to_end.py + a resnet50 case) --amp
+#   e2e-amp      bench/end_to_end.py --amp
 #                --channels-last: AlexNet and ResNet-50 on the embedded data, trainer vs
 #                bare step
 #   e2e-mini     bench/end_to_end.py --amp --channels-last on mini and mini-jpeg (trainer vs
 #                bare step vs torchvision's reference loop)
 #   decode       bench/gpu_decode.py --device cuda: --decode gpu vs --decode cpu
 #   e2e-compile  the same as e2e-amp with --compile, AlexNet only (compiling takes time)
-#   tvr-compile  bench/torch_vs_reference.py --compile: skipped while that script lacks it
+#   tvr-compile  bench/torch_vs_reference.py --amp --channels-last --compile
 #   keras        end_to_end.py --backends keras: skipped where TensorFlow is not installed
 # It then prints one Markdown table and writes it into bench/RESULTS.md between the markers
 # of bench/gpu_check_report.py (rows of checks not run this time are kept). Device checks
@@ -164,20 +164,15 @@ fi
 check tvr-amp 90 "$PYTHON" bench/torch_vs_reference.py "${TVR[@]}" --amp --channels-last
 check tvr-fp32 90 "$PYTHON" bench/torch_vs_reference.py "${TVR[@]}"
 check profile 60 "$PYTHON" bench/gpu_profile_step.py "${PROFILE[@]}" --amp --channels-last
-check e2e-amp 120 "$PYTHON" bench/gpu_end_to_end.py "${E2E[@]}" --amp --channels-last \
+check e2e-amp 120 "$PYTHON" bench/end_to_end.py "${E2E[@]}" --amp --channels-last \
     --backends torch --cases "${E2E_CASES[@]}"
 check e2e-mini 120 "$PYTHON" bench/end_to_end.py "${E2E[@]}" --amp --channels-last \
     --backends torch --cases "${MINI_CASES[@]}"
 check decode 60 "$PYTHON" bench/gpu_decode.py "${DECODE[@]}"
-check e2e-compile 150 "$PYTHON" bench/gpu_end_to_end.py "${E2E[@]}" --amp --channels-last \
+check e2e-compile 150 "$PYTHON" bench/end_to_end.py "${E2E[@]}" --amp --channels-last \
     --compile --backends torch --cases "${COMPILE_CASES[@]}"
-if "$PYTHON" bench/torch_vs_reference.py --help 2>/dev/null | grep -q -e '--compile'; then
-    check tvr-compile 150 "$PYTHON" bench/torch_vs_reference.py "${TVR[@]}" --amp \
-        --channels-last --compile
-else
-    skip tvr-compile "bench/torch_vs_reference.py has no --compile option" \
-        bench/torch_vs_reference.py --device "$DEV" --amp --channels-last --compile
-fi
+check tvr-compile 150 "$PYTHON" bench/torch_vs_reference.py "${TVR[@]}" --amp \
+    --channels-last --compile
 KERAS=(bench/end_to_end.py "${E2E[@]}" --backends keras --cases mini alexnet)
 [ "$DRY" = 1 ] && KERAS=(bench/end_to_end.py "${E2E[@]}" --backends keras --cases mini)
 if "$PYTHON" -c "import tensorflow" >/dev/null 2>&1; then

@@ -162,7 +162,8 @@ def run_pair(
     runners = {}
     for name, model in models.items():
         model = prepare(model, device, fmt)
-        runners[name] = Runner(model, make_optimizer(module, model, args), device, args.amp_dtype)
+        forward = torch.compile(model) if args.compile else model
+        runners[name] = Runner(forward, make_optimizer(module, model, args), device, args.amp_dtype)
     optimizer = type(runners["generated"].optimizer).__name__
     shape = " x ".join(map(str, module.INPUT_SHAPE))
     print(f"{title}: input {shape}, {count:,} parameters, {optimizer} for both")
@@ -218,6 +219,11 @@ def main() -> None:
     p.add_argument("--amp-dtype", choices=("bf16", "fp16"), default="bf16")
     p.add_argument("--channels-last", action="store_true", help="NHWC models and inputs")
     p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile both models of each pair (compiled during the warm-up steps)",
+    )
+    p.add_argument(
         "--optimizer",
         choices=("sgd", "generated"),
         default="sgd",
@@ -259,6 +265,7 @@ def main() -> None:
         f"torch {torch.__version__}, torchvision {torchvision.__version__}; {where}; "
         f"batch {args.batch}; median of {args.steps} steps after {args.warmup} warm-up; "
         f"{precision}; {'channels_last' if args.channels_last else 'NCHW contiguous'}"
+        f"{'; torch.compile' if args.compile else ''}"
     )
     ratios = {}
     with tempfile.TemporaryDirectory() as tmp:

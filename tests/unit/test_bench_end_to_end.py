@@ -3,7 +3,6 @@ and (slow) a two-step run of the whole bench on both backends."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import shutil
@@ -12,27 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from bench_modules import BENCH, import_bench
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
-BENCH = ROOT / "bench"
-
-
-def import_bench(name):
-    """A bench/ script as a module, with bench/ on sys.path only while it imports and its
-    modules left out of sys.modules afterwards (bench/gpu_decode.py must not shadow the
-    runtime's gpu_decode, nor bench/harness.py the tests' harness modules)."""
-    before = set(sys.modules)
-    sys.path.insert(0, str(BENCH))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(BENCH))
-        for added in set(sys.modules) - before:
-            if str(getattr(sys.modules[added], "__file__", "")).startswith(str(BENCH)):
-                del sys.modules[added]
-
-
 end_to_end = import_bench("end_to_end")
 
 FAKE_TRAINER = """
