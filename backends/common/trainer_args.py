@@ -164,6 +164,15 @@ def common_parser(spec, checkpoint):
     return p
 
 
+BF16_CAPABILITY = (8, 0)  # Ampere: bf16 tensor cores; where the GPU fast defaults start
+
+
+def check_precision(args):
+    """UsageError for --fp32 with --amp (both trainers' precision flags)."""
+    if args.fp32 and args.amp:
+        raise UsageError("--fp32 and --amp contradict each other; pass one of them")
+
+
 def check_trainable(spec):
     """UsageError unless the model ends in class scores trained with cross-entropy."""
     shape = tuple(getattr(spec, "OUTPUT_SHAPE", (spec.NUM_CLASSES,)))

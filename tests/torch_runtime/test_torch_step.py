@@ -189,7 +189,8 @@ def test_fp32_opts_out_and_explicit_flags_win(precision):
     args = flags(channels_last=True, fp32=True)
     precision.resolve_precision(args, [CUDA])
     assert args.amp is False and args.channels_last is True
-    with pytest.raises(precision.UsageError, match="--fp32 and --amp contradict"):
+    usage_error = sys.modules[precision.check_precision.__module__].UsageError
+    with pytest.raises(usage_error, match="--fp32 and --amp contradict"):
         precision.resolve_precision(flags(amp=True, fp32=True), [CUDA])
 
 

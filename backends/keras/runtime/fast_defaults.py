@@ -9,9 +9,8 @@ import tensorflow as tf
 
 # the runtime beside this file (isort: split keeps one order wherever ruff runs)
 # isort: split
-from trainer_args import UsageError, integer
+from trainer_args import BF16_CAPABILITY, check_precision, integer
 
-BF16_CAPABILITY = (8, 0)  # Ampere: bf16 tensor cores
 GPU_STEPS_PER_CALL = 8  # unmeasured: amortises a call's host overhead; the bar moves
 
 
@@ -61,8 +60,7 @@ def resolve_fast_defaults(args, devices):
     """Fill in --compile and --steps-per-call from the devices, set args.policy (the Keras
     dtype policy, None for float32) and TF32 on GPUs (off under --fp32); UsageError for
     --fp32 with --amp."""
-    if args.fp32 and args.amp:
-        raise UsageError("--fp32 and --amp contradict each other; pass one of them")
+    check_precision(args)
     gpus = on_gpus(devices)
     bf16 = gpus and all(map(has_bf16, devices))
     if args.compile is None:

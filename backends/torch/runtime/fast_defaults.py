@@ -6,9 +6,7 @@ import torch
 
 # the runtime beside this file (isort: split keeps one order wherever ruff runs)
 # isort: split
-from trainer_args import UsageError
-
-BF16_CAPABILITY = (8, 0)  # Ampere: bf16 tensor cores
+from trainer_args import BF16_CAPABILITY, check_precision
 
 
 def fast_device(device):
@@ -43,8 +41,7 @@ def add_precision_flags(parser):
 def resolve_precision(args, devices):
     """Fill in --amp and --channels-last from the devices and set TF32 on CUDA (not
     under --fp32); UsageError for --fp32 with --amp."""
-    if args.fp32 and args.amp:
-        raise UsageError("--fp32 and --amp contradict each other; pass one of them")
+    check_precision(args)
     fast = not args.fp32 and all(map(fast_device, devices))
     args.amp = fast if args.amp is None else args.amp
     args.channels_last = fast if args.channels_last is None else args.channels_last
