@@ -376,6 +376,18 @@ def cmd_import(args) -> int:
     return EXIT_OK
 
 
+def cmd_lsp(args) -> int:
+    """Serve the language server over stdin and stdout (needs pygls)."""
+    try:  # pygls loads only here: nothing else needs it
+        from archdsl.lsp.server import serve
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("pygls", "lsprotocol") and not (exc.name or "").startswith("pygls."):
+            raise
+        raise UsageError("lsp needs pygls: pip install 'archdsl[lsp]'") from None
+    serve()
+    return EXIT_OK
+
+
 def _comparison_lines(result, expected: dict, found: dict, spec: str):
     """One line per missing, extra and mis-shaped tensor of a weight file."""
     for name in result.missing:
@@ -519,6 +531,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="the trainer's --out: checkpoints and metrics (default runs/<spec>-<backend>)",
     )
     t.set_defaults(func=cmd_train)
+
+    lsp = sub.add_parser(
+        "lsp",
+        help="a language server over stdin and stdout, for editors (needs pygls)",
+        description="Serve the Language Server Protocol over stdin and stdout: diagnostics as "
+        "`check` reports them, hover, completion, go-to-definition and formatting.",
+    )
+    lsp.set_defaults(func=cmd_lsp)
     return p
 
 
