@@ -7,15 +7,59 @@ source text.
 
 from __future__ import annotations
 
-import pytest
-from conftest import SPECS, diagnostics, open_document, position
-from lsprotocol import types
-from pytest_lsp import LanguageClient
+import asyncio
+import sys
+from pathlib import Path
 
-from archdsl.compiler import check_source
-from archdsl.ops import REGISTRY
+import pytest
+
+pytest_lsp = pytest.importorskip("pytest_lsp")  # the dev extra installs it
+
+from lsprotocol import types  # noqa: E402
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities  # noqa: E402
+
+from archdsl.compiler import check_source  # noqa: E402
+from archdsl.ops import REGISTRY  # noqa: E402
+from archdsl.signatures import INITS, OPTIMIZERS, TRAIN_SETTINGS  # noqa: E402
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
+SPECS = Path(__file__).resolve().parents[2] / "specs"
+SERVER = ClientServerConfig(server_command=[sys.executable, "-m", "archdsl", "lsp"])
+
+
+@pytest_lsp.fixture(config=SERVER, scope="module")
+async def client(lsp_client: LanguageClient):
+    """A client in an initialised session with the server (shut down after the module)."""
+    capabilities = client_capabilities("visual-studio-code")
+    await lsp_client.initialize_session(types.InitializeParams(capabilities=capabilities))
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def open_document(client: LanguageClient, uri: str, text: str) -> list[types.Diagnostic]:
+    """Open a document and return the diagnostics the server publishes for it."""
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(types.TextDocumentItem(uri, "arch", 1, text))
+    )
+    return await diagnostics(client, uri)
+
+
+async def diagnostics(client: LanguageClient, uri: str) -> list[types.Diagnostic]:
+    """The next diagnostics published for `uri`."""
+    while True:
+        params = await asyncio.wait_for(
+            client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS), 20
+        )
+        if params.uri == uri:
+            return params.diagnostics
+
+
+def position(text: str, marker: str, offset: int = 0) -> types.Position:
+    """The position of `marker` (plus `offset` characters) in `text`."""
+    index = text.index(marker) + offset
+    line = text.count("\n", 0, index)
+    return types.Position(line, index - (text.rfind("\n", 0, index) + 1))
+
 
 ALEXNET = (SPECS / "alexnet.arch").read_text()
 ALEXNET_224 = ALEXNET.replace("3 x 227 x 227", "3 x 224 x 224").replace("crop(227", "crop(224")
@@ -142,6 +186,17 @@ async def test_completion_of_merge_arguments_offers_names_defined_above(client: 
     assert set(items) == {"image", "left", "right"}
 
 
+async def test_completion_in_init_and_train(client: LanguageClient):
+    at_init = position(ALEXNET, "init bias   = ", len("init bias   = "))
+    assert set(await complete(client, "alexnet", at_init)) == set(INITS)
+    at_optimizer = position(ALEXNET, "sgd(lr", len("sgd("))
+    assert set(await complete(client, "alexnet", at_optimizer)) == {
+        f"{p.name}=" for p in OPTIMIZERS["sgd"]
+    }
+    at_setting = position(ALEXNET, "  loss", 2)
+    assert set(await complete(client, "alexnet", at_setting)) == set(TRAIN_SETTINGS)
+
+
 async def test_definition_of_from_reference_and_block_call(client: LanguageClient):
     async def target(name: str, text: str, at: types.Position) -> types.Position:
         params = types.DefinitionParams(doc(name), at)
@@ -164,10 +219,15 @@ async def test_bad_input_gets_no_answer_and_no_crash(client: LanguageClient):
     for line in range(3):
         for character in (0, 5, 9, 40):
             at = types.Position(line, character)
-            assert await client.text_document_hover_async(types.HoverParams(doc("hostile"), at)) is None
+            assert (
+                await client.text_document_hover_async(types.HoverParams(doc("hostile"), at))
+                is None
+            )
             await client.text_document_completion_async(types.CompletionParams(doc("hostile"), at))
             await client.text_document_definition_async(types.DefinitionParams(doc("hostile"), at))
-    assert (await hover(client, "merging", position(MERGING, "concat"))).startswith("```arch\nconcat(")
+    assert (await hover(client, "merging", position(MERGING, "concat"))).startswith(
+        "```arch\nconcat("
+    )
 
 
 async def test_formatting_replaces_the_document_with_fmt_output(client: LanguageClient):
