@@ -26,12 +26,32 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 SERVER = ClientServerConfig(server_command=[sys.executable, "-m", "archdsl", "lsp"])
 
+ALEXNET = (SPECS / "alexnet.arch").read_text()
+ALEXNET_224 = ALEXNET.replace("3 x 227 x 227", "3 x 224 x 224").replace("crop(227", "crop(224")
+RESNET18 = (SPECS / "zoo" / "resnet18.arch").read_text()
+MERGING = """model Merging
+input image: 3 x 32 x 32
+left  = conv(8, kernel=3, pad=1) |> relu
+right = conv(8, kernel=1) from image
+both  = concat(left, right) |> global_avgpool |> flatten |> dense(10)
+"""
+SHARED = {"alexnet": ALEXNET, "resnet18": RESNET18, "merging": MERGING}  # open in every test
+SEVERITY = {"error": 1, "warning": 2, "info": 3}
+
+
+def doc(name: str) -> types.TextDocumentIdentifier:
+    """The identifier of a test document."""
+    return types.TextDocumentIdentifier(f"file:///lsp-test/{name}.arch")
+
 
 @pytest_lsp.fixture(config=SERVER, scope="module")
 async def client(lsp_client: LanguageClient):
-    """A client in an initialised session with the server (shut down after the module)."""
+    """A client in a session with the server, the shared documents open (shut down after the
+    module)."""
     capabilities = client_capabilities("visual-studio-code")
     await lsp_client.initialize_session(types.InitializeParams(capabilities=capabilities))
+    for name, text in SHARED.items():
+        await open_document(lsp_client, doc(name).uri, text)
     yield
     await lsp_client.shutdown_session()
 
@@ -59,23 +79,6 @@ def position(text: str, marker: str, offset: int = 0) -> types.Position:
     index = text.index(marker) + offset
     line = text.count("\n", 0, index)
     return types.Position(line, index - (text.rfind("\n", 0, index) + 1))
-
-
-ALEXNET = (SPECS / "alexnet.arch").read_text()
-ALEXNET_224 = ALEXNET.replace("3 x 227 x 227", "3 x 224 x 224").replace("crop(227", "crop(224")
-RESNET18 = (SPECS / "zoo" / "resnet18.arch").read_text()
-MERGING = """model Merging
-input image: 3 x 32 x 32
-left  = conv(8, kernel=3, pad=1) |> relu
-right = conv(8, kernel=1) from image
-both  = concat(left, right) |> global_avgpool |> flatten |> dense(10)
-"""
-SEVERITY = {"error": 1, "warning": 2, "info": 3}
-
-
-def doc(name: str) -> types.TextDocumentIdentifier:
-    """The identifier of a test document."""
-    return types.TextDocumentIdentifier(f"file:///lsp-test/{name}.arch")
 
 
 async def test_good_spec_has_no_problems(client: LanguageClient):
@@ -249,3 +252,10 @@ async def test_formatting_replaces_the_document_with_fmt_output(client: Language
     await open_document(client, doc("unparsable").uri, "a = |> relu")
     params = types.DocumentFormattingParams(doc("unparsable"), options)
     assert await client.text_document_formatting_async(params) == []
+
+
+async def test_readme_hover_excerpt_is_the_servers_answer(client: LanguageClient):
+    readme = (SPECS.parent / "README.md").read_text(encoding="utf-8")
+    excerpt = readme.split("<!-- lsp hover: specs/alexnet.arch conv2 -->\n```markdown\n", 1)[1]
+    excerpt = excerpt.split("\n```\n<!-- end -->", 1)[0]
+    assert await hover(client, "alexnet", position(ALEXNET, "conv2 =")) == excerpt
