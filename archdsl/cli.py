@@ -538,6 +538,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve the Language Server Protocol over stdin and stdout: diagnostics as "
         "`check` reports them, hover, completion, go-to-definition and formatting.",
     )
+    lsp.add_argument(
+        "--stdio", action="store_true", help="the default; accepted for clients that pass it"
+    )
     lsp.set_defaults(func=cmd_lsp)
     return p
 

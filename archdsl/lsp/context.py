@@ -124,7 +124,8 @@ def _assignment(scan: _Scan, words: list[str], i: int) -> None:
 def _owner(words: list[str], i: int) -> str | None:
     """What an opening bracket belongs to: the called name, or the kind of `{ }` body."""
     if words[i] == "(":
-        return words[i - 1] if i and _names(words[i - 1]) else None
+        declared = i >= 2 and words[i - 2] == BLOCK  # `block NAME(`: parameters, not arguments
+        return words[i - 1] if i and _names(words[i - 1]) and not declared else None
     if words[i] != "{":
         return None
     if i and words[i - 1] == TRAIN:
@@ -183,7 +184,8 @@ def _in_brackets(found: Context, opener: Opener, scan: _Scan, last: str) -> Cont
     """The context inside a call's parentheses or a list."""
     found.setting = scan.setting if found.area == TRAIN else None
     if opener.char == "[":
-        found.kind = SETTING_VALUE if last in ("[", ",") and found.area == TRAIN else None
+        listed = len(scan.stack) >= 2 and scan.stack[-2].owner == TRAIN  # `augment = [...]`
+        found.kind = SETTING_VALUE if last in ("[", ",") and listed else None
         return found
     found.call = opener.owner
     if last in ("(", ","):

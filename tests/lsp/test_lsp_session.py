@@ -101,6 +101,17 @@ async def test_mismatch_reports_what_check_reports(client: LanguageClient):
     assert first.severity == types.DiagnosticSeverity.Error
 
 
+async def test_ranges_count_utf16_units(client: LanguageClient):
+    text = MERGING.replace("concat(left, right)", "concat(left, \U0001d499\U0001d499)")
+    (found,) = await open_document(client, doc("astral").uri, text)
+    assert found.code == "E010"
+    start = position(text, "\U0001d499")
+    assert (found.range.start, found.range.end) == (
+        start,
+        types.Position(start.line, start.character + 4),
+    )
+
+
 async def test_fixing_and_closing_clear_diagnostics(client: LanguageClient):
     uri = doc("typing").uri
     broken = MERGING.replace("|> relu", "|> relu |>")
