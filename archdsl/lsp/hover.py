@@ -12,6 +12,7 @@ from archdsl.ops import REGISTRY
 from archdsl.ops.spec import fmt
 from archdsl.shapes import Layer, Report
 
+NAME = re.compile(r"[^\W\d]\w*")
 MAX_ROWS = 12  # op rows shown for one statement; a block call's hover says how many more
 
 
@@ -32,6 +33,15 @@ def hover_text(analysis: Analysis, occurrence: Occurrence) -> str | None:
 def op_text(name: str) -> str:
     """An op's signature and its one-line documentation."""
     return f"```arch\n{signature(name)}\n```\n\n{REGISTRY[name].doc}"
+
+
+def op_under(line: str, column: int) -> str | None:
+    """The op whose name the column is on, read from the line alone (for text that does not
+    parse yet)."""
+    for word in NAME.finditer(line):
+        if word.start() <= column <= word.end():
+            return word[0] if word[0] in REGISTRY else None
+    return None
 
 
 def signature(name: str) -> str:

@@ -13,11 +13,12 @@ from urllib.parse import unquote, urlparse
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
+from archdsl import __version__
 from archdsl.diagnostics import Diagnostic, visible
 from archdsl.lsp.analysis import Analysis, Cache
 from archdsl.lsp.completion import block_params, completions
 from archdsl.lsp.context import context_at
-from archdsl.lsp.hover import hover_text
+from archdsl.lsp.hover import hover_text, op_text, op_under
 from archdsl.lsp.ranges import Place, to_place, to_range, whole
 from archdsl.syntax import SyntaxFailure
 
@@ -35,7 +36,7 @@ class ArchServer(LanguageServer):
 
     def __init__(self):
         super().__init__(
-            "archdsl", "0.1.0", text_document_sync_kind=types.TextDocumentSyncKind.Full
+            "archdsl", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Full
         )
         self.cache = Cache()
 
@@ -129,14 +130,19 @@ def did_close(ls: ArchServer, params: types.DidCloseTextDocumentParams):
 def hover(ls: ArchServer, params: types.HoverParams):
     """A statement's shape and counts, an op's signature, a block's parameters."""
     analysis = ls.analysis(params.text_document.uri)
-    if analysis.symbols is None:
-        return None
-    found = analysis.symbols.at(ls.place(analysis, params.position))
+    place = ls.place(analysis, params.position)
+    if analysis.symbols is None:  # while the text does not parse, ops still have their hover
+        op = op_under(analysis.lines[place.line], place.column)
+        return _markdown(op_text(op), None) if op else None
+    found = analysis.symbols.at(place)
     text = hover_text(analysis, found) if found else None
-    if text is None:
-        return None
+    return _markdown(text, ls.lsp_range(analysis, found.span)) if text else None
+
+
+def _markdown(text: str, where: types.Range | None) -> types.Hover:
+    """A hover showing Markdown."""
     content = types.MarkupContent(kind=types.MarkupKind.Markdown, value=text)
-    return types.Hover(contents=content, range=ls.lsp_range(analysis, found.span))
+    return types.Hover(contents=content, range=where)
 
 
 @server.feature(types.TEXT_DOCUMENT_DEFINITION)

@@ -19,6 +19,7 @@ from lsprotocol import types  # noqa: E402
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities  # noqa: E402
 
 from archdsl.compiler import check_source  # noqa: E402
+from archdsl.lsp.hover import op_text  # noqa: E402
 from archdsl.ops import REGISTRY  # noqa: E402
 from archdsl.signatures import INITS, OPTIMIZERS, TRAIN_SETTINGS  # noqa: E402
 
@@ -239,6 +240,8 @@ async def test_bad_input_gets_no_answer_and_no_crash(client: LanguageClient):
             )
             await client.text_document_completion_async(types.CompletionParams(doc("hostile"), at))
             await client.text_document_definition_async(types.DefinitionParams(doc("hostile"), at))
+    on_conv = types.HoverParams(doc("hostile"), types.Position(0, 12))  # unparsable, still an op
+    assert (await client.text_document_hover_async(on_conv)).contents.value == op_text("conv")
     assert (await hover(client, "merging", position(MERGING, "concat"))).startswith(
         "```arch\nconcat("
     )
