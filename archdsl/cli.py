@@ -381,7 +381,7 @@ def cmd_lsp(args) -> int:
     try:  # pygls loads only here: nothing else needs it
         from archdsl.lsp.server import serve
     except ModuleNotFoundError as exc:
-        if exc.name not in ("pygls", "lsprotocol") and not (exc.name or "").startswith("pygls."):
+        if (exc.name or "").partition(".")[0] not in ("pygls", "lsprotocol"):
             raise
         raise UsageError("lsp needs pygls: pip install 'archdsl[lsp]'") from None
     serve()
