@@ -262,10 +262,10 @@ async def test_formatting_replaces_the_document_with_fmt_output(client: Language
     formatted = formatter.format_source(expected)
     await open_document(client, doc("formatted").uri, formatted)
     params = types.DocumentFormattingParams(doc("formatted"), options)
-    assert await client.text_document_formatting_async(params) == []
+    assert list(await client.text_document_formatting_async(params)) == []
     await open_document(client, doc("unparsable").uri, "a = |> relu")
     params = types.DocumentFormattingParams(doc("unparsable"), options)
-    assert await client.text_document_formatting_async(params) == []
+    assert list(await client.text_document_formatting_async(params)) == []
 
 
 async def test_readme_hover_excerpt_is_the_servers_answer(client: LanguageClient):
