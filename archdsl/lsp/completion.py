@@ -135,11 +135,13 @@ def _values(context: Context, blocks: dict[str, tuple[Param, ...]]) -> list[type
     if param is None:
         return []
     if param.kind.startswith("choice:"):
-        return [
-            _item(c, Kind.EnumMember, param.name) for c in param.kind.split(":", 1)[1].split("|")
-        ]
+        choices = param.kind.split(":", 1)[1].split("|")
+        return [_item(c, Kind.EnumMember, param.name) for c in choices]
+    truths = [_item(b, Kind.Keyword, param.kind) for b in ("true", "false")]
+    if param.kind == "bool":
+        return truths
     if param.kind in INIT_KINDS:
-        return _named(INITS, Kind.Function)
+        return _named(INITS, Kind.Function) + (truths if param.kind == "bias" else [])
     return []
 
 

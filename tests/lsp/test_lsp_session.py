@@ -208,6 +208,10 @@ async def test_completion_in_init_and_train(client: LanguageClient):
     assert set(await complete(client, "alexnet", at_optimizer)) == {
         f"{p.name}=" for p in OPTIMIZERS["sgd"]
     }
+    at_rule = position(ALEXNET, "rule=paper", len("rule="))
+    (rule,) = [p for p in OPTIMIZERS["sgd"] if p.name == "rule"]
+    assert rule.kind == "choice:paper|torch"
+    assert set(await complete(client, "alexnet", at_rule)) == {"paper", "torch"}
     at_setting = position(ALEXNET, "  loss", 2)
     assert set(await complete(client, "alexnet", at_setting)) == set(TRAIN_SETTINGS)
 
