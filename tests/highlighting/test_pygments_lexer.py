@@ -14,28 +14,12 @@ from pygments import lexers, plugin
 from pygments.token import Comment, Error, Keyword, Name, Number, Operator
 
 from archdsl.pygments_lexer import ArchLexer
+from highlight_sample import SAMPLE
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "specs").rglob("*.arch"))
-SAMPLE = """\
-model Tiny  # a comment
-input text: tokens 32 of 1000
-init conv.weight = he_normal(mode=fan_out)
-block unit(planes: int, project: bool = false) {
-  out = conv(planes, kernel=3, pad=same) |> relu  from in  if project and index == 0
-}
-towers 2 {
-  a = merge |> dense(in.channels * 2, bias=true)  expect 64
-}
-head = unit(8) * 2 |> dense(max(4, 2)) |> gelu(approximate=tanh)   expect 3 x 7 x 7
-train {
-  optimizer = sgd(lr=1e-4, rule=torch)
-  epochs    = 90
-  optimiser = adam
-}
-"""
 # every occurrence of each word in SAMPLE and the token type it gets
 EXPECTED = {
     "model": Keyword,
@@ -74,6 +58,9 @@ EXPECTED = {
     "channels": Name.Attribute,
     "true": Keyword.Constant,
     "expect": Keyword,
+    "wide": Name.Variable,
+    "stride": Name.Attribute,  # a keyword argument at the start of a line
+    "# a comment in the arguments": Comment.Single,
     "head": Name.Variable,
     "max": Name.Builtin,
     "gelu": Name.Builtin,
@@ -115,6 +102,12 @@ def test_words_get_their_token_types():
     }
     assert found["unit"] == {Name.Function, Name}  # defined, then called
     assert found["planes"] == {Name.Variable, Name}  # a parameter, then read
+
+
+def test_every_test_spec_lexes_back_to_its_text():
+    for path in sorted((ROOT / "tests").rglob("*.arch")):  # broken specs included
+        text = path.read_text(encoding="utf-8", errors="replace")
+        assert "".join(value for _, _, value in lexed(text)) == text, path
 
 
 def pyproject_entry_point() -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation, Whitespace
+from highlight_sample import SAMPLE
 from textmate_reader import tokenize
 
 from archdsl import textmate, vocabulary
@@ -84,9 +85,9 @@ def kind_scopes(token_type, text: str) -> set:
     return SCOPES_OF[token_type]
 
 
-@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize("spec", [*SPECS, "SAMPLE"])
 def test_textmate_reads_each_spec_as_pygments_does(spec):
-    text = (ROOT / spec).read_text(encoding="utf-8")
+    text = SAMPLE if spec == "SAMPLE" else (ROOT / spec).read_text(encoding="utf-8")
     scopes = tokenize(textmate.grammar(), text)
     disagreements = []
     for start, token_type, value in ArchLexer().get_tokens_unprocessed(text):
