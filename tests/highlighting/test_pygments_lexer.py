@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from highlight_sample import SAMPLE
 from pygments import lexers, plugin
 from pygments.token import Comment, Error, Keyword, Name, Number, Operator
 
 from archdsl.pygments_lexer import ArchLexer
-from highlight_sample import SAMPLE
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 

@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
-from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation, Whitespace
 from highlight_sample import SAMPLE
+from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation, Whitespace
 from textmate_reader import tokenize
 
 from archdsl import textmate, vocabulary
