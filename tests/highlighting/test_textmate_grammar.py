@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+import oniguruma
 from highlight_sample import SAMPLE
 from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation, Whitespace
 from textmate_reader import tokenize
@@ -116,3 +117,34 @@ def test_vscode_extension_contributes_the_language_and_grammar():
     pairs = [[re.sub(r"\\", "", b) for b in brackets[i : i + 2]] for i in (0, 2, 4)]
     assert config["brackets"] == pairs
     assert [[p["open"], p["close"]] for p in config["autoClosingPairs"]] == pairs
+
+
+def grammar_regexes(node) -> list[str]:
+    """Every `match`, `begin` and `end` regex of a grammar (or part of one)."""
+    if isinstance(node, list):
+        return [r for item in node for r in grammar_regexes(item)]
+    if not isinstance(node, dict):
+        return []
+    own = [node[key] for key in ("match", "begin", "end") if isinstance(node.get(key), str)]
+    return own + [r for value in node.values() for r in grammar_regexes(value)]
+
+
+def re_spans(pattern: str, line: str) -> list[tuple[tuple[int, int], ...]]:
+    """Each successive match of `pattern` in `line` by Python's re: its and its groups' spans."""
+    regex, out, pos = re.compile(pattern), [], 0
+    while pos <= len(line) and (m := regex.search(line, pos)):
+        out.append(tuple(m.span(i) for i in range(regex.groups + 1)))
+        pos = m.end() + (m.end() == m.start())
+    return out
+
+
+def test_oniguruma_reads_every_regex_as_python_does():
+    lib = oniguruma.load()
+    if lib is None:
+        pytest.skip("libonig (Oniguruma) is not installed")
+    lines = [line for spec in SPECS for line in (ROOT / spec).read_text().splitlines()]
+    lines += SAMPLE.splitlines()
+    for pattern in dict.fromkeys(grammar_regexes(textmate.grammar())):
+        regex = oniguruma.Regex(lib, pattern)
+        differing = [line for line in lines if regex.spans(line) != re_spans(pattern, line)]
+        assert differing == [], pattern
