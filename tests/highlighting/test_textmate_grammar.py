@@ -7,8 +7,8 @@ import json
 import re
 from pathlib import Path
 
-import pytest
 import oniguruma
+import pytest
 from highlight_sample import SAMPLE
 from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation, Whitespace
 from textmate_reader import tokenize
