@@ -16,7 +16,7 @@ from lark.lexer import PatternStr
 from archdsl.blocks import BLOCK_INPUT, INDEX, PARAM_KINDS, POSITION, POSITIONS
 from archdsl.expressions import NUMBER_FUNCTIONS
 from archdsl.ir_types import Padding
-from archdsl.lowering import INIT_TARGETS as INIT_TARGET_NAMES
+from archdsl.lowering import INIT_TARGETS as INIT_TARGETS  # `init weight`, `init conv.weight`
 from archdsl.lowering import LANGUAGE_WORDS, TOKEN_WORDS
 from archdsl.ops import REGISTRY
 from archdsl.signatures import (
@@ -71,7 +71,6 @@ BUILTINS = (BLOCK_INPUT, INDEX, POSITION, POSITIONS, MERGE)  # names blocks and 
 SETTINGS = TRAIN_SETTINGS  # `NAME = value` in `train { }`
 PARAM_TYPES = tuple(PARAM_KINDS)  # `block NAME(planes: int)`
 INPUT_WORDS = TOKEN_WORDS  # `input text: tokens 32 of 1000`
-INIT_TARGETS = INIT_TARGET_NAMES  # `init weight`, `init conv.weight`
 
 
 def word_lists() -> dict[str, tuple[str, ...]]:
