@@ -138,8 +138,7 @@ class Writer:
         if len(parts) < 3:  # train, towers N
             return [Line(indent + " ".join(str(p) for p in parts))]
         head = f"{indent}block {parts[1]}"
-        params = [parts[2], *parts[3:-1], parts[-1]]
-        lines = self.layout.sequence(params, len(head))
+        lines = self.layout.sequence(parts[2:], len(head))
         lines[0].text = head + lines[0].text
         return lines
 

@@ -18,10 +18,10 @@ from lark import Token, Tree
 from archdsl.formatter_source import Comment, Source, key, tokens_of
 
 WIDTH = 100
-_WRAPPABLE = {"call", "list", "keyword_arg", "positional_arg", "call_args", "element", "paren"}
-_ARGUMENTS = ("arglist", "block_params")
 _SPACED = {"conditional", "logical_or", "logical_and", "compare", "binary", "logical_not"}
-_WRAPPABLE |= _SPACED
+_LISTS = {"list", "call_args"}  # bracketed items, filled line by line
+_ARGUMENTS = ("arglist", "block_params")
+_WRAPPABLE = {"call", "keyword_arg", "positional_arg", "element", "paren"} | _LISTS | _SPACED
 
 
 @dataclass
@@ -245,9 +245,6 @@ def _operator_break(parts, index: int) -> bool:
     operator, previous, following = parts[index], parts[index - 1], parts[index + 1]
     before = tokens_of(previous)[-1].end_line < operator.line
     return before or tokens_of(following)[0].line > operator.line
-
-
-_LISTS = {"list", "call_args"}
 
 
 def _items(parts) -> list[_Unit]:
