@@ -8,7 +8,9 @@ import re
 
 import pytest
 from core_helpers import BAD_DIR, ROOT, SHIPPED_SPECS, WARN_DIR, relative
+from hypothesis import given, settings
 from lark import Lark, Token
+from test_front_end_properties import DETERMINISTIC, mutants
 
 from archdsl.compiler import check_source
 from archdsl.formatter import format_source
@@ -20,10 +22,8 @@ CORPORA = sorted(
 _POSITIONS = re.compile(r"\b(line \d+|[\w<>.-]+:\d+:\d+)")
 
 
-@pytest.fixture(scope="module")
-def tokens_parser() -> Lark:
-    """The grammar's parser keeping every token: an independent reading of a formatted spec."""
-    return Lark(GRAMMAR.read_text(encoding="utf-8"), parser="lalr", keep_all_tokens=True)
+# the grammar's parser keeping every token: an independent reading of a formatted spec
+_PARSER = Lark(GRAMMAR.read_text(encoding="utf-8"), parser="lalr", keep_all_tokens=True)
 
 
 def _tokens(parser: Lark, text: str) -> list[tuple[str, str]]:
@@ -95,25 +95,25 @@ def test_every_shipped_spec_is_formatted():
     assert not changed, f"run `archdsl fmt` on {changed}"
 
 
-def test_a_spoiled_layout_formats_back_to_the_shipped_spec(tokens_parser):
+def test_a_spoiled_layout_formats_back_to_the_shipped_spec():
     """Each shipped spec with its spacing, alignment and indentation spoiled formats back to
     itself, with the same tokens and IR on the way."""
     for path in SHIPPED_SPECS:
         text = path.read_text()
         messy = _messy(text)
         assert messy != text
-        assert _tokens(tokens_parser, messy) == _tokens(tokens_parser, text), relative(path)
+        assert _tokens(_PARSER, messy) == _tokens(_PARSER, text), relative(path)
         assert format_source(messy) == text, relative(path)
 
 
-def test_formatting_the_corpora_keeps_meaning_and_comments(tokens_parser):
+def test_formatting_the_corpora_keeps_meaning_and_comments():
     """The bad and warn corpora and the test specs: same tokens, IR, diagnostics and comments
     after formatting, and a second pass changes nothing (those that do not parse are refused)."""
     refused, failures = 0, {}
     for path in CORPORA:
         text = path.read_text()
         try:
-            found = _problems(tokens_parser, text)
+            found = _problems(_PARSER, text)
         except SyntaxFailure as exc:
             assert exc.diagnostic.code in ("E001", "E006")
             assert check_source(text, "<stdin>").diagnostics == [exc.diagnostic]
@@ -194,13 +194,13 @@ train {
 """
 
 
-def test_comments_stay_where_they_belong(tokens_parser):
+def test_comments_stay_where_they_belong():
     """Own-line comments before what they precede, end-of-line ones at the end of their line,
     inside pipelines and argument lists too; a comment where no break can go keeps its
     statement as written."""
     assert format_source(TRICKY) == TRICKY_FORMATTED
     assert _comments(TRICKY_FORMATTED) == _comments(TRICKY)
-    assert not _problems(tokens_parser, TRICKY)
+    assert not _problems(_PARSER, TRICKY)
 
 
 def test_numbers_shapes_and_parentheses_are_kept_as_written():
@@ -254,7 +254,7 @@ def test_a_spec_that_does_not_parse_gets_the_check_diagnostic():
 
 
 @pytest.mark.slow
-def test_the_fuzz_corpus_formats_keeping_meaning(tokens_parser):
+def test_the_fuzz_corpus_formats_keeping_meaning():
     """Random valid specs of the differential fuzzer and their mutations, through the same
     checks as the corpora."""
     from difffuzz import harness
@@ -263,9 +263,32 @@ def test_the_fuzz_corpus_formats_keeping_meaning(tokens_parser):
     failures = {}
     for label, spec in valid + mutated:
         try:
-            found = _problems(tokens_parser, spec.text())
+            found = _problems(_PARSER, spec.text())
         except SyntaxFailure:
             continue
         if found:
             failures[label] = found
     assert not failures
+
+
+def _mutant_formats_soundly(parser: Lark, text: str) -> None:
+    """A mutated spec is refused with the front end's diagnostic, or formats keeping meaning."""
+    try:
+        assert not _problems(parser, text)
+    except SyntaxFailure as exc:
+        assert check_source(text, "<stdin>").diagnostics == [exc.diagnostic]
+
+
+@settings(max_examples=40, **DETERMINISTIC)
+@given(mutants())
+def test_mutated_specs_format_soundly(text):
+    """The front end's hypothesis mutants (odd characters, swapped tokens, shuffled lines)."""
+    _mutant_formats_soundly(_PARSER, text)
+
+
+@pytest.mark.slow
+@settings(max_examples=3000, **DETERMINISTIC)
+@given(mutants())
+def test_many_mutated_specs_format_soundly(text):
+    """As above, thousands of them."""
+    _mutant_formats_soundly(_PARSER, text)
