@@ -30,7 +30,7 @@ def _tokens(parser: Lark, text: str) -> list[tuple[str, str]]:
     """The spec's tokens as written (shapes with `x` unspaced), without trailing commas."""
     leaves = [t for t in parser.parse(text).scan_values(lambda v: isinstance(v, Token))]
     leaves.sort(key=lambda t: t.start_pos)
-    words = [(t.type, re.sub(r"\s+", "", str(t)).lower()) for t in leaves]
+    words = [(t.type, re.sub(r"\s+", "", t).lower() if t.type == "DIMS" else t) for t in leaves]
     closers = (")", "]")
     return [
         word
