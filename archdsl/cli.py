@@ -513,6 +513,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--force", action="store_true", help="overwrite existing files")
     m.set_defaults(func=cmd_import)
 
+    _fmt_flags(sub.add_parser("fmt", help="rewrite specs in the canonical layout (see --check)"))
+
     t = _compile_flags(
         sub.add_parser(
             "train",
@@ -554,6 +556,23 @@ def _compile_flags(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     parser.add_argument("--strict", action="store_true", help="treat warnings as errors")
     return parser
+
+
+def _fmt_flags(parser: argparse.ArgumentParser) -> None:
+    """`archdsl fmt FILE... [--check]` or `archdsl fmt --stdin`."""
+    parser.add_argument("files", nargs="*", metavar="FILE")
+    parser.add_argument(
+        "--check", action="store_true", help="write nothing: print the diffs, exit 1 if any"
+    )
+    parser.add_argument("--stdin", action="store_true", help="format stdin to stdout")
+    parser.set_defaults(func=cmd_fmt)
+
+
+def cmd_fmt(args) -> int:
+    """Rewrite specs in the canonical layout (archdsl/formatter_cli.py)."""
+    from archdsl.formatter_cli import cmd_fmt as fmt
+
+    return fmt(args)
 
 
 def _positive(text: str) -> int:

@@ -51,6 +51,7 @@ from archdsl.train_groups import GROUP_SETTINGS, Groups, check_overlap, group_se
 
 IDENTIFIER_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 LANGUAGE_WORDS = {"model", "input", "init", "train", "from", "expect", "true", "false", "none"}
+TOKEN_WORDS = ("tokens", "of")  # the words of `input NAME: tokens L of V`
 # The public attributes of torch.nn.Module (as of torch 2.14) and the modules generated code
 # imports: a statement of that name would shadow them in model.py.
 FRAMEWORK_MEMBERS = {
@@ -236,7 +237,7 @@ class _Lowering:
 
     def _token_words_ok(self, d: InputDecl) -> bool:
         """`tokens L of V`: E004 at the first word that is not the one expected."""
-        for (word, span), wanted in zip(d.words, ("tokens", "of"), strict=True):
+        for (word, span), wanted in zip(d.words, TOKEN_WORDS, strict=True):
             if word != wanted:
                 self._report(
                     error(

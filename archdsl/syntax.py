@@ -11,6 +11,7 @@ from typing import Any
 
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.lexer import TerminalDef
 
 from archdsl.diagnostics import Diagnostic, error
 
@@ -225,6 +226,11 @@ def _parser() -> Lark:
         maybe_placeholders=False,
         transformer=_ToNodes(),
     )
+
+
+def terminals() -> list[TerminalDef]:
+    """The grammar's terminals: its keywords, symbols and the patterns of names and numbers."""
+    return _parser().terminals
 
 
 def _pos(item) -> Pos:

@@ -39,10 +39,10 @@ EXPECTED: dict[str, Counter] = {
     ),
     # 227 with the paper's padding: all windows tile; batchnorm instead of LRN.
     "variants/seed001_bn_sequential.arch": _n(("I201", 23)),
-    # 224, no padding: conv1 54.25 and pool 26.5 (line 20), conv2 26 -> 22, pool 10.5 (21),
-    # conv3-5 10 -> 8 -> 6 -> 4, pool 1.5 (24) leaving 256 x 1 x 1 before flatten (W104, 25).
+    # 224, no padding: conv1 54.25 and pool 26.5 (line 20), conv2 26 -> 22, pool 10.5 (22),
+    # conv3-5 10 -> 8 -> 6 -> 4, pool 1.5 (25) leaving 256 x 1 x 1 before flatten (W104, 26).
     "variants/seed002_keras_bn.arch": _n(
-        ("W101", 20), ("W101", 20), ("W101", 21), ("W101", 24), ("W104", 25), ("I201", 28)
+        ("W101", 20), ("W101", 20), ("W101", 22), ("W101", 25), ("W104", 26), ("I201", 29)
     ),
     # resize to 224; conv1 stride 4 pad same -> 56 (padding absorbs the rest), pool 56 -> 27.5
     # (W101, line 23); conv2 -> 7, pool -> 3, conv3 -> 1, then 3x3 convs on 1x1 maps (W102 on

@@ -164,8 +164,8 @@ def test_a_changed_eps_breaks_the_exchange(exchanged):
     directory = exchanged("resnet18")
     text = spec.read_text(encoding="utf-8")
     planted = text.replace(
-        "conv2 = conv(planes, kernel=3, pad=1, bias=false) |> batchnorm",
-        "conv2 = conv(planes, kernel=3, pad=1, bias=false) |> batchnorm(eps=0.001)",
+        "conv2      = conv(planes, kernel=3, pad=1, bias=false) |> batchnorm",
+        "conv2      = conv(planes, kernel=3, pad=1, bias=false) |> batchnorm(eps=0.001)",
     )
     assert planted != text
     expected = np.load(directory / "torch_out.npz")["out"]

@@ -225,8 +225,8 @@ def test_a_changed_eps_is_caught(tmp_path):
     """The spec with one batch norm's eps changed to GoogLeNet's 1e-3 no longer matches."""
     source = (ZOO / "resnet18.arch").read_text(encoding="utf-8")
     planted = source.replace(
-        "conv2 = conv(planes, kernel=3, pad=1, bias=false) |> batchnorm",
-        "conv2 = conv(planes, kernel=3, pad=1, bias=false) |> batchnorm(eps=0.001)",
+        "conv2      = conv(planes, kernel=3, pad=1, bias=false) |> batchnorm",
+        "conv2      = conv(planes, kernel=3, pad=1, bias=false) |> batchnorm(eps=0.001)",
     )
     assert planted != source
     directory = compile_to(check(planted, "planted.arch"), tmp_path / "planted")
