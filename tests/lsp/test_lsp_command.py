@@ -14,11 +14,13 @@ from archdsl.lsp.completion import block_params, completions
 from archdsl.lsp.context import context_at
 from archdsl.lsp.hover import hover_text
 import archdsl.lsp.server
+from archdsl.formatter import format_source
 text = open("specs/zoo/resnet18.arch").read()
 analysis = analyse(text, "resnet18.arch")
 for occurrence in analysis.symbols.occurrences:
     hover_text(analysis, occurrence)
 completions(context_at(text, text.index("|> flatten") + 3), block_params(analysis.symbols))
+format_source(text)
 print("HEAVY:" + ",".join(m for m in ("torch", "tensorflow", "numpy") if m in sys.modules))
 """
 WITHOUT_PYGLS = """
