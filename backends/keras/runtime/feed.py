@@ -32,9 +32,8 @@ class Feed:
     def __init__(self, data, pipeline, seed, workers, sample_spec):
         """data: (array, label) items; pipeline: (array, rng) -> array of sample_spec, a
         tf.TensorSpec of one augmented item (float32 image(s) or int32 token ids)."""
-        pipeline = getattr(
-            pipeline, "computed", lambda: pipeline
-        )()  # a common Pipeline
+        if hasattr(pipeline, "computed"):  # a common Pipeline
+            pipeline = pipeline.computed()
         self.data, self.pipeline, self.seed = data, pipeline, seed
         self.workers, self.sample_spec = max(1, workers), sample_spec
         self.failure = None  # the first DataError a worker met, re-raised as it is
