@@ -13,8 +13,6 @@ device. The figures are the median images/s over --rounds
 passes and the median CPU time (all of the process's threads) per image; the ratio is new / old
 of the median images/s. Goal: >= 1.0. On a loaded machine the images/s follow the share of the
 cores the scheduler gives each feed's threads; the CPU time per image is the steadier figure.
-The new feed runs the pipeline's computed() copy (normalize() by arithmetic, the table's
-values); --peer-computed gives the old Loader that copy too, leaving tf.data's own cost.
 TensorFlow only (never torch in this process).
 """
 
@@ -137,11 +135,10 @@ def new_pass(data, pipeline, order, args, strategy, shape):
 def measure(name, data, augment, hw, args, strategy):
     """Alternate the two feeds over `data`; print the medians and the ratio."""
     pipeline = build_pipeline(augment, hw, train=True)
-    peer_pipeline = pipeline.computed() if args.peer_computed else pipeline
     steps = len(data) // args.batch
     order = np.random.default_rng([0, 2, 0]).permutation(len(data))[: steps * args.batch]
     feeds = {
-        "thread pool (old)": lambda: old_pass(data, peer_pipeline, order, args, strategy),
+        "thread pool (old)": lambda: old_pass(data, pipeline, order, args, strategy),
         "tf.data (new)": lambda: new_pass(data, pipeline, order, args, strategy, (*hw, 3)),
     }
     rates, cpu = {label: [] for label in feeds}, {label: [] for label in feeds}
@@ -168,11 +165,6 @@ def main():
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
     p.add_argument("--rounds", type=int, default=3, help="timed passes of each feed")
-    p.add_argument(
-        "--peer-computed",
-        action="store_true",
-        help="the old Loader runs the pipeline's computed() copy too (as the new feed does)",
-    )
     args = p.parse_args()
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     print(

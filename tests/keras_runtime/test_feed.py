@@ -170,9 +170,9 @@ def test_a_jpeg_folder_trains_to_the_same_metrics_with_any_worker_count(run_trai
     assert rows[0] == rows[1]
 
 
-def test_every_level_of_every_channel_normalizes_as_the_pipeline_table(rt):
-    """The feed's pipeline computes normalize() where the common one reads its table:
-    every uint8 level of each channel (one image holds them all) gives the same float32."""
+def test_every_level_of_every_channel_normalizes_as_a_per_pixel_broadcast(rt):
+    """normalize() works a row of pixels at a time: every uint8 level of each channel (one
+    image holds them all) gives the float32 of the plain per-pixel broadcast."""
     feed, aug = rt
     levels = np.arange(256, dtype=np.uint8)
     image = np.stack([np.roll(levels, 7 * c) for c in range(3)], -1).reshape(16, 16, 3)
@@ -181,5 +181,5 @@ def test_every_level_of_every_channel_normalizes_as_the_pipeline_table(rt):
     pipeline = aug.build_pipeline(augment, HW, train=True)
     ((x, _),) = feed_batches(feed, data, pipeline, (*HW, 3), np.arange(2), 2)
     np.testing.assert_array_equal(x, reference(aug, pipeline, data, EPOCH, [0, 1])[0])
-    table = pipeline.steps[-1].table
-    np.testing.assert_array_equal(x[0], np.stack([table[c][image[..., c]] for c in range(3)], -1))
+    mean, std = (np.float32(AUGMENT[2][key]) for key in ("mean", "std"))
+    np.testing.assert_array_equal(x[0], (image.astype(np.float32) / 255.0 - mean) / std)

@@ -5,9 +5,7 @@ PyTorch trainer makes, so both trainers see the same pixels for the same (seed, 
 tf.data makes AHEAD batches at once in a deterministic map, one tf.numpy_function call per
 batch whose items are augmented by the Feed's `workers` threads (Pillow and NumPy release the
 GIL for their heavy parts), stacked once and mixed (mixup / cutmix) with the generator of
-(seed, epoch, batch), and prefetches AHEAD batches ahead of the step. A common Pipeline runs
-as its computed() copy: normalize() by arithmetic rather than from its table, the same values
-in less time (bench/keras_feed.py).
+(seed, epoch, batch), and prefetches AHEAD batches ahead of the step.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -32,8 +30,6 @@ class Feed:
     def __init__(self, data, pipeline, seed, workers, sample_spec):
         """data: (array, label) items; pipeline: (array, rng) -> array of sample_spec, a
         tf.TensorSpec of one augmented item (float32 image(s) or int32 token ids)."""
-        if hasattr(pipeline, "computed"):  # a common Pipeline
-            pipeline = pipeline.computed()
         self.data, self.pipeline, self.seed = data, pipeline, seed
         self.workers, self.sample_spec = max(1, workers), sample_spec
         self.failure = None  # the first DataError a worker met, re-raised as it is
