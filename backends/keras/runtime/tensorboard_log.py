@@ -22,9 +22,10 @@ class TensorBoardSink:
         event = tf.compat.v1.Event(
             step=step + 1, wall_time=time.time(), session_log=start
         )
-        # tf.summary has no call for a session log: the op under its import_event
+        # tf.summary has no call for a session log: the op its import_event runs (which
+        # reads the writer's _resource the same way)
         tf.raw_ops.ImportEvent(
-            writer=self.writer._resource,  # noqa: SLF001
+            writer=self.writer._resource,
             event=event.SerializeToString(),
         )
 
