@@ -39,8 +39,8 @@ class TensorBoardSink:
         """The model's graph (torch.jit.trace in eval mode); a warning where tracing
         fails."""
         try:
-            with warnings.catch_warnings():  # torch.jit.trace's deprecation
-                warnings.simplefilter("ignore", FutureWarning)
+            with warnings.catch_warnings():  # the tracer's own warnings
+                warnings.simplefilter("ignore")
                 self.writer.add_graph(net, example)
         except Exception as err:  # noqa: BLE001 - the tracer fails in many ways
             why = str(err).strip().splitlines() or [type(err).__name__]
