@@ -1,5 +1,5 @@
 """The Keras trainer's run log: TensorBoard event files (tf.summary) in OUT/tensorboard,
---wandb and --mlflow (run_logging.py)."""
+--wandb and --mlflow (run_logging.py); training points read with the checkpoints."""
 
 import time
 
@@ -59,6 +59,41 @@ class TensorBoardSink:
         self.writer.close()
 
 
+class DeferredRunLog(RunLog):
+    """A RunLog whose training points are read from the device only with each checkpoint
+    (flush) and at the epoch's end, which read it anyway: the step loop never waits for
+    the device. Their learning rate is read then (the schedules change it only between
+    epochs)."""
+
+    def __init__(self, sinks, every, loss_sum=0.0, seen=0, step=0):
+        """As RunLog."""
+        super().__init__(sinks, every, loss_sum, seen, step)
+        self.pending, self.lr = [], None
+
+    def after_steps(self, loss_sum, seen, step, count, lr):
+        """Keep a due point's loss sum (a device scalar) for later."""
+        if self.due(step, count):
+            self.pending.append((loss_sum, seen, step, time.perf_counter()))
+            self.lr = lr
+
+    def log_pending(self, lr):
+        """Log the points kept so far."""
+        pending, self.pending = self.pending, []
+        for loss_sum, seen, step, now in pending:
+            self.train_point(float(loss_sum), seen, step, now, lr)
+
+    def flush(self):
+        """Log the points kept so far, then flush the sinks."""
+        if self.pending:
+            self.log_pending(self.lr())
+        super().flush()
+
+    def epoch(self, row, loss_sum, seen, end):
+        """Log the points kept so far, then as RunLog."""
+        self.log_pending(row["lr"])
+        super().epoch(row, loss_sum, seen, end)
+
+
 def open_run_log(args, name, totals, step, net):
     """The run log, its windows starting at the epoch's totals (loss sum, images) and
     `step`; the model's graph goes to TensorBoard on a fresh start."""
@@ -69,4 +104,5 @@ def open_run_log(args, name, totals, step, net):
             board.graph(net)
         return board
 
-    return RunLog(open_sinks(args, name, tensorboard), args.log_every, *totals, step)
+    sinks = open_sinks(args, name, tensorboard)
+    return DeferredRunLog(sinks, args.log_every, *totals, step)
