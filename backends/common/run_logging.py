@@ -28,7 +28,7 @@ EPOCH_TAGS = {  # metrics.csv's fields -> tags
     "val_top5_error": "val/top5_error",
 }
 STEP_TAGS = ("train/loss", "train/lr", "train/images_per_s")
-PACKAGES = {"wandb": "wandb", "mlflow": "mlflow"}  # flag -> package
+TRACKERS = ("wandb", "mlflow")  # each the name of its flag and of its package
 EXIT_CODES = {"finished": 0, "failed": 1, "killed": 130}  # a run's end, for wandb
 
 
@@ -63,11 +63,11 @@ def add_logging_flags(parser):
 
 def check_packages(args):
     """UsageError when --wandb or --mlflow asks for a package that is not installed."""
-    for flag, package in PACKAGES.items():
-        if getattr(args, flag) and importlib.util.find_spec(package) is None:
+    for name in TRACKERS:
+        if getattr(args, name) and importlib.util.find_spec(name) is None:
             raise UsageError(
-                f"--{flag}: the {package} package is not installed "
-                f"(pip install {package}); run without --{flag}"
+                f"--{name}: the {name} package is not installed "
+                f"(pip install {name}); run without --{name}"
             )
 
 
@@ -140,7 +140,8 @@ def open_sinks(args, name, tensorboard):
         )
     elif args.tensorboard:
         sinks.append(tensorboard())
-    for flag, kind in (("wandb", WandbSink), ("mlflow", MlflowSink)):
+    kinds = dict(zip(TRACKERS, (WandbSink, MlflowSink), strict=True))
+    for flag, kind in kinds.items():
         if getattr(args, flag):
             try:
                 sinks.append(kind(args, name))

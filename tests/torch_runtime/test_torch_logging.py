@@ -34,6 +34,16 @@ def test_a_tracker_that_is_not_installed_is_one_line_and_exit_2(load, tmp_path, 
     assert not out.exists()  # refused before the run folder is touched
 
 
+def test_a_tracker_that_cannot_start_is_one_line_and_exit_2(load, tmp_path, monkeypatch, capsys):
+    calls = []
+    wandb = fake_package("wandb", calls)
+    monkeypatch.setattr(wandb, "init", lambda **kw: 1 / 0, raising=False)
+    monkeypatch.setitem(sys.modules, "wandb", wandb)
+    argv = [*TINY, "--wandb", "--no-tensorboard", "--out", str(tmp_path / "run")]
+    assert load("train").main(argv) == 2
+    assert capsys.readouterr().err == "error: --wandb: cannot start the run (division by zero)\n"
+
+
 def test_trackers_get_the_scalars_of_the_event_files_and_metrics_csv(load, tmp_path, monkeypatch):
     """Epoch 1, then epoch 2, then epoch 2 again from epoch 1's checkpoint with the
     trackers: TensorBoard shows the last run's epoch 2 (the first one's purged), the

@@ -527,7 +527,6 @@ class Trainer:
         self.eval_net, self.train_net = self.wrap_net()
         self.agreement = StopAgreement(self.world, STOP_CHECK_EVERY)
         self.writer, self.readout = CheckpointWriter(), LaggedReadout()
-        self.stop = StopFlag()
         self.logs = open_run_log(
             args,
             spec.MODEL_NAME,
@@ -536,6 +535,7 @@ class Trainer:
             self.state["global_step"],
             lambda: (self.net, self.example_input()),
         )
+        self.stop = StopFlag()
 
     def example_input(self):
         """A batch of one zero input on the (first) device, for tracing the model."""
