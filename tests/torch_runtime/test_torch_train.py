@@ -158,6 +158,8 @@ def test_torchrun_two_processes_end_with_identical_weights(assemble_into, run_co
         assert torch.equal(ranks[0][name], ranks[1][name]), name
         assert torch.equal(ranks[0][name], saved[name]), name
     assert metrics(run_dir / "out")[-1][:2] == ["2", "12"]  # 100 images a rank, 16 a batch: 6 steps
+    assert len(list((run_dir / "out" / "tensorboard").iterdir())) == 1  # rank 0's events only
+    event_files.check_run(run_dir / "out", resumed=True)  # train/*: rank 0's batches
 
 
 @pytest.mark.slow
