@@ -6,11 +6,15 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
 pytest.importorskip("keras")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "logging_common"))
+import event_files  # noqa: E402
 
 FAST = ["--synthetic-per-class", "40", "--batch-size", "16", "--workers", "2"]
 REPRODUCIBLE = ("epoch", "train_loss", "val_loss", "val_error", "val_top5_error", "lr")
@@ -145,6 +149,7 @@ def test_interrupt_and_resume_reproduces_the_run(
     assert len(metrics(tmp_path)) < 5
     assert_ok(run_train(*flags, "--resume"))
     assert reproducible(tmp_path) == full_run
+    event_files.check_run(tmp_path, resumed=True)  # TensorBoard: metrics.csv's epochs
 
 
 MIRRORED_STEP = """

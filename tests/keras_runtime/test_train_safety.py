@@ -207,7 +207,8 @@ def saved(outdir, tmp_path_factory):
 
 def test_unfinished_saves_are_removed_at_start(saved):
     out, _, _ = saved
-    assert {p.name for p in out.iterdir()} == {".lock", "last.npz", "metrics.csv", "metrics.png"}
+    files = {".lock", "last.npz", "metrics.csv", "metrics.png", "tensorboard"}
+    assert {p.name for p in out.iterdir()} == files
 
 
 def meta_of(value=None, text=None):

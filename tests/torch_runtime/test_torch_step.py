@@ -319,7 +319,7 @@ def test_a_crash_leaves_the_last_background_save_whole(assemble_into, run_comman
     done = run_command([sys.executable, "crash.py", *map(str, argv), "--out", "out"], run_dir)
     assert done.returncode == 1 and "the device fell off the bus" in done.stderr
     out = run_dir / "out"
-    files = [".lock", "last.pt", "metrics.csv", "metrics.png"]
+    files = [".lock", "last.pt", "metrics.csv", "metrics.png", "tensorboard"]
     assert sorted(p.name for p in out.iterdir()) == files  # no temp file left
     ckpt = torch.load(out / "last.pt", weights_only=True)
     assert ckpt["state"] == {"epoch": 0, "batches_done": 2, "global_step": 2}

@@ -5,10 +5,14 @@ import re
 import signal
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 torch = pytest.importorskip("torch")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "logging_common"))
+import event_files  # noqa: E402
 
 # 500 synthetic images, 20 steps per epoch
 BASE = ("--synthetic-per-class", 50, "--epochs", 3, "--batch-size", 25, "--seed", 5, "--workers", 0)
@@ -48,6 +52,13 @@ def test_training_lowers_the_loss_and_beats_chance(reference):
     assert len(ckpt["metrics"]) == 3 and set(ckpt["rng"]) == {"python", "numpy", "torch", "cuda"}
 
 
+def test_event_files_hold_the_metrics_and_the_graph(reference):
+    acc = event_files.check_run(reference[0])  # every epoch's row; windows add up
+    steps = [s for s, _ in event_files.scalars(acc)["train/loss"]]
+    assert steps == [10, 20, 30, 40, 50, 60]  # --log-every 10; epochs end at 20, 40, 60
+    assert {"aten::_convolution", "aten::linear"} <= event_files.graph_ops(acc)
+
+
 def resumed_from(stdout):
     """(epoch, step) from the header of a resumed run."""
     epoch, step = re.search(r"from epoch (\d+), step (\d+)", stdout).groups()
@@ -70,6 +81,7 @@ def test_sigkill_mid_epoch_then_resume_reproduces_the_run(
     epoch, step = resumed_from(result.stdout)
     assert step % 7 == 0 and step % 20 != 0 and step < 60  # resumed inside an epoch
     assert metrics(out) == metrics(reference[0])
+    event_files.check_run(out, resumed=True)  # the killed run's later events purged
 
 
 def test_sigkill_between_epochs_then_resume_reproduces_the_run(
@@ -146,6 +158,8 @@ def test_torchrun_two_processes_end_with_identical_weights(assemble_into, run_co
         assert torch.equal(ranks[0][name], ranks[1][name]), name
         assert torch.equal(ranks[0][name], saved[name]), name
     assert metrics(run_dir / "out")[-1][:2] == ["2", "12"]  # 100 images a rank, 16 a batch: 6 steps
+    assert len(list((run_dir / "out" / "tensorboard").iterdir())) == 1  # rank 0's events only
+    event_files.check_run(run_dir / "out", resumed=True)  # train/*: rank 0's batches
 
 
 @pytest.mark.slow

@@ -251,7 +251,7 @@ def test_unfinished_saves_are_removed_at_start(run_train, tmp_path):
     result = run_train(*TINY, "--max-steps", 1, "--out", out)
     assert result.returncode == 0, result.stderr
     left = {p.name for p in out.iterdir()}
-    assert left == {*kept, ".lock", "last.pt", "metrics.csv", "metrics.png"}
+    assert left == {*kept, ".lock", "last.pt", "metrics.csv", "metrics.png", "tensorboard"}
     assert beside.exists()
 
 

@@ -37,6 +37,7 @@ from imagefolder import DataError
 from metrics_log import MetricsLog, ProgressBar, atomic_write
 from npzcheck import printable
 from portable import WeightsError, read_npz
+from run_logging import add_logging_flags, check_packages
 from trainer_args import (
     Interrupted,
     UsageError,
@@ -58,6 +59,7 @@ from warm_start import add_init_flags, init_request, warm_start
 from ema import WeightAverage  # beside this file in the repository, too
 from fast_defaults import add_fast_flags, modes_text, resolve_fast_defaults
 from feed import Feed, distribute
+from tensorboard_log import open_run_log
 from weights import load_arrays, portable_variables
 
 CHECKPOINT = "last.npz"
@@ -78,6 +80,7 @@ def parse_args(argv=None):
         "--channels-last", action="store_true", help="accepted; Keras always is"
     )
     add_init_flags(p)
+    add_logging_flags(p)
     return p.parse_args(argv)
 
 
@@ -309,6 +312,7 @@ class Trainer:
         """Build everything, restoring a checkpoint for --resume."""
         self.args, self.stop = args, StopFlag()
         check_trainable(spec)
+        check_packages(args)
         self.init = init_request(args)
         self.run_lock = claim_run_folder(args.out, CHECKPOINT)
         self.devices = replica_devices(args.device, args.devices)
@@ -333,6 +337,13 @@ class Trainer:
         resume = resume_path(args, CHECKPOINT)
         if resume is not None:
             self.restore(resume)
+        self.logs = open_run_log(
+            args,
+            spec.MODEL_NAME,
+            (self.loss_sum, self.seen),
+            self.state["global_step"],
+            self.net,
+        )
 
     def loader(self, data, train):
         """A Feed with the spec's training or evaluation pipeline (token ids pass
@@ -434,6 +445,9 @@ class Trainer:
             st["batches_done"] += count
             st["global_step"] += count
             self.update_ema(epoch)
+            self.logs.after_steps(
+                self.loss_sum, self.seen, st["global_step"], count, self.lr
+            )
             bar.update(st["batches_done"], loss=self.mean_loss)
             if self.args.save_every and st["global_step"] % self.args.save_every == 0:
                 self.save()
@@ -501,6 +515,7 @@ class Trainer:
         }
         atomic_write(self.args.out / CHECKPOINT, lambda f: np.savez(f, **arrays))
         self.log.write()
+        self.logs.flush()
 
     def restore(self, path):
         """Load a checkpoint written by save(), checking its structure before using it."""
@@ -542,6 +557,7 @@ class Trainer:
         row.update(images_per_s=images / max(train_seconds, 1e-9))
         row.update(seconds=time.perf_counter() - start)
         self.log.append(**row)
+        self.logs.epoch(row, self.loss_sum, self.seen, start + train_seconds)
         self.state.update(epoch=epoch + 1, batches_done=0)
         self.loss_sum, self.seen = 0.0, 0
         self.save()
@@ -602,7 +618,9 @@ class Trainer:
 
 def train(args):
     """Run a training; returns the trained model."""
-    return Trainer(args).run()
+    trainer = Trainer(args)
+    with trainer.logs:  # closed also on Ctrl-C and errors
+        return trainer.run()
 
 
 def main(argv=None):

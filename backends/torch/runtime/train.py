@@ -49,6 +49,7 @@ from ema_rule import ema_decay, updates_after, warmup_epochs
 from imagefolder import DataError
 from metrics_log import MetricsLog, ProgressBar
 from npzcheck import printable
+from run_logging import add_logging_flags, check_packages
 from trainer_args import (
     DEVICES_MAX,
     Interrupted,
@@ -80,6 +81,7 @@ from gpu_decode import (
     mix_on_device,
 )
 from nosync import LaggedReadout, StopAgreement
+from tensorboard_log import open_run_log
 from weights import load_arrays, portable_tensors
 
 CHECKPOINT = "last.pt"
@@ -107,6 +109,7 @@ def parse_args(argv=None):
         help="under torchrun on CUDA: batch norm statistics over the global batch",
     )
     add_init_flags(p)
+    add_logging_flags(p)
     return p.parse_args(argv)
 
 
@@ -475,6 +478,7 @@ class Trainer:
     def __init__(self, args):
         """Build everything, restoring a checkpoint for --resume."""
         check_trainable(spec)
+        check_packages(args)
         init = init_request(args)
         self.args = args
         self.devices = placement(args)
@@ -523,7 +527,20 @@ class Trainer:
         self.eval_net, self.train_net = self.wrap_net()
         self.agreement = StopAgreement(self.world, STOP_CHECK_EVERY)
         self.writer, self.readout = CheckpointWriter(), LaggedReadout()
+        self.logs = open_run_log(
+            args,
+            spec.MODEL_NAME,
+            self.lead,
+            (self.loss_sum, self.seen),
+            self.state["global_step"],
+            lambda: (self.net, self.example_input()),
+        )
         self.stop = StopFlag()
+
+    def example_input(self):
+        """A batch of one zero input on the (first) device, for tracing the model."""
+        dtype = torch.long if is_text_model(spec) else torch.float32
+        return torch.zeros((1, *spec.INPUT_SHAPE), dtype=dtype, device=self.device)
 
     def augmented(self, data, train):
         """The dataset with the spec's training or evaluation pipeline (token ids pass
@@ -725,6 +742,9 @@ class Trainer:
             st["batches_done"] += 1
             st["global_step"] += 1
             self.update_ema(epoch)
+            self.logs.after_steps(
+                self.loss_sum, self.seen, st["global_step"], 1, self.lr
+            )
             self.readout.push(self.loss_sum, self.seen)
             bar.update(st["batches_done"], loss=self.mean_loss)
             if self.args.save_every and st["global_step"] % self.args.save_every == 0:
@@ -734,6 +754,10 @@ class Trainer:
             ):
                 break
         bar.close()
+
+    def lr(self):
+        """The learning rate of the first parameter group."""
+        return self.optimizer.param_groups[0]["lr"]
 
     def mean_loss(self):
         """The epoch's mean training loss on this rank, as of the newest step whose loss
@@ -836,6 +860,7 @@ class Trainer:
                 plain_progress,
                 lambda host: MetricsLog(out, host["metrics"]).write(),
             )
+        self.logs.flush()
 
     def restore(self, path):
         """Load a checkpoint written by save(), checking its structure before using it."""
@@ -901,6 +926,7 @@ class Trainer:
         row.update(images_per_s=images * self.world / max(train_seconds, 1e-9))
         row.update(seconds=time.perf_counter() - start)
         self.log.append(**row)
+        self.logs.epoch(row, self.loss_sum, self.seen, start + train_seconds)
         self.state.update(epoch=epoch + 1, batches_done=0)
         self.loss_sum, self.seen = 0.0, 0
         self.save()
@@ -975,7 +1001,9 @@ class Trainer:
 
 def train(args):
     """Run a training; returns the trained model (also under torchrun, on every rank)."""
-    return Trainer(args).run()
+    trainer = Trainer(args)
+    with trainer.logs:  # closed also on Ctrl-C and errors
+        return trainer.run()
 
 
 def main(argv=None):
