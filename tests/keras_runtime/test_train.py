@@ -2,6 +2,7 @@
 
 import csv
 import math
+import re
 import signal
 import subprocess
 import sys
@@ -33,7 +34,11 @@ def assert_ok(proc):
 
 
 def test_synthetic_training_learns(run_train, tmp_path):
-    proc = run_train(*FAST, "--epochs", "3", "--out", tmp_path)
+    """Also: off a terminal (captured) a line per step and per validation batch with
+    --progress-every 0; --val-steps 1 validates 1 of the 2 batches of 16 (16 of 32 images),
+    as metrics.csv and the epoch's line say; the start summary's activations."""
+    flags = ("--epochs", "3", "--val-steps", "1", "--progress-every", "0")
+    proc = run_train(*FAST, *flags, "--out", tmp_path)
     assert_ok(proc)
     rows = metrics(tmp_path)
     assert [row["epoch"] for row in rows] == [1, 2, 3]
@@ -41,6 +46,17 @@ def test_synthetic_training_learns(run_train, tmp_path):
     assert rows[-1]["val_error"] < 0.5  # chance is 0.75
     assert "top-1 err" in proc.stdout and "img/s" in proc.stdout
     assert (tmp_path / "metrics.png").stat().st_size > 0
+    assert [row["val_images"] for row in rows] == [16, 16, 16]
+    assert proc.stdout.count("(val: the first 16 of 32 images)") == 3
+    step = r"^epoch 3/3  (\d+)/10 \(\d+%\)  \S+ step/s  loss \S+  lr \S+  \d+ img/s$"
+    check = r"^validate  (\d+)/1 \(100%\)  \S+ batch/s  \d+ img/s$"
+    steps = re.findall(step, proc.stderr, re.M)
+    assert steps and steps[-1] == "10" and steps == sorted(steps, key=int), proc.stderr
+    assert re.findall(check, proc.stderr, re.M) == ["1"] * 3, proc.stderr
+    memory = 99728 * 16 / 2**20  # fixtures/shape_table.py's bytes per example at batch 16
+    line = f"activations: 21,860 values per example; {memory:,.1f} MiB in float32 at batch 16"
+    assert line in proc.stdout.splitlines()
+    assert "global batch 16 (1 replica); 4 classes" in proc.stdout
 
 
 def test_two_devices_and_amp_and_ten_crop(run_train, tmp_path):

@@ -1,5 +1,6 @@
 """The PyTorch trainer's progress (progress.py): tqdm on a terminal, plain lines in a log."""
 
+import argparse
 import io
 import re
 
@@ -76,3 +77,12 @@ def test_on_a_terminal_tqdm_redraws_one_line_and_clears_it(progress, monkeypatch
     text = tty.getvalue()
     assert "\n" not in text and text.count("\r") >= 4  # redrawn in place, then cleared
     assert re.search(r"epoch 1/1: 100%.*3/3 .*loss=1\.25, lr=0\.01, \d+ img/s", text)
+
+
+@pytest.mark.parametrize(
+    ("val_steps", "max_steps", "limit"),
+    [(None, None, None), (None, 3, 3), (7, 3, 7), (2, None, 2)],
+)
+def test_validation_is_bounded_by_val_steps_else_max_steps(load, val_steps, max_steps, limit):
+    args = argparse.Namespace(val_steps=val_steps, max_steps=max_steps)
+    assert load("trainer_args").val_batch_limit(args) == limit
