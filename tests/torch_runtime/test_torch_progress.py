@@ -86,3 +86,14 @@ def test_on_a_terminal_tqdm_redraws_one_line_and_clears_it(progress, monkeypatch
 def test_validation_is_bounded_by_val_steps_else_max_steps(load, val_steps, max_steps, limit):
     args = argparse.Namespace(val_steps=val_steps, max_steps=max_steps)
     assert load("trainer_args").val_batch_limit(args) == limit
+
+
+def test_a_metrics_row_without_val_images_still_loads(load):
+    """Rows of a checkpoint an older trainer wrote have no val_images; other gaps are
+    damage."""
+    trainer_args = load("trainer_args")
+    row = dict.fromkeys(load("metrics_log").FIELDS, 1.0)
+    older = {k: v for k, v in row.items() if k != "val_images"}
+    damaged = {k: v for k, v in row.items() if k != "val_loss"}
+    assert trainer_args.is_row(row) and trainer_args.is_row(older)
+    assert not trainer_args.is_row(damaged) and not trainer_args.is_row({**row, "x": 1.0})
