@@ -60,13 +60,19 @@ def test_synthetic_training_learns(run_train, tmp_path):
 
 
 def test_two_devices_and_amp_and_ten_crop(run_train, tmp_path):
+    """Also: --max-steps 18 bounds each validation to 18 batches (of 16 // 10 = 1 image
+    with --ten-crop: 18 of the 32 images)."""
     proc = run_train(
-        *FAST, "--epochs", "2", "--devices", "2", "--amp", "--ten-crop", "--out", tmp_path
+        *FAST,
+        *("--epochs", "2", "--max-steps", "18", "--devices", "2", "--amp", "--ten-crop"),
+        *("--out", tmp_path),
     )
     assert_ok(proc)
     assert "2 replica(s)" in proc.stdout
+    assert "global batch 16 (2 replicas x 8); 4 classes" in proc.stdout
     rows = metrics(tmp_path)
     assert len(rows) == 2 and rows[-1]["val_error"] < 0.5
+    assert [row["val_images"] for row in rows] == [18, 18]
     mismatch = run_train(*FAST, "--epochs", "3", "--resume", "--out", tmp_path)
     assert mismatch.returncode == 2 and "do not match" in mismatch.stderr
 
