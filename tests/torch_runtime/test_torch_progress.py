@@ -3,6 +3,7 @@
 import argparse
 import io
 import re
+import sys
 
 import pytest
 
@@ -97,3 +98,11 @@ def test_a_metrics_row_without_val_images_still_loads(load):
     damaged = {k: v for k, v in row.items() if k != "val_loss"}
     assert trainer_args.is_row(row) and trainer_args.is_row(older)
     assert not trainer_args.is_row(damaged) and not trainer_args.is_row({**row, "x": 1.0})
+
+
+def test_without_tqdm_the_trainer_says_so_in_one_line(outdir, run_command):
+    """train.py's import of progress, tqdm hidden by a None entry in sys.modules (what an
+    uninstalled package reads as)."""
+    script = "import sys; sys.modules['tqdm'] = None; import progress"
+    done = run_command([sys.executable, "-c", script], outdir)
+    assert (done.returncode, done.stderr) == (2, "error: train.py needs tqdm: pip install tqdm\n")

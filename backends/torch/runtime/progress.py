@@ -2,7 +2,11 @@
 
 import sys
 
-from tqdm import tqdm
+try:
+    from tqdm import tqdm
+except ImportError:  # one line, exit 2, as for any other problem of the setup
+    print("error: train.py needs tqdm: pip install tqdm", file=sys.stderr)
+    raise SystemExit(2) from None
 
 # the runtime beside this file (isort: split keeps one order wherever ruff runs)
 # isort: split
