@@ -40,15 +40,17 @@ class StepProgress:
     """One pass's progress (an epoch's steps, a validation pass's batches); silent where
     there is no stdout (the bar) or stderr (the log's lines)."""
 
-    def __init__(self, total, desc, fields, unit, images, initial=0, **options):
-        """options: every_s (LOG_EVERY_S: the log's interval)."""
+    def __init__(
+        self, total, desc, fields, unit, images, initial=0, every_s=LOG_EVERY_S
+    ):
+        """Count towards total units of `images` images each from `initial` on; every_s:
+        the seconds between two lines of a log."""
         self.unit = unit
         self.view = None
         if on_terminal(sys.stdout):
             print(desc, flush=True)
             self.view = FieldsBar(total, fields, unit, images, initial)
         elif sys.stderr is not None:
-            every_s = options.get("every_s", LOG_EVERY_S)
             self.view = ProgressLines(
                 total, desc, fields, unit, images, initial, every_s
             )

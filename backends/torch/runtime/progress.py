@@ -38,10 +38,21 @@ class StepProgress:
     """One pass's progress (an epoch's steps, a validation pass's batches); silent where
     not enabled (ranks > 0) or where there is no stderr."""
 
-    def __init__(self, total, desc, fields, unit, images, initial=0, **options):
-        """options: enabled (True), every_s (LOG_EVERY_S: the log's interval)."""
+    def __init__(
+        self,
+        total,
+        desc,
+        fields,
+        unit,
+        images,
+        initial=0,
+        enabled=True,
+        every_s=LOG_EVERY_S,
+    ):
+        """Count towards total units of `images` images each from `initial` on; every_s:
+        the seconds between two lines of a log."""
         self.unit = unit
-        stream, enabled = sys.stderr, options.get("enabled", True)
+        stream = sys.stderr
         self.view = None
         if enabled and on_terminal(stream):
             self.view = FieldsBar(
@@ -54,7 +65,6 @@ class StepProgress:
                 images=images,
             )
         elif enabled and stream is not None:
-            every_s = options.get("every_s", LOG_EVERY_S)
             self.view = ProgressLines(
                 total, desc, fields, unit, images, initial, every_s
             )
