@@ -6,20 +6,27 @@ with the activation memory at the run's batch and how the batch is split."""
 import shape_table
 
 
+def mebibytes(batch):
+    """The activations' float32 memory at batch, in MiB (as `archdsl shapes` counts it)."""
+    return shape_table.ACTIVATION_BYTES * batch / 2**20
+
+
 def activation_line(batch):
     """`archdsl shapes --batch B`'s activations line for B = batch."""
-    memory = shape_table.ACTIVATION_BYTES * batch / 2**20
     return (
         f"activations: {shape_table.ACTIVATION_VALUES:,} values per example; "
-        f"{memory:,.1f} MiB in float32 at batch {batch}"
+        f"{mebibytes(batch):,.1f} MiB in float32 at batch {batch}"
     )
 
 
 def summary_text(batch, replicas, classes):
     """The table, the activations at the global batch and its split over the
     data-parallel replicas (processes under torchrun, Keras's mirrored replicas)."""
+    each = batch / replicas
     split = (
-        f"{replicas} replicas x {batch / replicas:g}" if replicas > 1 else "1 replica"
+        f"{replicas} replicas x {each:g}, {mebibytes(each):,.1f} MiB of activations each"
+        if replicas > 1
+        else "1 replica"
     )
     return "\n".join(
         [

@@ -69,7 +69,9 @@ def test_two_devices_and_amp_and_ten_crop(run_train, tmp_path):
     )
     assert_ok(proc)
     assert "2 replica(s)" in proc.stdout
-    assert "global batch 16 (2 replicas x 8); 4 classes" in proc.stdout
+    memory = 99728 * 8 / 2**20  # fixtures/shape_table.py's bytes per example, 8 per replica
+    split = f"global batch 16 (2 replicas x 8, {memory:,.1f} MiB of activations each); 4 classes"
+    assert split in proc.stdout
     rows = metrics(tmp_path)
     assert len(rows) == 2 and rows[-1]["val_error"] < 0.5
     assert [row["val_images"] for row in rows] == [18, 18]

@@ -2,6 +2,7 @@
 agrees with `archdsl shapes` and with the parameters PyTorch counts in the built model."""
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -45,7 +46,11 @@ def test_the_summary_is_the_shapes_table_at_the_runs_batch(compiled):
     table = as_table(checked.report, 96).splitlines()[1:]  # `archdsl shapes --batch 96`
     lines = summary.splitlines()
     assert lines[:-1] == table
-    assert lines[-1] == "global batch 96 (2 replicas x 48); 10 classes"
+    per_replica = as_table(checked.report, 48).splitlines()[-1]  # `shapes --batch 48`
+    memory = re.search(r"; ([\d.,]+ MiB) in float32 at batch 48$", per_replica).group(1)
+    assert (
+        lines[-1] == f"global batch 96 (2 replicas x 48, {memory} of activations each); 10 classes"
+    )
 
 
 def test_the_summarys_parameters_are_the_built_models(compiled):
