@@ -495,8 +495,8 @@ class Trainer:
         batches = batches.map(lambda x, y: padded((x, y), replicas))
         bar = self.progress_bar(-(-count // size), "validate", {}, "batch", size)
         with self.ema.swapped_in() if self.ema is not None else nullcontext():
-            parts_seen = self.val_data.checked(distribute(self.strategy, batches))
-            for done, parts in enumerate(parts_seen, 1):
+            replica_batches = self.val_data.checked(distribute(self.strategy, batches))
+            for done, parts in enumerate(replica_batches, 1):
                 totals += tf.cast(self.eval_step(parts), tf.float64)
                 bar.update(done)
         bar.close()
