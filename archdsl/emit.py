@@ -12,6 +12,7 @@ from pathlib import Path
 
 from archdsl.backends.common.metrics_log import atomic_write
 from archdsl.compiler import Checked
+from archdsl.shape_summary import render_shape_table
 
 MANIFEST = ".archdsl-manifest.json"
 MANIFEST_LIMIT = 1 << 20  # bytes; a real manifest is about 1 KB
@@ -47,6 +48,7 @@ def generated_files(checked: Checked, backend: str) -> dict[str, str]:
     emitter = importlib.import_module(f"archdsl.backends.{backend}.emitter")
     files = runtime_files(backend)
     files["model.py"] = emitter.render_model(checked.graph, checked.report, Path(checked.file).name)
+    files["shape_table.py"] = render_shape_table(checked.report, Path(checked.file).name)
     return files
 
 

@@ -2,8 +2,9 @@
 
   python bench/e2e_trace.py --times FILE [--profile FILE] DIR/train.py ARGS...
 
-Both trainers call their metrics_log.ProgressBar's update() once after every optimizer step;
-this launcher wraps it to record time.perf_counter() (about a microsecond per step) and writes
+Both trainers call their progress.StepProgress's update() once after every optimizer step
+(unit "step"; the validation passes' bars count "batch"es and are not recorded); this
+launcher wraps it to record time.perf_counter() (about a microsecond per step) and writes
 {"marks": [[position, seconds], ...]} to --times when the trainer exits. The trainer itself
 is untouched and runs as its own script (sys.path[0] its folder, __name__ "__main__"). With
 --profile, cProfile traces the main process (not DataLoader worker processes) and the
@@ -35,16 +36,18 @@ def parse_args(argv=None):
 
 
 def trace_steps(marks):
-    """Wrap ProgressBar.update (the one train.py imports) to append (position, time)."""
-    import metrics_log  # the copy beside train.py: sys.path[0] is its folder
+    """Wrap StepProgress.update (the one train.py imports) to append (position, time) of
+    each training step."""
+    import progress  # the copy beside train.py: sys.path[0] is its folder
 
-    update = metrics_log.ProgressBar.update
+    update = progress.StepProgress.update
 
-    def timed_update(self, position, **fields):
-        marks.append((position, time.perf_counter()))
-        return update(self, position, **fields)
+    def timed_update(self, position):
+        if self.unit == "step":
+            marks.append((position, time.perf_counter()))
+        return update(self, position)
 
-    metrics_log.ProgressBar.update = timed_update
+    progress.StepProgress.update = timed_update
 
 
 def profile_text(profiler):

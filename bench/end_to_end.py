@@ -7,7 +7,7 @@ processes (torch and TensorFlow never share one), one after the other:
   trainer    `python DIR/train.py --max-steps N2 --epochs 1 --batch-size B --data FOLDER
              --workers W --out RUN` (or the embedded synthetic data, enough for N2 steps) through
              bench/e2e_trace.py, which notes when each step ends (the trainer's own
-             ProgressBar.update call, wrapped; the trainer is untouched). Steady rate:
+             StepProgress.update call, wrapped; the trainer is untouched). Steady rate:
              B * (N2 - N1) / (time of steps N1+1..N2): the epoch's start-up (DataLoader and
              worker start, the first batches, the first steps' warm-up or tf.function trace)
              falls before N1. The trainer's own metrics.csv images_per_s, which counts from

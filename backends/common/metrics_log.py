@@ -1,11 +1,9 @@
-"""Per-epoch metrics (metrics.csv, metrics.png), atomic file writes and a progress bar."""
+"""Per-epoch metrics (metrics.csv, metrics.png) and atomic file writes."""
 
 import csv
 import os
 import re
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 FIELDS = (
@@ -18,6 +16,7 @@ FIELDS = (
     "val_top5_error",
     "images_per_s",
     "seconds",
+    "val_images",  # the validation images the val_ metrics cover (--val-steps)
 )
 OUTPUTS = ("metrics.csv", "metrics.png")
 TEMP_SUFFIX = ".tmp"
@@ -125,50 +124,3 @@ class MetricsLog:
                 ax.plot(*zip(*points, strict=True), marker=".", label=key)
                 ax.legend()
         ax.grid(alpha=0.3)
-
-
-class ProgressBar:
-    """A dependency-free progress bar: \\r updates on a TTY, a line every `every_s` otherwise."""
-
-    def __init__(self, total, prefix="", stream=None, enabled=True, every_s=30.0):
-        """Count towards total steps; disabled bars (e.g. on ranks > 0) print nothing."""
-        self.total, self.prefix = total, prefix
-        self.stream = stream or sys.stderr  # None when the process's stderr is closed
-        self.enabled = enabled and self.stream is not None
-        self.tty = self.enabled and self.stream.isatty()
-        self.every_s = 0.1 if self.tty else every_s
-        self.start = self.last = time.monotonic()
-        self.first = None
-
-    def update(self, position, **fields):
-        """Move to position; field values may be zero-argument callables, called only when drawn."""
-        now = time.monotonic()
-        if self.first is None:
-            self.first = (position - 1, self.start)
-        finished = self.tty and position >= self.total
-        if not self.enabled or (now - self.last < self.every_s and not finished):
-            return
-        self.last = now
-        values = {k: v() if callable(v) else v for k, v in fields.items()}
-        self.draw(position, " ".join(f"{k} {v:.4g}" for k, v in values.items()), now)
-
-    def draw(self, position, text, now):
-        """Render one state of the bar."""
-        frac = position / self.total if self.total else 1.0
-        filled = int(20 * min(frac, 1.0))
-        done, since = self.first
-        rate = (position - done) / max(now - since, 1e-9)
-        line = f"{self.prefix} {position}/{self.total} [{'#' * filled}{'.' * (20 - filled)}]"
-        line = f"{line} {100 * frac:3.0f}% {rate:.2f} it/s {text}".rstrip()
-        self.stream.write(f"\r{line}\x1b[K" if self.tty else line + "\n")
-        self.stream.flush()
-
-    def close(self, text=""):
-        """Clear the bar's line on a TTY, then write text (if any) as a line of its own."""
-        if not self.enabled:
-            return
-        if self.tty:
-            self.stream.write("\r\x1b[K")
-        if text:
-            self.stream.write(text + "\n")
-        self.stream.flush()

@@ -20,6 +20,7 @@ except ImportError:  # Windows: the run folder is not locked
 from imagefolder import ImageFolderDataset, scan_imagefolder
 from metrics_log import FIELDS, OUTPUTS, remove_stale_temps, temp_file
 from npzcheck import printable
+from progress_lines import LOG_EVERY_S
 from synthetic import SyntheticImages
 from textdata import text_sets
 
@@ -98,6 +99,30 @@ def learning_rate(text):
     return value
 
 
+def seconds(text):
+    """An argparse type: a finite number of seconds >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, not {text!r}")
+    return value
+
+
+def val_batch_limit(args):
+    """Validation batches per pass: --val-steps, else --max-steps (a short run validates
+    about as long as it trains), else None (all of them)."""
+    return args.val_steps if args.val_steps is not None else args.max_steps
+
+
+def val_note(row, total):
+    """`  (val: the first N of M images)` for the epoch's line when validation stopped
+    early; empty when it covered the whole val set."""
+    n = row["val_images"]
+    return "" if n == total else f"  (val: the first {n:,} of {total:,} images)"
+
+
 def common_parser(spec, checkpoint):
     """A parser with the flags of both trainers; defaults come from the spec's train section."""
     p = OneLineParser(description=f"Train {spec.MODEL_NAME} from {spec.SPEC}.")
@@ -129,6 +154,20 @@ def common_parser(spec, checkpoint):
         "--max-steps",
         type=integer(1),
         help="stop after this many optimizer steps in all",
+    )
+    p.add_argument(
+        "--val-steps",
+        type=integer(1),
+        metavar="N",
+        help="validation batches per pass (default: all; with --max-steps, at most "
+        "--max-steps batches); the metrics say how many images they cover",
+    )
+    p.add_argument(
+        "--progress-every",
+        type=seconds,
+        default=LOG_EVERY_S,
+        metavar="S",
+        help="off a terminal: seconds between two progress lines",
     )
     p.add_argument(
         "--save-every",
@@ -365,10 +404,11 @@ def progress_problem(ckpt, keys):
 
 
 def is_row(row):
-    """Whether row is one epoch's metrics: every field a number."""
+    """Whether row is one epoch's metrics: every field a number (an older trainer's row
+    has no val_images)."""
     return (
         isinstance(row, dict)
-        and set(row) == set(FIELDS)
+        and set(FIELDS) - {"val_images"} <= set(row) <= set(FIELDS)
         and all(value_kind(v) == "number" for v in row.values())
     )
 

@@ -71,7 +71,7 @@ BOMB_NAME = os.fsdecode(b"bomb\xff\x1b[2J.png")
 
 def bomb_folder(root: Path) -> Path:
     """An image folder with a decompression bomb (under a name to escape) among the validation
-    images (all of which are read after the one step)."""
+    images (all of which are read after the one step, with --val-steps 2)."""
     image_folder(root)
     (root / "val" / "b" / BOMB_NAME).write_bytes(bomb_png())
     return root
@@ -119,7 +119,7 @@ def cases(root: Path, backend: str) -> dict[str, list]:
         "data /dev/zero": ["--data", "/dev/zero"],
         "data a FIFO": ["--data", root / "fifo"],
         "junk in the data": ["--data", junk_folder(root / "junk")],
-        "a decompression bomb": ["--data", bomb_folder(root / "bomb")],
+        "a decompression bomb": ["--data", bomb_folder(root / "bomb"), "--val-steps", "2"],
         "a thin image": ["--data", thin_folder(root / "thin")],
         "links in the run folder": [],
         "the lock is a link": [],

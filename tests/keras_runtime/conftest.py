@@ -16,6 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = [ROOT / "backends" / "common", ROOT / "backends" / "keras" / "runtime"]
 FIXTURE_MODEL = Path(__file__).parent / "fixtures" / "model.py"
+FIXTURE_TABLE = Path(__file__).parent / "fixtures" / "shape_table.py"
 
 
 def assemble(dest, model=FIXTURE_MODEL):
@@ -26,6 +27,7 @@ def assemble(dest, model=FIXTURE_MODEL):
             if src.name != "__init__.py":
                 shutil.copy(src, dest / src.name)
     shutil.copy(model, dest / "model.py")
+    shutil.copy(FIXTURE_TABLE, dest / "shape_table.py")  # compile's shape table
     return dest
 
 

@@ -2,6 +2,7 @@
 
 import csv
 import math
+import re
 import signal
 import subprocess
 import sys
@@ -37,7 +38,11 @@ def assert_ok(proc):
 
 
 def test_synthetic_training_learns(run_train, tmp_path):
-    proc = run_train(*FAST, "--epochs", "3", "--out", tmp_path)
+    """Also: off a terminal (captured) a line per step and per validation batch with
+    --progress-every 0; --val-steps 1 validates 1 of the 2 batches of 16 (16 of 32 images),
+    as metrics.csv and the epoch's line say; the start summary's activations."""
+    flags = ("--epochs", "3", "--val-steps", "1", "--progress-every", "0")
+    proc = run_train(*FAST, *flags, "--out", tmp_path)
     assert_ok(proc)
     rows = metrics(tmp_path)
     assert [row["epoch"] for row in rows] == [1, 2, 3]
@@ -45,16 +50,35 @@ def test_synthetic_training_learns(run_train, tmp_path):
     assert rows[-1]["val_error"] < 0.5  # chance is 0.75
     assert "top-1 err" in proc.stdout and "img/s" in proc.stdout
     assert (tmp_path / "metrics.png").stat().st_size > 0
+    assert [row["val_images"] for row in rows] == [16, 16, 16]
+    assert proc.stdout.count("(val: the first 16 of 32 images)") == 3
+    step = r"^epoch 3/3  (\d+)/10 \(\d+%\)  \S+ step/s  loss \S+  lr \S+  \d+ img/s$"
+    check = r"^validate  (\d+)/1 \(100%\)  \S+ batch/s  \d+ img/s$"
+    steps = re.findall(step, proc.stderr, re.M)
+    assert steps and steps[-1] == "10" and steps == sorted(steps, key=int), proc.stderr
+    assert re.findall(check, proc.stderr, re.M) == ["1"] * 3, proc.stderr
+    memory = 99728 * 16 / 2**20  # fixtures/shape_table.py's bytes per example at batch 16
+    line = f"activations: 21,860 values per example; {memory:,.1f} MiB in float32 at batch 16"
+    assert line in proc.stdout.splitlines()
+    assert "global batch 16 (1 replica); 4 classes" in proc.stdout
 
 
 def test_two_devices_and_amp_and_ten_crop(run_train, tmp_path):
+    """Also: --max-steps 18 bounds each validation to 18 batches (of 16 // 10 = 1 image
+    with --ten-crop: 18 of the 32 images)."""
     proc = run_train(
-        *FAST, "--epochs", "2", "--devices", "2", "--amp", "--ten-crop", "--out", tmp_path
+        *FAST,
+        *("--epochs", "2", "--max-steps", "18", "--devices", "2", "--amp", "--ten-crop"),
+        *("--out", tmp_path),
     )
     assert_ok(proc)
     assert "2 replica(s)" in proc.stdout
+    memory = 99728 * 8 / 2**20  # fixtures/shape_table.py's bytes per example, 8 per replica
+    split = f"global batch 16 (2 replicas x 8, {memory:,.1f} MiB of activations each); 4 classes"
+    assert split in proc.stdout
     rows = metrics(tmp_path)
     assert len(rows) == 2 and rows[-1]["val_error"] < 0.5
+    assert [row["val_images"] for row in rows] == [18, 18]
     mismatch = run_train(*FAST, "--epochs", "3", "--resume", "--out", tmp_path)
     assert mismatch.returncode == 2 and "do not match" in mismatch.stderr
 

@@ -35,7 +35,7 @@ def test_compile_writes_model_trainer_and_runtime(tmp_path):
         p.name for d in ("common", "torch/runtime") for p in (ROOT / "backends" / d).glob("*.py")
     }
     written = {p.name for p in out.iterdir() if not p.name.startswith(".")}
-    assert written == {"model.py"} | (runtime - {"__init__.py"})
+    assert written == {"model.py", "shape_table.py"} | (runtime - {"__init__.py"})
     assert {"model.py", "train.py", "optim.py", "schedules.py"} <= written
     assert "class AlexNet(nn.Module):" in (out / "model.py").read_text()
 

@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = [ROOT / "backends" / "common", ROOT / "backends" / "torch" / "runtime"]
 FIXTURE_MODEL = Path(__file__).parent / "fixtures" / "model.py"
+FIXTURE_TABLE = Path(__file__).parent / "fixtures" / "shape_table.py"
 # One thread per process: on 2 shared cores, OpenMP spin-waits make 2 threads ~10x slower.
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -24,6 +25,7 @@ def assemble(dest, model=FIXTURE_MODEL):
         for src in folder.glob("*.py"):
             shutil.copy(src, dest / src.name)
     shutil.copy(model, dest / "model.py")
+    shutil.copy(FIXTURE_TABLE, dest / "shape_table.py")  # compile's shape table
     return dest
 
 

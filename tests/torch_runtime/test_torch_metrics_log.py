@@ -1,7 +1,6 @@
 """metrics.csv, metrics.png, atomic writes and the progress bar."""
 
 import importlib.util
-import io
 
 import numpy as np
 import pytest
@@ -99,38 +98,6 @@ def test_plot_writes_a_png(mlog, tmp_path):
     assert (tmp_path / "metrics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     log.plot(tmp_path / "other.png")
     assert (tmp_path / "other.png").stat().st_size > 1000
-
-
-def test_progress_bar_prints_lines_when_not_a_tty(mlog):
-    stream = io.StringIO()
-    bar = mlog.ProgressBar(4, "epoch 1/2", stream=stream, every_s=0.0)
-    calls = []
-    bar.update(1, loss=lambda: calls.append(1) or 2.5)
-    bar.update(2, loss=1.25)
-    bar.close("done")
-    lines = stream.getvalue().splitlines()
-    assert lines[0].startswith("epoch 1/2 1/4 [#####...............]  25%")
-    assert lines[0].endswith("loss 2.5") and lines[1].endswith("loss 1.25")
-    assert lines[2] == "done" and calls == [1]
-
-
-def test_progress_bar_is_lazy_and_silent_when_disabled(mlog):
-    stream = io.StringIO()
-    quiet = mlog.ProgressBar(4, stream=stream, enabled=False, every_s=0.0)
-    quiet.update(1, loss=lambda: pytest.fail("evaluated a field of a disabled bar"))
-    quiet.close("done")
-    slow = mlog.ProgressBar(4, stream=stream, every_s=3600.0)
-    slow.update(1, loss=lambda: pytest.fail("evaluated a field that is not drawn"))
-    assert stream.getvalue() == ""
-
-
-def test_progress_bar_is_silent_when_stderr_is_closed(mlog, monkeypatch):
-    """`train.py 2>&-`: Python's sys.stderr is None; the bar draws nothing and does not fail."""
-    monkeypatch.setattr(mlog.sys, "stderr", None)
-    bar = mlog.ProgressBar(4, "epoch 1/1", every_s=0.0)
-    bar.update(1, loss=lambda: pytest.fail("evaluated a field of a bar with nowhere to draw"))
-    bar.close("done")
-    assert not bar.enabled
 
 
 def test_portable_weights_are_written_atomically(outdir, tmp_path, monkeypatch):

@@ -1,5 +1,6 @@
 """train.py end to end: learning, exact resume after SIGKILL and Ctrl-C, flags, DDP."""
 
+import csv
 import os
 import re
 import signal
@@ -168,3 +169,33 @@ def test_compile_trains(run_train, tmp_path):
     result = run_train(*flags, "--out", tmp_path / "c", timeout=600)
     assert result.returncode == 0, result.stderr
     assert [r[:2] for r in metrics(tmp_path / "c")] == [["1", "1"], ["2", "2"]]  # 1 step an epoch
+
+
+def test_a_log_shows_steps_and_validation_and_val_steps_bounds_validation(run_train, tmp_path):
+    """Off a terminal (captured), a line per step and per validation batch; --val-steps 3
+    validates 3 of the 5 batches of 4 (12 of 20 images) and metrics.csv and the epoch's
+    line say so; the start summary gives the activations at the run's batch."""
+    flags = ("--synthetic-per-class", 10, "--batch-size", 4, "--epochs", 1, "--max-steps", 2)
+    out = tmp_path / "run"
+    result = run_train(
+        *flags, "--val-steps", 3, "--progress-every", 0, "--workers", 0, "--out", out
+    )
+    assert result.returncode == 0, result.stderr
+    steps = re.findall(
+        r"^epoch 1/1  (\d+)/25 \(\d+%\)  \S+ step/s  loss \S+  lr 0\.05  \d+ img/s$",
+        result.stderr,
+        re.M,
+    )
+    checks = re.findall(
+        r"^validate  (\d+)/3 \(\d+%\)  \S+ batch/s  \d+ img/s$", result.stderr, re.M
+    )
+    assert steps == ["1", "2"] and checks == ["1", "2", "3"], result.stderr
+    (row,) = list(csv.DictReader((out / "metrics.csv").open()))
+    assert row["val_images"] == "12"
+    assert "(val: the first 12 of 20 images)" in result.stdout
+    memory = 315432 * 4 / 2**20  # fixtures/shape_table.py's bytes per example at batch 4
+    assert (
+        f"activations: 75,786 values per example; {memory:,.1f} MiB in float32 at batch 4\n"
+        in result.stdout
+    )
+    assert "global batch 4 (1 replica); 10 classes" in result.stdout

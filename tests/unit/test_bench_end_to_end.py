@@ -19,19 +19,22 @@ end_to_end = import_bench("end_to_end")
 
 FAKE_TRAINER = """
 import sys, time
-from metrics_log import ProgressBar
+from progress import StepProgress
 
-bar = ProgressBar(3, "epoch 1/1", enabled=False)
+bar = StepProgress(3, "epoch 1/1", {"loss": lambda: 1.0}, "step", 8, enabled=False)
+check = StepProgress(2, "validate", {}, "batch", 8, enabled=False)
 for step in (1, 2, 3):
     time.sleep(0.05 * step)
-    bar.update(step, loss=lambda: 1.0)
+    bar.update(step)
+    check.update(1)  # a validation batch: not a step
 print("main" if __name__ == "__main__" else __name__, sys.argv[1:])
 sys.exit(3)
 """
 
 
 def test_the_tracer_times_each_step_of_an_untouched_trainer_and_keeps_its_exit_status(tmp_path):
-    shutil.copy(ROOT / "backends" / "common" / "metrics_log.py", tmp_path)
+    shutil.copy(ROOT / "backends" / "common" / "progress_lines.py", tmp_path)
+    shutil.copy(ROOT / "backends" / "torch" / "runtime" / "progress.py", tmp_path)
     (tmp_path / "train.py").write_text(FAKE_TRAINER)
     times = tmp_path / "times.json"
     tracer = [sys.executable, str(BENCH / "e2e_trace.py"), "--times", str(times)]

@@ -34,10 +34,11 @@ import model as spec
 from augment import build_pipeline, mix_entries
 from ema_rule import ema_decay, updates_after, warmup_epochs
 from imagefolder import DataError
-from metrics_log import MetricsLog, ProgressBar, atomic_write
+from metrics_log import MetricsLog, atomic_write
 from npzcheck import printable
 from portable import WeightsError, read_npz
 from run_logging import add_logging_flags, check_packages
+from start_summary import summary_text
 from trainer_args import (
     Interrupted,
     UsageError,
@@ -52,6 +53,8 @@ from trainer_args import (
     is_text_model,
     parameters_text,
     resume_path,
+    val_batch_limit,
+    val_note,
 )
 from warm_start import add_init_flags, init_request, warm_start
 
@@ -59,6 +62,7 @@ from warm_start import add_init_flags, init_request, warm_start
 from ema import WeightAverage  # beside this file in the repository, too
 from fast_defaults import add_fast_flags, modes_text, resolve_fast_defaults
 from feed import Feed, distribute
+from progress import StepProgress
 from tensorboard_log import open_run_log
 from weights import load_arrays, portable_variables
 
@@ -423,8 +427,10 @@ class Trainer:
     def train_epoch(self, epoch):
         """Train from the saved position to the epoch's end, --max-steps or Ctrl-C."""
         st, batch = self.state, self.args.batch_size
-        bar = ProgressBar(
-            self.steps_per_epoch(), f"epoch {epoch + 1}/{self.args.epochs}"
+        bar = self.progress_bar(
+            self.steps_per_epoch(),
+            f"epoch {epoch + 1}/{self.args.epochs}",
+            {"loss": self.mean_loss, "lr": self.lr},
         )
         order = self.epoch_order(epoch)
         mix = (spec.NUM_CLASSES, mix_entries(spec.TRAIN["augment"]))
@@ -448,7 +454,7 @@ class Trainer:
             self.logs.after_steps(
                 self.loss_sum, self.seen, st["global_step"], count, self.lr
             )
-            bar.update(st["batches_done"], loss=self.mean_loss)
+            bar.update(st["batches_done"])
             if self.args.save_every and st["global_step"] % self.args.save_every == 0:
                 self.save()
         bar.close()
@@ -466,13 +472,28 @@ class Trainer:
             (self.args.save_every, ema["every"] if ema is not None else 0),
         )
 
+    def progress_bar(self, total, desc, fields, unit="step", images=None):
+        """The progress of a pass (Keras's Progbar; lines off a terminal), from the
+        epoch's saved position for the training steps."""
+        initial = self.state["batches_done"] if unit == "step" else 0
+        return StepProgress(
+            total,
+            desc,
+            fields,
+            unit,
+            self.args.batch_size if images is None else images,
+            initial,
+            every_s=self.args.progress_every,
+        )
+
     def mean_loss(self):
         """The epoch's mean training loss so far (reads the device's running sum)."""
         return float(self.loss_sum) / max(self.seen, 1)
 
     def validate(self):
-        """Validation loss (no label smoothing), top-1 and top-5 error over the whole val set,
-        of the EMA of the weights if the spec keeps one."""
+        """Validation loss (no label smoothing), top-1 and top-5 error over the val set (its
+        first batches with --val-steps or --max-steps), of the EMA of the weights if the
+        spec keeps one; val_images: the images they cover."""
         size = (
             max(1, self.args.batch_size // 10)
             if self.args.ten_crop
@@ -480,13 +501,26 @@ class Trainer:
         )
         totals = tf.zeros(3, tf.float64)  # summed on the device, read once
         replicas = self.strategy.num_replicas_in_sync
-        batches = self.val_data.dataset(0, np.arange(len(self.val_set)), size)
+        limit = val_batch_limit(self.args)
+        count = (
+            len(self.val_set) if limit is None else min(len(self.val_set), limit * size)
+        )
+        batches = self.val_data.dataset(0, np.arange(count), size)
         batches = batches.map(lambda x, y: padded((x, y), replicas))
+        bar = self.progress_bar(-(-count // size), "validate", {}, "batch", size)
         with self.ema.swapped_in() if self.ema is not None else nullcontext():
-            for parts in self.val_data.checked(distribute(self.strategy, batches)):
+            replica_batches = self.val_data.checked(distribute(self.strategy, batches))
+            for done, parts in enumerate(replica_batches, 1):
                 totals += tf.cast(self.eval_step(parts), tf.float64)
-        loss, top1, top5 = totals.numpy() / len(self.val_set)
-        return {"val_loss": loss, "val_error": 1 - top1, "val_top5_error": 1 - top5}
+                bar.update(done)
+        bar.close()
+        loss, top1, top5 = totals.numpy() / count
+        return {
+            "val_loss": loss,
+            "val_error": 1 - top1,
+            "val_top5_error": 1 - top5,
+            "val_images": count,
+        }
 
     def lr(self):
         """The optimizer's current learning rate (a float32 variable: 7 significant digits)."""
@@ -566,7 +600,8 @@ class Trainer:
             f"train_loss {row['train_loss']:.4f}  val_loss {row['val_loss']:.4f}  "
             f"top-1 err {100 * row['val_error']:.2f}%  "
             f"top-5 err {100 * row['val_top5_error']:.2f}%  "
-            f"{row['images_per_s']:.0f} img/s  {row['seconds']:.1f}s",
+            f"{row['images_per_s']:.0f} img/s  {row['seconds']:.1f}s"
+            + val_note(row, len(self.val_set)),
             flush=True,
         )
 
@@ -602,6 +637,9 @@ class Trainer:
             f"{self.args.batch_size}; from epoch "
             f"{self.state['epoch'] + 1}, step {self.state['global_step']}",
             flush=True,
+        )
+        print(
+            summary_text(self.args.batch_size, replicas, spec.NUM_CLASSES), flush=True
         )
 
     def run(self):

@@ -47,10 +47,12 @@ import model as spec
 from augment import batch_rng, build_pipeline, mix_batch, mix_entries, sample_rng
 from ema_rule import ema_decay, updates_after, warmup_epochs
 from imagefolder import DataError
-from metrics_log import MetricsLog, ProgressBar
+from metrics_log import MetricsLog
 from npzcheck import printable
 from run_logging import add_logging_flags, check_packages
+from start_summary import summary_text
 from trainer_args import (
+    COUNT_MAX,
     DEVICES_MAX,
     Interrupted,
     UsageError,
@@ -66,6 +68,8 @@ from trainer_args import (
     layout_problem,
     parameters_text,
     resume_path,
+    val_batch_limit,
+    val_note,
 )
 from warm_start import add_init_flags, init_request, warm_start
 
@@ -81,6 +85,7 @@ from gpu_decode import (
     mix_on_device,
 )
 from nosync import LaggedReadout, StopAgreement
+from progress import StepProgress
 from tensorboard_log import open_run_log
 from weights import load_arrays, portable_tensors
 
@@ -730,7 +735,7 @@ class Trainer:
         self.epoch_sampler.start(epoch, st["batches_done"] * self.batch)
         batches = self.batches(self.train_loader)
         prefix = f"epoch {epoch + 1}/{self.args.epochs}"
-        bar = ProgressBar(self.steps_per_epoch(), prefix, enabled=self.lead)
+        bar = self.progress_bar(self.steps_per_epoch(), prefix, self.step_fields())
         self.train_net.train()
         self.loss_sum = torch.as_tensor(
             self.loss_sum, dtype=torch.float64, device=self.device
@@ -746,7 +751,7 @@ class Trainer:
                 self.loss_sum, self.seen, st["global_step"], 1, self.lr
             )
             self.readout.push(self.loss_sum, self.seen)
-            bar.update(st["batches_done"], loss=self.mean_loss)
+            bar.update(st["batches_done"])
             if self.args.save_every and st["global_step"] % self.args.save_every == 0:
                 self.save()
             if self.out_of_steps() or self.agreement.at_step(
@@ -758,6 +763,28 @@ class Trainer:
     def lr(self):
         """The learning rate of the first parameter group."""
         return self.optimizer.param_groups[0]["lr"]
+
+    def progress_bar(self, total, desc, fields, unit="step", images=None):
+        """The progress of a pass on rank 0 (tqdm; lines off a terminal), from the
+        epoch's saved position for the training steps."""
+        initial = self.state["batches_done"] if unit == "step" else 0
+        return StepProgress(
+            total,
+            desc,
+            fields,
+            unit,
+            self.args.batch_size if images is None else images,
+            initial,
+            enabled=self.lead,
+            every_s=self.args.progress_every,
+        )
+
+    def step_fields(self):
+        """The training bar's fields: the epoch's mean loss and the learning rate."""
+        return {
+            "loss": self.mean_loss,
+            "lr": self.lr,
+        }
 
     def mean_loss(self):
         """The epoch's mean training loss on this rank, as of the newest step whose loss
@@ -792,14 +819,21 @@ class Trainer:
         return torch.stack([loss.double(), *(c.double() for c in counts)])
 
     def validate(self):
-        """Validation loss (no label smoothing), top-1 and top-5 error over the whole val set,
-        of the EMA of the weights if the spec keeps one."""
+        """Validation loss (no label smoothing), top-1 and top-5 error over the val set (its
+        first batches with --val-steps or --max-steps), of the EMA of the weights if the
+        spec keeps one; val_images: the images they cover."""
         net = self.eval_net if self.ema is None else self.ema.module
         net.eval()
         sums = torch.zeros(3, dtype=torch.float64, device=self.device)
-        for x, y in self.batches(self.val_loader):
+        total = min(len(self.val_loader), val_batch_limit(self.args) or COUNT_MAX)
+        images = self.val_loader.batch_size * self.world
+        bar = self.progress_bar(total, "validate", {}, "batch", images)
+        share = 0  # this rank's images, known on the host
+        for done, (x, y) in enumerate(islice(self.batches(self.val_loader), total), 1):
             sums += self.eval_batch(net, x, y)
-        share = len(self.val_loader.sampler)  # this rank's images, known on the host
+            share += len(y)
+            bar.update(done)
+        bar.close()
         count = torch.tensor([share], dtype=torch.float64, device=self.device)
         totals = torch.cat([sums, count])  # one read of the device, after the loop
         if self.world > 1:
@@ -809,6 +843,7 @@ class Trainer:
             "val_loss": loss / n,
             "val_error": 1 - top1 / n,
             "val_top5_error": 1 - top5 / n,
+            "val_images": int(n),
         }
 
     def progress_totals(self):
@@ -936,6 +971,7 @@ class Trainer:
             f"train_loss {row['train_loss']:.4f}  val_loss {row['val_loss']:.4f}  "
             f"top-1 err {100 * row['val_error']:.2f}%  top-5 err {100 * row['val_top5_error']:.2f}%  "
             f"{row['images_per_s']:.0f} img/s  {row['seconds']:.1f}s"
+            + val_note(row, len(self.val_set))
         )
 
     def run_epoch(self, epoch):
@@ -978,6 +1014,7 @@ class Trainer:
             f"{self.args.batch_size}; from epoch "
             f"{self.state['epoch'] + 1}, step {self.state['global_step']}"
         )
+        self.say(summary_text(self.args.batch_size, self.world, spec.NUM_CLASSES))
 
     def finish(self):
         """Write metrics.csv and metrics.png (rank 0)."""
