@@ -252,3 +252,21 @@ def test_a_restarted_worker_resumes_from_its_run_folder(load, monkeypatch, tmp_p
     args = argparse.Namespace(out=tmp_path, resume=None)
     load("elastic").resume_after_restart(args, "last.pt", 1, torch.device("cpu"))
     assert args.resume == ("" if saved and restarts == "1" else None)
+
+
+@pytest.mark.parametrize(
+    ("shared", "nodes", "restarts", "warned"),
+    [
+        ("True", "2", "1", True),
+        ("False", "2", "1", False),
+        ("True", "1", "1", False),
+        ("True", "2", "0", False),
+    ],
+)
+def test_restarts_over_a_shared_store_are_warned(load, monkeypatch, shared, nodes, restarts, warned):  # fmt: skip
+    monkeypatch.setenv("TORCHELASTIC_USE_AGENT_STORE", shared)
+    monkeypatch.setenv("GROUP_WORLD_SIZE", nodes)
+    monkeypatch.setenv("TORCHELASTIC_MAX_RESTARTS", restarts)
+    warning = load("elastic").store_warning()
+    assert (warning is not None) == warned
+    assert warning is None or "export TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1" in warning

@@ -37,6 +37,20 @@ def resume_after_restart(args, checkpoint, world, device):
         args.resume = ""
 
 
+def store_warning():
+    """A one-line warning for restarts over several nodes through the rendezvous's
+    shared store, where the restarted ranks meet stale addresses (None otherwise)."""
+    shared = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    nodes = int(os.environ.get("GROUP_WORLD_SIZE", "1"))
+    restarts = int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0"))
+    if not (shared and nodes > 1 and restarts > 0):
+        return None
+    return (
+        "warning: torchrun --max-restarts on several nodes: restarted workers may fail "
+        "to connect; export TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 before torchrun"
+    )
+
+
 def saved_batch(ckpt):
     """The global batch a checkpoint was trained with; None where it does not say."""
     args = ckpt.get("args")
