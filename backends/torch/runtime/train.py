@@ -75,6 +75,7 @@ from warm_start import add_init_flags, init_request, warm_start
 
 # isort: split
 from checkpoint_writer import CheckpointWriter
+from elastic import batch_change, resume_after_restart, store_warning
 from ema import ema_model, update  # beside this file in the repository, too
 from fast_defaults import add_precision_flags, resolve_precision
 from gpu_decode import (
@@ -526,6 +527,8 @@ class Trainer:
         self.state = {"epoch": 0, "batches_done": 0, "global_step": 0}
         self.loss_sum, self.seen = 0.0, 0
         self.log = MetricsLog(args.out)
+        self.warn(store_warning())
+        resume_after_restart(args, CHECKPOINT, self.world, self.device)
         resume = resume_path(args, CHECKPOINT)
         if resume is not None:
             self.restore(resume)
@@ -902,6 +905,7 @@ class Trainer:
         ckpt = load_checkpoint(path)
         sched = self.scheduler.state_dict() if self.scheduler is not None else None
         check_checkpoint(ckpt, path, spec.MODEL_NAME, TORCH_ENTRIES, sched)
+        self.warn(batch_change(ckpt, self.args.batch_size, path))
         problem = torch_entries_problem(ckpt)
         if problem is None:
             problem = self.load_states(ckpt, path)
@@ -990,6 +994,11 @@ class Trainer:
         """Print on rank 0."""
         if self.lead:
             print(text, flush=True)
+
+    def warn(self, line):
+        """Print a warning line on rank 0's stderr (nothing for None)."""
+        if line and self.lead:
+            print(line, file=sys.stderr)
 
     def header(self):
         """Describe the run."""
