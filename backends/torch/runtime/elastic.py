@@ -12,6 +12,7 @@ import os
 
 import torch
 import torch.distributed as dist
+
 from trainer_args import UsageError, is_count
 
 
