@@ -13,6 +13,8 @@ import os
 import torch
 import torch.distributed as dist
 
+# the runtime beside this file (isort: split keeps one order wherever ruff runs)
+# isort: split
 from trainer_args import UsageError, is_count
 
 
