@@ -81,6 +81,15 @@ from gpu_decode import (
     mix_on_device,
 )
 from nosync import LaggedReadout, StopAgreement
+from sharding import (
+    ShardedCheckpoints,
+    add_fsdp_flag,
+    check_fsdp,
+    even_out,
+    shard_model,
+    sharded_entries,
+    traceable,
+)
 from tensorboard_log import open_run_log
 from weights import load_arrays, portable_tensors
 
@@ -110,6 +119,7 @@ def parse_args(argv=None):
     )
     add_init_flags(p)
     add_logging_flags(p)
+    add_fsdp_flag(p)
     return p.parse_args(argv)
 
 
@@ -490,6 +500,7 @@ class Trainer:
             check_decode_device(self.device)
         self.lead = self.rank == 0
         resolve_precision(args, self.devices or [self.device])
+        check_fsdp(args, spec, self.world, self.device)
         if args.batch_size % self.world:
             raise UsageError(
                 f"--batch-size {args.batch_size} is not divisible by {self.world}"
@@ -510,6 +521,9 @@ class Trainer:
         self.net = self.build_net()
         if init is not None:
             self.start_from(init)
+        if args.fsdp:
+            self.say(shard_model(self.net, self.world))
+        self.sharded = ShardedCheckpoints(args.out, self.lead) if args.fsdp else None
         self.optimizer = spec.build_optimizer(self.net, lr=args.lr)
         self.scheduler = spec.build_scheduler(self.optimizer)
         self.ema = self.build_ema()
@@ -533,7 +547,7 @@ class Trainer:
             self.lead,
             (self.loss_sum, self.seen),
             self.state["global_step"],
-            lambda: (self.net, self.example_input()),
+            lambda: traceable(spec, self.net, self.example_input()),
         )
         self.stop = StopFlag()
 
@@ -611,7 +625,7 @@ class Trainer:
         if self.args.sync_bn:
             self.net = sync_batchnorm(self.net, self.device, self.world)
         net = torch.compile(self.net) if self.args.compile else self.net
-        if self.world == 1:
+        if self.world == 1 or self.args.fsdp:
             return net, net
         ids = [self.device.index] if self.device.type == "cuda" else None
         ddp = DistributedDataParallel(
@@ -799,6 +813,8 @@ class Trainer:
         sums = torch.zeros(3, dtype=torch.float64, device=self.device)
         for x, y in self.batches(self.val_loader):
             sums += self.eval_batch(net, x, y)
+        if self.sharded is not None:
+            even_out(net, self.val_loader, self.example_input(), self.autocast)
         share = len(self.val_loader.sampler)  # this rank's images, known on the host
         count = torch.tensor([share], dtype=torch.float64, device=self.device)
         totals = torch.cat([sums, count])  # one read of the device, after the loop
@@ -852,6 +868,8 @@ class Trainer:
         """Write OUT/last.pt, then metrics.csv, atomically in the background (rank 0);
         all ranks must call this. The step loop waits only for the previous write."""
         ckpt = self.checkpoint(*self.progress_totals())
+        if self.sharded is not None:
+            ckpt = self.sharded.save(ckpt, self.net, self.optimizer)
         if self.lead:
             out = self.args.out
             self.writer.submit(
@@ -867,6 +885,7 @@ class Trainer:
         ckpt = load_checkpoint(path)
         sched = self.scheduler.state_dict() if self.scheduler is not None else None
         check_checkpoint(ckpt, path, spec.MODEL_NAME, TORCH_ENTRIES, sched)
+        ckpt = sharded_entries(ckpt, path, self.sharded, self.net, self.optimizer)
         problem = torch_entries_problem(ckpt)
         if problem is None:
             problem = self.load_states(ckpt, path)
@@ -991,6 +1010,9 @@ class Trainer:
         try:
             while self.state["epoch"] < self.args.epochs and not self.out_of_steps():
                 self.run_epoch(self.state["epoch"])
+            if self.sharded is not None:
+                self.writer.wait()  # the newest checkpoint on disk before pruning
+                self.sharded.finish(self.net)
         finally:
             self.stop.close()
             self.writer.wait()
