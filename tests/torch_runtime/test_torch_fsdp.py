@@ -116,6 +116,18 @@ def test_fsdp_equals_ddp_and_its_weights_convert(assemble_into, run_command, tmp
     done = run_command(convert, run_dir, timeout=120)
     assert done.returncode == 0, done.stderr
     assert_same_weights(run_dir / "converted.npz", fsdp / "weights.npz")
+    shard = next((fsdp / "sharded-20-0").glob("*.distcp"))
+    shard.write_bytes(shard.read_bytes()[:100])  # cut short
+    damaged = run_command([*convert[:-1], "again.npz"], run_dir, timeout=120)
+    assert damaged.returncode == 2 and len(damaged.stderr.strip().splitlines()) == 1
+    assert "sharded-20-0: unreadable sharded checkpoint (" in damaged.stderr
+    (fsdp / "sharded-20-0" / ".metadata").unlink()  # a save cut short before its end
+    unfinished = run_command([*convert[:-1], "again.npz"], run_dir, timeout=120)
+    assert unfinished.returncode == 2
+    assert unfinished.stderr.strip().endswith(
+        "sharded-20-0: no sharded checkpoint there (no .metadata)"
+    )
+    assert not (run_dir / "again.npz").exists()
     plain = [sys.executable, "train.py", *map(str, BASE), "--out", str(fsdp), "--resume"]
     refused = run_command(plain, run_dir)
     assert refused.returncode == 2 and "written by an --fsdp run" in refused.stderr

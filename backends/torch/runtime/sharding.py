@@ -7,17 +7,20 @@ gathered on rank 0 into OUT/weights.npz at the end.
 weights in one process (DCP reads the shards of any world size).
 """
 
+import logging
 import math
 import os
 import re
 import shutil
 import sys
-from contextlib import nullcontext
+import warnings
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
     get_model_state_dict,
@@ -149,11 +152,30 @@ def gathered_arrays(net):
     return {n: t.float().numpy() for n, t in portable_state(state).items()}
 
 
-def usage_error(path, what, err):
-    """A one-line UsageError about a sharded checkpoint that cannot be read."""
-    why = str(err).strip().splitlines()
-    reason = why[-1] if why else type(err).__name__
-    return UsageError(f"{path}: {what} ({reason[:300]})")
+@contextmanager
+def quiet():
+    """Silence DCP's warnings and log records (tracebacks of what it tries first)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.disable(logging.CRITICAL)
+        try:
+            yield
+        finally:
+            logging.disable(logging.NOTSET)
+
+
+def read_shards(state, folder):
+    """dcp.load state (in place) from folder; a one-line UsageError if the folder is
+    missing, unfinished or damaged."""
+    if not (folder / ".metadata").is_file():
+        raise UsageError(f"{folder}: no sharded checkpoint there (no .metadata)")
+    try:
+        with quiet():
+            dcp.load(state, checkpoint_id=folder)
+    except (Exception, CheckpointException) as err:  # noqa: BLE001 - any kind on damage
+        lines = str(err).strip().splitlines()
+        why = lines[-1].split(". ")[0][:300] if lines else type(err).__name__
+        raise UsageError(f"{folder}: unreadable sharded checkpoint ({why})") from None
 
 
 class ShardedCheckpoints:
@@ -212,12 +234,8 @@ class ShardedCheckpoints:
             raise UsageError(
                 f"{path}: written without --fsdp; resume it without --fsdp"
             )
-        folder = Path(path).parent / name
         model, optim = get_state_dict(net, optimizer)
-        try:
-            dcp.load({"model": model, "optim": optim}, checkpoint_id=folder)
-        except Exception as err:  # noqa: BLE001 - DCP raises any kind on missing shards
-            raise usage_error(folder, "unreadable sharded checkpoint", err) from None
+        read_shards({"model": model, "optim": optim}, Path(path).parent / name)
         set_state_dict(net, optimizer, model_state_dict=model, optim_state_dict=optim)
         self.kept = [name]
         return {**ckpt, "model": net.state_dict(), "optimizer": optimizer.state_dict()}
@@ -266,10 +284,7 @@ def convert(checkpoint, target):
     net = spec.build_model()
     state = net.state_dict()
     folder = Path(checkpoint).parent / name
-    try:
-        dcp.load({"model": state}, checkpoint_id=folder)
-    except Exception as err:  # noqa: BLE001 - DCP raises any kind on missing shards
-        raise usage_error(folder, "unreadable sharded checkpoint", err) from None
+    read_shards({"model": state}, folder)
     net.load_state_dict(state)
     save_weights(net, target)
     return f"wrote {target}: {len(portable_state(state))} tensors from {folder}"
@@ -284,6 +299,9 @@ def main(argv):
         print(convert(*argv))
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"error: {argv[1]}: cannot write it ({err.strerror})", file=sys.stderr)
         return 2
     return 0
 
