@@ -134,12 +134,17 @@ def test_fsdp_equals_ddp_and_its_weights_convert(assemble_into, run_command, tmp
 
 
 @pytest.mark.slow
-def test_fsdp_on_three_processes_with_uneven_validation_shares(
+def test_fsdp_on_three_processes_with_clipping_and_uneven_validation_shares(
     assemble_into, run_command, tmp_path
 ):
     # 10 validation images over 3 ranks at 3 a batch: 2, 1 and 1 batches; every forward
-    # gathers all ranks' shards, so ranks 1 and 2 make one more (even_out) or all would hang
-    run_dir = assemble_into(tmp_path / "three")
+    # gathers all ranks' shards, so ranks 1 and 2 make one more (even_out) or all would hang.
+    # With gradient clipping: the global norm over the shards (a DTensor) is DDP's.
+    fixture = Path(__file__).parent / "fixtures" / "model.py"
+    clipped = fixture.read_text().replace('"batch": 32,', '"batch": 32, "clip_grad_norm": 0.5,')
+    assert "clip_grad_norm" in clipped
+    (tmp_path / "model.py").write_text(clipped)
+    run_dir = assemble_into(tmp_path / "three", tmp_path / "model.py")
     (run_dir / "both.py").write_text(BOTH)
     flags = ("--synthetic-per-class", 5, "--batch-size", 9, "--epochs", 2, "--workers", 0)
     result = run_command(torchrun("both.py", *flags, processes=3), run_dir, timeout=300)
