@@ -6,6 +6,7 @@ import inspect
 
 import torch
 from torch import nn
+from torch.distributed.tensor import DTensor
 from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
 
 # the runtime beside this file (isort: split keeps one order wherever ruff runs)
@@ -168,7 +169,8 @@ class TFRMSprop(_MultiTensor):
 
 def multi_tensor(optimizer_class, params, **settings):
     """optimizer_class(params, **settings) stepping all parameters of a device at once:
-    fused where torch fuses its step on every device the parameters are on (CUDA, CPU),
+    fused where torch fuses its step on every device the parameters are on (CUDA, CPU)
+    and they are not FSDP's shards (DTensors, which the fused kernels do not take),
     else foreach. A loaded state dict keeps this choice (not the one it was saved with),
     so a checkpoint resumes on another device or from before the choice."""
     params = list(params)
@@ -176,6 +178,7 @@ def multi_tensor(optimizer_class, params, **settings):
     fused = "fused" in inspect.signature(optimizer_class).parameters and devices <= set(
         _get_fused_kernels_supported_devices()
     )
+    fused = fused and not any(isinstance(p, DTensor) for p in tensors_of(params))
     chosen = {"fused": True} if fused else {"foreach": True}
     optimizer = optimizer_class(params, **settings, **chosen)
     kernels = {

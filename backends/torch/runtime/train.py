@@ -87,6 +87,15 @@ from gpu_decode import (
 )
 from nosync import LaggedReadout, StopAgreement
 from progress import StepProgress
+from sharding import (
+    ShardedCheckpoints,
+    add_fsdp_flag,
+    check_fsdp,
+    even_out,
+    shard_model,
+    sharded_entries,
+    traceable,
+)
 from tensorboard_log import open_run_log
 from weights import load_arrays, portable_tensors
 
@@ -116,6 +125,7 @@ def parse_args(argv=None):
     )
     add_init_flags(p)
     add_logging_flags(p)
+    add_fsdp_flag(p)
     return p.parse_args(argv)
 
 
@@ -496,6 +506,7 @@ class Trainer:
             check_decode_device(self.device)
         self.lead = self.rank == 0
         resolve_precision(args, self.devices or [self.device])
+        check_fsdp(args, spec, self.world, self.device)
         if args.batch_size % self.world:
             raise UsageError(
                 f"--batch-size {args.batch_size} is not divisible by {self.world}"
@@ -516,6 +527,9 @@ class Trainer:
         self.net = self.build_net()
         if init is not None:
             self.start_from(init)
+        if args.fsdp:
+            self.say(shard_model(self.net, self.world))
+        self.sharded = ShardedCheckpoints(args.out, self.lead) if args.fsdp else None
         self.optimizer = spec.build_optimizer(self.net, lr=args.lr)
         self.scheduler = spec.build_scheduler(self.optimizer)
         self.ema = self.build_ema()
@@ -541,7 +555,7 @@ class Trainer:
             self.lead,
             (self.loss_sum, self.seen),
             self.state["global_step"],
-            lambda: (self.net, self.example_input()),
+            lambda: traceable(spec, self.net, self.example_input()),
         )
         self.stop = StopFlag()
 
@@ -619,7 +633,7 @@ class Trainer:
         if self.args.sync_bn:
             self.net = sync_batchnorm(self.net, self.device, self.world)
         net = torch.compile(self.net) if self.args.compile else self.net
-        if self.world == 1:
+        if self.world == 1 or self.args.fsdp:
             return net, net
         ids = [self.device.index] if self.device.type == "cuda" else None
         ddp = DistributedDataParallel(
@@ -837,6 +851,9 @@ class Trainer:
             share += len(y)
             bar.update(done)
         bar.close()
+        if self.sharded is not None:
+            limit = val_batch_limit(self.args) or COUNT_MAX
+            even_out(net, self.val_loader, limit, self.example_input(), self.autocast)
         count = torch.tensor([share], dtype=torch.float64, device=self.device)
         totals = torch.cat([sums, count])  # one read of the device, after the loop
         if self.world > 1:
@@ -890,6 +907,8 @@ class Trainer:
         """Write OUT/last.pt, then metrics.csv, atomically in the background (rank 0);
         all ranks must call this. The step loop waits only for the previous write."""
         ckpt = self.checkpoint(*self.progress_totals())
+        if self.sharded is not None:
+            ckpt = self.sharded.save(ckpt, self.net, self.optimizer)
         if self.lead:
             out = self.args.out
             self.writer.submit(
@@ -906,6 +925,7 @@ class Trainer:
         sched = self.scheduler.state_dict() if self.scheduler is not None else None
         check_checkpoint(ckpt, path, spec.MODEL_NAME, TORCH_ENTRIES, sched)
         self.warn(batch_change(ckpt, self.args.batch_size, path))
+        ckpt = sharded_entries(ckpt, path, self.sharded, self.net, self.optimizer)
         problem = torch_entries_problem(ckpt)
         if problem is None:
             problem = self.load_states(ckpt, path)
@@ -1037,6 +1057,9 @@ class Trainer:
         try:
             while self.state["epoch"] < self.args.epochs and not self.out_of_steps():
                 self.run_epoch(self.state["epoch"])
+            if self.sharded is not None:
+                self.writer.wait()  # the newest checkpoint on disk before pruning
+                self.sharded.finish(self.net)
         finally:
             self.stop.close()
             self.writer.wait()

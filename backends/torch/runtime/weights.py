@@ -16,6 +16,7 @@ __all__ = [
     "WeightsError",
     "load_arrays",
     "load_weights",
+    "portable_state",
     "save_weights",
     "state_arrays",
 ]
@@ -23,13 +24,18 @@ __all__ = [
 SKIPPED = ("num_batches_tracked",)
 
 
-def portable_tensors(model):
-    """{portable name: tensor} for every weight, bias and running statistic of the model."""
+def portable_state(state):
+    """The entries of a state dict that the portable file holds (no batch counts)."""
     return {
         name: tensor
-        for name, tensor in model.state_dict(keep_vars=True).items()
+        for name, tensor in state.items()
         if name.rsplit(".", 1)[-1] not in SKIPPED
     }
+
+
+def portable_tensors(model):
+    """{portable name: tensor} for every weight, bias and running statistic of the model."""
+    return portable_state(model.state_dict(keep_vars=True))
 
 
 def state_arrays(model):
