@@ -58,7 +58,8 @@ from warm_start import add_init_flags, init_request, warm_start
 # isort: split
 from ema import WeightAverage  # beside this file in the repository, too
 from fast_defaults import add_fast_flags, modes_text, resolve_fast_defaults
-from feed import Feed, distribute
+from feed import Feed
+from multi_worker import worker_cluster
 from tensorboard_log import open_run_log
 from weights import load_arrays, portable_variables
 
@@ -314,10 +315,15 @@ class Trainer:
         check_trainable(spec)
         check_packages(args)
         self.init = init_request(args)
+        self.cluster = worker_cluster(args, CHECKPOINT)  # TF_CONFIG's workers
         self.run_lock = claim_run_folder(args.out, CHECKPOINT)
         self.devices = replica_devices(args.device, args.devices)
         resolve_fast_defaults(args, self.devices)
-        self.strategy = make_strategy(self.devices)
+        self.strategy = (
+            make_strategy(self.devices)
+            if self.cluster.count == 1
+            else self.cluster.strategy(self.devices)
+        )
         self.train_set, self.val_set, _ = datasets(spec, args, spec.INPUT_SHAPE[:2])
         per_step = min(args.batch_size, len(self.train_set))
         if per_step < len(self.devices):
@@ -325,6 +331,7 @@ class Trainer:
                 f"--devices {len(self.devices)}: more replicas than the {per_step} images "
                 "of a training step; use a larger --batch-size or fewer --devices"
             )
+        self.cluster.check_batch(per_step, len(self.devices))
         self.train_data = self.loader(self.train_set, train=True)
         self.val_data = self.loader(self.val_set, train=False)
         self.state = {"epoch": 0, "batches_done": 0, "global_step": 0}
@@ -428,8 +435,9 @@ class Trainer:
         )
         order = self.epoch_order(epoch)
         mix = (spec.NUM_CLASSES, mix_entries(spec.TRAIN["augment"]))
-        batches = self.train_data.dataset(epoch, order, batch, st["batches_done"], mix)
-        batches = iter(distribute(self.strategy, batches))
+        shard, size = self.cluster.share(order, batch)  # this worker's items
+        batches = self.train_data.dataset(epoch, shard, size, st["batches_done"], mix)
+        batches = iter(self.cluster.distribute(self.strategy, batches))
         per_step = min(batch, len(order))  # full batches, or one of all items
         while not self.stop.requested:
             count = self.steps_in_call()
@@ -483,7 +491,8 @@ class Trainer:
         batches = self.val_data.dataset(0, np.arange(len(self.val_set)), size)
         batches = batches.map(lambda x, y: padded((x, y), replicas))
         with self.ema.swapped_in() if self.ema is not None else nullcontext():
-            for parts in self.val_data.checked(distribute(self.strategy, batches)):
+            parts_of = self.cluster.distribute(self.strategy, batches, whole=True)
+            for parts in self.val_data.checked(parts_of):
                 totals += tf.cast(self.eval_step(parts), tf.float64)
         loss, top1, top5 = totals.numpy() / len(self.val_set)
         return {"val_loss": loss, "val_error": 1 - top1, "val_top5_error": 1 - top5}
@@ -496,6 +505,8 @@ class Trainer:
 
     def save(self):
         """Write OUT/last.npz (weights, optimizer, schedule, position, metrics) and metrics.csv."""
+        if not self.cluster.chief:  # the chief (TF_CONFIG's worker 0) writes the run
+            return
         meta = {
             "model_name": spec.MODEL_NAME,
             "state": self.state,
