@@ -3,6 +3,7 @@ TF_CONFIG's checks and the batch split here; two workers on loopback under -m sl
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -83,14 +84,15 @@ def tf_config(workers, index):
     return json.dumps({"cluster": {"worker": workers}, "task": {**WORKER, "index": index}})
 
 
-def run_workers(folder, count, *args, timeout=240):
-    """train.py as `count` workers on loopback; returns [(exit code, output)], killing
-    every worker's process group on a timeout or a test failure."""
+def run_workers(folder, count, *args, scratch, timeout=240):
+    """train.py as `count` workers on loopback (temporary files in `scratch`); returns
+    [(exit code, output)], killing every worker's process group on a timeout or a test
+    failure."""
     workers = [f"127.0.0.1:{port}" for port in free_ports(count)]
     procs = []
     try:
         for index in range(count):
-            env = {**os.environ, "TF_CONFIG": tf_config(workers, index)}
+            env = {**os.environ, "TF_CONFIG": tf_config(workers, index), "TMPDIR": scratch}
             cmd = [sys.executable, str(folder / "train.py"), *map(str, args)]
             procs.append(
                 subprocess.Popen(
@@ -120,7 +122,7 @@ def model_arrays(out):
 
 def assert_same_weights(out, reference):
     """Every model variable of out's checkpoint equals reference's to RTOL (conform.py's
-    per-tensor rule) and the training moved them (the comparison can fail)."""
+    per-tensor rule)."""
     ours, theirs = model_arrays(out), model_arrays(reference)
     assert ours.keys() == theirs.keys() and ours
     for name, want in theirs.items():
@@ -150,22 +152,31 @@ FLAGS = ["--synthetic-per-class", "10", "--batch-size", "8", "--workers", "1", "
 @pytest.mark.slow
 def test_two_workers_equal_one_and_resume_from_the_chief(plain, tmp_path):
     """Two workers on loopback train (an epoch, 5 steps of the global batch of 8) to the
-    weights of one worker; resumed from the chief's checkpoint they reach the weights of
-    an uninterrupted single-worker run. Only the chief writes into OUT."""
+    weights of one worker; resumed from the chief's checkpoint, two workers or one reach the
+    weights of an uninterrupted single-worker run. Only the chief writes into OUT, and the
+    other worker's temporary folder is gone when it ends."""
     one, two = tmp_path / "one", tmp_path / "two"
     for epochs, out in ((1, one), (2, tmp_path / "one2")):
         cmd = [sys.executable, "train.py", *FLAGS, "--epochs", epochs, "--out", out]
         done = subprocess.run(list(map(str, cmd)), cwd=plain, capture_output=True, text=True)
         assert done.returncode == 0, done.stdout + done.stderr
-    ran = run_workers(plain, 2, *FLAGS, "--epochs", "1", "--out", two)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    ran = run_workers(plain, 2, *FLAGS, "--epochs", "1", "--out", two, scratch=scratch)
     assert [code for code, _ in ran] == [0, 0], ran
+    assert not any(scratch.iterdir())
     assert all("2 replica(s)" in output and "epoch 1/1" in output for _, output in ran)
     assert_same_weights(two, one)
     assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir())
-    ran = run_workers(plain, 2, *FLAGS, "--epochs", "2", "--resume", "--out", two)
+    shutil.copytree(two, tmp_path / "two_then_one")
+    ran = run_workers(plain, 2, *FLAGS, "--epochs", "2", "--resume", "--out", two, scratch=scratch)
     assert [code for code, _ in ran] == [0, 0], ran
     assert all("from epoch 2, step 5" in output for _, output in ran)
     assert_same_weights(two, tmp_path / "one2")
+    cmd = [*FLAGS, "--epochs", "2", "--resume", "--out", tmp_path / "two_then_one"]
+    done = subprocess.run([sys.executable, "train.py", *map(str, cmd)], cwd=plain, timeout=240)
+    assert done.returncode == 0
+    assert_same_weights(tmp_path / "two_then_one", tmp_path / "one2")
 
 
 @pytest.mark.slow
