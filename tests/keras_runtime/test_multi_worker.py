@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ pytest.importorskip("keras")
 # trainer runs float32 and two workers sum a step's losses and gradients in another order
 # (the mirrored test of test_train.py holds 1 and 2 replicas to the same 1e-5)
 RTOL = 1e-5
+LAUNCHER = Path(__file__).resolve().parents[2] / "docs" / "keras_local_workers.sh"
 WORKER = {"type": "worker", "index": 0}
 TWO = ["127.0.0.1:2222", "127.0.0.1:2223"]
 
@@ -84,27 +86,25 @@ def tf_config(workers, index):
     return json.dumps({"cluster": {"worker": workers}, "task": {**WORKER, "index": index}})
 
 
-def run_workers(folder, count, *args, scratch, timeout=240):
-    """train.py as `count` workers on loopback (temporary files in `scratch`); returns
-    [(exit code, output)], killing every worker's process group on a timeout or a test
-    failure."""
-    workers = [f"127.0.0.1:{port}" for port in free_ports(count)]
+def start(cmd, folder, env):
+    """Start cmd in its own process group, its output (stdout and stderr) piped."""
+    return subprocess.Popen(
+        list(map(str, cmd)),
+        cwd=folder,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def finish(starts, timeout=240):
+    """[(exit code, output)] of the processes `starts` starts, each waited for at most
+    timeout seconds; every one's process group is killed on a timeout or an error."""
     procs = []
     try:
-        for index in range(count):
-            env = {**os.environ, "TF_CONFIG": tf_config(workers, index), "TMPDIR": scratch}
-            cmd = [sys.executable, str(folder / "train.py"), *map(str, args)]
-            procs.append(
-                subprocess.Popen(
-                    cmd,
-                    cwd=folder,
-                    env=env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    text=True,
-                    start_new_session=True,
-                )
-            )
+        procs.extend(starts)
         outputs = [p.communicate(timeout=timeout)[0] for p in procs]
         return [(p.returncode, output) for p, output in zip(procs, outputs, strict=True)]
     finally:
@@ -112,6 +112,23 @@ def run_workers(folder, count, *args, scratch, timeout=240):
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
+
+
+def run_workers(folder, count, *args, scratch):
+    """train.py as `count` workers on loopback, temporary files in `scratch`."""
+    workers = [f"127.0.0.1:{port}" for port in free_ports(count)]
+    cmd = [sys.executable, folder / "train.py", *args]
+    envs = ({"TF_CONFIG": tf_config(workers, i), "TMPDIR": str(scratch)} for i in range(count))
+    return finish(start(cmd, folder, env) for env in envs)
+
+
+def run_launcher(folder, count, *args, scratch):
+    """docs/keras_local_workers.sh: `count` workers of train.py, the others' output
+    in scratch/logs and their temporary files in scratch."""
+    (scratch / "logs").mkdir()
+    env = {"PYTHON": sys.executable, "WORKER_LOGS": str(scratch / "logs")}
+    cmd = ["bash", LAUNCHER, count, folder / "train.py", *args]
+    return finish([start(cmd, folder, {**env, "TMPDIR": str(scratch)})])[0]
 
 
 def model_arrays(out):
@@ -151,8 +168,8 @@ FLAGS = ["--synthetic-per-class", "10", "--batch-size", "8", "--workers", "1", "
 
 @pytest.mark.slow
 def test_two_workers_equal_one_and_resume_from_the_chief(plain, tmp_path):
-    """Two workers on loopback train (an epoch, 5 steps of the global batch of 8) to the
-    weights of one worker; resumed from the chief's checkpoint, two workers or one reach the
+    """Two workers on loopback (started by docs/keras_local_workers.sh) train (an epoch, 5
+    steps of the global batch of 8) to the weights of one worker; resumed from the chief's checkpoint, two workers or one reach the
     weights of an uninterrupted single-worker run. Only the chief writes into OUT, and the
     other worker's temporary folder is gone when it ends."""
     one, two = tmp_path / "one", tmp_path / "two"
@@ -162,10 +179,12 @@ def test_two_workers_equal_one_and_resume_from_the_chief(plain, tmp_path):
         assert done.returncode == 0, done.stdout + done.stderr
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    ran = run_workers(plain, 2, *FLAGS, "--epochs", "1", "--out", two, scratch=scratch)
-    assert [code for code, _ in ran] == [0, 0], ran
-    assert not any(scratch.iterdir())
-    assert all("2 replica(s)" in output and "epoch 1/1" in output for _, output in ran)
+    code, output = run_launcher(plain, 2, *FLAGS, "--epochs", "1", "--out", two, scratch=scratch)
+    assert code == 0, output
+    other = (scratch / "logs" / "worker1.log").read_text()
+    assert all("2 replica(s)" in text and "epoch 1/1" in text for text in (output, other))
+    shutil.rmtree(scratch / "logs")
+    assert not any(scratch.iterdir())  # the other worker's temporary OUT is gone
     assert_same_weights(two, one)
     assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir())
     shutil.copytree(two, tmp_path / "two_then_one")
