@@ -3,6 +3,8 @@
 Flags and outputs match the PyTorch trainer. Data parallel: `--devices N` mirrors the model over
 N GPUs with tf.distribute.MirroredStrategy (without GPUs, over N logical CPU devices, which is
 only good for testing); --batch-size is the global batch, split across the replicas.
+Several machines: a TF_CONFIG naming several workers (multi_worker.py) runs the same rules
+under MultiWorkerMirroredStrategy, worker 0 writing OUT.
 
 Reproducible and resumable: the data order is a function of (seed, epoch), a sample's
 augmentation of (seed, epoch, index), and dropout draws from seed generators whose state is saved
