@@ -1,6 +1,7 @@
 """The Keras trainer on several workers (MultiWorkerMirroredStrategy from TF_CONFIG):
 TF_CONFIG's checks and the batch split here; two workers on loopback under -m slow."""
 
+import csv
 import json
 import os
 import shutil
@@ -131,6 +132,13 @@ def run_launcher(folder, count, *args, scratch):
     return finish([start(cmd, folder, {**env, "TMPDIR": str(scratch)})])[0]
 
 
+def validation(out):
+    """The validation columns of metrics.csv (every worker evaluates its part)."""
+    with open(out / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [float(row[k]) for row in rows for k in ("val_loss", "val_error", "val_top5_error")]
+
+
 def model_arrays(out):
     """The model's variables in OUT/last.npz."""
     with np.load(out / "last.npz") as saved:
@@ -186,6 +194,7 @@ def test_two_workers_equal_one_and_resume_from_the_chief(plain, tmp_path):
     shutil.rmtree(scratch / "logs")
     assert not any(scratch.iterdir())  # the other worker's temporary OUT is gone
     assert_same_weights(two, one)
+    assert validation(two) == pytest.approx(validation(one), rel=RTOL)
     assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir())
     shutil.copytree(two, tmp_path / "two_then_one")
     ran = run_workers(plain, 2, *FLAGS, "--epochs", "2", "--resume", "--out", two, scratch=scratch)
