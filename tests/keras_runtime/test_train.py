@@ -177,7 +177,7 @@ def test_interrupt_and_resume_reproduces_the_run(
 
 
 MIRRORED_STEP = """
-import keras, numpy as np, tensorflow as tf, train
+import feed, keras, numpy as np, tensorflow as tf, train
 devices = train.replica_devices("cpu", 2)
 x = np.random.default_rng(0).normal(size=(7, 32, 32, 3)).astype("float32")
 y = np.arange(7, dtype="int32") % 4
@@ -192,11 +192,11 @@ for jit in (False, True):
             optimizer = keras.optimizers.SGD(0.5)
             optimizer.build(net.trainable_variables)
         step = train.make_train_step(strategy, net, optimizer, 0.1, jit)
-        batches = train.distribute(strategy, tf.data.Dataset.from_tensors((x, y)))
+        batches = feed.distribute(strategy, tf.data.Dataset.from_tensors((x, y)))
         loss = float(step(next(iter(batches))))
         evaluate = train.make_eval_step(strategy, net, jit)
         padded = tf.data.Dataset.from_tensors((x, y)).map(lambda *b: train.padded(b, 2))
-        sums = evaluate(next(iter(train.distribute(strategy, padded)))).numpy()
+        sums = evaluate(next(iter(feed.distribute(strategy, padded)))).numpy()
         weights = np.asarray(net.trainable_variables[0]).ravel()
         print(int(jit), strategy.num_replicas_in_sync, loss, *sums, *weights)
 """

@@ -118,7 +118,7 @@ def test_more_replicas_than_images_in_a_step_is_refused(results):
 
 
 PADDED_EVAL = """
-import keras, numpy as np, tensorflow as tf, train
+import feed, keras, numpy as np, tensorflow as tf, train
 devices = train.replica_devices("cpu", 3)
 x = np.random.default_rng(0).normal(size=(1, 4, 4, 3)).astype("float32")
 y = np.array([2], "int32")
@@ -130,7 +130,7 @@ for strategy in (train.make_strategy(devices[:1]), train.make_strategy(devices))
     step = train.make_eval_step(strategy, net, False)
     for batch in ((x, y), (np.concatenate([x, x]), np.concatenate([y, y]))):
         padded = train.padded(batch, strategy.num_replicas_in_sync)
-        parts = train.distribute(strategy, tf.data.Dataset.from_tensors(padded))
+        parts = feed.distribute(strategy, tf.data.Dataset.from_tensors(padded))
         print(strategy.num_replicas_in_sync, *step(next(iter(parts))).numpy())
 """
 

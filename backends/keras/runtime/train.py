@@ -3,6 +3,8 @@
 Flags and outputs match the PyTorch trainer. Data parallel: `--devices N` mirrors the model over
 N GPUs with tf.distribute.MirroredStrategy (without GPUs, over N logical CPU devices, which is
 only good for testing); --batch-size is the global batch, split across the replicas.
+Several machines: a TF_CONFIG naming several workers (multi_worker.py) runs the same rules
+under MultiWorkerMirroredStrategy, worker 0 writing OUT.
 
 Reproducible and resumable: the data order is a function of (seed, epoch), a sample's
 augmentation of (seed, epoch, index), and dropout draws from seed generators whose state is saved
@@ -61,7 +63,8 @@ from warm_start import add_init_flags, init_request, warm_start
 # isort: split
 from ema import WeightAverage  # beside this file in the repository, too
 from fast_defaults import add_fast_flags, modes_text, resolve_fast_defaults
-from feed import Feed, distribute
+from feed import Feed
+from multi_worker import worker_cluster
 from progress import StepProgress
 from tensorboard_log import open_run_log
 from weights import load_arrays, portable_variables
@@ -318,10 +321,15 @@ class Trainer:
         check_trainable(spec)
         check_packages(args)
         self.init = init_request(args)
+        self.cluster = worker_cluster(args, CHECKPOINT)  # TF_CONFIG's workers
         self.run_lock = claim_run_folder(args.out, CHECKPOINT)
         self.devices = replica_devices(args.device, args.devices)
         resolve_fast_defaults(args, self.devices)
-        self.strategy = make_strategy(self.devices)
+        self.strategy = (
+            make_strategy(self.devices)
+            if self.cluster.count == 1
+            else self.cluster.strategy(self.devices)
+        )
         self.train_set, self.val_set, _ = datasets(spec, args, spec.INPUT_SHAPE[:2])
         per_step = min(args.batch_size, len(self.train_set))
         if per_step < len(self.devices):
@@ -329,6 +337,7 @@ class Trainer:
                 f"--devices {len(self.devices)}: more replicas than the {per_step} images "
                 "of a training step; use a larger --batch-size or fewer --devices"
             )
+        self.cluster.check_batch(per_step, len(self.devices))
         self.train_data = self.loader(self.train_set, train=True)
         self.val_data = self.loader(self.val_set, train=False)
         self.state = {"epoch": 0, "batches_done": 0, "global_step": 0}
@@ -434,8 +443,9 @@ class Trainer:
         )
         order = self.epoch_order(epoch)
         mix = (spec.NUM_CLASSES, mix_entries(spec.TRAIN["augment"]))
-        batches = self.train_data.dataset(epoch, order, batch, st["batches_done"], mix)
-        batches = iter(distribute(self.strategy, batches))
+        shard, size = self.cluster.share(order, batch)  # this worker's items
+        batches = self.train_data.dataset(epoch, shard, size, st["batches_done"], mix)
+        batches = iter(self.cluster.distribute(self.strategy, batches))
         per_step = min(batch, len(order))  # full batches, or one of all items
         while not self.stop.requested:
             count = self.steps_in_call()
@@ -509,8 +519,8 @@ class Trainer:
         batches = batches.map(lambda x, y: padded((x, y), replicas))
         bar = self.progress_bar(-(-count // size), "validate", {}, "batch", size)
         with self.ema.swapped_in() if self.ema is not None else nullcontext():
-            replica_batches = self.val_data.checked(distribute(self.strategy, batches))
-            for done, parts in enumerate(replica_batches, 1):
+            parts_of = self.cluster.distribute(self.strategy, batches, whole=True)
+            for done, parts in enumerate(self.val_data.checked(parts_of), 1):
                 totals += tf.cast(self.eval_step(parts), tf.float64)
                 bar.update(done)
         bar.close()
@@ -530,6 +540,8 @@ class Trainer:
 
     def save(self):
         """Write OUT/last.npz (weights, optimizer, schedule, position, metrics) and metrics.csv."""
+        if not self.cluster.chief:  # the chief (TF_CONFIG's worker 0) writes the run
+            return
         meta = {
             "model_name": spec.MODEL_NAME,
             "state": self.state,
