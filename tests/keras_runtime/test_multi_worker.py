@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FIXTURE_MODEL, assemble
+from runtime_layout import FIXTURE_MODEL, assemble
 
 pytest.importorskip("keras")
 

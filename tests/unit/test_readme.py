@@ -47,6 +47,8 @@ def rendered(text: str) -> str:
 def test_readme_outputs_are_current():
     text = README.read_text(encoding="utf-8")
     assert BLOCK.search(text), "the README shows no command output"
+    for match in BLOCK.finditer(text):  # one fenced block each, never the next block's end
+        assert match["body"].count("```") == 2, f"<!-- output: {match['cmd']} --> lacks its end"
     fresh = rendered(text)
     if os.environ.get("ARCHDSL_UPDATE_README"):
         README.write_text(fresh, encoding="utf-8")

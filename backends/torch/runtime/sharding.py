@@ -276,6 +276,7 @@ def convert(checkpoint, target):
     """Write the portable weights of a sharded checkpoint (one process, no torchrun)."""
     import model as spec  # the generated model beside this file
 
+    # isort: split
     from train import load_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
