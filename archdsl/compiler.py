@@ -9,7 +9,7 @@ from archdsl import ir
 from archdsl.diagnostics import Diagnostic, has_errors, sort_key
 from archdsl.lowering import lower
 from archdsl.shapes import Report, infer
-from archdsl.syntax import SyntaxFailure, parse
+from archdsl.syntax import Module, SyntaxFailure, parse
 
 
 @dataclass
@@ -18,6 +18,7 @@ class Checked:
 
     source: str
     file: str
+    module: Module | None = None  # the parsed spec; None where it does not parse
     graph: ir.Graph | None = None
     report: Report | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
@@ -50,6 +51,7 @@ def _check(source: str, file: str) -> Checked:
     except SyntaxFailure as exc:
         result.diagnostics = [exc.diagnostic]
         return result
+    result.module = module
     graph, diagnostics = lower(module)
     result.diagnostics = list(diagnostics)
     if graph is not None:

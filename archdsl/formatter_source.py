@@ -9,7 +9,7 @@ from functools import lru_cache
 
 from lark import Lark, Token, Tree
 
-from archdsl.syntax import GRAMMAR, parse
+from archdsl.syntax import grammar_parser, parse
 
 _COLLECTED: list[Token] = []  # the comments of the parse in progress (one at a time: _LOCK)
 _LOCK = threading.Lock()
@@ -18,13 +18,7 @@ _LOCK = threading.Lock()
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
     """An LALR parser of the same grammar that keeps every token and hands comments over."""
-    return Lark(
-        GRAMMAR.read_text(encoding="utf-8"),
-        parser="lalr",
-        maybe_placeholders=False,
-        keep_all_tokens=True,
-        lexer_callbacks={"COMMENT": _COLLECTED.append},
-    )
+    return grammar_parser(keep_all_tokens=True, lexer_callbacks={"COMMENT": _COLLECTED.append})
 
 
 @dataclass

@@ -217,15 +217,17 @@ class SyntaxFailure(Exception):
         self.diagnostic = diagnostic
 
 
+def grammar_parser(**options) -> Lark:
+    """An LALR parser of the spec grammar; `options` are the caller's own lark options."""
+    return Lark(
+        GRAMMAR.read_text(encoding="utf-8"), parser="lalr", maybe_placeholders=False, **options
+    )
+
+
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
     """The LALR parser, running the transformer as it parses (no intermediate tree)."""
-    return Lark(
-        GRAMMAR.read_text(encoding="utf-8"),
-        parser="lalr",
-        maybe_placeholders=False,
-        transformer=_ToNodes(),
-    )
+    return grammar_parser(transformer=_ToNodes())
 
 
 def terminals() -> list[TerminalDef]:

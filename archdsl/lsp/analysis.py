@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from archdsl.compiler import Checked, check_source
 from archdsl.diagnostics import source_lines
 from archdsl.lsp.symbols import Symbols, index
-from archdsl.syntax import SyntaxFailure, parse
 
 
 @dataclass(frozen=True)
@@ -28,11 +27,10 @@ def analyse(text: str, file: str) -> Analysis:
     """Check `text` (as `archdsl check` does) and index its names when it parses."""
     source = normalised(text)
     checked = check_source(source, file)
-    try:
-        module = parse(checked.source, file)
-    except SyntaxFailure:
-        return Analysis(checked, None, source_lines(checked.source))
-    return Analysis(checked, index(module, checked.source), source_lines(checked.source))
+    lines = source_lines(checked.source)
+    if checked.module is None:
+        return Analysis(checked, None, lines)
+    return Analysis(checked, index(checked.module, checked.source), lines)
 
 
 def normalised(text: str) -> str:
