@@ -4,11 +4,14 @@ TF_CONFIG's checks and the batch split here; two workers on loopback under -m sl
 import csv
 import json
 import os
+import re
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -205,6 +208,56 @@ def test_two_workers_equal_one_and_resume_from_the_chief(plain, tmp_path):
     done = subprocess.run([sys.executable, "train.py", *map(str, cmd)], cwd=plain, timeout=240)
     assert done.returncode == 0
     assert_same_weights(tmp_path / "two_then_one", tmp_path / "one2")
+
+
+def read_until(proc, pattern, timeout=180):
+    """proc's output up to the first line matching pattern (read from its pipe's file
+    descriptor, so communicate() later gets the rest)."""
+    seen, fd = "", proc.stdout.fileno()
+    deadline = time.monotonic() + timeout
+    while not re.search(pattern, seen, re.M):
+        left = deadline - time.monotonic()
+        assert left > 0 and select.select([fd], [], [], left)[0], seen
+        chunk = os.read(fd, 65536).decode()
+        assert chunk, seen  # it ended first
+        seen += chunk
+    return seen
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_one_worker_stops_every_worker_at_the_same_step(plain, tmp_path):
+    """Ctrl-C on a worker that is not the chief: both stop after the same step (exit 130),
+    the chief saves, and the two resumed reach the weights of one uninterrupted worker.
+    Without the agreement the chief waited for the stopped worker's next step."""
+    flags = [*FLAGS, "--synthetic-per-class", "100", "--epochs", "1", "--progress-every", "0"]
+    one = tmp_path / "one"
+    done = subprocess.run(
+        [sys.executable, "train.py", *map(str, flags), "--out", str(one)],
+        cwd=plain,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    two, scratch = tmp_path / "two", tmp_path / "tmp"
+    scratch.mkdir()
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    cmd = [sys.executable, plain / "train.py", *flags, "--out", two]
+    envs = [{"TF_CONFIG": tf_config(workers, i), "TMPDIR": str(scratch)} for i in range(2)]
+    procs = [start(cmd, plain, env) for env in envs]
+    try:
+        early = read_until(procs[1], r"^epoch 1/1 +[3-9]/50")
+        os.kill(procs[1].pid, signal.SIGINT)
+    finally:
+        ran = finish(procs)
+    assert [code for code, _ in ran] == [130, 130], ran
+    assert "interrupted: saved" in ran[0][1]
+    assert "interrupted: stopped with the others; worker 0 saved last.npz" in early + ran[1][1]
+    ran = run_workers(plain, 2, *flags, "--resume", "--out", two, scratch=scratch)
+    assert [code for code, _ in ran] == [0, 0], ran
+    steps = {int(re.search(r"from epoch 1, step (\d+)", out)[1]) for _, out in ran}
+    assert len(steps) == 1 and 3 <= steps.pop() < 50  # one position, inside the epoch
+    assert_same_weights(two, one)
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ across the worker's replicas. Every worker validates the whole batches and evalu
 part of them. Only the chief writes OUT (checkpoint, metrics.csv, metrics.png, TensorBoard,
 --wandb, --mlflow); the others write their metrics into a temporary folder removed at exit
 and read --resume's checkpoint from OUT (a shared folder, or a copy of the chief's).
+A Ctrl-C on any worker stops every worker after the same step (any_asked).
 Without TF_CONFIG, or with one worker in it, nothing changes.
 """
 
@@ -81,6 +82,7 @@ class Cluster:
         self.workers, self.index = list(workers), index
         self.count, self.chief = len(self.workers), index == 0
         self.scratch = None  # a non-chief's temporary OUT (removed at exit)
+        self._agree = None  # any_asked's all-reduce, traced on first use
 
     def take_outputs(self, args, checkpoint):
         """A non-chief: --resume reads OUT's checkpoint, and its own outputs go to a
@@ -129,6 +131,23 @@ class Cluster:
         per_step = min(batch, len(order))
         rows = np.asarray(order).reshape(-1, per_step)
         return rows[:, self.index :: self.count].reshape(-1), per_step // self.count
+
+    def any_asked(self, strategy, requested):
+        """Whether this worker's Ctrl-C or, on several workers, any worker's asks to
+        stop: one small all-reduce that every worker makes at the same point of its
+        loop, so all stop after the same step (one alone would leave the others waiting
+        in the next step's collectives)."""
+        if self.count == 1:
+            return requested
+        if self._agree is None:
+
+            @tf.function
+            def agree(flag):
+                per_replica = strategy.run(tf.identity, args=(flag,))
+                return strategy.reduce("sum", per_replica, axis=None)
+
+            self._agree = agree
+        return bool(self._agree(tf.constant(float(requested))).numpy() > 0)
 
     def distribute(self, strategy, batches, whole=False):
         """This worker's batches fed to its replicas: split across them, or with

@@ -317,7 +317,7 @@ class Trainer:
 
     def __init__(self, args):
         """Build everything, restoring a checkpoint for --resume."""
-        self.args, self.stop = args, StopFlag()
+        self.args, self.stop, self.stopped = args, StopFlag(), False
         check_trainable(spec)
         check_packages(args)
         self.init = init_request(args)
@@ -447,7 +447,7 @@ class Trainer:
         batches = self.train_data.dataset(epoch, shard, size, st["batches_done"], mix)
         batches = iter(self.cluster.distribute(self.strategy, batches))
         per_step = min(batch, len(order))  # full batches, or one of all items
-        while not self.stop.requested:
+        while not self.stopping():
             count = self.steps_in_call()
             if count <= 0:  # the epoch's end or --max-steps
                 break
@@ -468,6 +468,12 @@ class Trainer:
             if self.args.save_every and st["global_step"] % self.args.save_every == 0:
                 self.save()
         bar.close()
+
+    def stopping(self):
+        """Whether to stop before the next call: a Ctrl-C here or, on several workers,
+        on any of them (all workers decide at the same step)."""
+        self.stopped = self.cluster.any_asked(self.strategy, self.stop.requested)
+        return self.stopped
 
     def steps_in_call(self):
         """The next call's steps: --steps-per-call, fewer where the epoch's end,
@@ -623,9 +629,13 @@ class Trainer:
         seen_before = self.seen
         self.train_epoch(epoch)
         train_seconds = time.perf_counter() - start
-        if self.stop.requested:
+        if self.stopped:  # as every worker decided at the same step
             self.save()
-            raise Interrupted
+            raise Interrupted(
+                f"saved {printable(str(self.args.out / CHECKPOINT))}"
+                if self.cluster.chief
+                else f"stopped with the others; worker 0 saved {CHECKPOINT}"
+            )
         self.end_epoch(epoch, train_seconds, self.seen - seen_before, start)
 
     def header(self):
@@ -681,12 +691,8 @@ def main(argv=None):
     except (DataError, UsageError) as err:
         print(f"error: {error_line(err)}", file=sys.stderr)
         return 2
-    except Interrupted:
-        print(
-            f"interrupted: saved {printable(str(args.out / CHECKPOINT))}; "
-            "continue with --resume",
-            file=sys.stderr,
-        )
+    except Interrupted as stop:
+        print(f"interrupted: {stop}; continue with --resume", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
         print("aborted", file=sys.stderr)
