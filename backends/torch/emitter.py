@@ -362,7 +362,7 @@ def _runtime_imports(train: ir.Train) -> list[str]:
     optim += ["freeze_statements", "frozen_norms"] if train.freeze else []
     optim += ["param_groups"] if _grouped(train) else []
     if optim:
-        lines.append(f"from optim import {', '.join(optim)}")
+        lines.append(f"from optim import {', '.join(sorted(optim))}")  # isort's order
     if train.schedule.name in SCHEDULES:
         lines.append(f"from schedules import {SCHEDULES[train.schedule.name]}")
     # portable weights (archdsl weights): re-exported as the model's own save/load functions
