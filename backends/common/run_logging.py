@@ -128,8 +128,8 @@ class MlflowSink:
         self.mlflow.end_run(status=status.upper())
 
 
-def utf8_name(path):
-    """Whether path's name is valid UTF-8 (not bytes read through surrogates)."""
+def utf8_path(path):
+    """Whether the whole of path is valid UTF-8 (not bytes read through surrogates)."""
     try:
         str(path).encode("utf-8")
     except UnicodeEncodeError:
@@ -140,7 +140,7 @@ def utf8_name(path):
 def open_sinks(args, name, tensorboard):
     """The sinks the flags ask for: tensorboard() (the backend's event-file writer)
     unless --no-tensorboard, the tensorboard package is missing or the run folder's
-    name is not UTF-8 (a warning), then
+    path is not UTF-8 (a warning), then
     those of --wandb and --mlflow (one that cannot start is a UsageError)."""
     sinks = []
     if args.tensorboard and importlib.util.find_spec("tensorboard") is None:
@@ -148,10 +148,10 @@ def open_sinks(args, name, tensorboard):
             "no TensorBoard event files: the tensorboard package is not installed "
             "(pip install tensorboard; --no-tensorboard silences this)"
         )
-    elif args.tensorboard and not utf8_name(args.out):
+    elif args.tensorboard and not utf8_path(args.out):
         warn(
             "no TensorBoard event files: its writers take only UTF-8 file names, and "
-            "the run folder's is not (rename it; --no-tensorboard silences this)"
+            "the run folder's path is not (rename it; --no-tensorboard silences this)"
         )
     elif args.tensorboard:
         sinks.append(tensorboard())

@@ -1,6 +1,7 @@
 """The Keras trainer on several workers (MultiWorkerMirroredStrategy from TF_CONFIG):
 TF_CONFIG's checks and the batch split here; two workers on loopback under -m slow."""
 
+import argparse
 import csv
 import json
 import os
@@ -56,6 +57,22 @@ def test_a_bad_tf_config_is_named_in_one_line(load, config, named):
 def test_a_good_tf_config_gives_the_workers_and_the_index(load):
     config = {"cluster": {"worker": TWO}, "task": {**WORKER, "index": 1}, "rpc_layer": "grpc"}
     assert load("multi_worker").read_tf_config(json.dumps(config)) == (TWO, 1)
+
+
+def test_a_worker_without_the_chiefs_checkpoint_says_so_before_joining(load, tmp_path):
+    """A non-chief resuming from OUT on a folder it does not share: one line naming the
+    shared folder, raised while it takes its outputs (before the strategy joins)."""
+    args = argparse.Namespace(resume="", out=tmp_path, tensorboard=True, wandb=False, mlflow=False)
+    cluster = load("multi_worker").Cluster(TWO, 1)
+    with pytest.raises(load("multi_worker").UsageError) as caught:
+        cluster.take_outputs(args, "last.npz")
+    assert str(caught.value).startswith(f"{tmp_path / 'last.npz'}: worker 1 finds no checkpoint")
+    assert "every worker sees" in str(caught.value) and cluster.scratch is None
+    (tmp_path / "last.npz").write_bytes(b"")
+    args.resume = ""
+    cluster.take_outputs(args, "last.npz")
+    assert args.resume == str(tmp_path / "last.npz") and args.out != tmp_path
+    cluster.scratch.cleanup()
 
 
 @pytest.mark.parametrize(("batch", "size", "count"), [(12, 48, 3), (8, 5, 1), (8, 6, 2)])

@@ -2,12 +2,14 @@
 DDP, resumes after a kill as if uninterrupted, and its portable weights equal DDP's."""
 
 import importlib.util
+import math
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+import warnings
 from argparse import Namespace
 from pathlib import Path
 from types import SimpleNamespace
@@ -46,13 +48,14 @@ def table(out):
     return [[row[i] for i in keep] for row in rows]
 
 
-def assert_same_weights(found, expected):
-    """Two portable files: the same tensors, equal to float32 rounding."""
+def assert_same_weights(found, expected, rtol=1e-6):
+    """Two portable files: the same tensors, equal to float32 rounding (rtol=0: bit for
+    bit)."""
     a, b = np.load(found), np.load(expected)
     assert list(a) == list(b)
     for name in b:
         assert a[name].shape == b[name].shape, name
-        assert np.abs(a[name] - b[name]).max() <= 1e-6 * np.abs(b[name]).max(), name
+        assert np.abs(a[name] - b[name]).max() <= rtol * np.abs(b[name]).max(), name
 
 
 @pytest.mark.parametrize(
@@ -89,6 +92,62 @@ def test_wrapping_units_are_statements_or_their_block_calls(load):
     assert units == [net.stem, net.layer1[0], net.layer1[1], net.head]
 
 
+@pytest.mark.parametrize(("count", "world", "batch"), [(10, 3, 3), (60, 2, 20), (7, 4, 1)])
+@pytest.mark.parametrize("limit", [1, 2, 10**9])
+def test_every_rank_makes_rank_0s_validation_forwards(
+    load, monkeypatch, count, world, batch, limit
+):
+    """Each rank's batches (of its share range(rank, count, world), at most `limit` of
+    them) plus its extra forwards are rank 0's batches: a sharded forward waits for all."""
+    sharding = load("sharding")
+    monkeypatch.setattr(sharding.dist, "get_world_size", lambda: world)
+    made = []
+    for rank in range(world):
+        share = list(range(rank, count, world))
+        loader = torch.utils.data.DataLoader(range(count), batch_size=batch, sampler=share)
+        made.append(min(len(list(loader)), limit) + sharding.extra_forwards(loader, limit))
+    assert made == [made[0]] * world
+    assert made[0] == min(math.ceil(len(range(0, count, world)) / batch), limit)
+
+
+def saved_shards(folder, net):
+    """net's state dict written as a sharded checkpoint (one process, DCP)."""
+    state = {"model": net.state_dict()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # DCP's note that no process group is running
+        torch.distributed.checkpoint.save(state, checkpoint_id=folder)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("other", "named"),
+    [
+        (
+            torch.nn.Sequential(torch.nn.Linear(3, 5)),
+            "0.weight is [4, 3] there, [5, 3] in the model",
+        ),
+        (torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2)), "it has no 1.weight"),
+    ],
+)
+def test_shards_of_another_model_do_not_fit_in_one_line(load, tmp_path, other, named):
+    sharding = load("sharding")
+    folder = saved_shards(tmp_path / "sharded-5-0", torch.nn.Sequential(torch.nn.Linear(3, 4)))
+    with pytest.raises(sharding.UsageError) as caught:
+        sharding.read_shards({"model": other.state_dict()}, folder)
+    assert str(caught.value) == f"{folder}: does not fit this model ({named})"
+
+
+def test_shards_of_the_same_model_load_its_tensors(load, tmp_path):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    folder = saved_shards(tmp_path / "sharded-5-0", net)
+    fresh = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    state = {"model": fresh.state_dict()}
+    load("sharding").read_shards(state, folder)
+    for name, tensor in net.state_dict().items():
+        assert torch.equal(state["model"][name], tensor), name
+
+
 def test_fsdp_without_torchrun_is_one_line_before_any_work(run_train, tmp_path):
     result = run_train("--fsdp", "--out", tmp_path / "out", timeout=120)
     assert result.returncode == 2
@@ -109,7 +168,7 @@ def test_fsdp_equals_ddp_and_its_weights_convert(assemble_into, run_command, tmp
     assert "fsdp: 4 units and the root sharded over 2 processes" in result.stdout
     ddp, fsdp = run_dir / "ddp", run_dir / "fsdp"
     assert table(fsdp) == table(ddp) and table(ddp)[-1][:2] == ["2", "20"]
-    assert_same_weights(fsdp / "weights.npz", run_dir / "ddp.npz")
+    assert_same_weights(fsdp / "weights.npz", run_dir / "ddp.npz", rtol=0)
     assert sorted(p.name for p in fsdp.glob("sharded-*")) == ["sharded-20-0"]  # only the newest
     # one process, no torchrun: DCP reads the two ranks' shards of the newest checkpoint
     convert = [sys.executable, "sharding.py", str(fsdp / "last.pt"), "converted.npz"]

@@ -91,6 +91,12 @@ class Cluster:
             return
         if args.resume == "":
             args.resume = str(args.out / checkpoint)
+            if not Path(args.resume).is_file():  # told before joining, not after
+                raise UsageError(
+                    f"{args.resume}: worker {self.index} finds no checkpoint; --resume "
+                    "reads the chief's OUT, so put OUT on a folder every worker sees "
+                    "(or copy the chief's checkpoint to that path)"
+                )
         self.scratch = tempfile.TemporaryDirectory(prefix=f"worker{self.index}-")
         args.out = Path(self.scratch.name)
         args.tensorboard = args.wandb = args.mlflow = False

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint import FileSystemReader
 from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
@@ -27,6 +28,7 @@ from torch.distributed.checkpoint.state_dict import (
     get_state_dict,
     set_state_dict,
 )
+from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import FSDPModule, fully_shard
 
 # the runtime beside this file (isort: split keeps one order wherever ruff runs)
@@ -110,12 +112,15 @@ def wrapping_units(net):
     return units
 
 
-def shard_model(net, world):
-    """fully_shard each wrapping unit, then the root; returns the line to print."""
+def shard_model(net, world, device):
+    """fully_shard each wrapping unit, then the root, over a mesh of the world on
+    device's type (FSDP's default mesh takes the GPU even under --device cpu); returns
+    the line to print."""
+    mesh = init_device_mesh(device.type, (world,))
     units = wrapping_units(net)
     for unit in units:
-        fully_shard(unit)
-    fully_shard(net)
+        fully_shard(unit, mesh=mesh)
+    fully_shard(net, mesh=mesh)
     return f"fsdp: {len(units)} units and the root sharded over {world} processes"
 
 
@@ -165,18 +170,39 @@ def quiet():
             logging.disable(logging.NOTSET)
 
 
+def fit_problem(model, saved):
+    """What of `model` (a state dict) the saved tensors (DCP's metadata by name) do not
+    fit; None if they all do."""
+    for name, tensor in model.items():
+        if not isinstance(tensor, torch.Tensor):
+            continue
+        meta = saved.get(f"model.{name}")
+        if meta is None:
+            return f"it has no {name}"
+        size = getattr(meta, "size", None)
+        if size is None or tuple(size) != tuple(tensor.shape):
+            found = "not a tensor" if size is None else list(size)
+            return f"{name} is {found} there, {list(tensor.shape)} in the model"
+    return None
+
+
 def read_shards(state, folder):
     """dcp.load state (in place) from folder; a one-line UsageError if the folder is
-    missing, unfinished or damaged."""
+    missing, unfinished or damaged, or if its tensors do not fit state["model"]."""
     if not (folder / ".metadata").is_file():
         raise UsageError(f"{folder}: no sharded checkpoint there (no .metadata)")
     try:
         with quiet():
-            dcp.load(state, checkpoint_id=folder)
+            saved = FileSystemReader(folder).read_metadata().state_dict_metadata
+            problem = fit_problem(state["model"], saved)
+            if problem is None:
+                dcp.load(state, checkpoint_id=folder)
     except (Exception, CheckpointException) as err:  # noqa: BLE001 - any kind on damage
         lines = str(err).strip().splitlines()
         why = lines[-1].split(". ")[0][:300] if lines else type(err).__name__
         raise UsageError(f"{folder}: unreadable sharded checkpoint ({why})") from None
+    if problem is not None:
+        raise UsageError(f"{folder}: does not fit this model ({problem})")
 
 
 class ShardedCheckpoints:

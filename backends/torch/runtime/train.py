@@ -528,7 +528,7 @@ class Trainer:
         if init is not None:
             self.start_from(init)
         if args.fsdp:
-            self.say(shard_model(self.net, self.world))
+            self.say(shard_model(self.net, self.world, self.device))
         self.sharded = ShardedCheckpoints(args.out, self.lead) if args.fsdp else None
         self.optimizer = spec.build_optimizer(self.net, lr=args.lr)
         self.scheduler = spec.build_scheduler(self.optimizer)
@@ -925,10 +925,11 @@ class Trainer:
         sched = self.scheduler.state_dict() if self.scheduler is not None else None
         check_checkpoint(ckpt, path, spec.MODEL_NAME, TORCH_ENTRIES, sched)
         self.warn(batch_change(ckpt, self.args.batch_size, path))
+        settings = hyperparameters(self.optimizer)  # before --fsdp's shards load them
         ckpt = sharded_entries(ckpt, path, self.sharded, self.net, self.optimizer)
         problem = torch_entries_problem(ckpt)
         if problem is None:
-            problem = self.load_states(ckpt, path)
+            problem = self.load_states(ckpt, path, settings)
         if problem is not None:
             raise UsageError(f"{path}: not a checkpoint of this trainer ({problem})")
         set_rng_states(ckpt["rng"], self.device, path)
@@ -938,9 +939,9 @@ class Trainer:
             self.log = MetricsLog(self.args.out, ckpt["metrics"])
             self.log.write()
 
-    def load_states(self, ckpt, path):
-        """Load model, optimizer, scaler and schedule; returns what does not fit, or None."""
-        settings = hyperparameters(self.optimizer)
+    def load_states(self, ckpt, path, settings):
+        """Load model, optimizer, scaler and schedule; returns what does not fit, or None.
+        settings: the optimizer's hyperparameters before anything was loaded."""
         scaler = self.scaler.state_dict()
         try:
             self.net.load_state_dict(ckpt["model"])
