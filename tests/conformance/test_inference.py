@@ -9,9 +9,9 @@ weights into the model compiled from the same spec and runs the inputs as N, H, 
 import conform
 import numpy as np
 import pytest
-from conftest import INFER_SPECS
+from conftest import INFER_SPECS, SLOW_INFER_SPECS, with_slow
 
-IDS = [conform.spec_id(s) for s in INFER_SPECS]
+IDS = with_slow(INFER_SPECS, SLOW_INFER_SPECS)
 
 
 @pytest.mark.parametrize("spec", IDS)
@@ -74,7 +74,10 @@ def test_keras_saving_without_the_flatten_permutation_is_caught(inference, spec)
     assert conform.diff(planted, keras_logits)[1] > 100 * conform.INFERENCE_RTOL
 
 
-BATCHNORM_SPECS = [conform.spec_id(s) for s in INFER_SPECS if "batchnorm" in s.read_text()]
+BATCHNORM_SPECS = with_slow(
+    [s for s in INFER_SPECS if "batchnorm" in s.read_text()],
+    [s for s in SLOW_INFER_SPECS if "batchnorm" in s.read_text()],
+)
 
 
 @pytest.mark.parametrize("spec", BATCHNORM_SPECS)

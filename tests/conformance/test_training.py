@@ -30,10 +30,10 @@ statistics are among the tensors compared.
 
 import conform
 import pytest
-from conftest import SLOW_TRAIN_SPECS, TRAIN_SPECS
+from conftest import SLOW_TRAIN_SPECS, TRAIN_SPECS, with_slow
 
 DEFAULT = [conform.spec_id(s) for s in TRAIN_SPECS]
-IDS = DEFAULT + [pytest.param(conform.spec_id(s), marks=pytest.mark.slow) for s in SLOW_TRAIN_SPECS]
+IDS = with_slow(TRAIN_SPECS, SLOW_TRAIN_SPECS)
 PLANTED = [conform.spec_id(s) for s, options in TRAIN_SPECS.items() if options.get("planted")]
 
 

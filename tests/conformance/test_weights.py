@@ -97,7 +97,15 @@ def archdsl_weights(*args):
     )
 
 
-@pytest.mark.parametrize("spec", ["alexnet.arch", "alexnet_two_tower.arch", "zoo/vgg16_bn.arch"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "alexnet.arch",
+        "alexnet_two_tower.arch",
+        "zoo/resnet18.arch",
+        pytest.param("zoo/vgg16_bn.arch", marks=pytest.mark.slow),
+    ],
+)
 @pytest.mark.parametrize("written_by", ["weights.npz", "keras_weights.npz"])
 def test_archdsl_weights_accepts_both_backends_files(inference, spec, written_by):
     run = inference[spec].check()

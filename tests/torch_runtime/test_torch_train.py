@@ -85,6 +85,7 @@ def test_sigkill_mid_epoch_then_resume_reproduces_the_run(
     event_files.check_run(out, resumed=True)  # the killed run's later events purged
 
 
+@pytest.mark.slow  # the default run kills mid-epoch (above)
 def test_sigkill_between_epochs_then_resume_reproduces_the_run(
     reference, start_train, run_train, tmp_path
 ):

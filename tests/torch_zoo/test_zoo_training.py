@@ -100,6 +100,7 @@ def test_small_resnet18_variant_checks_clean():
     assert block in variant  # the zoo's residual block, unchanged
 
 
+@pytest.mark.slow  # the default run trains EfficientNet, ConvNeXt, ViT and LeNet-5
 def test_small_resnet18_trains_on_synthetic_images_and_beats_chance(tmp_path):
     checked = check_file(HERE / "specs" / "resnet18_small.arch")
     directory = compile_to(checked, tmp_path / "resnet18_small")
