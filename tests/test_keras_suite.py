@@ -11,12 +11,14 @@ import pytest
 TESTS = Path(__file__).resolve().parent
 
 
-def test_keras_suite(request):
-    """Every Keras test passes, run in a process that never imports torch."""
+# one case per half of the suite, so that `-m slow` runs the Keras slow tests too (a single
+# unmarked case was deselected by it, and the Keras slow tests never ran)
+@pytest.mark.parametrize("marks", ["not slow", pytest.param("slow", marks=pytest.mark.slow)])
+def test_keras_suite(marks):
+    """Every Keras test of this half passes, run in a process that never imports torch."""
     if importlib.util.find_spec("keras") is None:  # find, never import: torch may be loaded
         pytest.skip("install the `keras` extra to run the Keras tests")
     folders = sorted(str(p) for p in TESTS.glob("keras_*") if p.is_dir())
-    marks = request.config.getoption("markexpr") or "not slow"
     env = {**os.environ, "ARCHDSL_KERAS_SUITE": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-m", marks, "-p", "no:cacheprovider", *folders],
