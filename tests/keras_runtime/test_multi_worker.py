@@ -244,20 +244,15 @@ def read_until(proc, pattern, timeout=180):
 @pytest.mark.slow
 def test_ctrl_c_on_one_worker_stops_every_worker_at_the_same_step(plain, tmp_path):
     """Ctrl-C on a worker that is not the chief: both stop after the same step (exit 130),
-    the chief saves, and the two resumed reach the weights of one uninterrupted worker.
-    Without the agreement the chief waited for the stopped worker's next step."""
+    the chief saves, and the two resumed reach the weights of the same two workers
+    uninterrupted (against one worker, float32 sums in another order drift past RTOL over
+    these 50 steps: 2e-5 measured). Without the agreement the chief waited for the stopped
+    worker's next step."""
     flags = [*FLAGS, "--synthetic-per-class", "100", "--epochs", "1", "--progress-every", "0"]
-    one = tmp_path / "one"
-    done = subprocess.run(
-        [sys.executable, "train.py", *map(str, flags), "--out", str(one)],
-        cwd=plain,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    two, scratch = tmp_path / "two", tmp_path / "tmp"
+    uninterrupted, two, scratch = tmp_path / "uninterrupted", tmp_path / "two", tmp_path / "tmp"
     scratch.mkdir()
+    ran = run_workers(plain, 2, *flags, "--out", uninterrupted, scratch=scratch)
+    assert [code for code, _ in ran] == [0, 0], ran
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     cmd = [sys.executable, plain / "train.py", *flags, "--out", two]
     envs = [{"TF_CONFIG": tf_config(workers, i), "TMPDIR": str(scratch)} for i in range(2)]
@@ -274,7 +269,7 @@ def test_ctrl_c_on_one_worker_stops_every_worker_at_the_same_step(plain, tmp_pat
     assert [code for code, _ in ran] == [0, 0], ran
     steps = {int(re.search(r"from epoch 1, step (\d+)", out)[1]) for _, out in ran}
     assert len(steps) == 1 and 3 <= steps.pop() < 50  # one position, inside the epoch
-    assert_same_weights(two, one)
+    assert_same_weights(two, uninterrupted)
 
 
 @pytest.mark.slow
