@@ -31,6 +31,7 @@ from pathlib import Path
 
 from archdsl.emit import runtime_files
 from archdsl.generated import import_module_in
+from archdsl.quiet import quiet
 from archdsl.torch_source import SourceError
 from archdsl.weight_import import Source
 from archdsl.weight_records import INPUT, Flow, LayerGraph, PairingError, TensorLayer
@@ -72,12 +73,14 @@ def read_keras_source(source: str, arch: str | None, input_chw: tuple[int, ...])
     # TensorFlow announces oneDNN on stderr at import, whatever the log level; nothing here
     # computes, so its numerics do not matter and a refusal stays one line
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-    import keras
+    # the GPU-capable TensorFlow probes for CUDA on stderr whatever the log level
+    with quiet():
+        import keras
 
-    if keras.config.image_data_format() != "channels_last":
-        raise SourceError("Keras's image_data_format is not channels_last; set it back")
-    runtime = _runtime_weights()  # first: it registers the layers of archdsl's Keras models
-    return _Reader(keras, runtime).read(_load(keras, source, arch, input_chw), source)
+        if keras.config.image_data_format() != "channels_last":
+            raise SourceError("Keras's image_data_format is not channels_last; set it back")
+        runtime = _runtime_weights()  # first: it registers archdsl's Keras layers
+        return _Reader(keras, runtime).read(_load(keras, source, arch, input_chw), source)
 
 
 def _load(keras, source: str, arch: str | None, input_chw):

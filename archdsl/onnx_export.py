@@ -10,10 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-import os
-import sys
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +19,7 @@ from archdsl.backends.common.metrics_log import atomic_write
 from archdsl.compiler import Checked
 from archdsl.emit import write_output
 from archdsl.generated import import_model
+from archdsl.quiet import quiet
 from archdsl.shapes import trailing_softmax
 
 DEFAULT_OPSET = 17  # the first with LayerNormalization; read by every current runtime
@@ -119,7 +117,7 @@ def to_onnx(
     buffer = io.BytesIO()
     with _exportable(net):
         try:
-            with _quiet():
+            with quiet():
                 torch.onnx.export(
                     net,
                     (example,),
@@ -214,27 +212,6 @@ def _adaptive_avgpool(x, size):
     return x
 
 
-@contextlib.contextmanager
-def _quiet():
-    """Silence the exporter: its warnings, and what it prints to file descriptors 1 and 2
-    (its C++ side prints the whole TorchScript graph of a model it cannot export)."""
-    for stream in (sys.stdout, sys.stderr):
-        if stream is not None:
-            stream.flush()
-    saved = [os.dup(1), os.dup(2)]
-    try:
-        with open(os.devnull, "wb") as null, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            os.dup2(null.fileno(), 1)
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in saved:
-            os.close(fd)
-
-
 def _failure(model, net, example, opset: int, exc: Exception) -> str:
     """The message for a failed export: the layer that cannot export, and torch's reason."""
     reason = _first_line(exc)
@@ -278,7 +255,7 @@ def _failing_layer(model, net, example, opset: int) -> str | None:
     names = {m: name for name, m in model.named_modules()}
     for module, args in calls.items():
         try:
-            with _quiet():
+            with quiet():
                 # called through a container, as in the model: its patched forward runs
                 wrapped = torch.nn.Sequential(module)
                 torch.onnx.export(wrapped, args, io.BytesIO(), dynamo=False, opset_version=opset)
