@@ -70,10 +70,8 @@ def read_keras_source(source: str, arch: str | None, input_chw: tuple[int, ...])
         )
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # TensorFlow announces oneDNN on stderr at import, whatever the log level; nothing here
-    # computes, so its numerics do not matter and a refusal stays one line
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-    # the GPU-capable TensorFlow probes for CUDA on stderr whatever the log level
+    # TensorFlow announces oneDNN at import and the GPU-capable build probes for CUDA at its
+    # first op, on stderr whatever the log level: silenced, so a refusal stays one line
     with quiet():
         import keras
 

@@ -135,12 +135,18 @@ def finish(starts, timeout=240):
                 p.wait()
 
 
-def run_workers(folder, count, *args, scratch):
-    """train.py as `count` workers on loopback, temporary files in `scratch`."""
+def start_workers(folder, count, *args, scratch):
+    """Start train.py as `count` workers on loopback, temporary files in `scratch`: their
+    processes, each started as it is taken."""
     workers = [f"127.0.0.1:{port}" for port in free_ports(count)]
     cmd = [sys.executable, folder / "train.py", *args]
-    envs = ({"TF_CONFIG": tf_config(workers, i), "TMPDIR": str(scratch)} for i in range(count))
-    return finish(start(cmd, folder, env) for env in envs)
+    for index in range(count):
+        yield start(cmd, folder, {"TF_CONFIG": tf_config(workers, index), "TMPDIR": str(scratch)})
+
+
+def run_workers(folder, count, *args, scratch):
+    """[(exit code, output)] of train.py run as `count` workers on loopback."""
+    return finish(start_workers(folder, count, *args, scratch=scratch))
 
 
 def run_launcher(folder, count, *args, scratch):
@@ -253,10 +259,7 @@ def test_ctrl_c_on_one_worker_stops_every_worker_at_the_same_step(plain, tmp_pat
     scratch.mkdir()
     ran = run_workers(plain, 2, *flags, "--out", uninterrupted, scratch=scratch)
     assert [code for code, _ in ran] == [0, 0], ran
-    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
-    cmd = [sys.executable, plain / "train.py", *flags, "--out", two]
-    envs = [{"TF_CONFIG": tf_config(workers, i), "TMPDIR": str(scratch)} for i in range(2)]
-    procs = [start(cmd, plain, env) for env in envs]
+    procs = list(start_workers(plain, 2, *flags, "--out", two, scratch=scratch))
     try:
         early = read_until(procs[1], r"^epoch 1/1 +[3-9]/50")
         os.kill(procs[1].pid, signal.SIGINT)

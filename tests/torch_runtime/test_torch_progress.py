@@ -4,16 +4,12 @@ import argparse
 import io
 import re
 import sys
+from pathlib import Path
 
 import pytest
 
-
-class Terminal(io.StringIO):
-    """A stream that says it is a terminal."""
-
-    def isatty(self):
-        """Yes."""
-        return True
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "logging_common"))
+from terminal import Terminal  # noqa: E402
 
 
 @pytest.fixture
