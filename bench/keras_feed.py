@@ -5,7 +5,8 @@ augmentation, the feeds alternating (A B A B ...) in one run.
 Two data sets: a JPEG folder the script writes (--images JPEGs of 500 x 375 at quality 90;
 shorter side to 256, random 224 crop, flip, normalize, as bench/'s input-pipeline figures) and
 the embedded synthetic images at specs/mini_alexnet.arch's size (67 x 67; random_crop(67,
-from=72), hflip, normalize). A pass is one epoch's worth of batches of --batch items in the
+from=72), hflip, normalize), or at --synthetic-size S (random_crop(S, from=S * 72 // 67): 227
+for AlexNet's). --images 0 leaves the JPEGs out. A pass is one epoch's worth of batches of --batch items in the
 order of (seed, epoch), delivered as the trainer's step takes them, as tensors: the old
 Loader's NumPy batches through its per-batch `distribute` and converted (as the old step's call
 converted them), the new feed's dataset through train.py's `distribute`, both on one CPU
@@ -49,11 +50,15 @@ JPEG_AUGMENT = [
     {"name": "hflip"},
     {"name": "normalize", "mean": MEAN, "std": STD},
 ]
-SYNTHETIC_AUGMENT = [
-    {"name": "random_crop", "size": 67, "from": 72},
-    {"name": "hflip"},
-    {"name": "normalize", "mean": MEAN, "std": STD},
-]
+
+
+def synthetic_augment(size):
+    """specs/mini_alexnet.arch's train augmentation for synthetic images of size x size."""
+    return [
+        {"name": "random_crop", "size": size, "from": size * 72 // 67},
+        {"name": "hflip"},
+        {"name": "normalize", "mean": MEAN, "std": STD},
+    ]
 
 
 class OldLoader:
@@ -162,6 +167,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--images", type=int, default=300, help="JPEGs in the folder")
     p.add_argument("--synthetic", type=int, default=1280, help="synthetic images")
+    p.add_argument("--synthetic-size", type=int, default=67, help="their height and width")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
     p.add_argument("--rounds", type=int, default=3, help="timed passes of each feed")
@@ -170,12 +176,14 @@ def main():
     print(
         f"load before: {Path('/proc/loadavg').read_text().strip()}; workers {args.workers}, {args}"
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        write_jpegs(Path(tmp), args.images)
-        train, _, _ = scan_imagefolder(tmp, 2)
-        measure("jpeg", ImageFolderDataset(train), JPEG_AUGMENT, (224, 224), args, strategy)
-    synthetic = SyntheticImages(10, (67, 67), "train", args.synthetic // 10)
-    measure("synthetic", synthetic, SYNTHETIC_AUGMENT, (67, 67), args, strategy)
+    if args.images > 0:
+        with tempfile.TemporaryDirectory() as tmp:
+            write_jpegs(Path(tmp), args.images)
+            train, _, _ = scan_imagefolder(tmp, 2)
+            measure("jpeg", ImageFolderDataset(train), JPEG_AUGMENT, (224, 224), args, strategy)
+    hw = (args.synthetic_size, args.synthetic_size)
+    synthetic = SyntheticImages(10, hw, "train", args.synthetic // 10)
+    measure("synthetic", synthetic, synthetic_augment(hw[0]), hw, args, strategy)
     print(f"load after: {Path('/proc/loadavg').read_text().strip()}")
 
 

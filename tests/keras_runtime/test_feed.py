@@ -3,6 +3,8 @@ every batch is np.stack of `build_pipeline(...)(image, sample_rng(seed, epoch, i
 the epoch's items, the call the PyTorch trainer makes for the same (seed, epoch, index)."""
 
 import csv
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -89,6 +91,35 @@ def test_mixed_batches_equal_mix_batch_with_the_batch_generator(rt):
         assert y.shape == (4, 4) and not np.array_equal(y, np.eye(4)[labels])
         np.testing.assert_array_equal(x, want_x)
         np.testing.assert_array_equal(y, want_y)
+
+
+def test_a_batch_is_made_on_one_thread_and_the_last_ones_share_the_threads(rt):
+    """Each batch's items are made one after the other on one thread (as a DataLoader worker
+    makes a batch: no GIL hand-over per item); the epoch's last batches, fewer than the
+    workers, spread their items over the Feed's threads; every batch equals the pipeline's."""
+    feed, aug = rt
+    threads, items = {}, images(20)
+
+    class Slow:  # items that take long enough for every idle thread to take one
+        def __len__(self):
+            return len(items)
+
+        def __getitem__(self, i):
+            time.sleep(0.02)
+            threads[i] = threading.get_ident()
+            return items[i]
+
+    pipeline = aug.build_pipeline(AUGMENT, HW, train=True)
+    order = np.random.default_rng(3).permutation(20)
+    batches = feed_batches(feed, Slow(), pipeline, (*HW, 3), order, 4, workers=2)
+    assert len(batches) == 5  # two rounds of two batches, then one alone
+    for k, (x, y) in enumerate(batches):
+        want_x, want_y = reference(aug, pipeline, items, EPOCH, order[4 * k : 4 * k + 4])
+        np.testing.assert_array_equal(x, want_x)
+        np.testing.assert_array_equal(y, want_y)
+    used = [{threads[i] for i in order[4 * k : 4 * k + 4]} for k in range(5)]
+    assert [len(u) for u in used[:4]] == [1, 1, 1, 1]
+    assert len(used[4]) == 2
 
 
 def test_token_ids_pass_through_as_int32(rt):

@@ -2,10 +2,14 @@
 
 Each item is `pipeline(image, sample_rng(seed, epoch, index))` on `data[index]`, the call the
 PyTorch trainer makes, so both trainers see the same pixels for the same (seed, epoch, index).
-tf.data makes AHEAD batches at once in a deterministic map, one tf.numpy_function call per
-batch whose items are augmented by the Feed's `workers` threads (Pillow and NumPy release the
-GIL for their heavy parts), stacked once and mixed (mixup / cutmix) with the generator of
-(seed, epoch, batch), and prefetches AHEAD batches ahead of the step.
+tf.data makes `workers` batches at once in a deterministic map, one tf.numpy_function call per
+batch, each on a thread of its own that augments the batch's items one after the other (as a
+PyTorch DataLoader worker makes a whole batch; Pillow and NumPy release the GIL for their heavy
+parts), stacks them and mixes them (mixup / cutmix) with the generator of (seed, epoch, batch);
+it prefetches AHEAD batches ahead of the step. A thread per batch rather than per item: on small
+images (the embedded 67 x 67 ones) the items' threads spent more time handing the GIL over than
+augmenting (bench/keras_feed.py). The epoch's last batches, fewer than `workers`, share out
+their items among `workers` threads instead, so that no core idles at the end of a pass.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -20,12 +24,12 @@ import tensorflow as tf
 from augment import batch_rng, mix_batch, sample_rng
 from imagefolder import DataError
 
-AHEAD = 2  # batches made at once (each by the Feed's `workers` threads) and prefetched
+AHEAD = 2  # batches prefetched ahead of the step
 
 
 class Feed:
-    """Batches of (items, labels) of one dataset through tf.data, each made by `workers`
-    threads."""
+    """Batches of (items, labels) of one dataset through tf.data, `workers` of them made at
+    once, each by one thread: up to workers + AHEAD batches in memory."""
 
     def __init__(self, data, pipeline, seed, workers, sample_spec):
         """data: (array, label) items; pipeline: (array, rng) -> array of sample_spec, a
@@ -33,6 +37,7 @@ class Feed:
         self.data, self.pipeline, self.seed = data, pipeline, seed
         self.workers, self.sample_spec = max(1, workers), sample_spec
         self.failure = None  # the first DataError a worker met, re-raised as it is
+        # the items of the epoch's last batches, fewer than workers
         self.pool = ThreadPoolExecutor(self.workers)
 
     def sample(self, epoch, index):
@@ -45,12 +50,16 @@ class Feed:
             self.failure = self.failure or err
             raise
 
-    def batch(self, epoch, order, size, mix, number):
+    def batch(self, epoch, order, size, mix, tail, number):
         """Batch `number` of `order` (items number * size on): (stacked items, int32
         labels), or (items, float32 soft targets) mixed by mix_batch with the generator
-        of (seed, epoch, number) when mix = (num_classes, mix entries) names any."""
-        indices = order[int(number) * size : (int(number) + 1) * size]
-        pairs = list(self.pool.map(partial(self.sample, epoch), map(int, indices)))
+        of (seed, epoch, number) when mix = (num_classes, mix entries) names any; its items
+        made on this thread, or on the Feed's pool from batch `tail` on."""
+        indices = map(int, order[int(number) * size : (int(number) + 1) * size])
+        if int(number) < tail:
+            pairs = [self.sample(epoch, index) for index in indices]
+        else:
+            pairs = list(self.pool.map(partial(self.sample, epoch), indices))
         x = np.stack([x for x, _ in pairs])
         labels = np.array([y for _, y in pairs], np.int32)
         if mix is None or not mix[1]:
@@ -65,24 +74,26 @@ class Feed:
         spec, mixing = self.sample_spec, mix is not None and bool(mix[1])
         out = (spec.dtype, tf.float32 if mixing else tf.int32)
         targets = [None, mix[0]] if mixing else [None]
-        make = partial(self.batch, epoch, np.asarray(order), size, mix)
+        count = -(-len(order) // size)
+        # the epoch's last batches, fewer than workers, from batch `tail` on
+        tail = count - max(0, count - first) % self.workers
+        make = partial(self.batch, epoch, np.asarray(order), size, mix, tail)
 
         def load(number):
             x, y = tf.numpy_function(make, [number], out)
             return tf.ensure_shape(x, [None, *spec.shape]), tf.ensure_shape(y, targets)
 
-        count = -(-len(order) // size)
         numbers = tf.data.Dataset.range(first, max(first, count))
-        batches = numbers.map(load, AHEAD, deterministic=True)
+        batches = numbers.map(load, self.workers, deterministic=True)
         return batches.prefetch(AHEAD).with_options(self.options())
 
     def options(self):
-        """Deterministic order, a thread pool of the pipeline's own (the map's calls and
-        prefetching; the items run on the Feed's pool) and no autotuning (its own thread
-        cost 5-10 % of the images/s here: bench/keras_feed.py)."""
+        """Deterministic order, a thread pool of the pipeline's own (the map's `workers`
+        calls and prefetching) and no autotuning (its own thread cost 5-10 % of the images/s
+        here: bench/keras_feed.py)."""
         options = tf.data.Options()
         options.deterministic = True
-        options.threading.private_threadpool_size = AHEAD + 1
+        options.threading.private_threadpool_size = self.workers + 1
         options.autotune.enabled = False
         return options
 
