@@ -2,6 +2,7 @@
 torchvision's (v2.TrivialAugmentWide, v2.RandAugment, v2.AutoAugment on uint8 tensors)."""
 
 import ast
+import math
 import pickle
 import sys
 from pathlib import Path
@@ -15,6 +16,10 @@ torch = pytest.importorskip("torch")
 v2 = pytest.importorskip("torchvision.transforms.v2")
 
 SIZES = [(16, 16), (19, 27)]  # square (rotate's quarter turns) and odd, unequal sides
+# a sample coordinate this near a pixel's edge is a tie: torch's float32 grid (a bmm, with or
+# without FMA by CPU) and ours may round it to either neighbour, so torchvision's own pixels
+# there differ between CPUs (seen: an Intel Xeon, where AMD EPYCs gave ours)
+TIE = 1e-4  # in pixels: float32 rounding of coordinates up to 224 is about 1e-5
 
 
 @pytest.fixture
@@ -69,12 +74,58 @@ def test_magnitude_tables_are_torchvisions(auto, hw):
                 np.testing.assert_array_equal(got, want.numpy(), err_msg=op)
 
 
+def affine_matrix(auto, op, magnitude, hw):
+    """The inverse affine matrix an op samples with (None: not an affine op)."""
+    h, w = hw
+    axis = int(op.endswith("Y"))
+    if op.startswith("Shear"):
+        angles = [0.0, 0.0]
+        angles[axis] = math.degrees(math.atan(magnitude))
+        return auto.inverse_affine([-w * 0.5, -h * 0.5], 0.0, [0.0, 0.0], angles)
+    if op.startswith("Translate"):
+        shift = [0.0, 0.0]
+        shift[axis] = float(int(magnitude))
+        return auto.inverse_affine([0.0, 0.0], 0.0, shift, [0.0, 0.0])
+    if op == "Rotate":
+        return auto.inverse_affine([0.0, 0.0], -magnitude, [0.0, 0.0], [0.0, 0.0])
+    return None
+
+
+def tie_pixels(auto, op, magnitude, hw):
+    """The output pixels whose sample coordinate (exact, in float64) lies within TIE of a
+    pixel's edge, where nearest sampling rounds by the float32 arithmetic's order."""
+    matrix, (h, w) = affine_matrix(auto, op, magnitude, hw), hw
+    if matrix is None:
+        return np.zeros(hw, bool)
+    theta = np.array(matrix).reshape(2, 3).T / [0.5 * w, 0.5 * h]
+    gx, gy = np.meshgrid(np.arange(w) + (1.0 - w) * 0.5, np.arange(h) + (1.0 - h) * 0.5)
+    tie = np.zeros(hw, bool)
+    for axis, size in ((0, w), (1, h)):
+        a, b, c = theta[:, axis]
+        edge = (gx * a + gy * b + c + 1) * size / 2  # an integer on a pixel's edge
+        tie |= np.abs(edge - np.round(edge)) < TIE
+    return tie
+
+
 def check_op(auto, policy, img, op, magnitude):
-    """Our op's pixels are torchvision's, exactly."""
+    """Our op's pixels are torchvision's, exactly, but at ties (tie_pixels)."""
     got = auto.apply_op(img, op, magnitude)
     want = theirs(policy, img, op, magnitude)
     assert got.dtype == np.uint8 and got.shape == img.shape
-    np.testing.assert_array_equal(got, want, err_msg=f"{op} {magnitude} {img.shape}")
+    tie = tie_pixels(auto, op, magnitude, img.shape[:2])[..., None]
+    np.testing.assert_array_equal(
+        np.where(tie, want, got), want, err_msg=f"{op} {magnitude} {img.shape}"
+    )
+
+
+def compared(auto, got, want, calls, hw):
+    """Whether got, a policy's image, was compared with torchvision's (and equal): skipped
+    where an op of `calls` sampled a tie (a later op may move the pixel; check_op checks
+    each op's pixels)."""
+    if any(tie_pixels(auto, op, magnitude, hw).any() for op, magnitude in calls):
+        return False
+    np.testing.assert_array_equal(got, want)
+    return True
 
 
 def op_cases(space, hw, bins, count=31):
@@ -160,7 +211,7 @@ def recorded(policy):
 def test_trivial_augment_draws_are_torchvisions(auto):
     """For the same torch draws: the same op, bin and sign, and the same image."""
     img, policy = picture(19, 27), v2.TrivialAugmentWide()
-    calls, ops = recorded(policy), set()
+    calls, ops, seen = recorded(policy), set(), 0
     tensor = torch.from_numpy(img.transpose(2, 0, 1).copy())
     for seed in range(100):
         torch.manual_seed(seed)
@@ -168,15 +219,16 @@ def test_trivial_augment_draws_are_torchvisions(auto):
         torch.manual_seed(seed)
         assert auto.draw_op(auto.WIDE, img, TorchDraws()) == calls[-1], seed
         torch.manual_seed(seed)
-        np.testing.assert_array_equal(auto.trivial_augment(img, TorchDraws()), want)
+        got = auto.trivial_augment(img, TorchDraws())
+        seen += compared(auto, got, want, calls[-1:], img.shape[:2])
         ops.add(calls[-1][0])
-    assert ops == set(auto.WIDE)
+    assert ops == set(auto.WIDE) and seen >= 90
     assert {m < 0 for _, m in calls} == {True, False}
 
 
 def test_rand_augment_draws_are_torchvisions(auto):
     img, policy = picture(19, 27), v2.RandAugment(num_ops=2, magnitude=9)
-    calls = recorded(policy)
+    calls, seen = recorded(policy), 0
     tensor = torch.from_numpy(img.transpose(2, 0, 1).copy())
     for seed in range(40):
         torch.manual_seed(seed)
@@ -185,7 +237,9 @@ def test_rand_augment_draws_are_torchvisions(auto):
         draws = TorchDraws()
         assert [auto.draw_op(auto.RAND, img, draws, 9) for _ in range(2)] == calls[-2:], seed
         torch.manual_seed(seed)
-        np.testing.assert_array_equal(auto.rand_augment(img, TorchDraws(), 2, 9), want)
+        got = auto.rand_augment(img, TorchDraws(), 2, 9)
+        seen += compared(auto, got, want, calls[-2:], img.shape[:2])
+    assert seen >= 30
 
 
 @pytest.mark.parametrize("name", ["imagenet", "cifar10", "svhn"])
@@ -204,13 +258,16 @@ def test_auto_augment_sub_policies_and_draws_are_torchvisions(auto, name, monkey
 
     monkeypatch.setattr(auto, "apply_op", record)
     tensor = torch.from_numpy(img.transpose(2, 0, 1).copy())
+    seen = 0
     for seed in range(60):
+        start = len(theirs_calls)
         torch.manual_seed(seed)
         want = policy(tensor).numpy().transpose(1, 2, 0)
         torch.manual_seed(seed)
-        np.testing.assert_array_equal(auto.auto_augment(img, TorchDraws(), name), want)
+        got = auto.auto_augment(img, TorchDraws(), name)
+        seen += compared(auto, got, want, theirs_calls[start:], img.shape[:2])
         assert ours == theirs_calls, seed
-    assert 60 < len(ours) < 120  # some ops skipped by their probability, most applied
+    assert 60 < len(ours) < 120 and seen >= 45  # some ops skipped by their probability
     assert {m < 0 for _, m in ours} == {True, False}
 
 
