@@ -3,7 +3,8 @@ in NumPy.
 
 Each op computes what torchvision.transforms.v2.functional computes on a uint8 tensor,
 in the same float32 steps (torch fuses x * r + y * a into one rounding: an FMA), so the
-pixels are the same; the affine ops sample the nearest pixel and fill with 0.
+pixels are the same; the affine ops sample the nearest pixel and fill with 0 (a sample on a
+pixel's edge is a tie that torch's own grid rounds by the CPU's arithmetic).
 """
 
 import math
