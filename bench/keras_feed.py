@@ -6,13 +6,13 @@ Two data sets: a JPEG folder the script writes (--images JPEGs of 500 x 375 at q
 shorter side to 256, random 224 crop, flip, normalize, as bench/'s input-pipeline figures) and
 the embedded synthetic images at specs/mini_alexnet.arch's size (67 x 67; random_crop(67,
 from=72), hflip, normalize), or at --synthetic-size S (random_crop(S, from=S * 72 // 67): 227
-for AlexNet's). --images 0 leaves the JPEGs out. A pass is one epoch's worth of batches of --batch items in the
-order of (seed, epoch), delivered as the trainer's step takes them, as tensors: the old
-Loader's NumPy batches through its per-batch `distribute` and converted (as the old step's call
-converted them), the new feed's dataset through train.py's `distribute`, both on one CPU
-device. The figures are the median images/s over --rounds
-passes and the median CPU time (all of the process's threads) per image; the ratio is new / old
-of the median images/s. Goal: >= 1.0. On a loaded machine the images/s follow the share of the
+for AlexNet's). --images 0 leaves the JPEGs out. A pass is one epoch's worth of batches of
+--batch items in the order of (seed, epoch), delivered as the trainer's step takes them, as
+tensors: the old Loader's NumPy batches through its per-batch `distribute` and converted (as
+the old step's call converted them), the new feed's dataset through train.py's `distribute`,
+both on one CPU device. The figures are the median images/s over --rounds passes and the
+median CPU time (all of the process's threads) per image; the ratio is new / old of the median
+images/s. Goal: >= 1.0. On a loaded machine the images/s follow the share of the
 cores the scheduler gives each feed's threads; the CPU time per image is the steadier figure.
 TensorFlow only (never torch in this process).
 """

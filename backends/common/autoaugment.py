@@ -164,20 +164,35 @@ def affine(img, matrix):
     return out
 
 
-def shear(img, magnitude, axis):
-    """ShearX (axis 0) / ShearY (axis 1): torchvision shears by atan(magnitude) degrees
-    about the top-left corner."""
-    h, w = img.shape[:2]
+def shear_matrix(magnitude, axis, hw):
+    """The inverse affine matrix of ShearX (axis 0) / ShearY (axis 1) of an h x w image:
+    torchvision shears by atan(magnitude) degrees about the top-left corner."""
+    h, w = hw
     angles = [0.0, 0.0]
     angles[axis] = math.degrees(math.atan(magnitude))
-    return affine(img, inverse_affine([-w * 0.5, -h * 0.5], 0.0, [0.0, 0.0], angles))
+    return inverse_affine([-w * 0.5, -h * 0.5], 0.0, [0.0, 0.0], angles)
+
+
+def translate_matrix(magnitude, axis):
+    """The inverse affine matrix of TranslateX / TranslateY by int(magnitude) pixels."""
+    shift = [0.0, 0.0]
+    shift[axis] = float(int(magnitude))
+    return inverse_affine([0.0, 0.0], 0.0, shift, [0.0, 0.0])
+
+
+def rotate_matrix(angle):
+    """The inverse affine matrix of a rotation about the centre (counter-clockwise degrees)."""
+    return inverse_affine([0.0, 0.0], -angle, [0.0, 0.0], [0.0, 0.0])
+
+
+def shear(img, magnitude, axis):
+    """ShearX (axis 0) / ShearY (axis 1)."""
+    return affine(img, shear_matrix(magnitude, axis, img.shape[:2]))
 
 
 def translate(img, magnitude, axis):
     """TranslateX / TranslateY by int(magnitude) pixels."""
-    shift = [0.0, 0.0]
-    shift[axis] = float(int(magnitude))
-    return affine(img, inverse_affine([0.0, 0.0], 0.0, shift, [0.0, 0.0]))
+    return affine(img, translate_matrix(magnitude, axis))
 
 
 def rotate(img, angle):
@@ -188,7 +203,7 @@ def rotate(img, angle):
     turns = {0: 0, 180: 2, **({90: 1, 270: 3} if square else {})}
     if angle in turns:
         return np.rot90(img, turns[angle]).copy()
-    return affine(img, inverse_affine([0.0, 0.0], -angle, [0.0, 0.0], [0.0, 0.0]))
+    return affine(img, rotate_matrix(angle))
 
 
 def fma(x, alpha, y):

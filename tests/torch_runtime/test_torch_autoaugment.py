@@ -2,7 +2,6 @@
 torchvision's (v2.TrivialAugmentWide, v2.RandAugment, v2.AutoAugment on uint8 tensors)."""
 
 import ast
-import math
 import pickle
 import sys
 from pathlib import Path
@@ -76,19 +75,12 @@ def test_magnitude_tables_are_torchvisions(auto, hw):
 
 def affine_matrix(auto, op, magnitude, hw):
     """The inverse affine matrix an op samples with (None: not an affine op)."""
-    h, w = hw
     axis = int(op.endswith("Y"))
     if op.startswith("Shear"):
-        angles = [0.0, 0.0]
-        angles[axis] = math.degrees(math.atan(magnitude))
-        return auto.inverse_affine([-w * 0.5, -h * 0.5], 0.0, [0.0, 0.0], angles)
+        return auto.shear_matrix(magnitude, axis, hw)
     if op.startswith("Translate"):
-        shift = [0.0, 0.0]
-        shift[axis] = float(int(magnitude))
-        return auto.inverse_affine([0.0, 0.0], 0.0, shift, [0.0, 0.0])
-    if op == "Rotate":
-        return auto.inverse_affine([0.0, 0.0], -magnitude, [0.0, 0.0], [0.0, 0.0])
-    return None
+        return auto.translate_matrix(magnitude, axis)
+    return auto.rotate_matrix(magnitude) if op == "Rotate" else None
 
 
 def tie_pixels(auto, op, magnitude, hw):
